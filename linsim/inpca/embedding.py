@@ -1,0 +1,351 @@
+"""InPCA: the intensive (Minkowski-signature) embedding of a distance matrix.
+
+Given a matrix ``D`` of distances that behave like *squared* distances (the Bhattacharyya
+distance, mean over samples), InPCA double-centers it, ``W = -1/2 J D J`` with
+``J = I - 11^T/M``, and eigendecomposes ``W = sum_j lambda_j v_j v_j^T``.
+
+Conventions
+-----------
+* **Signed eigenvalues, sorted by |lambda| descending.**  ``W`` is not positive
+  semi-definite for non-Euclidean ``D``; negative eigenvalues are *time-like* axes.  They are
+  kept, sorted with the others by magnitude, counted in ``n_negative_`` and carried in
+  ``signature_`` (``+1`` space-like, ``-1`` time-like).  Nothing is dropped.
+* **Coordinates** ``embedding_[:, j] = v_j * sqrt(|lambda_j|)``; embedded squared distances
+  are ``sum_j signature_j (x_j - y_j)^2`` (:func:`embedded_distances`), which can be negative.
+* **Eigenvector signs are deterministic**: the entry of largest absolute value of every
+  eigenvector is positive (the first such entry on ties).
+* **Explained stress** ``chi_k = 1 - sqrt(1 - sum_{i<=k} lambda_i^2 / ||W||_F^2)``, i.e.
+  ``1 - ||W - W_k||_F / ||W||_F`` for the signed rank-k truncation ``W_k``.  ``||W||_F`` is
+  computed from the whole matrix, so ``chi_k`` is right when only ``k`` eigenpairs are
+  computed; it reaches 1 at full rank and does not change when ``D`` is scaled.
+* **Tolerances.**  ``D`` must be square, finite, symmetric, with zero diagonal and no
+  negative entries, each up to ``1e-9 * max|D|`` (``check_tol``).  With
+  ``n_components=None`` every numerically non-zero eigenpair is kept:
+  ``|lambda| > M * eps * |lambda_1|`` (the constant vector always has ``lambda = 0``).
+
+Solvers
+-------
+``"dense"``: :func:`scipy.linalg.eigh` of the double-centered matrix, ``O(M^3)``.
+``"iterative"``: block subspace iteration with Rayleigh-Ritz on the operator
+``V -> -1/2 J D (J V)`` (``W`` is never formed; ``O(M^2 b)`` per iteration with block size
+``b = k + max(10, k)``).  Power iteration on ``W`` converges to the eigenvalues of largest
+``|lambda|`` whatever their sign.  It stops when every wanted Ritz pair has residual
+``||W x - theta x|| <= tol * |theta_1|``.  ``"auto"`` uses dense for ``M <= 2000`` or when
+more than ``M/10`` components are asked for, iterative otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+
+import numpy as np
+import scipy.linalg
+
+from .checks import DIST_TOL, check_distance_matrix
+
+__all__ = ["InPCA", "double_center", "explained_stress", "embedded_distances"]
+
+_SOLVERS = ("auto", "dense", "iterative")
+
+try:  # small dense factorizations run single-threaded: threaded OpenBLAS QR/eigh of tall-skinny
+    # or tiny matrices is slower, and pathologically so on an oversubscribed machine
+    from threadpoolctl import threadpool_limits as _threadpool_limits
+except ImportError:  # pragma: no cover
+    def _threadpool_limits(limits=None):
+        return contextlib.nullcontext()
+
+
+def double_center(D, *, overwrite=False):
+    """Double-center a distance matrix: ``W = -1/2 J D J`` in ``O(M^2)`` without forming ``J``.
+
+    ``W_uv = -1/2 (D_uv - r_u - c_v + g)`` with row means ``r``, column means ``c`` and grand
+    mean ``g`` of ``D``.
+
+    Parameters
+    ----------
+    D : array_like (M, M)
+        Distance matrix (not validated here; :class:`InPCA` validates).
+    overwrite : bool
+        If True and ``D`` is a writeable C-contiguous float64 numpy array, ``D`` itself is
+        overwritten with ``W`` and returned (no extra ``M^2`` memory).  Otherwise a new array
+        is returned and ``D`` is unchanged (default).
+
+    Returns
+    -------
+    numpy.ndarray float64 (M, M)
+    """
+    D = np.asarray(D)
+    if D.ndim != 2 or D.shape[0] != D.shape[1]:
+        raise ValueError(f"D must be a square matrix; got shape {D.shape}")
+    inplace = overwrite and D.dtype == np.float64 and D.flags.c_contiguous and D.flags.writeable
+    W = D if inplace else np.array(D, dtype=np.float64, order="C")
+    r = W.mean(axis=1)
+    c = W.mean(axis=0)
+    g = c.mean()
+    W -= r[:, None]
+    W -= c[None, :]
+    W += g
+    W *= -0.5
+    return W
+
+
+def explained_stress(eigenvalues, frobenius_norm, *, rtol=1e-8):
+    """Cumulative explained stress ``chi_k = 1 - sqrt(1 - sum_{i<=k} lambda_i^2 / ||W||_F^2)``.
+
+    Parameters
+    ----------
+    eigenvalues : array_like (k,)
+        Signed eigenvalues of ``W`` sorted by ``|lambda|`` descending.
+    frobenius_norm : float
+        ``||W||_F`` of the *whole* double-centered matrix (the norm, not its square).
+    rtol : float
+        ``1 - sum lambda^2/||W||_F^2`` may be below zero by rounding; down to ``-rtol`` it is
+        taken as 0, beyond that the inputs are inconsistent and ValueError is raised.
+
+    Returns
+    -------
+    numpy.ndarray float64 (k,), non-decreasing, in [0, 1].
+    """
+    lam = np.asarray(eigenvalues, dtype=np.float64)
+    if lam.ndim != 1:
+        raise ValueError(f"eigenvalues must be 1-D; got shape {lam.shape}")
+    fro = float(frobenius_norm)
+    if not (np.isfinite(fro) and fro > 0):
+        raise ValueError(f"frobenius_norm must be positive and finite; got {frobenius_norm!r}")
+    rest = 1.0 - np.cumsum(lam ** 2) / fro ** 2
+    if rest.size and rest.min() < -rtol:
+        k = int(np.argmax(rest < -rtol))
+        raise ValueError(f"sum of the first {k + 1} squared eigenvalues exceeds ||W||_F^2 by a relative "
+                         f"{-rest[k]:.3g}: pass the Frobenius norm (not its square) of the whole W")
+    return 1.0 - np.sqrt(np.where(rest < 0, 0.0, rest))
+
+
+def embedded_distances(X, signature, Y=None):
+    """Signed squared distances between embedded points: ``sum_j s_j (x_j - y_j)^2``.
+
+    Parameters
+    ----------
+    X : array_like (p, k)
+        Coordinates (e.g. ``InPCA.embedding_`` or ``InPCA.transform`` output).
+    signature : array_like (k,)
+        ``+1`` or ``-1`` per axis (``InPCA.signature_``).
+    Y : array_like (q, k), optional
+        Second set; default ``X``.
+
+    Returns
+    -------
+    numpy.ndarray float64 (p, q); may be negative where time-like axes dominate.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    s = np.asarray(signature, dtype=np.float64)
+    Y = X if Y is None else np.asarray(Y, dtype=np.float64)
+    if X.ndim != 2 or Y.ndim != 2 or X.shape[1] != Y.shape[1] or s.shape != (X.shape[1],):
+        raise ValueError(f"need X (p, k), Y (q, k) and signature (k,); got {X.shape}, {Y.shape}, {s.shape}")
+    if not np.all(np.abs(s) == 1):
+        raise ValueError("signature entries must be +1 or -1")
+    out = np.empty((X.shape[0], Y.shape[0]))
+    step = max(1, (1 << 23) // max(1, Y.shape[0] * X.shape[1]))
+    for r0 in range(0, X.shape[0], step):
+        diff = X[r0:r0 + step, None, :] - Y[None, :, :]
+        out[r0:r0 + step] = (diff ** 2) @ s
+    return out
+
+
+def _fix_signs(V):
+    idx = np.argmax(np.abs(V), axis=0)
+    sgn = np.sign(V[idx, np.arange(V.shape[1])])
+    sgn[sgn == 0] = 1.0
+    return V * sgn
+
+
+def _sort_by_magnitude(lam, V):
+    order = np.argsort(-np.abs(lam), kind="stable")
+    return lam[order], V[:, order]
+
+
+class InPCA:
+    """Intensive principal component analysis of a distance matrix.
+
+    Parameters
+    ----------
+    n_components : int, optional
+        Number ``k`` of eigenpairs (largest ``|lambda|``, both signs).  ``None``: all
+        numerically non-zero eigenpairs (dense solver).
+    solver : {"auto", "dense", "iterative"}
+        See the module docstring.
+    tol : float
+        Residual tolerance of the iterative solver, relative to ``|lambda_1|`` (default 1e-10).
+    max_iter : int
+        Iteration cap of the iterative solver (a warning is issued if reached).
+    random_state : int
+        Seed of the iterative solver's random start block.
+    check_tol : float
+        Relative tolerance of the checks on ``D`` (default 1e-9, see module docstring).
+
+    Attributes
+    ----------
+    eigenvalues_ : (k,) signed, ``|lambda|`` descending
+    eigenvectors_ : (M, k) orthonormal, deterministic signs
+    embedding_ : (M, k) ``eigenvectors_ * sqrt(|eigenvalues_|)``
+    signature_ : (k,) ``+1``/``-1``
+    explained_stress_ : (k,) cumulative ``chi_1..chi_k``
+    frobenius_norm_ : float, ``||W||_F`` of the whole double-centered matrix
+    trace_ : float, ``tr W``;  diagonal_ : (M,) ``diag W``
+    n_negative_ : int, number of negative eigenvalues among the ``k``
+    column_means_ : (M,) column means of ``D``;  grand_mean_ : float
+    solver_ : the solver used;  n_iter_ : iterations of the iterative solver (0 for dense)
+
+    Examples
+    --------
+    >>> D = linsim.inpca.bhattacharyya(logp)            # (M, M)
+    >>> emb = InPCA(n_components=3).fit(D)
+    >>> emb.embedding_.shape, emb.explained_stress_[-1]
+    """
+
+    def __init__(self, n_components=None, solver="auto", *, tol=1e-10, max_iter=500, random_state=0,
+                 check_tol=DIST_TOL):
+        self.n_components = n_components
+        self.solver = solver
+        self.tol = tol
+        self.max_iter = max_iter
+        self.random_state = random_state
+        self.check_tol = check_tol
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, D):
+        """Fit the embedding to a distance matrix ``D`` (M, M); returns ``self``."""
+        if self.solver not in _SOLVERS:
+            raise ValueError(f"solver must be one of {_SOLVERS}; got {self.solver!r}")
+        D = check_distance_matrix(D, "D", self.check_tol)
+        M = D.shape[0]
+        k = self.n_components
+        if k is not None:
+            if not (isinstance(k, (int, np.integer)) and 1 <= k <= M):
+                raise ValueError(f"n_components must be an integer in [1, M={M}]; got {k!r}")
+            k = int(k)
+        solver = self.solver
+        if solver == "auto":
+            solver = "dense" if (k is None or M <= 2000 or k > M // 10) else "iterative"
+        if solver == "iterative" and k is None:
+            raise ValueError("the iterative solver needs n_components")
+
+        c = D.mean(axis=0)
+        r = D.mean(axis=1)
+        g = float(c.mean())
+        fro2, diag = self._frobenius_and_diag(D, r, c, g)
+        if fro2 == 0.0:
+            raise ValueError("all distances in D are zero: the models coincide and there is nothing to embed")
+        fro = float(np.sqrt(fro2))
+
+        if solver == "dense":
+            W = double_center(D)
+            lam, V = scipy.linalg.eigh(W, lower=True)
+            del W
+            lam, V = _sort_by_magnitude(lam, V)
+            if k is None:
+                k = max(1, int(np.sum(np.abs(lam) > M * np.finfo(float).eps * abs(lam[0]))))
+            lam, V = lam[:k], V[:, :k]
+            self.n_iter_ = 0
+        else:
+            lam, V, self.n_iter_ = self._subspace_iteration(D, k)
+
+        V = _fix_signs(V)
+        self.eigenvalues_ = lam
+        self.eigenvectors_ = V
+        self.signature_ = np.where(lam < 0, -1.0, 1.0)
+        self.embedding_ = V * np.sqrt(np.abs(lam))
+        self.frobenius_norm_ = fro
+        self.trace_ = float(diag.sum())
+        self.diagonal_ = diag
+        self.explained_stress_ = explained_stress(lam, fro)
+        self.n_negative_ = int(np.sum(lam < 0))
+        self.column_means_ = c
+        self.grand_mean_ = g
+        self.n_features_in_ = M
+        self.solver_ = solver
+        return self
+
+    @staticmethod
+    def _frobenius_and_diag(D, r, c, g):
+        M = D.shape[0]
+        fro2 = 0.0
+        step = max(1, (1 << 22) // M)
+        for r0 in range(0, M, step):
+            blk = D[r0:r0 + step] - r[r0:r0 + step, None] - c[None, :] + g
+            fro2 += 0.25 * float(np.einsum("ij,ij->", blk, blk))
+        diag = -0.5 * (np.diagonal(D) - r - c + g)
+        return fro2, diag
+
+    def _subspace_iteration(self, D, k):
+        M = D.shape[0]
+        b = min(M, k + max(10, k))
+        rng = np.random.default_rng(self.random_state)
+
+        def apply_w(V):
+            JV = V - V.mean(axis=0)
+            Y = D @ JV
+            Y -= Y.mean(axis=0)
+            Y *= -0.5
+            return Y
+
+        with _threadpool_limits(1):
+            Q, _ = np.linalg.qr(apply_w(rng.standard_normal((M, b))))
+        for it in range(1, self.max_iter + 1):
+            Y = apply_w(Q)  # the O(M^2 b) product, multi-threaded
+            with _threadpool_limits(1):
+                H = Q.T @ Y
+                theta, S = np.linalg.eigh(0.5 * (H + H.T))
+                theta, S = _sort_by_magnitude(theta, S)
+                X = Q @ S
+                WX = Y @ S
+                res = np.linalg.norm(WX[:, :k] - X[:, :k] * theta[:k], axis=0)
+                if res.max() <= self.tol * abs(theta[0]):
+                    break
+                Q, _ = np.linalg.qr(WX)
+        else:
+            warnings.warn(f"InPCA iterative solver did not converge in {self.max_iter} iterations "
+                          f"(max residual {res.max() / abs(theta[0]):.2e} relative to |lambda_1|, "
+                          f"tol {self.tol:g})", RuntimeWarning, stacklevel=3)
+        return theta[:k], X[:, :k], it
+
+    # ------------------------------------------------------------------ out of sample
+    def transform(self, D_new):
+        """Coordinates of new models given their distances to the fitted models.
+
+        Gower/Nystrom extension with Minkowski signs: with ``B = -1/2 (D_new - rowmean(D_new)
+        - column_means_ + grand_mean_)`` (row means per new model), coordinate ``j`` is
+        ``B v_j / (sign(lambda_j) sqrt|lambda_j|)``.  Exact for in-sample rows: row ``u`` of the
+        fitted ``D`` returns ``embedding_[u]``.
+
+        Parameters
+        ----------
+        D_new : array_like (q, M)
+            Distances (same convention as the fitted ``D``) from ``q`` new models to the ``M``
+            fitted ones; finite and non-negative (tolerance as in ``fit``).
+
+        Returns
+        -------
+        numpy.ndarray float64 (q, k)
+        """
+        if not hasattr(self, "eigenvalues_"):
+            raise ValueError("this InPCA instance is not fitted yet; call fit(D) first")
+        D_new = np.asarray(D_new.detach().cpu() if hasattr(D_new, "detach") else D_new)
+        if D_new.ndim == 1:
+            D_new = D_new[None, :]
+        if D_new.ndim != 2 or D_new.shape[1] != self.n_features_in_:
+            raise ValueError(f"D_new must have shape (q, M={self.n_features_in_}); got {D_new.shape}")
+        D_new = check_distance_matrix(D_new, "D_new", self.check_tol, square=False)
+        B = D_new - D_new.mean(axis=1, keepdims=True) - self.column_means_[None, :] + self.grand_mean_
+        B *= -0.5
+        return (B @ self.eigenvectors_) / (self.signature_ * np.sqrt(np.abs(self.eigenvalues_)))
+
+    def fit_transform(self, D):
+        """``fit(D).embedding_``."""
+        return self.fit(D).embedding_
+
+    def embedded_distances(self, X=None, Y=None):
+        """Signed squared distances in the fitted embedding (default: between fitted points)."""
+        if X is None:
+            X = self.embedding_
+        return embedded_distances(X, self.signature_, Y)
