@@ -1,0 +1,214 @@
+"""Synthetic inputs with a prescribed correlation spectrum, linear teachers, and the digits set.
+
+Conventions
+-----------
+* Inputs are rows: ``X`` has shape (n, d); the (uncentered) input correlation matrix is
+  ``Sigma = X^T X / n``.
+* Spectra are returned in descending order.
+* Every random function takes an explicit ``seed`` (int or ``numpy.random.SeedSequence``);
+  the same seed gives the same numbers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SPECTRUM_KINDS = ("geometric", "power")
+INPUT_MODES = ("exact", "sampled")
+
+
+def _rng(seed) -> np.random.Generator:
+    if isinstance(seed, np.random.Generator):
+        raise TypeError("pass an int or numpy.random.SeedSequence as seed, not a Generator")
+    if seed is None:
+        raise ValueError("seed is required (int or SeedSequence); randomness is always explicit")
+    return np.random.default_rng(seed)
+
+
+def _positive_int(name: str, value, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer; got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}; got {value}")
+    return int(value)
+
+
+def spectrum(d: int, kind: str = "geometric", slope: float = 0.5, lambda_1: float = 1.0) -> np.ndarray:
+    """Eigenvalues of the input correlation matrix, descending, shape (d,).
+
+    Parameters
+    ----------
+    d : int
+        Input dimension.
+    kind : {"geometric", "power"}
+        ``geometric``: ``lambda_k = lambda_1 * exp(-slope * (k - 1))`` (slope ``c`` = log ratio of
+        consecutive eigenvalues); ``power``: ``lambda_k = lambda_1 * k ** (-slope)``.
+    slope : float
+        ``c >= 0`` (geometric) or ``a >= 0`` (power).
+    lambda_1 : float
+        Largest eigenvalue, > 0.
+    """
+    d = _positive_int("d", d)
+    if kind not in SPECTRUM_KINDS:
+        raise ValueError(f"kind must be one of {SPECTRUM_KINDS}; got {kind!r}")
+    slope = float(slope)
+    lambda_1 = float(lambda_1)
+    if not np.isfinite(slope) or slope < 0:
+        raise ValueError(f"slope must be a finite number >= 0; got {slope}")
+    if not np.isfinite(lambda_1) or lambda_1 <= 0:
+        raise ValueError(f"lambda_1 must be a finite number > 0; got {lambda_1}")
+    k = np.arange(1, d + 1, dtype=np.float64)
+    if kind == "geometric":
+        return lambda_1 * np.exp(-slope * (k - 1))
+    return lambda_1 * k ** (-slope)
+
+
+def random_orthogonal(d: int, seed) -> np.ndarray:
+    """A Haar-random orthogonal matrix (d, d) (QR of a Gaussian matrix with sign fix)."""
+    d = _positive_int("d", d)
+    rng = _rng(seed)
+    q, r = np.linalg.qr(rng.standard_normal((d, d)))
+    return q * np.sign(np.where(np.diag(r) == 0, 1.0, np.diag(r)))
+
+
+def _check_eigenvalues(eigenvalues) -> np.ndarray:
+    lam = np.asarray(eigenvalues, dtype=np.float64)
+    if lam.ndim != 1 or lam.size == 0:
+        raise ValueError(f"eigenvalues must be a non-empty 1-D array; got shape {lam.shape}")
+    if not np.all(np.isfinite(lam)):
+        raise ValueError("eigenvalues contain NaN or inf")
+    if np.any(lam < 0):
+        raise ValueError(f"eigenvalues must be >= 0 (a correlation matrix); got minimum {lam.min()}")
+    return lam
+
+
+def make_inputs(
+    eigenvalues, n: int, mode: str = "exact", seed=0, n_test: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Training and held-out inputs whose correlation matrix has a prescribed spectrum.
+
+    The eigenbasis ``V`` is a Haar-random rotation (drawn from ``seed``), and the population
+    covariance is ``V diag(eigenvalues) V^T``.
+
+    Parameters
+    ----------
+    eigenvalues : array (d,)
+        Non-negative eigenvalues (any order; ``spectrum`` gives descending ones).
+    n : int
+        Number of training inputs.
+    mode : {"exact", "sampled"}
+        ``exact``: the empirical ``X^T X / n`` equals ``V diag(eigenvalues) V^T`` up to round-off
+        (``X = sqrt(n) Q diag(sqrt(eigenvalues)) V^T`` with ``Q`` (n, d) random orthonormal
+        columns; needs ``n >= d`` unless the extra eigenvalues are zero).
+        ``sampled``: rows i.i.d. ``N(0, V diag(eigenvalues) V^T)``.
+    seed : int or SeedSequence
+        Randomness for the basis, training rows and test rows.
+    n_test : int
+        Number of held-out inputs, always drawn i.i.d. from the population Gaussian.
+
+    Returns
+    -------
+    X : array (n, d)
+    X_test : array (n_test, d)
+    """
+    lam = _check_eigenvalues(eigenvalues)
+    n = _positive_int("n", n)
+    n_test = _positive_int("n_test", n_test, minimum=0)
+    if mode not in INPUT_MODES:
+        raise ValueError(f"mode must be one of {INPUT_MODES}; got {mode!r}")
+    d = lam.size
+    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(_check_seed(seed))
+    s_basis, s_train, s_test = ss.spawn(3)
+    V = random_orthogonal(d, s_basis)
+    root = np.sqrt(lam)
+    rng = np.random.default_rng(s_train)
+    if mode == "exact":
+        if n < d and np.count_nonzero(lam) > n:
+            raise ValueError(
+                f"mode='exact' needs n >= number of non-zero eigenvalues: n={n}, "
+                f"{np.count_nonzero(lam)} non-zero eigenvalues (d={d}); use mode='sampled' or more samples"
+            )
+        k = min(n, d)
+        order = np.argsort(lam)[::-1][:k]
+        q, r = np.linalg.qr(rng.standard_normal((n, k)))
+        q = q * np.sign(np.where(np.diag(r) == 0, 1.0, np.diag(r)))
+        X = np.sqrt(n) * (q * root[order]) @ V[:, order].T
+    else:
+        X = (rng.standard_normal((n, d)) * root) @ V.T
+    X_test = (np.random.default_rng(s_test).standard_normal((n_test, d)) * root) @ V.T
+    return X, X_test
+
+
+def _check_seed(seed):
+    if seed is None:
+        raise ValueError("seed is required (int or SeedSequence); randomness is always explicit")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an int or SeedSequence; got {type(seed).__name__}")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0; got {seed}")
+    return int(seed)
+
+
+def linear_teacher(C: int, d: int, scale: float = 1.0, seed=0) -> np.ndarray:
+    """Teacher weights ``W*`` (C, d) with i.i.d. ``N(0, scale^2)`` entries.
+
+    ``scale`` (rho) sets the size of the ground-truth outputs ``W* x``.
+    """
+    C = _positive_int("C", C)
+    d = _positive_int("d", d)
+    scale = float(scale)
+    if not np.isfinite(scale) or scale < 0:
+        raise ValueError(f"teacher scale must be a finite number >= 0; got {scale}")
+    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(_check_seed(seed))
+    return scale * np.random.default_rng(ss).standard_normal((C, d))
+
+
+def one_hot(labels, C: int) -> np.ndarray:
+    """One-hot rows (n, C) float64 of integer ``labels`` (n,) in ``[0, C)``."""
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or labels.dtype.kind not in "iu":
+        raise ValueError(f"labels must be a 1-D integer array; got shape {labels.shape}, dtype {labels.dtype}")
+    C = _positive_int("C", C)
+    if labels.size and (labels.min() < 0 or labels.max() >= C):
+        raise ValueError(f"labels must lie in [0, {C}); got range [{labels.min()}, {labels.max()}]")
+    out = np.zeros((labels.size, C))
+    out[np.arange(labels.size), labels] = 1.0
+    return out
+
+
+def load_digits(n_classes: int = 10, scale: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 8x8 handwritten digits (ships with scikit-learn; no download).
+
+    Parameters
+    ----------
+    n_classes : int
+        Keep digits ``0 .. n_classes-1`` (2..10).
+    scale : bool
+        Divide the pixel values (0..16) by 16 so inputs lie in [0, 1].
+
+    Returns
+    -------
+    X : array (n, 64) float64
+        Flattened images (n = 1797 for all ten classes).
+    labels : int array (n,)
+    """
+    from sklearn.datasets import load_digits as _sk_load_digits
+
+    n_classes = _positive_int("n_classes", n_classes, minimum=2)
+    if n_classes > 10:
+        raise ValueError(f"n_classes must be <= 10; got {n_classes}")
+    bunch = _sk_load_digits(n_class=n_classes)
+    X = np.asarray(bunch.data, dtype=np.float64)
+    if scale:
+        X = X / 16.0
+    return X, np.asarray(bunch.target, dtype=np.int64)
+
+
+__all__ = [
+    "linear_teacher",
+    "load_digits",
+    "make_inputs",
+    "one_hot",
+    "random_orthogonal",
+    "spectrum",
+]

@@ -1,0 +1,301 @@
+"""The standard ensemble: draw data, a linear teacher and R initializations, train, return a Trajectory.
+
+Defaults (all configurable through :class:`EnsembleConfig`)
+-----------------------------------------------------------
+* inputs: ``n_samples`` x ``dim`` with correlation spectrum ``lambda_k = lambda_1 e^{-c(k-1)}``
+  (``geometric``) or ``lambda_1 k^{-a}`` (``power``); ``exact`` mode makes the empirical
+  ``Sigma = X^T X / n`` have exactly this spectrum (random eigenbasis);
+* teacher ``W*`` (C, d) i.i.d. ``N(0, teacher_scale^2)``; targets ``Y = X W*^T`` (teacher logits),
+  or for ``model="softmax"`` the teacher probabilities ``softmax(X W*^T)``; labels = argmax;
+* ``n_runs`` initial weights i.i.d. ``N(0, init_scale^2)``; ``teacher_scale / init_scale`` is the
+  theory's output-to-weight scale ratio;
+* learning rate ``lr = 1 / lambda_1`` (GD stability limit ``2 / lambda_max``); for
+  ``model="two_layer"`` the default is ``1 / (lambda_1 max(1, 2 s_max(W*)))`` because the
+  curvature near the minimum grows like ``2 s_max lambda_max``;
+* checkpoints: step 0 plus ``n_checkpoints`` log-spaced integer steps up to ``steps``
+  (duplicates removed); gradient flow is reported at times ``lr * step`` (``time_unit="time"``)
+  so its checkpoints line up with GD's;
+* outputs are logits, mapped to probabilities by softmax (``output_model="softmax"``).
+
+Random streams: ``SeedSequence(seed).spawn(4)`` gives independent data / teacher / init / SGD
+streams, so changing e.g. ``n_runs`` leaves the data and the teacher unchanged (and the first
+runs' initial weights too).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from linsim.data import INPUT_MODES, SPECTRUM_KINDS, linear_teacher, make_inputs, spectrum
+from linsim.solvers.kernel import KERNELS, KernelDynamics, gp_prior_outputs
+from linsim.solvers.linear import linear_predictor
+from linsim.solvers.sgd import sgd_simulate
+from linsim.solvers.softmax import softmax_flow, softmax_gd, softmax_probs
+from linsim.solvers.two_layer import two_layer_flow, two_layer_gd
+from linsim.trajectory import Trajectory
+
+MODELS = ("linear", "kernel", "softmax", "two_layer")
+OPTIMIZERS = ("gd", "flow", "sgd")
+
+
+@dataclass(frozen=True)
+class EnsembleConfig:
+    """Every knob of the standard ensemble (see the module docstring for the conventions).
+
+    Attributes
+    ----------
+    model : {"linear", "kernel", "softmax", "two_layer"}
+        ``linear``: ``W x`` on the squared loss (closed form); ``kernel``: kernel machine on the
+        squared loss (closed form); ``softmax``: ``W x`` on softmax cross-entropy toward the
+        teacher probabilities (ODE / explicit GD); ``two_layer``: ``W2 W1 x`` on the squared
+        loss (ODE / explicit GD).
+    optimizer : {"gd", "flow", "sgd"}
+        ``sgd`` only for ``model="linear"``.
+    n_samples, n_test, dim, n_classes : int
+        ``n``, held-out ``n_test``, input dimension ``d``, classes ``C``.
+    spectrum, slope, lambda_1 : input spectrum kind, its slope (c or a), largest eigenvalue.
+    data_mode : {"exact", "sampled"}
+    teacher_scale, init_scale : float
+        ``rho`` and ``sigma_0``.
+    n_runs : int
+        ``R``.
+    lr : float or None
+        Learning rate (None: default above); for flow only sets the time unit ``t = lr * step``.
+    steps, n_checkpoints : int
+        ``T`` and ``K``.
+    batch_size : int
+        SGD batch size (without replacement within a step).
+    kernel, kernel_bandwidth : kernel of ``model="kernel"`` ("linear", "rbf", "arccos", "ntk").
+        With a non-linear kernel the initial function is a draw from ``GP(0, init_scale^2 k)``;
+        with the linear kernel it is ``X W0^T`` (identical to ``model="linear"``).
+    hidden : int
+        Two-layer width ``h``; layer entries are i.i.d. ``N(0, init_scale / sqrt(h))`` variance
+        (std ``(init_scale^2 / h)^{1/4}``) so that the product ``W2 W1`` has entries of std
+        ``init_scale``.
+    seed : int
+    """
+
+    model: str = "linear"
+    optimizer: str = "gd"
+    n_samples: int = 200
+    n_test: int = 0
+    dim: int = 50
+    n_classes: int = 5
+    spectrum: str = "geometric"
+    slope: float = 0.5
+    lambda_1: float = 1.0
+    data_mode: str = "exact"
+    teacher_scale: float = 1.0
+    init_scale: float = 0.1
+    n_runs: int = 16
+    lr: float | None = None
+    steps: int = 1000
+    n_checkpoints: int = 20
+    batch_size: int = 10
+    kernel: str = "linear"
+    kernel_bandwidth: float = 1.0
+    hidden: int = 50
+    seed: int = 0
+
+    def validate(self) -> None:
+        """Raise ``ValueError``/``TypeError`` naming the first out-of-domain field."""
+        def choice(name, options):
+            value = getattr(self, name)
+            if value not in options:
+                raise ValueError(f"EnsembleConfig.{name} must be one of {options}; got {value!r}")
+
+        def integer(name, minimum):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise TypeError(f"EnsembleConfig.{name} must be an integer; got {value!r}")
+            if value < minimum:
+                raise ValueError(f"EnsembleConfig.{name} must be >= {minimum}; got {value}")
+
+        def real(name, minimum, strict):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+                raise TypeError(f"EnsembleConfig.{name} must be a number; got {value!r}")
+            bad = (value <= minimum) if strict else (value < minimum)
+            if not np.isfinite(value) or bad:
+                rel = ">" if strict else ">="
+                raise ValueError(f"EnsembleConfig.{name} must be finite and {rel} {minimum}; got {value}")
+
+        choice("model", MODELS)
+        choice("optimizer", OPTIMIZERS)
+        if self.optimizer == "sgd" and self.model != "linear":
+            raise ValueError(f"optimizer='sgd' is only available for model='linear'; got model={self.model!r}")
+        choice("spectrum", SPECTRUM_KINDS)
+        choice("data_mode", INPUT_MODES)
+        choice("kernel", KERNELS)
+        for name, minimum in (("n_samples", 1), ("n_test", 0), ("dim", 1), ("n_classes", 2),
+                              ("n_runs", 1), ("steps", 0), ("n_checkpoints", 1), ("batch_size", 1),
+                              ("hidden", 1), ("seed", 0)):
+            integer(name, minimum)
+        real("slope", 0.0, strict=False)
+        real("lambda_1", 0.0, strict=True)
+        real("teacher_scale", 0.0, strict=False)
+        real("init_scale", 0.0, strict=False)
+        real("kernel_bandwidth", 0.0, strict=True)
+        if self.lr is not None:
+            real("lr", 0.0, strict=True)
+        if self.data_mode == "exact" and self.n_samples < self.dim:
+            raise ValueError(
+                f"data_mode='exact' needs n_samples >= dim to realize a full-rank spectrum; got "
+                f"n_samples={self.n_samples}, dim={self.dim} (use data_mode='sampled')"
+            )
+        if self.optimizer == "sgd" and self.batch_size > self.n_samples:
+            raise ValueError(
+                f"EnsembleConfig.batch_size={self.batch_size} exceeds n_samples={self.n_samples}"
+            )
+        if self.lr is not None and self.optimizer != "flow" and self.data_mode == "exact":
+            # the empirical lambda_max equals lambda_1 in exact mode, so the limit is known here
+            limit = {"linear": 2.0, "softmax": 4.0}.get(self.model)
+            if self.model == "kernel" and self.kernel == "linear":
+                limit = 2.0
+            if limit is not None and self.lr >= limit / self.lambda_1:
+                raise ValueError(
+                    f"EnsembleConfig.lr={self.lr:g} is at or beyond the GD stability limit "
+                    f"{limit:g}/lambda_1 = {limit / self.lambda_1:.6g} for model={self.model!r}"
+                )
+
+
+def checkpoint_steps(steps: int, n_checkpoints: int) -> np.ndarray:
+    """Step 0 plus ``n_checkpoints`` log-spaced integer steps in ``[1, steps]``, duplicates removed.
+
+    Returns a sorted int64 array starting at 0 and ending at ``steps`` (just ``[0]`` when
+    ``steps == 0``); it can be shorter than ``n_checkpoints + 1`` when rounding collides.
+    """
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise ValueError(f"steps must be a non-negative integer; got {steps!r}")
+    if isinstance(n_checkpoints, bool) or not isinstance(n_checkpoints, (int, np.integer)) or n_checkpoints < 1:
+        raise ValueError(f"n_checkpoints must be a positive integer; got {n_checkpoints!r}")
+    if steps == 0:
+        return np.zeros(1, dtype=np.int64)
+    if n_checkpoints == 1:
+        return np.array([0, steps], dtype=np.int64)
+    logs = np.rint(np.geomspace(1, steps, n_checkpoints)).astype(np.int64)
+    return np.unique(np.concatenate([[0], logs]))
+
+
+def default_lr(config: EnsembleConfig, teacher: np.ndarray | None = None) -> float:
+    """The learning rate used when ``config.lr`` is None (see the module docstring)."""
+    if config.lr is not None:
+        return float(config.lr)
+    if config.model == "two_layer":
+        if teacher is None:
+            raise ValueError("the two-layer default lr depends on the teacher; pass it")
+        s_max = float(np.linalg.svd(teacher, compute_uv=False)[0]) if teacher.size else 0.0
+        return 1.0 / (config.lambda_1 * max(1.0, 2.0 * s_max))
+    return 1.0 / config.lambda_1
+
+
+def simulate(config: EnsembleConfig, split: str = "train") -> Trajectory:
+    """Draw the data, teacher and initializations of ``config``, train, return the trajectory.
+
+    Parameters
+    ----------
+    config : EnsembleConfig
+    split : {"train", "test"}
+        Evaluate the outputs on the training inputs or on the ``n_test`` held-out inputs.
+
+    Returns
+    -------
+    Trajectory
+        ``outputs`` (R, K, n or n_test, C) logits, ``times`` = steps (``gd``/``sgd``) or
+        ``lr * steps`` (``flow``), ``params`` = every config field plus ``lr_effective`` and
+        ``split``, ``arrays``: ``eigenvalues`` (d,), ``eigenvectors`` (d, d) of the empirical
+        ``Sigma`` (descending, columns), ``population_eigenvalues`` (d,), ``teacher`` (C, d),
+        ``init`` (R, C, d) (initial weights; for ``two_layer`` the product ``W2 W1``, with
+        ``init_W1``, ``init_W2`` too), ``steps`` (K,).
+    """
+    if not isinstance(config, EnsembleConfig):
+        raise TypeError(f"config must be an EnsembleConfig; got {type(config).__name__}")
+    config.validate()
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test'; got {split!r}")
+    if split == "test" and config.n_test == 0:
+        raise ValueError("split='test' needs config.n_test > 0 held-out inputs")
+    c = config
+    s_data, s_teacher, s_init, s_sgd = np.random.SeedSequence(c.seed).spawn(4)
+    lam = spectrum(c.dim, c.spectrum, c.slope, c.lambda_1)
+    X, X_test = make_inputs(lam, c.n_samples, c.data_mode, s_data, n_test=c.n_test)
+    teacher = linear_teacher(c.n_classes, c.dim, c.teacher_scale, s_teacher)
+    Y = X @ teacher.T
+    Z = X if split == "train" else X_test
+    lr = default_lr(c, teacher)
+    steps = checkpoint_steps(c.steps, c.n_checkpoints)
+    init_rng = np.random.default_rng(s_init)
+    arrays: dict[str, np.ndarray] = {}
+    R, C, d = c.n_runs, c.n_classes, c.dim
+
+    if c.model == "two_layer":
+        std = (c.init_scale**2 / c.hidden) ** 0.25
+        W1 = std * init_rng.standard_normal((R, c.hidden, d))
+        W2 = std * init_rng.standard_normal((R, C, c.hidden))
+        arrays.update(init=W2 @ W1, init_W1=W1, init_W2=W2)
+    else:
+        W0 = c.init_scale * init_rng.standard_normal((R, C, d))
+        arrays["init"] = W0
+
+    flow = c.optimizer == "flow"
+    times = lr * steps.astype(np.float64) if flow else steps.astype(np.float64)
+    if c.model == "linear":
+        if c.optimizer == "sgd":
+            outputs = sgd_simulate(X, Y, W0, lr, c.batch_size, steps, s_sgd, inputs=Z)
+        else:
+            outputs = linear_predictor(X, Y, lr=None if flow else lr)(times if flow else steps, W0, Z)
+    elif c.model == "kernel":
+        dyn = KernelDynamics(X, Y, c.kernel, c.kernel_bandwidth)
+        if c.kernel == "linear":
+            F0 = X @ W0.transpose(0, 2, 1)
+            f0 = Z @ W0.transpose(0, 2, 1)
+        else:
+            both = np.vstack([X, X_test])
+            F_all = gp_prior_outputs(both, R, C, c.init_scale, init_rng, kind=c.kernel,
+                                     bandwidth=c.kernel_bandwidth)
+            F0 = F_all[:, : c.n_samples]
+            f0 = F0 if split == "train" else F_all[:, c.n_samples:]
+            arrays["init_outputs"] = F_all
+        t_arg, lr_arg = (times, None) if flow else (steps, lr)
+        if split == "train":
+            outputs = dyn.train_outputs(F0, t_arg, lr_arg)
+        else:
+            outputs = dyn.test_outputs(F0, f0, Z, t_arg, lr_arg)
+    elif c.model == "softmax":
+        Q = softmax_probs(Y)
+        if flow:
+            outputs = softmax_flow(X, Q, W0, times, inputs=Z)
+        else:
+            outputs = softmax_gd(X, Q, W0, lr, steps, inputs=Z)
+    else:  # two_layer
+        if flow:
+            outputs = two_layer_flow(X, Y, W1, W2, times, inputs=Z, rtol=1e-8, atol=1e-10)
+        else:
+            outputs = two_layer_gd(X, Y, W1, W2, lr, steps, inputs=Z)
+
+    sigma = X.T @ X / c.n_samples
+    ev, evec = np.linalg.eigh(sigma)
+    arrays.update(
+        eigenvalues=ev[::-1].copy(),
+        eigenvectors=evec[:, ::-1].copy(),
+        population_eigenvalues=lam,
+        teacher=teacher,
+        steps=steps,
+    )
+    params = {f.name: getattr(c, f.name) for f in fields(c)}
+    params.update(lr_effective=lr, split=split)
+    return Trajectory(
+        outputs=outputs,
+        times=times,
+        time_unit="time" if flow else "step",
+        output_model="softmax",
+        params=params,
+        inputs=Z,
+        labels=np.argmax(Z @ teacher.T, axis=1),
+        arrays=arrays,
+    )
+
+
+__all__ = ["EnsembleConfig", "MODELS", "OPTIMIZERS", "checkpoint_steps", "default_lr", "simulate"]

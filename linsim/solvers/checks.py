@@ -1,0 +1,140 @@
+"""Input validation shared by the solvers: shapes, finiteness, step lists, learning rates.
+
+Every function raises :class:`ValueError` (bad value or shape) or :class:`TypeError`
+(wrong kind of object) with a message that names the argument and the problem.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class ODEFailureError(RuntimeError):
+    """An ODE integration (``scipy.integrate.solve_ivp``) did not reach the requested time."""
+
+
+def as_matrix(name: str, a, *, ndim: int = 2) -> np.ndarray:
+    """``a`` as a finite float64 array with ``ndim`` dimensions, else a clear error."""
+    try:
+        arr = np.asarray(a, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be a numeric array; got {type(a).__name__}") from exc
+    if arr.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions; got shape {arr.shape}")
+    if arr.size and not np.all(np.isfinite(arr)):
+        idx = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+        raise ValueError(f"{name} contains NaN or inf (first at index {idx})")
+    return arr
+
+
+def check_xy(X, Y) -> tuple[np.ndarray, np.ndarray]:
+    """Validate training inputs ``X`` (n, d) and targets ``Y`` (n, C)."""
+    X = as_matrix("X", X)
+    Y = as_matrix("Y", Y)
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(f"X must have at least one sample and one feature; got shape {X.shape}")
+    if Y.shape[0] != X.shape[0]:
+        raise ValueError(
+            f"Y must have one row per sample of X: X has n={X.shape[0]} rows, Y has shape {Y.shape}"
+        )
+    if Y.shape[1] == 0:
+        raise ValueError("Y must have at least one output column (C >= 1)")
+    return X, Y
+
+
+def check_w0(W0, n_out: int, d: int, name: str = "W0") -> np.ndarray:
+    """Validate initial weights of shape (R, C, d); a single (C, d) matrix is refused."""
+    W0 = as_matrix(name, W0, ndim=3)
+    if W0.shape[1:] != (n_out, d):
+        raise ValueError(
+            f"{name} must have shape (R, C, d) = (R, {n_out}, {d}); got {W0.shape}"
+        )
+    if W0.shape[0] == 0:
+        raise ValueError(f"{name} must hold at least one run (R >= 1)")
+    return W0
+
+
+def check_inputs(inputs, d: int, name: str = "inputs") -> np.ndarray:
+    """Validate evaluation inputs of shape (m, d)."""
+    Z = as_matrix(name, inputs)
+    if Z.shape[1] != d:
+        raise ValueError(f"{name} must have d={d} columns like X; got shape {Z.shape}")
+    return Z
+
+
+def check_steps(steps) -> np.ndarray:
+    """A 1-D array of non-negative integer step counts (any order, repeats allowed)."""
+    arr = np.asarray(steps)
+    if arr.ndim != 1:
+        raise ValueError(f"steps must be a 1-D sequence of integers; got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError("steps must list at least one step count")
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+            raise ValueError(f"steps must be integers; got {arr[:5]}...")
+        arr = arr.astype(np.int64)
+    elif arr.dtype.kind not in "iu":
+        raise TypeError(f"steps must be integers; got dtype {arr.dtype}")
+    if np.any(arr < 0):
+        raise ValueError(f"steps must be non-negative; got minimum {int(arr.min())}")
+    return arr.astype(np.int64)
+
+
+def check_times(times) -> np.ndarray:
+    """A 1-D array of finite non-negative flow times."""
+    arr = as_matrix("times", times, ndim=1)
+    if arr.size == 0:
+        raise ValueError("times must list at least one time")
+    if np.any(arr < 0):
+        raise ValueError(f"times must be non-negative; got minimum {arr.min()}")
+    return arr
+
+
+def check_lr(lr, lam_max: float, *, allow_divergence: bool = False, what: str = "lambda_max(Sigma)") -> float:
+    """Validate a GD learning rate against the stability limit ``2 / lam_max``.
+
+    GD on a quadratic with curvature ``lam_max`` contracts iff ``0 < lr < 2 / lam_max``;
+    ``lr == 2 / lam_max`` oscillates forever, so it is refused too.
+    """
+    try:
+        lr = float(lr)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"lr must be a positive number; got {lr!r}") from exc
+    if not np.isfinite(lr) or lr <= 0:
+        raise ValueError(f"lr must be a positive finite number; got {lr}")
+    if lam_max > 0 and not allow_divergence:
+        limit = 2.0 / lam_max
+        if lr >= limit:
+            raise ValueError(
+                f"learning rate lr={lr:g} is at or beyond the GD stability limit "
+                f"2/{what} = 2/{lam_max:.6g} = {limit:.6g}; GD would not converge. "
+                "Use a smaller lr or pass allow_divergence=True."
+            )
+    return lr
+
+
+def rank_tolerance(eigenvalues: np.ndarray, size: int) -> float:
+    """Eigenvalues at or below this are treated as exactly zero (numerical null space).
+
+    Same rule as ``numpy.linalg.matrix_rank``: ``max(|lambda|) * size * eps``.
+    """
+    lam_max = float(np.max(np.abs(eigenvalues))) if eigenvalues.size else 0.0
+    return lam_max * max(size, 1) * np.finfo(np.float64).eps
+
+
+def check_probabilities(name: str, Q, n: int, C: int, atol: float = 1e-8) -> np.ndarray:
+    """Validate an (n, C) array of per-sample probability vectors (rows sum to 1)."""
+    Q = as_matrix(name, Q)
+    if Q.shape != (n, C):
+        raise ValueError(f"{name} must have shape (n, C) = ({n}, {C}); got {Q.shape}")
+    if np.any(Q < 0):
+        i, c = np.argwhere(Q < 0)[0]
+        raise ValueError(f"{name} has a negative probability at sample {i}, class {c}: {Q[i, c]}")
+    sums = Q.sum(axis=1)
+    bad = np.abs(sums - 1.0) > atol
+    if np.any(bad):
+        i = int(np.argmax(bad))
+        raise ValueError(
+            f"{name} rows must sum to 1 (probability vectors); row {i} sums to {sums[i]:.10g}"
+        )
+    return Q

@@ -1,0 +1,263 @@
+"""Kernel machines trained by function-space gradient descent / flow on the squared loss.
+
+Normalization
+-------------
+The kernel machine ``f(x) = theta^T phi(x)`` with feature map ``phi`` (``k(x, x') = phi(x)^T
+phi(x')``) trained on ``L = (1/2n) sum_i ||f(x_i) - y_i||^2`` has, on the training outputs
+``F = f(X)`` (n, C) and the Gram matrix ``K = k(X, X)`` (n, n)::
+
+    GD:    F_{t+1} = F_t - eta (K / n) (F_t - Y)
+    flow:  dF/dt   = -(K / n) (F - Y)
+
+and at any other input ``x``::
+
+    f_{t+1}(x) = f_t(x) - (eta / n) k(x, X) (F_t - Y).
+
+With ``K / n = U diag(mu) U^T`` this gives in closed form::
+
+    F_t    = F_0 - U diag(1 - a(t)) U^T (F_0 - Y)
+    f_t(x) = f_0(x) - k(x, X) / n  U diag(phi(t)) U^T (F_0 - Y)
+
+with the same ``a(t) = (1 - eta mu)^t`` (or ``exp(-mu t)``) and ``phi = (1 - a) / mu`` as the
+linear model (:func:`linsim.solvers.linear.mode_factors`); null modes of ``K`` are frozen.
+For the *linear* kernel ``k(x, x') = x^T x'`` and ``F_0 = X W_0^T``, ``f_0(x) = W_0 x`` this is
+exactly model 1 (``linsim.solvers.linear``): ``K / n = X X^T / n`` has the non-zero eigenvalues
+of ``Sigma = X^T X / n`` and the same learning-rate limit ``2 / mu_max``.
+
+Kernels
+-------
+``linear``  ``x^T x'``.
+``rbf``     ``exp(-||x - x'||^2 / (2 bandwidth^2))``.
+``arccos``  arc-cosine kernel of order 1 (Cho & Saul), normalized as the ReLU feature covariance
+            ``E_w[relu(w^T x) relu(w^T x')]`` with ``w ~ N(0, I)``:
+            ``||x|| ||x'|| (sin theta + (pi - theta) cos theta) / (2 pi)``.
+``ntk``     neural tangent kernel of the one-hidden-layer ReLU net
+            ``f(x) = m^{-1/2} sum_j v_j relu(w_j^T x)`` (both layers trained, standard
+            normal init): ``arccos(x, x') + x^T x' (pi - theta) / (2 pi)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from linsim.solvers.checks import (
+    as_matrix,
+    check_inputs,
+    check_lr,
+    check_steps,
+    check_times,
+    check_xy,
+)
+from linsim.solvers.linear import mode_factors
+
+KERNELS = ("linear", "rbf", "arccos", "ntk")
+
+
+def _angle_terms(A: np.ndarray, B: np.ndarray):
+    na = np.linalg.norm(A, axis=1)
+    nb = np.linalg.norm(B, axis=1)
+    dots = A @ B.T
+    norms = np.outer(na, nb)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = np.where(norms > 0, dots / np.where(norms > 0, norms, 1.0), 1.0)
+    cos = np.clip(cos, -1.0, 1.0)
+    theta = np.arccos(cos)
+    return dots, norms, cos, theta
+
+
+def kernel_matrix(A, B, kind: str = "linear", bandwidth: float = 1.0) -> np.ndarray:
+    """Kernel values ``k(a_i, b_j)``, shape (len(A), len(B)).
+
+    Parameters
+    ----------
+    A : array (p, d)
+    B : array (q, d)
+    kind : {"linear", "rbf", "arccos", "ntk"} or callable
+        See the module docstring for the formulas and normalizations; a callable
+        ``kind(A, B) -> (p, q)`` supplies a user kernel.
+    bandwidth : float
+        RBF length scale (> 0); ignored by the other kernels.
+    """
+    A = as_matrix("A", A)
+    B = as_matrix("B", B)
+    if A.shape[1] != B.shape[1]:
+        raise ValueError(f"kernel arguments need the same dimension d; got {A.shape} and {B.shape}")
+    if callable(kind):
+        out = as_matrix("kernel values", kind(A, B))
+        if out.shape != (A.shape[0], B.shape[0]):
+            raise ValueError(f"user kernel returned shape {out.shape}; expected {(A.shape[0], B.shape[0])}")
+        return out
+    if kind not in KERNELS:
+        raise ValueError(f"kernel kind must be one of {KERNELS}; got {kind!r}")
+    if kind == "linear":
+        return A @ B.T
+    if kind == "rbf":
+        bandwidth = float(bandwidth)
+        if not np.isfinite(bandwidth) or bandwidth <= 0:
+            raise ValueError(f"RBF bandwidth must be a positive finite number; got {bandwidth}")
+        sq = (A**2).sum(1)[:, None] + (B**2).sum(1)[None, :] - 2 * A @ B.T
+        return np.exp(-np.maximum(sq, 0.0) / (2 * bandwidth**2))
+    dots, norms, cos, theta = _angle_terms(A, B)
+    arccos1 = norms * (np.sin(theta) + (np.pi - theta) * cos) / (2 * np.pi)
+    if kind == "arccos":
+        return arccos1
+    return arccos1 + dots * (np.pi - theta) / (2 * np.pi)
+
+
+class KernelDynamics:
+    """Eigendecomposition of ``K / n`` for one training set, reused for any time and inputs.
+
+    Parameters
+    ----------
+    X : array (n, d)
+        Training inputs.
+    Y : array (n, C)
+        Training targets.
+    kind : str
+        Kernel name (see :func:`kernel_matrix`).
+    bandwidth : float
+        RBF length scale.
+    psd_tol : float
+        Relative tolerance: eigenvalues of ``K / n`` below ``-psd_tol * mu_max`` raise a
+        ``ValueError`` (the kernel matrix is not positive semi-definite); eigenvalues at or below
+        ``max(psd_tol * mu_max, n * eps * mu_max)`` in magnitude are the null space (frozen).
+
+    Attributes
+    ----------
+    eigenvalues_ : array (n,)
+        Eigenvalues ``mu`` of ``K / n``, descending, null space set to 0.
+    eigenvectors_ : array (n, n)
+    null_mask_ : bool array (n,)
+    mu_max_ : float
+        GD is stable iff ``lr < 2 / mu_max_``.
+    """
+
+    def __init__(self, X, Y, kind: str = "linear", bandwidth: float = 1.0, psd_tol: float = 1e-10):
+        X, Y = check_xy(X, Y)
+        self.X_, self.Y_ = X, Y
+        self.kind, self.bandwidth = kind, bandwidth
+        n = X.shape[0]
+        K = kernel_matrix(X, X, kind, bandwidth) / n
+        K = 0.5 * (K + K.T)
+        mu, U = np.linalg.eigh(K)
+        order = np.argsort(mu)[::-1]
+        mu, U = mu[order], U[:, order]
+        mu_max = max(float(np.abs(mu).max()), 0.0)
+        if mu.size and mu[-1] < -psd_tol * mu_max:
+            raise ValueError(
+                f"the {getattr(kind, '__name__', kind)!r} kernel matrix is not positive semi-definite: smallest eigenvalue of "
+                f"K/n is {mu[-1]:.3e} < -{psd_tol:g} * {mu_max:.3e}"
+            )
+        tol = max(psd_tol, n * np.finfo(np.float64).eps) * mu_max
+        self.null_mask_ = mu <= tol
+        self.eigenvalues_ = np.where(self.null_mask_, 0.0, mu)
+        self.eigenvectors_ = U
+        self.mu_max_ = float(self.eigenvalues_[0])
+
+    @property
+    def max_lr(self) -> float:
+        """GD stability limit ``2 / mu_max``."""
+        return 2.0 / self.mu_max_ if self.mu_max_ > 0 else np.inf
+
+    def _factors(self, t, lr, allow_divergence):
+        if lr is None:
+            t = check_times(t)
+        else:
+            t = check_steps(t)
+            lr = check_lr(lr, self.mu_max_, allow_divergence=allow_divergence, what="lambda_max(K/n)")
+        return mode_factors(self.eigenvalues_, t, lr, self.null_mask_)
+
+    def train_outputs(self, F0, t, lr=None, *, allow_divergence=False) -> np.ndarray:
+        """Training outputs ``F_t``, shape (R, K, n, C), from initial outputs ``F0`` (R, n, C)."""
+        F0 = self._check_f0(F0)
+        a, _ = self._factors(t, lr, allow_divergence)
+        U = self.eigenvectors_
+        resid = U.T @ (F0 - self.Y_)  # U^T (F0 - Y), (R, n, C)
+        change = U @ ((1.0 - a)[None, :, :, None] * resid[:, None])  # (R, K, n, C)
+        return F0[:, None] - change
+
+    def test_outputs(self, F0, f0_test, inputs, t, lr=None, *, allow_divergence=False) -> np.ndarray:
+        """Outputs on ``inputs`` (m, d), shape (R, K, m, C), given initial train/test outputs.
+
+        ``F0`` (R, n, C) are the initial outputs on the training inputs and ``f0_test``
+        (R, m, C) those on ``inputs``.
+        """
+        F0 = self._check_f0(F0)
+        Z = check_inputs(inputs, self.X_.shape[1])
+        f0_test = as_matrix("f0_test", f0_test, ndim=3)
+        if f0_test.shape != (F0.shape[0], Z.shape[0], F0.shape[2]):
+            raise ValueError(
+                f"f0_test must have shape (R, m, C) = ({F0.shape[0]}, {Z.shape[0]}, {F0.shape[2]}); "
+                f"got {f0_test.shape}"
+            )
+        _, phi = self._factors(t, lr, allow_divergence)
+        U = self.eigenvectors_
+        kzx = kernel_matrix(Z, self.X_, self.kind, self.bandwidth) / self.X_.shape[0]
+        kU = kzx @ U  # (m, n)
+        resid = U.T @ (F0 - self.Y_)
+        change = kU @ (phi[None, :, :, None] * resid[:, None])  # (R, K, m, C)
+        return f0_test[:, None] - change
+
+    def _check_f0(self, F0):
+        F0 = as_matrix("F0", F0, ndim=3)
+        n, C = self.Y_.shape
+        if F0.shape[1:] != (n, C):
+            raise ValueError(f"F0 must have shape (R, n, C) = (R, {n}, {C}); got {F0.shape}")
+        return F0
+
+
+def kernel_gd(X, Y, F0, lr, steps, *, kind="linear", bandwidth=1.0, inputs=None, f0_test=None,
+              allow_divergence=False) -> np.ndarray:
+    """Closed-form function-space GD of a kernel machine.
+
+    Parameters
+    ----------
+    X : array (n, d), Y : array (n, C)
+        Training inputs and targets.
+    F0 : array (R, n, C)
+        Initial outputs on the training inputs (``X @ W0^T`` for the linear kernel).
+    lr : float
+        Learning rate, ``< 2 / lambda_max(K / n)``.
+    steps : sequence of K non-negative ints
+    kind, bandwidth : kernel (see :func:`kernel_matrix`)
+    inputs : array (m, d), optional
+        Held-out inputs; then ``f0_test`` (R, m, C) must be given and the outputs are on them.
+
+    Returns
+    -------
+    array (R, K, n or m, C)
+    """
+    dyn = KernelDynamics(X, Y, kind, bandwidth)
+    if inputs is None:
+        return dyn.train_outputs(F0, steps, lr, allow_divergence=allow_divergence)
+    if f0_test is None:
+        raise ValueError("f0_test (initial outputs on inputs) is required when inputs is given")
+    return dyn.test_outputs(F0, f0_test, inputs, steps, lr, allow_divergence=allow_divergence)
+
+
+def kernel_flow(X, Y, F0, times, *, kind="linear", bandwidth=1.0, inputs=None, f0_test=None) -> np.ndarray:
+    """Closed-form function-space gradient flow; arguments as :func:`kernel_gd` with ``times``."""
+    dyn = KernelDynamics(X, Y, kind, bandwidth)
+    if inputs is None:
+        return dyn.train_outputs(F0, times, None)
+    if f0_test is None:
+        raise ValueError("f0_test (initial outputs on inputs) is required when inputs is given")
+    return dyn.test_outputs(F0, f0_test, inputs, times, None)
+
+
+def gp_prior_outputs(X, n_runs: int, C: int, scale: float, seed, *, kind="linear", bandwidth=1.0) -> np.ndarray:
+    """Random initial functions: ``n_runs * C`` independent draws from ``GP(0, scale^2 k)``.
+
+    For the linear kernel this has the law of ``X W_0^T`` with ``W_0`` i.i.d. ``N(0, scale^2)``.
+    Returns shape (R, p, C) on the rows of ``X`` (p, d) (stack train and test inputs to get a
+    joint draw).  Sampled as ``U sqrt(max(mu, 0)) xi`` from the eigendecomposition of ``k(X, X)``.
+    """
+    X = as_matrix("X", X)
+    G = kernel_matrix(X, X, kind, bandwidth)
+    mu, U = np.linalg.eigh(0.5 * (G + G.T))
+    root = U * np.sqrt(np.clip(mu, 0.0, None))
+    xi = np.random.default_rng(seed).standard_normal((n_runs, X.shape[0], C))
+    return scale * np.einsum("ij,rjc->ric", root, xi)
+
+
+__all__ = ["KERNELS", "KernelDynamics", "gp_prior_outputs", "kernel_flow", "kernel_gd", "kernel_matrix"]

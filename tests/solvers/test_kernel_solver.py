@@ -1,0 +1,104 @@
+"""Kernel machines: linear kernel = linear model, closed form = explicit function-space GD, kernels by quadrature."""
+
+import numpy as np
+import pytest
+
+from linsim.solvers import linear_flow, linear_gd
+from linsim.solvers.kernel import KernelDynamics, gp_prior_outputs, kernel_flow, kernel_gd, kernel_matrix
+
+
+def data(n=10, d=4, C=2, R=3, m=5, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    Y = rng.standard_normal((n, C))
+    Z = rng.standard_normal((m, d))
+    W0 = rng.standard_normal((R, C, d))
+    return X, Y, Z, W0
+
+
+def rel_err(a, b):
+    return np.abs(a - b).max() / np.abs(b).max()
+
+
+@pytest.mark.parametrize("n,d", [(10, 4), (3, 6)])
+def test_linear_kernel_reproduces_linear_model(n, d):
+    X, Y, Z, W0 = data(n, d)
+    F0, f0 = X @ W0.transpose(0, 2, 1), Z @ W0.transpose(0, 2, 1)
+    lr = 1.0 / np.linalg.eigvalsh(X.T @ X / n)[-1]
+    steps = [0, 1, 5, 100]
+    assert rel_err(kernel_gd(X, Y, F0, lr, steps), linear_gd(X, Y, W0, lr, steps)) < 1e-10
+    assert rel_err(kernel_gd(X, Y, F0, lr, steps, inputs=Z, f0_test=f0),
+                   linear_gd(X, Y, W0, lr, steps, inputs=Z)) < 1e-10
+    times = [0.0, 0.5, 10.0]
+    assert rel_err(kernel_flow(X, Y, F0, times, inputs=Z, f0_test=f0),
+                   linear_flow(X, Y, W0, times, inputs=Z)) < 1e-10
+
+
+@pytest.mark.parametrize("kind", ["rbf", "arccos", "ntk"])
+def test_closed_form_equals_explicit_function_space_gd(kind):
+    X, Y, Z, _ = data()
+    n = X.shape[0]
+    K = kernel_matrix(X, X, kind, 1.3) / n
+    kz = kernel_matrix(Z, X, kind, 1.3) / n
+    rng = np.random.default_rng(1)
+    F0, f0 = rng.standard_normal((3, n, 2)), rng.standard_normal((3, Z.shape[0], 2))
+    lr = 1.5 / np.linalg.eigvalsh(K)[-1]
+    steps = [0, 1, 4, 60]
+    F, f = F0.copy(), f0.copy()
+    ref_F, ref_f = [], []
+    for t in range(61):
+        if t in steps:
+            ref_F.append(F.copy())
+            ref_f.append(f.copy())
+        f = f - lr * kz @ (F - Y)
+        F = F - lr * K @ (F - Y)
+    dyn = KernelDynamics(X, Y, kind, 1.3)
+    assert rel_err(dyn.train_outputs(F0, steps, lr), np.stack(ref_F, 1)) < 1e-10
+    assert rel_err(dyn.test_outputs(F0, f0, Z, steps, lr), np.stack(ref_f, 1)) < 1e-10
+
+
+@pytest.mark.parametrize("kind", ["arccos", "ntk"])
+def test_relu_kernels_match_quadrature(kind):
+    # 2-D inputs: w = r u(phi), E[r^2] = 2, so E[relu(w.x) relu(w.y)] = (2/2pi) int relu(u.x) relu(u.y) dphi
+    rng = np.random.default_rng(3)
+    A, B = rng.standard_normal((3, 2)), rng.standard_normal((4, 2))
+    phi = (np.arange(200_000) + 0.5) * 2 * np.pi / 200_000
+    u = np.stack([np.cos(phi), np.sin(phi)], 1)
+    pa, pb = A @ u.T, B @ u.T
+    ref = 2 * (np.maximum(pa, 0) @ np.maximum(pb, 0).T) / phi.size
+    if kind == "ntk":
+        ref += (A @ B.T) * (((pa > 0).astype(float) @ (pb > 0).astype(float).T) / phi.size)
+    np.testing.assert_allclose(kernel_matrix(A, B, kind), ref, rtol=1e-4, atol=1e-6)
+
+
+def test_rbf_values():
+    A = np.array([[0.0, 0.0], [1.0, 2.0]])
+    np.testing.assert_allclose(kernel_matrix(A, A, "rbf", 2.0)[0, 1], np.exp(-5.0 / 8.0), rtol=1e-14)
+
+
+def test_gp_prior_linear_kernel_covariance():
+    X = np.random.default_rng(0).standard_normal((3, 2))
+    F = gp_prior_outputs(X, 20000, 1, 0.5, 7)[:, :, 0]
+    emp = F.T @ F / F.shape[0]
+    np.testing.assert_allclose(emp, 0.25 * X @ X.T, atol=0.05 * np.abs(X @ X.T).max())
+
+
+def test_non_psd_kernel_refused():
+    X, Y, _, _ = data()
+    with pytest.raises(ValueError, match="not positive semi-definite"):
+        KernelDynamics(X, Y, lambda A, B: -(A @ B.T))
+
+
+def test_bad_kernel_inputs():
+    X, Y, Z, W0 = data()
+    F0 = X @ W0.transpose(0, 2, 1)
+    with pytest.raises(ValueError, match="kernel kind"):
+        KernelDynamics(X, Y, "poly")
+    with pytest.raises(ValueError, match="bandwidth"):
+        KernelDynamics(X, Y, "rbf", -1.0)
+    with pytest.raises(ValueError, match=r"2/lambda_max\(K/n\)"):
+        kernel_gd(X, Y, F0, 100.0, [1])
+    with pytest.raises(ValueError, match=r"F0 must have shape"):
+        kernel_gd(X, Y, F0[:, :-1], 0.01, [1])
+    with pytest.raises(ValueError, match="f0_test"):
+        kernel_gd(X, Y, F0, 0.01, [1], inputs=Z)
