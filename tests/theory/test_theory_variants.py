@@ -1,0 +1,158 @@
+"""Kernel machine, SGD, sympy derivation checks, asymptotics/phase functions and validation."""
+
+import numpy as np
+import pytest
+
+import _theory_oracle as o
+import theory
+import theory.symbolic as sym
+
+
+def test_kernel_machine_against_exact_simulation():
+    rng = np.random.default_rng(2)
+    n, C, R, p = 40, 3, 5, 8
+    Z = rng.standard_normal((n, p))
+    Kmat = np.exp(-0.5 * np.sum((Z[:, None] - Z[None]) ** 2, -1) / p)  # RBF kernel
+    kappa = np.linalg.eigvalsh(Kmat / n)
+    lr = 1.0 / kappa.max()
+    Ft = 0.1 * rng.standard_normal((n, C))
+    F0 = 0.1 * rng.standard_normal((R, n, C))
+    steps = [0, 1, 3, 10, 30, 100]
+    F, outs, t = F0.copy(), [], 0
+    for s in steps:
+        while t < s:
+            F = F - lr * np.einsum("ij,rjc->ric", Kmat / n, F - Ft[None])
+            t += 1
+        outs.append(F.copy())
+    logits = np.stack(outs, 1).reshape(R * len(steps), n, C)
+    ev, _ = o.inpca_eigenvalues(o.bhattacharyya_matrix(o.log_softmax(logits)))
+    pr = theory.kernel_quadratic_spectrum(Kmat, Ft, F0, lr, steps)
+    assert np.abs(pr[:8] / ev[:8] - 1).max() < 0.03  # generic data: first-order logit error ~0.15 z
+    # linear kernel K = X Xᵀ reproduces the linear-model prediction
+    lam = np.exp(-0.6 * np.arange(6))
+    X = o.exact_spectrum_inputs(lam, 30, 0)
+    Wt, W0 = rng.standard_normal((C, 6)), rng.standard_normal((R, C, 6))
+    a = theory.kernel_quadratic_spectrum(X @ X.T, X @ Wt.T, np.einsum("rcd,nd->rnc", W0, X), 1.0, steps)
+    b = theory.quadratic_spectrum(lam, Wt, W0, 1.0, steps)
+    assert np.allclose(a[: b.size], b, rtol=1e-9, atol=1e-14)
+
+
+def test_minibatch_second_moment_exhaustive_enumeration():
+    from itertools import combinations
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((6, 3))
+    M = rng.standard_normal((3, 3))
+    M = M + M.T
+    for b in (1, 2, 4, 6):
+        acc, cnt = 0, 0
+        for B in combinations(range(6), b):
+            SB = X[list(B)].T @ X[list(B)] / b
+            acc, cnt = acc + SB @ M @ SB, cnt + 1
+        assert np.allclose(theory.sgd_minibatch_second_moment(X, M, b), acc / cnt, atol=1e-12)
+
+
+def test_sgd_expected_gram_against_sgd_simulations():
+    """Average over SGD realisations of the exact InPCA matrix -½JDJ equals the predicted E[JGJ]."""
+    rng = np.random.default_rng(5)
+    lam = np.exp(-0.7 * np.arange(6))
+    lam /= lam.sum()
+    n, C, R, b = 24, 3, 3, 4
+    X = o.exact_spectrum_inputs(lam, n, 3, symmetric=True)
+    Wt, W0 = 0.05 * rng.standard_normal((C, 6)), 0.05 * rng.standard_normal((R, C, 6))
+    lr, steps = 0.8 / lam[0], np.array([0, 2, 6, 20])
+    M = R * len(steps)
+    J = np.eye(M) - 1.0 / M
+    acc, S = 0, 150
+    for s in range(S):
+        g = np.random.default_rng(np.random.SeedSequence([11, s]))
+        W, outs, t = W0.copy(), [], 0
+        for st in steps:
+            while t < st:
+                for r in range(R):  # independent batches per run
+                    B = g.choice(n, size=b, replace=False)
+                    W[r] = W[r] - lr * (W[r] - Wt) @ (X[B].T @ X[B] / b)
+                t += 1
+            outs.append(W.copy())
+        logits = np.einsum("krcd,nd->rknc", np.array(outs), X).reshape(M, n, C)
+        acc = acc + (-0.5 * J @ o.bhattacharyya_matrix(o.log_softmax(logits)) @ J)
+    G = theory.sgd_expected_gram(X, Wt, W0, lr, steps, b)
+    scale = np.abs(G).max()
+    assert np.abs(acc / S - G).max() < 0.05 * scale
+    # the GD Gram (no noise) is clearly different: the noise term is resolved
+    Y = theory.embedding_points(lam, Wt, W0, theory.mode_factors(lam, steps, lr=lr))
+    Yc = Y - Y.mean(0)
+    assert np.abs(Yc @ Yc.T - G).max() > 0.15 * scale
+    # full batch: SGD = GD exactly
+    assert np.allclose(theory.sgd_expected_gram(X, Wt, W0, lr, steps, n), Yc @ Yc.T, atol=1e-14 * scale * 1e3)
+
+
+@pytest.mark.parametrize("check", [
+    sym.check_bhattacharyya_expansion, sym.check_uniform_hessian, sym.check_gd_mode_solution,
+    sym.check_mode_covariances, sym.check_minibatch_moment, sym.check_cross_entropy_rate,
+    sym.check_limits])
+def test_sympy_derivation_steps(check):
+    assert check() is True
+
+
+def test_stress_and_kchi():
+    # sorted by |λ|: 4 first -> χ_1 = 1 - sqrt(1 - 16/25) = 0.4
+    assert np.allclose(theory.explained_stress([3.0, -4.0]), [0.4, 1.0])
+    assert theory.k_chi([1.0, 0.2, 0.01], 0.9) == 2  # χ_1 = 1 - sqrt(0.0401/1.0401) = 0.80, χ_2 = 0.99
+    assert theory.k_chi([1.0, 0.0], 0.9) == 1
+    with pytest.raises(ValueError, match="chi"):
+        theory.k_chi([1.0], 1.5)
+
+
+def test_asymptotic_formulas():
+    assert theory.active_modes(0.5, 1000, 1.0) == pytest.approx(1 + np.log(1000) / 0.5)
+    assert theory.active_modes(0.5, 0, 1.0) == 0
+    with pytest.raises(ValueError, match="c "):
+        theory.active_modes(-1, 10, 1.0)
+    with pytest.raises(ValueError, match="T"):
+        theory.active_modes(0.5, -1, 1.0)
+    with pytest.raises(ValueError, match="unstable"):
+        theory.active_modes(0.5, 10, 2.0)
+    # Cauchy-like bound holds for the gradient-flow teacher Gram √(λiλj)/(λi+λj)
+    for c in (0.3, 1.0):
+        lam = np.exp(-c * np.arange(12))
+        Cm = np.sqrt(np.outer(lam, lam)) / (lam[:, None] + lam[None])
+        mu = np.sort(np.linalg.eigvalsh(Cm))[::-1]
+        bound = theory.teacher_decay_bound(np.arange(12), lam[0] / lam[-1])
+        assert np.all(mu / mu[0] <= bound + 1e-12)
+    # teacher-dominated bound is an upper bound on the quadrature k_χ (ρ >> σ0)
+    lam = np.exp(-0.5 * np.arange(30))
+    st = np.r_[0, np.unique(np.round(np.geomspace(1, 1000, 10)).astype(int))]
+    curve = theory.expected_explained_stress(lam, 5, 1.0, 1e-3, 1.0, st, 16, n_draws=16)
+    k_sim = int(np.argmax(curve >= 0.9) + 1)
+    assert k_sim <= theory.k_chi_teacher_bound(0.5, 1000, 1.0, d=30)
+    # init-dominated: no ribbon at k* = 3 and estimate >= 4
+    curve = theory.expected_explained_stress(lam, 5, 1e-3, 1.0, 1.0, st, 16, n_draws=16)
+    assert curve[2] < 0.9 and theory.k_chi_init_estimate(0.5, 5, 16) > 3
+
+
+def test_phase_functions_agree_and_validate():
+    fx = dict(d=30, n_classes=5, n_runs=16, T=1000)
+    cs, rs = [0.2, 1.0], [0.3, 1.0, 3.0, 10.0]
+    crit = theory.phase_map({"c": cs, "ratio": rs}, fx)
+    quad = theory.phase_map({"c": cs, "ratio": rs}, fx, method="quadrature", n_draws=16)
+    assert crit.shape == (2, 4) and np.mean(crit == quad) >= 0.75
+    assert not crit[:, 0].any() and crit[:, -1].all()  # ρ/σ0 small: no ribbon; large: ribbon
+    bc = theory.phase_boundary("c", cs, fx)
+    assert np.all((bc > 0.3) & (bc < 10))
+    # more steps -> teacher part resolves -> smaller critical ratio
+    bt = theory.phase_boundary("T", [10, 1000], dict(d=30, n_classes=5, n_runs=16, c=0.5))
+    assert bt[1] < bt[0]
+    lam = np.exp(-0.5 * np.arange(10))
+    with pytest.raises(ValueError, match="k_star"):
+        theory.critical_ratio(lam, 3, 1.0, [0, 1, 2], 2, k_star=6)
+    with pytest.raises(ValueError, match="ratio"):
+        theory.phase_map({"c": [0.5], "T": [10]}, dict(d=10, n_classes=3, n_runs=4, ratio=-1))
+
+
+def test_expected_diagnostics():
+    lam = np.exp(-0.5 * np.arange(10))
+    lam /= lam.sum()
+    d = theory.expected_logit_diagnostics(lam, 4, 0.05, 0.05, 1.0 / lam[0], [0, 10, 100])
+    assert d["trustworthy"] and d["rms_logit"] == pytest.approx(np.sqrt(0.75) * 0.05, rel=1e-9)
+    d = theory.expected_logit_diagnostics(lam, 4, 3.0, 0.05, 1.0 / lam[0], [0, 10, 10000])
+    assert not d["trustworthy"]

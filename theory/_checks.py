@@ -1,0 +1,76 @@
+"""Argument validation shared by the theory modules (one idea: refuse bad input loudly)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def as_float_array(x, name: str, ndim: int | None = None) -> np.ndarray:
+    """Return ``x`` as a float64 array, raising if it is non-finite or has the wrong rank."""
+    arr = np.asarray(x, dtype=np.float64)
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimension(s), got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinite entries")
+    return arr
+
+
+def nonnegative(x: float, name: str) -> float:
+    """Check a scalar is finite and >= 0."""
+    x = float(x)
+    if not np.isfinite(x) or x < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {x}")
+    return x
+
+
+def positive(x: float, name: str) -> float:
+    """Check a scalar is finite and > 0."""
+    x = float(x)
+    if not np.isfinite(x) or x <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {x}")
+    return x
+
+
+def spectrum_array(eigenvalues, name: str = "eigenvalues") -> np.ndarray:
+    """Eigenvalues of a correlation (or kernel) matrix: 1-D, finite, >= 0, not all zero."""
+    lam = as_float_array(eigenvalues, name, ndim=1)
+    if lam.size == 0:
+        raise ValueError(f"{name} is empty")
+    if np.any(lam < 0):
+        raise ValueError(f"{name} must be >= 0 (a correlation spectrum); min is {lam.min()}")
+    return lam
+
+
+def check_lr(lr: float, rates: np.ndarray, name: str = "lr") -> float:
+    """Learning rate must satisfy 0 < lr < 2 / max(rate) (GD stability)."""
+    lr = positive(lr, name)
+    top = float(np.max(rates))
+    if top > 0 and lr * top >= 2.0:
+        raise ValueError(
+            f"{name}={lr} is unstable: lr * max rate = {lr * top:.4g} >= 2 (need lr < {2.0 / top:.4g})"
+        )
+    return lr
+
+
+def steps_array(steps, name: str = "steps") -> np.ndarray:
+    """Checkpoint step counts: 1-D non-negative integers."""
+    arr = np.asarray(steps)
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D array, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr.astype(np.float64))):
+        raise ValueError(f"{name} contains NaN or infinite entries")
+    if np.any(arr < 0):
+        raise ValueError(f"{name} must be >= 0 (T < 0 is meaningless), min is {arr.min()}")
+    if not np.all(np.asarray(arr, dtype=np.float64) == np.round(np.asarray(arr, dtype=np.float64))):
+        raise ValueError(f"{name} must be integers (GD step counts)")
+    return arr.astype(np.int64)
+
+
+def times_array(times, name: str = "times") -> np.ndarray:
+    """Gradient-flow times: 1-D, finite, >= 0."""
+    arr = as_float_array(times, name, ndim=1)
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty")
+    if np.any(arr < 0):
+        raise ValueError(f"{name} must be >= 0 (T < 0 is meaningless), min is {arr.min()}")
+    return arr

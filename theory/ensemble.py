@@ -1,0 +1,191 @@
+"""InPCA spectrum of the ensemble in expectation over random teachers and initializations.
+
+Model (derivations.md §4): teacher ``W*`` and initial weights ``W0_r`` (r = 1..R) have i.i.d.
+``N(0, ρ²)`` and ``N(0, σ0²)`` entries. In the small-logit limit the centred points are
+``y_{r,t} = Σ_{j,k} E_r[j,k] φ_k(t) e_{jk}`` with ``E_r = Qᵀ (W0_r - W*)`` and mode profiles
+``φ_k(t) = sqrt(λ_k) a_k(t) / sqrt(8C)``. Three levels of description are provided:
+
+* ``method='mean-field'``: eigenvalues of the expected centred Gram matrix, which is Kronecker
+  structured: ``E[G] = (C-1) (ρ² 1_R 1_Rᵀ + σ0² I_R) ⊗ S`` with ``S = Φ Φᵀ`` (K, K). Centering splits it
+  into ``(C-1)(Rρ² + σ0²) J_K S J_K`` (once) and ``(C-1) σ0² S`` (R-1 times). Exact as C-1 → ∞.
+* :func:`expected_frobenius_sq`: the exact ``E ||J G J||_F²`` (a Gaussian fourth moment), in closed form.
+* ``method='quadrature'`` (default): the expectation of the sorted spectrum itself. Eigenvalues of a
+  random Gram matrix are not the eigenvalues of its expectation when the number of independent
+  random directions, (C-1) times the number of modes that matter, is not much larger than the number
+  of points; the gap is large exactly in the initialization-dominated regime. We therefore average the
+  closed-form small-logit spectrum (:func:`theory.quadratic_spectrum`, no softmax, no distances) over
+  ``n_draws`` seeded Gaussian draws. Cost: ``n_draws`` eigen-decompositions of size
+  ``min(R*K, (C-1)*d)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._checks import nonnegative, spectrum_array
+from .quadratic import effective_rates, gram_spectrum, mode_factors
+from .stress import explained_stress
+
+__all__ = [
+    "mode_profiles",
+    "expected_spectrum",
+    "expected_explained_stress",
+    "expected_frobenius_sq",
+    "mean_field_blocks",
+]
+
+
+def _setup(eigenvalues, n_classes, teacher_scale, init_scale, lr, steps, n_runs, dynamics, loss):
+    lam = spectrum_array(eigenvalues)
+    C = int(n_classes)
+    if C < 2:
+        raise ValueError(f"n_classes must be >= 2, got {n_classes}")
+    rho = nonnegative(teacher_scale, "teacher_scale")
+    s0 = nonnegative(init_scale, "init_scale")
+    if rho == 0 and s0 == 0:
+        raise ValueError("teacher_scale and init_scale are both 0: every point coincides (no spectrum)")
+    R = int(n_runs)
+    if R < 1 or R != n_runs:
+        raise ValueError(f"n_runs must be a positive integer, got {n_runs}")
+    rates = effective_rates(lam, C, loss)
+    F = mode_factors(rates, steps, lr=lr if dynamics == "gd" else None, dynamics=dynamics)
+    if R * F.shape[0] < 2:
+        raise ValueError("need at least 2 points (n_runs * len(steps) >= 2)")
+    return lam, C, rho, s0, R, F
+
+
+def mode_profiles(eigenvalues, n_classes, factors) -> np.ndarray:
+    """Mode profiles ``Φ[t, k] = sqrt(λ_k) a_k(t) / sqrt(8C)``, shape (K, d)."""
+    lam = spectrum_array(eigenvalues)
+    return np.asarray(factors, dtype=np.float64) * np.sqrt(lam)[None, :] / np.sqrt(8.0 * int(n_classes))
+
+
+def mean_field_blocks(eigenvalues, n_classes, teacher_scale, init_scale, lr, steps, n_runs, *,
+                      dynamics="gd", loss="squared"):
+    """The two blocks of the centred expected Gram matrix.
+
+    Returns
+    -------
+    teacher_block : (K, K) array
+        ``(C-1)(Rρ² + σ0²) J_K S J_K``: the mean-over-runs direction (its eigenvalues occur once).
+    init_block : (K, K) array
+        ``(C-1) σ0² S``: the directions orthogonal to the run mean (eigenvalues occur R-1 times).
+    """
+    lam, C, rho, s0, R, F = _setup(eigenvalues, n_classes, teacher_scale, init_scale, lr, steps,
+                                   n_runs, dynamics, loss)
+    Phi = mode_profiles(lam, C, F)
+    S = Phi @ Phi.T
+    K = S.shape[0]
+    J = np.eye(K) - 1.0 / K
+    return (C - 1) * (R * rho**2 + s0**2) * (J @ S @ J), (C - 1) * s0**2 * S
+
+
+def expected_frobenius_sq(eigenvalues, n_classes, teacher_scale, init_scale, lr, steps, n_runs, *,
+                          dynamics="gd", loss="squared") -> float:
+    """Exact ``E ||W||_F²`` of the small-logit InPCA matrix ``W = J G J`` (Gaussian fourth moment).
+
+    ``J G J = Σ_{j,k} v_{jk} v_{jkᵀ}`` with independent Gaussian ``v_{jk} ~ N(0, Σ_k)``, so
+    ``E||JGJ||² = ||E JGJ||² + (C-1) Σ_k [ (tr Σ_k)² + ||Σ_k||_F² ]``, with
+    ``tr Σ_k = (Rρ²+σ0²)||J φ_k||² + (R-1)σ0²||φ_k||²`` and
+    ``||Σ_k||² = (Rρ²+σ0²)²||J φ_k||⁴ + (R-1)σ0⁴||φ_k||⁴`` (derivations.md §4.2).
+    """
+    lam, C, rho, s0, R, F = _setup(eigenvalues, n_classes, teacher_scale, init_scale, lr, steps,
+                                   n_runs, dynamics, loss)
+    Phi = mode_profiles(lam, C, F)
+    K = Phi.shape[0]
+    Jphi = Phi - Phi.mean(axis=0, keepdims=True)
+    S = Phi @ Phi.T
+    JSJ = Jphi @ Jphi.T
+    at = R * rho**2 + s0**2
+    mean_sq = (C - 1) ** 2 * (at**2 * np.sum(JSJ**2) + (R - 1) * s0**4 * np.sum(S**2))
+    n_c = np.sum(Jphi**2, axis=0)
+    n_p = np.sum(Phi**2, axis=0)
+    tr = at * n_c + (R - 1) * s0**2 * n_p
+    fro = at**2 * n_c**2 + (R - 1) * s0**4 * n_p**2
+    del K
+    return float(mean_sq + (C - 1) * np.sum(tr**2 + fro))
+
+
+def _draw_spectra(lam, C, rho, s0, R, F, n_draws, seed):
+    rng = np.random.default_rng(np.random.SeedSequence(seed))
+    Phi = mode_profiles(lam, C, F)
+    K, d = Phi.shape
+    out = []
+    for _ in range(int(n_draws)):
+        # Qᵀ W* and Qᵀ W0 have i.i.d. entries again (Q has orthonormal columns): draw them directly.
+        E = s0 * rng.standard_normal((R, C - 1, d)) - rho * rng.standard_normal((1, C - 1, d))
+        Y = (E[:, None, :, :] * Phi[None, :, None, :]).reshape(R * K, (C - 1) * d)
+        out.append(gram_spectrum(Y))
+    return np.array(out)
+
+
+def expected_spectrum(eigenvalues, n_classes, teacher_scale, init_scale, lr, steps, n_runs, *,
+                      dynamics="gd", loss="squared", method="quadrature", n_draws=64, seed=0):
+    """Expected small-logit InPCA eigenvalues over random teachers and initializations.
+
+    Parameters
+    ----------
+    eigenvalues : (d,) array
+        Spectrum ``λ_k`` of the input correlation (or of ``K/n`` for a kernel machine).
+    n_classes : int
+        Number of classes C.
+    teacher_scale, init_scale : float
+        Standard deviations ρ of the teacher entries and σ0 of the initial weight entries (>= 0).
+    lr : float or None
+        GD learning rate (None for ``dynamics='flow'``).
+    steps : (K,) array
+        Checkpoints (steps for GD, times for flow).
+    n_runs : int
+        Number of runs R.
+    method : {'quadrature', 'mean-field'}
+        ``'quadrature'``: mean over ``n_draws`` seeded Gaussian draws of the sorted small-logit spectrum
+        (``E[λ_i]``; includes all finite-R and finite-C effects). ``'mean-field'``: eigenvalues of the
+        expected Gram matrix (closed form; exact as C → ∞; overstates the dimension of the
+        initialization cloud when (C-1)·(active modes) is not >> R·K).
+    n_draws, seed : int
+        Quadrature size and seed (same seed, same numbers).
+
+    Returns
+    -------
+    (m,) array
+        Eigenvalues sorted by |λ| descending; ``m = min(R*K, (C-1)*d)`` for quadrature,
+        ``K + (R-1)*K`` for mean-field.
+    """
+    lam, C, rho, s0, R, F = _setup(eigenvalues, n_classes, teacher_scale, init_scale, lr, steps,
+                                   n_runs, dynamics, loss)
+    if method == "mean-field":
+        tb, ib = mean_field_blocks(lam, C, rho, s0, lr, steps, R, dynamics=dynamics, loss=loss)
+        ev = np.concatenate([np.linalg.eigvalsh(tb), np.repeat(np.linalg.eigvalsh(ib), R - 1)])
+        return ev[np.argsort(-np.abs(ev), kind="stable")]
+    if method == "quadrature":
+        if int(n_draws) < 1:
+            raise ValueError(f"n_draws must be >= 1, got {n_draws}")
+        return _draw_spectra(lam, C, rho, s0, R, F, n_draws, seed).mean(axis=0)
+    raise ValueError(f"method must be 'quadrature' or 'mean-field', got {method!r}")
+
+
+def expected_explained_stress(eigenvalues, n_classes, teacher_scale, init_scale, lr, steps, n_runs, *,
+                              dynamics="gd", loss="squared", method="quadrature", n_draws=64, seed=0,
+                              n_components=None):
+    """Expected explained-stress curve ``E[χ_k]``, k = 1..n_components.
+
+    With ``method='quadrature'`` this is the average of the per-draw curves (what an average over
+    simulated seeds measures); with ``'mean-field'`` it is the curve of the mean-field spectrum itself
+    (normalised by its own sum of squares; using the exact ``E||W||_F²`` of :func:`expected_frobenius_sq`
+    instead mixes a fluctuation term into the denominator only and under-states the stress).
+    """
+    lam, C, rho, s0, R, F = _setup(eigenvalues, n_classes, teacher_scale, init_scale, lr, steps,
+                                   n_runs, dynamics, loss)
+    if method == "quadrature":
+        if int(n_draws) < 1:
+            raise ValueError(f"n_draws must be >= 1, got {n_draws}")
+        spectra = _draw_spectra(lam, C, rho, s0, R, F, n_draws, seed)
+        curves = np.array([explained_stress(s) for s in spectra])
+        curve = curves.mean(axis=0)
+    elif method == "mean-field":
+        ev = expected_spectrum(lam, C, rho, s0, lr, steps, R, dynamics=dynamics, loss=loss,
+                               method="mean-field")
+        curve = explained_stress(ev)
+    else:
+        raise ValueError(f"method must be 'quadrature' or 'mean-field', got {method!r}")
+    return curve if n_components is None else curve[: int(n_components)]

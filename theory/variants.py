@@ -1,0 +1,151 @@
+"""The small-logit theory for kernel machines and for SGD (derivations.md §5).
+
+* Kernel machine: outputs on the training points follow ``F_{t+1} = F_t - η (K/n)(F_t - F*)`` (GD in
+  function space; a linear model on fixed features is the case ``K = Φ Φᵀ``). In the eigenbasis
+  ``K/n = U diag(κ) Uᵀ`` the mean-over-samples small-logit distance is
+  ``(1/8Cn) Σ_k ||P⊥ (ΔF)ᵀ u_k||²``, so the spectrum of ``K/n`` plays the role of ``λ``.
+* SGD with batches of size b drawn uniformly without replacement from n samples: the mean residual
+  follows GD; the second moment ``M_t = E[Δ_tᵀ P⊥ Δ_t]`` obeys
+  ``M_{t+1} = A M_t A + η² f_b (Γ(M_t) - Σ M_t Σ)``, ``A = I - ηΣ``, ``f_b = (n-b)/(b(n-1))``,
+  ``Γ(M) = (1/n) Σ_i x_i (x_iᵀ M x_i) x_iᵀ``. Runs are independent, so the noise adds only to the
+  run-diagonal blocks of the expected Gram matrix: an initialization-like spread.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._checks import as_float_array, check_lr, positive, steps_array, times_array
+from .quadratic import class_contrast_basis, gram_spectrum
+
+__all__ = [
+    "kernel_quadratic_spectrum",
+    "sgd_minibatch_second_moment",
+    "sgd_expected_gram",
+    "sgd_quadratic_spectrum",
+]
+
+
+def kernel_quadratic_spectrum(gram, target_outputs, init_outputs, lr, steps, *, dynamics="gd"):
+    """Small-logit InPCA eigenvalues for an ensemble of kernel machines trained on squared loss.
+
+    Parameters
+    ----------
+    gram : (n, n) array
+        Kernel Gram matrix ``K`` on the training points (symmetric PSD).
+    target_outputs : (n, C) array
+        Target logits ``F*`` on the training points.
+    init_outputs : (R, n, C) array
+        Initial outputs ``F0_r`` of the R runs on the training points.
+    lr : float or None
+        Learning rate η, stable iff ``η κ_max < 2`` with ``κ`` the eigenvalues of ``K/n``; None for flow.
+    steps : (K,) array
+        GD steps, or times for ``dynamics='flow'``.
+
+    Returns
+    -------
+    (min(R*K, (C-1)*n),) array sorted by |λ| descending (distances: Bhattacharyya mean over the n
+    training points, softmax outputs).
+    """
+    Kmat = as_float_array(gram, "gram", ndim=2)
+    n = Kmat.shape[0]
+    if Kmat.shape != (n, n) or not np.allclose(Kmat, Kmat.T, atol=1e-10 * max(1.0, np.abs(Kmat).max())):
+        raise ValueError(f"gram must be a symmetric (n, n) matrix, got shape {Kmat.shape}")
+    Ft = as_float_array(target_outputs, "target_outputs", ndim=2)
+    F0 = as_float_array(init_outputs, "init_outputs", ndim=3)
+    if Ft.shape[0] != n or F0.shape[1:] != Ft.shape:
+        raise ValueError(f"target_outputs must be (n={n}, C) and init_outputs (R, n, C); got "
+                         f"{Ft.shape} and {F0.shape}")
+    kappa, U = np.linalg.eigh(Kmat / n)
+    if kappa.min() < -1e-10 * max(1.0, kappa.max()):
+        raise ValueError(f"gram is not positive semi-definite (min eigenvalue of K/n {kappa.min():.3g})")
+    kappa = np.clip(kappa, 0.0, None)  # round-off only (checked above)
+    if dynamics == "gd":
+        lr = check_lr(lr, kappa)
+        fac = (1.0 - lr * kappa)[None, :] ** steps_array(steps)[:, None].astype(np.float64)
+    elif dynamics == "flow":
+        fac = np.exp(-np.outer(times_array(steps), kappa))
+    else:
+        raise ValueError(f"dynamics must be 'gd' or 'flow', got {dynamics!r}")
+    C = Ft.shape[1]
+    Q = class_contrast_basis(C)
+    E = np.einsum("cj,rnc,nk->rjk", Q, F0 - Ft[None], U)  # (R, C-1, n) mode coefficients
+    Y = E[:, None] * fac[None, :, None, :] / np.sqrt(8.0 * C * n)
+    return gram_spectrum(Y.reshape(F0.shape[0] * fac.shape[0], -1))
+
+
+def sgd_minibatch_second_moment(inputs, M, batch_size):
+    """``E[Σ_B M Σ_B]`` for a batch of size b drawn uniformly without replacement from n samples.
+
+    ``Σ_B = (1/b) Σ_{i∈B} x_i x_iᵀ``. Result: ``Σ M Σ + f_b (Γ(M) - Σ M Σ)`` with
+    ``f_b = (n-b)/(b(n-1))`` and ``Γ(M) = (1/n) Σ_i x_i (x_iᵀ M x_i) x_iᵀ`` (derivations.md §5.2).
+    ``inputs`` (n, d), ``M`` (d, d); returns (d, d).
+    """
+    X = as_float_array(inputs, "inputs", ndim=2)
+    M = as_float_array(M, "M", ndim=2)
+    n, d = X.shape
+    b = int(batch_size)
+    if not 1 <= b <= n or b != batch_size:
+        raise ValueError(f"batch_size must be an integer in [1, n={n}], got {batch_size}")
+    Sig = X.T @ X / n
+    SMS = Sig @ M @ Sig
+    if n == 1:
+        return SMS
+    q = np.einsum("nd,de,ne->n", X, M, X)
+    Gam = (X * q[:, None]).T @ X / n
+    return SMS + (n - b) / (b * (n - 1.0)) * (Gam - SMS)
+
+
+def sgd_expected_gram(inputs, teacher, init, lr, steps, batch_size):
+    """Expected (over SGD batch noise) centred small-logit Gram matrix of an SGD ensemble, (M, M).
+
+    SGD: ``W_{t+1} = W_t - η (W_t - W*) Σ_{B_t}``, batches independent across steps and runs.
+    Entry ``((r,t),(r',t'))`` is ``(1/8C) tr(P⊥ Δ_{r,t} Σ Δ_{r',t'}ᵀ)`` in expectation: for r ≠ r' the
+    product of the GD means; for r = r', t <= t', ``(1/8C) tr(M_t A^{t'-t} Σ)``. Centred with ``J_M``;
+    its eigenvalues are the expected InPCA matrix's in the small-logit limit. ``inputs`` (n, d) any
+    basis; ``teacher`` (C, d); ``init`` (R, C, d); ``steps`` (K,) ints.
+    """
+    X = as_float_array(inputs, "inputs", ndim=2)
+    Wt = as_float_array(teacher, "teacher", ndim=2)
+    W0 = as_float_array(init, "init", ndim=3)
+    n, d = X.shape
+    if Wt.shape[1] != d or W0.shape[1:] != Wt.shape:
+        raise ValueError(f"teacher must be (C, d={d}) and init (R, C, d); got {Wt.shape}, {W0.shape}")
+    st = steps_array(steps)
+    Sig = X.T @ X / n
+    lr = check_lr(lr, np.linalg.eigvalsh(Sig))
+    positive(batch_size, "batch_size")
+    R, C, _ = W0.shape
+    K = st.size
+    P = np.eye(C) - 1.0 / C
+    A = np.eye(d) - lr * Sig
+    Tmax = int(st.max())
+    Apow = [np.eye(d)]
+    for _ in range(Tmax):
+        Apow.append(Apow[-1] @ A)
+    means = np.array([[(W0[r] - Wt) @ Apow[t] for t in st] for r in range(R)])  # (R, K, C, d)
+    G = np.einsum("akcd,de,blce->akbl", means, Sig, np.einsum("cf,blfe->blce", P, means)) / (8.0 * C)
+    for r in range(R):
+        D0 = W0[r] - Wt
+        Mt = D0.T @ P @ D0
+        moments = {}
+        for t in range(Tmax + 1):
+            if t in set(st.tolist()):
+                moments[t] = Mt.copy()
+            if t < Tmax:
+                Mt = A @ Mt @ A + lr**2 * (sgd_minibatch_second_moment(X, Mt, batch_size) - Sig @ Mt @ Sig)
+        for i, t in enumerate(st):
+            for j, t2 in enumerate(st):
+                lo, hi = (t, t2) if t <= t2 else (t2, t)
+                G[r, i, r, j] = np.trace(moments[lo] @ Apow[hi - lo] @ Sig) / (8.0 * C)
+    G = G.reshape(R * K, R * K)
+    J = np.eye(R * K) - 1.0 / (R * K)
+    return J @ G @ J
+
+
+def sgd_quadratic_spectrum(inputs, teacher, init, lr, steps, batch_size):
+    """Eigenvalues (|λ|-descending) of :func:`sgd_expected_gram`: the small-logit InPCA spectrum of the
+    SGD-noise-averaged ensemble geometry (GD spectrum plus an initialization-like noise spread)."""
+    G = sgd_expected_gram(inputs, teacher, init, lr, steps, batch_size)
+    ev = np.linalg.eigvalsh((G + G.T) / 2)
+    return ev[np.argsort(-np.abs(ev), kind="stable")]
