@@ -275,11 +275,15 @@ def simulate(config: EnsembleConfig, split: str = "train") -> Trajectory:
         else:
             outputs = two_layer_gd(X, Y, W1, W2, lr, steps, inputs=Z)
 
-    sigma = X.T @ X / c.n_samples
-    ev, evec = np.linalg.eigh(sigma)
+    # Eigenpairs of Sigma = X^T X / n from the SVD of X: the squared singular values are
+    # non-negative by construction, whereas eigh(Sigma) returns -1e-17-sized negatives for
+    # modes below rounding (steep spectra), which the theory rightly refuses.
+    _, sv, vt = np.linalg.svd(X, full_matrices=True)
+    ev = np.zeros(X.shape[1])
+    ev[: sv.size] = sv**2 / c.n_samples
     arrays.update(
-        eigenvalues=ev[::-1].copy(),
-        eigenvectors=evec[:, ::-1].copy(),
+        eigenvalues=ev,
+        eigenvectors=vt.T.copy(),
         population_eigenvalues=lam,
         teacher=teacher,
         steps=steps,
