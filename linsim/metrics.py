@@ -72,24 +72,9 @@ def _spectrum(eigenvalues) -> np.ndarray:
     return lam
 
 
-def _frobenius_sq(lam: np.ndarray, frobenius_norm) -> float:
-    """‖W‖_F² (from the spectrum itself when ``frobenius_norm`` is None)."""
-    total = float(np.sum(lam**2))
-    if frobenius_norm is None:
-        return total
-    fro = float(frobenius_norm)
-    if not np.isfinite(fro) or fro < 0:
-        raise ValueError(f"frobenius_norm must be finite and >= 0; got {frobenius_norm}")
-    if total > fro**2 * (1 + 1e-9) + 1e-300:
-        raise ValueError(
-            f"Σλ² = {total:.6g} exceeds ‖W‖_F² = {fro**2:.6g}: the eigenvalues do not belong "
-            "to a matrix with this Frobenius norm"
-        )
-    return fro**2
-
-
 def explained_stress(eigenvalues, frobenius_norm=None) -> np.ndarray:
-    """Cumulative explained stress ``χ_1..χ_k``.
+    """Cumulative explained stress ``χ_1..χ_k`` (the InPCA core's
+    :func:`linsim.inpca.explained_stress`, after checking that the eigenvalues are sorted).
 
     Parameters
     ----------
@@ -103,16 +88,9 @@ def explained_stress(eigenvalues, frobenius_norm=None) -> np.ndarray:
     -------
     chi : array (k,), float64, non-decreasing, in [0, 1].
     """
-    lam = _spectrum(eigenvalues)
-    fro_sq = _frobenius_sq(lam, frobenius_norm)
-    if fro_sq == 0.0:
-        raise ValueError("all eigenvalues are zero: every point coincides, stress is undefined")
-    sq = lam**2
-    # Unexplained part after k axes = (stress outside the given eigenvalues) + Σ_{i>k} λ_i².
-    # Summing the tail directly (not 1 − cumsum) keeps χ exact to rounding near full rank.
-    tail = np.concatenate([np.cumsum(sq[::-1])[::-1][1:], [0.0]])
-    unseen = max(fro_sq - float(np.sum(sq)), 0.0)  # _frobenius_sq bounds the rounding below 0
-    return 1.0 - np.sqrt((unseen + tail) / fro_sq)
+    from linsim.inpca.embedding import explained_stress as core
+
+    return core(_spectrum(eigenvalues), frobenius_norm)
 
 
 def k_chi(eigenvalues, chi: float = 0.9, frobenius_norm=None) -> float:
@@ -176,7 +154,8 @@ def decay_rate(eigenvalues, k: int = 10) -> tuple[float, float, int]:
 def negative_share(eigenvalues, frobenius_norm=None) -> tuple[int, float]:
     """Count of negative (time-like) eigenvalues and their share ``Σ_{λ<0} λ² / ‖W‖_F²``."""
     lam = _spectrum(eigenvalues)
-    fro_sq = _frobenius_sq(lam, frobenius_norm)
+    explained_stress(lam, frobenius_norm)  # validates the norm against the spectrum
+    fro_sq = float(np.sum(lam**2)) if frobenius_norm is None else float(frobenius_norm) ** 2
     neg = lam < 0
     share = float(np.sum(lam[neg] ** 2) / fro_sq) if fro_sq > 0 else 0.0
     return int(neg.sum()), share

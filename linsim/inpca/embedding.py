@@ -90,18 +90,26 @@ def double_center(D, *, overwrite=False):
     return W
 
 
-def explained_stress(eigenvalues, frobenius_norm, *, rtol=1e-8):
+def explained_stress(eigenvalues, frobenius_norm=None, *, rtol=1e-8):
     """Cumulative explained stress ``chi_k = 1 - sqrt(1 - sum_{i<=k} lambda_i^2 / ||W||_F^2)``.
+
+    The one implementation in linsim (``InPCA.explained_stress_`` and :mod:`linsim.metrics` use
+    it).  The unexplained part after k axes is computed as (stress outside the given
+    eigenvalues) + ``sum_{i>k} lambda_i^2`` -- a tail sum, not ``1 - cumsum`` -- so ``chi`` is
+    exact to rounding near full rank.
 
     Parameters
     ----------
     eigenvalues : array_like (k,)
         Signed eigenvalues of ``W`` sorted by ``|lambda|`` descending.
-    frobenius_norm : float
-        ``||W||_F`` of the *whole* double-centered matrix (the norm, not its square).
+    frobenius_norm : float, optional
+        ``||W||_F`` of the *whole* double-centered matrix (the norm, not its square), so that the
+        curve is right when only k eigenpairs were computed.  If omitted the spectrum is taken to
+        be complete (``||W||_F^2 = sum lambda^2``).
     rtol : float
-        ``1 - sum lambda^2/||W||_F^2`` may be below zero by rounding; down to ``-rtol`` it is
-        taken as 0, beyond that the inputs are inconsistent and ValueError is raised.
+        ``sum lambda^2`` may exceed ``||W||_F^2`` by rounding; up to a relative ``rtol`` this is
+        accepted (nothing unexplained is left), beyond that the inputs are inconsistent and
+        ValueError is raised.
 
     Returns
     -------
@@ -110,15 +118,27 @@ def explained_stress(eigenvalues, frobenius_norm, *, rtol=1e-8):
     lam = np.asarray(eigenvalues, dtype=np.float64)
     if lam.ndim != 1:
         raise ValueError(f"eigenvalues must be 1-D; got shape {lam.shape}")
-    fro = float(frobenius_norm)
-    if not (np.isfinite(fro) and fro > 0):
-        raise ValueError(f"frobenius_norm must be positive and finite; got {frobenius_norm!r}")
-    rest = 1.0 - np.cumsum(lam ** 2) / fro ** 2
-    if rest.size and rest.min() < -rtol:
-        k = int(np.argmax(rest < -rtol))
-        raise ValueError(f"sum of the first {k + 1} squared eigenvalues exceeds ||W||_F^2 by a relative "
-                         f"{-rest[k]:.3g}: pass the Frobenius norm (not its square) of the whole W")
-    return 1.0 - np.sqrt(np.where(rest < 0, 0.0, rest))
+    if not np.all(np.isfinite(lam)):
+        raise ValueError(f"eigenvalues contain NaN or inf at index {np.flatnonzero(~np.isfinite(lam))[0]}")
+    sq = lam ** 2
+    total = float(np.sum(sq))
+    if frobenius_norm is None:
+        fro_sq = total
+        if fro_sq == 0.0:
+            raise ValueError("all eigenvalues are zero: every point coincides, stress is undefined")
+    else:
+        fro = float(frobenius_norm)
+        if not (np.isfinite(fro) and fro > 0):
+            raise ValueError(f"frobenius_norm must be positive and finite; got {frobenius_norm!r}")
+        fro_sq = fro ** 2
+        if total > fro_sq * (1.0 + rtol):
+            k = int(np.argmax(np.cumsum(sq) > fro_sq * (1.0 + rtol)))
+            raise ValueError(f"sum of the first {k + 1} squared eigenvalues exceeds ||W||_F^2 by a relative "
+                             f"{np.cumsum(sq)[k] / fro_sq - 1:.3g}: pass the Frobenius norm (not its square) "
+                             "of the whole W")
+    tail = np.concatenate([np.cumsum(sq[::-1])[::-1][1:], [0.0]])
+    unseen = max(fro_sq - total, 0.0)  # below 0 only by rounding (bounded by rtol above)
+    return 1.0 - np.sqrt((unseen + tail) / fro_sq)
 
 
 def embedded_distances(X, signature, Y=None):
