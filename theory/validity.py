@@ -5,9 +5,13 @@ distance is ``(1/8) δzᵀ H(m) δz + O(δz⁴)`` with the softmax Hessian ``H``
 (derivations.md §1), so the relative error of a distance is of first order in the logits through
 ``H(m) - H(0)``; that first-order part is a third sample moment of the data and vanishes for data sets
 closed under ``x -> -x``, leaving a second-order error. Measured on exact simulations (tests and
-derivations.md §6) the relative error of the top-10 InPCA eigenvalues is at most about
+derivations.md §6) the relative error of the top-10 InPCA eigenvalues is typically below
 ``0.15 z + 0.5 z²`` (generic data) and ``0.5 z²`` (sign-symmetric data), with ``z`` the largest
 rms centred logit over the ensemble's points. That is the ``predicted_rel_error`` reported here.
+It is a calibrated typical value, not a bound: on generic data with n = 64 samples it held in
+about 95% of draws and the worst draw exceeded it by 1.5-1.8x; the first-order coefficient is a
+sampling effect of the data's third moments and shrinks with n (about 0.1, 0.055, 0.03 at
+n = 64, 256, 1024), so for large n it is conservative.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ TRUST_THRESHOLD = 0.05
 
 
 def predicted_relative_error(rms_logit: float, symmetric_data: bool = False) -> float:
-    """Calibrated bound on the relative error of the leading InPCA eigenvalues: ``a z + 0.5 z²``.
+    """Calibrated typical value (not a bound) of the relative error of the leading InPCA eigenvalues: ``a z + 0.5 z²``.
 
     ``a = 0.15`` for generic data, ``0`` for data sets closed under ``x -> -x`` (``symmetric_data``).
     """
