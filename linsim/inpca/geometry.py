@@ -234,6 +234,19 @@ def _progress_one(f, xatol):
     return s_min, f_min
 
 
+def _model_and_ends(logr, logp, logq, objective, norm_tol):
+    """Validate a (stack of) model(s) and a geodesic's ends: ``(is_stack, models (m, n, C), lp, lq)``."""
+    if objective not in _OBJECTIVES:
+        raise ValueError(f"objective must be one of {_OBJECTIVES}; got {objective!r}")
+    lr = _model(logr, "logr", norm_tol, allow_stack=True)
+    lp = _model(logp, "logp", norm_tol)
+    lq = _model(logq, "logq", norm_tol)
+    _same_shape(lp, lq, "logp", "logq")
+    _same_shape(lr, lp, "logr", "logp")
+    stack = lr.ndim == 3
+    return stack, (lr if stack else lr[None]), lp, lq
+
+
 def progress(logr, logp, logq, *, objective="bhattacharyya", return_distance=False, xatol=1e-10,
              norm_tol=None):
     """Progress of model(s) ``R`` along the geodesic from ``P`` to ``Q``.
@@ -257,15 +270,7 @@ def progress(logr, logp, logq, *, objective="bhattacharyya", return_distance=Fal
     -------
     float, or (m,) array for a stack; with ``return_distance`` a pair ``(s, distance)``.
     """
-    if objective not in _OBJECTIVES:
-        raise ValueError(f"objective must be one of {_OBJECTIVES}; got {objective!r}")
-    lr = _model(logr, "logr", norm_tol, allow_stack=True)
-    lp = _model(logp, "logp", norm_tol)
-    lq = _model(logq, "logq", norm_tol)
-    _same_shape(lp, lq, "logp", "logq")
-    _same_shape(lr, lp, "logr", "logp")
-    stack = lr.ndim == 3
-    rs = lr if stack else lr[None]
+    stack, rs, lp, lq = _model_and_ends(logr, logp, logq, objective, norm_tol)
     out = np.array([_progress_one(_geodesic_objective(r, lp, lq, objective), xatol) for r in rs])
     s, d = out[:, 0], out[:, 1]
     if not stack:
@@ -286,15 +291,7 @@ def distance_to_geodesic(logr, logp, logq, s=None, *, objective="bhattacharyya",
     """
     if s is None:
         return progress(logr, logp, logq, objective=objective, return_distance=True, norm_tol=norm_tol)[1]
-    if objective not in _OBJECTIVES:
-        raise ValueError(f"objective must be one of {_OBJECTIVES}; got {objective!r}")
-    lr = _model(logr, "logr", norm_tol, allow_stack=True)
-    lp = _model(logp, "logp", norm_tol)
-    lq = _model(logq, "logq", norm_tol)
-    _same_shape(lp, lq, "logp", "logq")
-    _same_shape(lr, lp, "logr", "logp")
-    stack = lr.ndim == 3
-    rs = lr if stack else lr[None]
+    stack, rs, lp, lq = _model_and_ends(logr, logp, logq, objective, norm_tol)
     s_arr = np.broadcast_to(_check_s(s), (rs.shape[0],))
     d = np.array([_geodesic_objective(r, lp, lq, objective)(si) for r, si in zip(rs, s_arr)])
     return d if stack else float(d[0])
