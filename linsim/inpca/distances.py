@@ -25,20 +25,34 @@ Conventions
 
 Algorithm of :func:`bhattacharyya` (CPU and CUDA run the same code)
 -------------------------------------------------------------------
-Square-root probabilities ``x = exp(logp / 2)`` are formed for a chunk of samples whose size
-adapts to the free memory.  For each pair of model tiles (upper triangle only in the self
-case) and each group of ``g`` samples, a batched matrix product gives the per-sample
-coefficients ``BC_i``; their product over the group is taken and ONE logarithm per group is
-accumulated.  Any group whose product falls below ``2**-900`` (it may have lost precision to
-underflow) is redone per sample, and any sample whose coefficient is that small is redone
-exactly with ``logsumexp_c((logp + logq) / 2)``; a sample with no common support gives
-``-inf`` there, hence distance ``+inf``.  The working set is ``O(tile**2 * g)`` plus the
-sample chunk; an ``(n, M, M)`` tensor is never formed.
+Normalized square-root probabilities ``x = exp(logp / 2) / sqrt(Z)`` are formed for a chunk
+of samples whose size adapts to the free memory (one exponential per entry; ``Z`` is the
+squared norm of each row, checked against ``norm_tol``).  The output is cut into rectangles of
+models (upper triangle only in the self case: row tiles against the columns from the tile's
+own first model on).  For each rectangle and each group of ``g`` samples, a batched matrix
+product gives the per-sample coefficients ``BC_i``, and one product over the group multiplies
+them into a running product ``Q`` of the rectangle.  A logarithm is taken only when ``min Q``
+falls below ``2**-500`` (then ``log Q`` is accumulated and ``Q`` restarts at 1) and at the end
+of the chunk, so logarithms cost almost nothing.  Coefficients are at most 1, so the running
+product decreases and never overflows; an entry whose product falls below ``2**-900`` (it
+may have lost precision to underflow) is recomputed as ``log Q + sum_i log BC_i``, and any
+sample whose coefficient is that small is recomputed exactly with
+``logsumexp_c((logp + logq) / 2)``; a sample with no common support gives ``-inf`` there,
+hence distance ``+inf``.  Every product and sum is float64, so the result is exact to
+rounding whatever the grouping.
+
+On CPU the rectangles are shared out among as many single-threaded workers as torch has
+threads (``torch.get_num_threads()``, set to 1 inside the call and restored after), so that
+each core keeps its rectangle's working set in its own cache; on CUDA one worker issues
+large rectangles.  The working set is ``O(rows * cols * g)`` per worker plus the sample
+chunk; an ``(n, M, M)`` tensor is never formed.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
+import threading
 import warnings
 
 import numpy as np
@@ -57,6 +71,14 @@ __all__ = [
 
 #: products of Bhattacharyya coefficients below this are recomputed sample by sample
 _TINY = 2.0 ** -900
+#: running products of coefficients are logged (and restarted at 1) once they fall below this
+_FLUSH = 2.0 ** -500
+#: output rectangle on CPU (rows, columns) and samples per batched product: each worker's
+#: buffers, 2 * (group + 1) * rows * cols float64 (4.5 MiB), stay in the shared L3 cache
+_CPU_TILE = (64, 512)
+_CPU_GROUP = 8
+#: below this many (pair, sample) terms the CPU kernel runs in the calling thread only
+_THREADED_MIN_WORK = 1 << 24
 _ON_DISJOINT = ("warn", "raise", "ignore")
 _LAYOUT = "(M, n, C) = (models, samples, classes)"
 
@@ -119,13 +141,31 @@ def _tiles(M: int, T: int):
     return [(i, min(i + T, M)) for i in range(0, M, T)]
 
 
+def _blocks(Ma: int, Mb: int, Ta: int, Tb: int, sym: bool):
+    """Rectangles ``(a0, a1, b0, b1)`` of the output to compute, widest first.
+
+    Rows in tiles of ``Ta``; columns in runs of ``Tb`` starting at the row tile's first model in
+    the symmetric case (so only the ``Ta x Ta`` diagonal squares are computed twice), at 0
+    otherwise.
+    """
+    out = []
+    for a0, a1 in _tiles(Ma, Ta):
+        start = a0 if sym else 0
+        out += [(a0, a1, b0, min(b0 + Tb, Mb)) for b0 in range(start, Mb, Tb)]
+    out.sort(key=lambda r: -(r[1] - r[0]) * (r[3] - r[2]))  # stable: big blocks first
+    return out
+
+
 def _symmetrize_from_upper(out: torch.Tensor, tiles) -> None:
-    """Copy upper-triangle tiles onto the lower triangle (in place), mirroring each pair once."""
-    for bi, (a0, a1) in enumerate(tiles):
+    """Mirror the computed upper part onto the lower triangle (in place), each pair once.
+
+    ``tiles`` are the row tiles: ``out[a0:a1, a0:]`` was computed for each; the diagonal square
+    keeps its upper triangle.
+    """
+    for a0, a1 in tiles:
         blk = out[a0:a1, a0:a1]
         blk.copy_(torch.triu(blk) + torch.triu(blk, 1).transpose(0, 1))
-        for (b0, b1) in tiles[bi + 1:]:
-            out[b0:b1, a0:a1] = out[a0:a1, b0:b1].transpose(0, 1)
+        out[a1:, a0:a1] = out[a0:a1, a1:].transpose(0, 1)
 
 
 def _report_disjoint(first, count, on_disjoint):
@@ -142,7 +182,7 @@ def _report_disjoint(first, count, on_disjoint):
 
 # ----------------------------------------------------------------------------- Bhattacharyya
 
-def bhattacharyya(logp, logq=None, *, device=None, tile=None, group=16, norm_tol=None,
+def bhattacharyya(logp, logq=None, *, device=None, tile=None, group=None, norm_tol=None,
                   on_disjoint="warn"):
     """Bhattacharyya distance between models, mean over samples.
 
@@ -160,9 +200,12 @@ def bhattacharyya(logp, logq=None, *, device=None, tile=None, group=16, norm_tol
         Where to compute; default CUDA if available, else CPU.  The result is always a
         numpy array on the host.
     tile : int, optional
-        Models per tile (default 256 on CPU, 2048 on CUDA).
-    group : int
-        Samples whose coefficients are multiplied before one logarithm is taken (default 16).
+        Models per side of the square output tiles.  Default: 64 x 512 rectangles on CPU,
+        2048 x 2048 on CUDA.
+    group : int, optional
+        Samples per batched matrix product, whose coefficients are multiplied into the running
+        product at once (default 8 on CPU, 16 on CUDA).  Tuning only: the result does not
+        depend on it beyond rounding.
     norm_tol : float, optional
         Tolerance on ``|log sum_c p_ic|`` per (model, sample); default 1e-8 for float64 and
         1e-4 for float32 inputs.
@@ -186,97 +229,212 @@ def bhattacharyya(logp, logq=None, *, device=None, tile=None, group=16, norm_tol
     """
     if on_disjoint not in _ON_DISJOINT:
         raise ValueError(f"on_disjoint must be one of {_ON_DISJOINT}; got {on_disjoint!r}")
-    if not (isinstance(group, int) and group >= 1):
+    if group is not None and not (isinstance(group, int) and group >= 1):
         raise ValueError(f"group must be a positive integer; got {group!r}")
     tp, tq = _pair_inputs(logp, logq)
     return _bhattacharyya_impl(tp, tq, device=device, tile=tile, group=group, norm_tol=norm_tol,
                                on_disjoint=on_disjoint, check=True)
 
 
-def _bhattacharyya_impl(tp, tq, *, device, tile, group, norm_tol, on_disjoint, check):
+def _sqrt_prob_chunk(t, s0, s1, name, norm_tol, device, check):
+    """Square-root probabilities of samples ``s0:s1``: ``(s, M, C)`` float64 on ``device``.
+
+    Returns ``(X, logz)`` with ``logz`` ``(s, M)`` the log normalizers that were divided out
+    (``None`` when ``check`` is False: the input is used as given).  The fast path takes one
+    exponential per entry and gets ``Z`` as the squared norm of the row of ``X``; any row that
+    fails the tolerance (NaN, +inf, unnormalized, or ``Z`` out of the float64 range) sends the
+    chunk through :func:`check_log_prob_chunk`, which raises with the exact location or
+    returns exact ``log Z`` (log-sum-exp) when the rows are within a user tolerance after all.
+    """
+    lp = t[:, s0:s1]  # (M, s, C) view of the input, any dtype/device
+    M, s, C = lp.shape
+    X = torch.empty((s, M, C), dtype=torch.float64, device=device)
+    if lp.device == X.device:
+        torch.mul(lp.transpose(0, 1), 0.5, out=X)  # cast, transpose and halve in one pass
+    else:
+        X.copy_(lp.transpose(0, 1))
+        X.mul_(0.5)
+    X.exp_()
+    if not check:
+        return X, None
+    tol = NORM_TOL[t.dtype] if norm_tol is None else float(norm_tol)
+    nrm = torch.linalg.vector_norm(X, dim=-1)  # sqrt(Z) per (sample, model)
+    logz = nrm.log_().mul_(2.0)
+    if bool((logz.abs() <= tol).all()):
+        X.div_(torch.exp(0.5 * logz).unsqueeze(-1))
+        return X, logz
+    lp64 = lp.to(device=device, dtype=torch.float64)
+    logz = check_log_prob_chunk(lp64, name, 0, s0, tol)  # raises on bad input; else exact log Z
+    X.copy_((lp64 - logz.unsqueeze(-1)).transpose(0, 1))
+    del lp64
+    X.mul_(0.5).exp_()
+    return X, logz.transpose(0, 1).contiguous()
+
+
+def _norm_log_probs(t, logz, models, samples, s0, device):
+    """Normalized float64 log-probs ``(k, C)`` of the (model, sample) pairs ``models[j],
+    samples[j]`` (absolute sample indices; ``logz`` belongs to the chunk starting at ``s0``)."""
+    lp = t[models.to(t.device), samples.to(t.device)].to(device=device, dtype=torch.float64)
+    if logz is not None:
+        lp = lp - logz[samples - s0, models].unsqueeze(-1)
+    return lp
+
+
+class _BCChunk:
+    """One chunk of samples, shared by the workers that take its tile pairs."""
+
+    def __init__(self, tp, tq, Xa, Xb, lza, lzb, s0, out, group, disjoint_pairs):
+        self.tp, self.tq = tp, (tp if tq is None else tq)
+        self.Xa, self.Xb = Xa, Xb
+        self.lza, self.lzb = lza, lzb
+        self.s0 = s0
+        self.out = out
+        self.g = group
+        self.disjoint_pairs = disjoint_pairs
+
+    def pair(self, a0, a1, b0, b1, bufs):
+        """Add ``sum_i log BC_i`` over the chunk's samples to ``out[a0:a1, b0:b1]``.
+
+        Returns the first disjoint (model a, model b, sample) found, or None.
+        """
+        ta, tb, g = a1 - a0, b1 - b0, self.g
+        s = self.Xa.shape[0]
+        xa = self.Xa[:, a0:a1]
+        xbT = self.Xb[:, b0:b1].transpose(1, 2)
+        cur, nxt = (b[: (g + 1) * ta * tb].view(g + 1, ta, tb) for b in bufs)
+        acc = self.out[a0:a1, b0:b1]
+        cur[0].fill_(1.0)  # running product of the coefficients since the last logarithm
+        first = None
+        for g0 in range(0, s, g):
+            g1 = min(s, g0 + g)
+            S = cur[1:g1 - g0 + 1]
+            torch.bmm(xa[g0:g1], xbT[g0:g1], out=S)
+            R = nxt[0]
+            torch.prod(cur[:g1 - g0 + 1], 0, out=R)  # Q * BC_g0 * ... * BC_{g1-1}
+            m = float(R.min())
+            if m < _FLUSH:
+                L = torch.log(R)
+                if m < _TINY:
+                    f = self._redo_small(S, cur[0], R, L, a0, b0, g0, g1)
+                    if f is not None and first is None:
+                        first = f
+                acc.add_(L)
+                R.fill_(1.0)
+            cur, nxt = nxt, cur
+        acc.add_(torch.log(cur[0]))
+        return first
+
+    def _redo_small(self, S, Q, R, L, a0, b0, g0, g1):
+        """Recompute entries of ``L = log R`` whose product fell below ``_TINY`` (it may have
+        lost precision): ``log Q + sum_i log BC_i``, with each ``BC_i < _TINY`` recomputed
+        exactly as ``logsumexp_c((logp + logq) / 2)`` (``-inf`` for disjoint support)."""
+        idx = (R < _TINY).nonzero()  # (k, 2) local tile indices
+        ia, ib = idx[:, 0], idx[:, 1]
+        Sk = S[:, ia, ib]  # (gg, k)
+        vals = torch.log(Sk)
+        exact = (Sk < _TINY).nonzero()  # (k', 2): (sample in group, entry)
+        first = None
+        if exact.numel():
+            ts, ks = exact[:, 0], exact[:, 1]
+            ea, eb = a0 + ia[ks], b0 + ib[ks]
+            samples = self.s0 + g0 + ts
+            La = _norm_log_probs(self.tp, self.lza, ea, samples, self.s0, S.device)  # (k', C)
+            Lb = _norm_log_probs(self.tq, self.lzb, eb, samples, self.s0, S.device)
+            lse = torch.logsumexp(0.5 * (La + Lb), dim=-1)  # (k',)
+            vals[ts, ks] = lse
+            dis = torch.isneginf(lse)
+            if bool(dis.any()):
+                if self.disjoint_pairs is not None:
+                    self.disjoint_pairs[ea[dis], eb[dis]] = True
+                # first by sample, then by entry (row-major in the tile)
+                d = dis.nonzero()[:, 0]
+                order = torch.argsort(ts[d] * (ia.numel() + 1) + ks[d])
+                j = int(d[order[0]])
+                first = (int(ea[j]), int(eb[j]), int(samples[j]))
+        L[ia, ib] = torch.log(Q[ia, ib]) + vals.sum(0)
+        return first
+
+
+def _bhattacharyya_impl(tp, tq, *, device, tile, group, norm_tol, on_disjoint, check, workers=None):
     dev = _resolve_device(device)
     sym = tq is None
     Ma, n, C = tp.shape
     Mb = Ma if sym else tq.shape[0]
-    T = int(tile) if tile is not None else (256 if dev.type == "cpu" else 2048)
-    if T < 1:
-        raise ValueError(f"tile must be a positive integer; got {tile!r}")
-    g = group
-    # Per sample: the float64 chunk (converted, normalized, transposed: ~3 copies) and its sqrt.
-    per_sample = 4 * 8 * C * (Ma + (0 if sym else Mb))
+    if tile is not None:
+        Ta = Tb = int(tile)
+        if Ta < 1:
+            raise ValueError(f"tile must be a positive integer; got {tile!r}")
+    else:
+        Ta, Tb = _CPU_TILE if dev.type == "cpu" else (2048, 2048)
+    g = group if group is not None else (_CPU_GROUP if dev.type == "cpu" else 16)
+    blocks = _blocks(Ma, Mb, Ta, Tb, sym)
+    # CPU: tile pairs are shared out among single-threaded workers (each keeps its working set in
+    # its own core's cache); CUDA, or little work: one worker with the device's own parallelism.
+    n_threads = torch.get_num_threads()
+    if workers is None:
+        big = len(blocks) > 1 and Ma * Mb * n >= _THREADED_MIN_WORK
+        workers = n_threads if (dev.type == "cpu" and big) else 1
+    workers = max(1, min(int(workers), len(blocks)))
+
+    # Per sample: the float64 square-root probabilities (+ one transient copy on the slow path).
+    per_sample = 2 * 8 * C * (Ma + (0 if sym else Mb))
     s_chunk = _sample_chunk(n, per_sample, dev, g)
 
     out = torch.zeros(Ma, Mb, dtype=torch.float64, device=dev)
-    tiles_a = _tiles(Ma, T)
-    tiles_b = tiles_a if sym else _tiles(Mb, T)
-    pairs = [(i, j) for i in range(len(tiles_a)) for j in range(len(tiles_b)) if (not sym or j >= i)]
-    buf = torch.empty(g, min(T, Ma), min(T, Mb), dtype=torch.float64, device=dev)
-    prod_buf = torch.empty(min(T, Ma), min(T, Mb), dtype=torch.float64, device=dev)
-    disjoint_first = None
+    buf_elems = (g + 1) * max((a1 - a0) * (b1 - b0) for a0, a1, b0, b1 in blocks)
     disjoint_pairs = torch.zeros(Ma, Mb, dtype=torch.bool, device=dev) if on_disjoint != "ignore" else None
+    firsts = {}
+    # Each worker sets its own thread count to 1: OpenMP keeps that setting per thread, and a
+    # worker left at the process default would start a full OpenMP team inside every small
+    # matrix product (oversubscribed: two workers then run no faster than one).
+    pool = (concurrent.futures.ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,))
+            if workers > 1 else None)
+    local = threading.local()
 
-    for s0 in range(0, n, s_chunk):
-        s1 = min(n, s0 + s_chunk)
-        La = _normalized_chunk(tp, s0, s1, "logp", norm_tol, dev, check)  # (s, Ma, C)
-        Lb = La if sym else _normalized_chunk(tq, s0, s1, "logq", norm_tol, dev, check)
-        Xa = torch.exp(0.5 * La)
-        Xb = Xa if sym else torch.exp(0.5 * Lb)
-        for (i, j) in pairs:
-            a0, a1 = tiles_a[i]
-            b0, b1 = tiles_b[j]
-            xa = Xa[:, a0:a1]
-            xbT = Xb[:, b0:b1].transpose(1, 2)
-            acc = out[a0:a1, b0:b1]
-            for g0 in range(0, s1 - s0, g):
-                g1 = min(s1 - s0, g0 + g)
-                S = torch.bmm(xa[g0:g1], xbT[g0:g1], out=buf[: g1 - g0, : a1 - a0, : b1 - b0])
-                P = torch.prod(S, 0, out=prod_buf[: a1 - a0, : b1 - b0])
-                small = bool(P.min() < _TINY)
-                logP = torch.log_(P)
-                if small:
-                    first = _redo_small(S, logP, La, Lb, a0, b0, g0, g1, s0, disjoint_pairs)
-                    if first is not None and disjoint_first is None:
-                        disjoint_first = first
-                acc.add_(logP)
-        del La, Lb, Xa, Xb
+    def bufs():
+        if not hasattr(local, "bufs"):
+            local.bufs = tuple(torch.empty(buf_elems, dtype=torch.float64, device=dev) for _ in range(2))
+        return local.bufs
+
+    try:
+        for ci, s0 in enumerate(range(0, n, s_chunk)):
+            s1 = min(n, s0 + s_chunk)
+            Xa, lza = _sqrt_prob_chunk(tp, s0, s1, "logp", norm_tol, dev, check)
+            Xb, lzb = (Xa, lza) if sym else _sqrt_prob_chunk(tq, s0, s1, "logq", norm_tol, dev, check)
+            chunk = _BCChunk(tp, tq, Xa, Xb, lza, lzb, s0, out, g, disjoint_pairs)
+
+            def run(blk, chunk=chunk):
+                return chunk.pair(*blk, bufs())
+
+            if pool is None:
+                results = [run(blk) for blk in blocks]
+            else:
+                torch.set_num_threads(1)
+                try:
+                    results = list(pool.map(run, blocks))
+                finally:
+                    torch.set_num_threads(n_threads)
+            for blk, f in zip(blocks, results):
+                if f is not None:  # keyed by position: the first in (chunk, row, column) order
+                    firsts.setdefault((ci, blk[0], blk[2]), f)
+            del chunk, Xa, Xb, lza, lzb
+    finally:
+        if pool is not None:
+            pool.shutdown()
 
     if sym:
-        _symmetrize_from_upper(out, tiles_a)
+        _symmetrize_from_upper(out, _tiles(Ma, Ta))
     out.mul_(-1.0 / n)
     if sym:
         out.fill_diagonal_(0.0)
-    if disjoint_first is not None and on_disjoint != "ignore":
+    if firsts and on_disjoint != "ignore":
+        disjoint_first = firsts[min(firsts)]
         if sym:
             count = int(torch.triu(disjoint_pairs | disjoint_pairs.T, 1).sum())
         else:
             count = int(disjoint_pairs.sum())
         _report_disjoint(disjoint_first, count, on_disjoint)
     return out.cpu().numpy()
-
-
-def _redo_small(S, logP, La, Lb, a0, b0, g0, g1, s0, disjoint_pairs):
-    """Recompute entries of ``logP`` whose group product underflowed (see module docstring)."""
-    idx = (logP < np.log(_TINY)).nonzero()  # (k, 2) local tile indices; -inf and nan-free
-    ia, ib = idx[:, 0], idx[:, 1]
-    Sk = S[:, ia, ib]  # (gg, k)
-    ok = (Sk >= _TINY).all(0)
-    vals = torch.log(Sk).sum(0)
-    first = None
-    exact = (~ok).nonzero()[:, 0]
-    if exact.numel():
-        ea, eb = ia[exact], ib[exact]
-        # (gg, k', C) normalized log-probs of the affected pairs on the group's samples
-        lse = torch.logsumexp(0.5 * (La[g0:g1][:, a0 + ea] + Lb[g0:g1][:, b0 + eb]), dim=-1)
-        vals[exact] = lse.sum(0)
-        dis = torch.isneginf(lse)
-        if bool(dis.any()):
-            col = dis.any(0)
-            if disjoint_pairs is not None:
-                disjoint_pairs[a0 + ea[col], b0 + eb[col]] = True
-            t, k = (int(v) for v in dis.nonzero()[0])
-            first = (int(a0 + ea[k]), int(b0 + eb[k]), int(s0 + g0 + t))
-    logP[ia, ib] = vals
-    return first
 
 
 # ----------------------------------------------------------------------------- other divergences
@@ -484,5 +642,5 @@ def bernoulli_bhattacharyya(logits_a, logits_b=None, *, device=None, tile=None, 
     if lb is not None and lb.shape[1] != la.shape[1]:
         raise ValueError(f"logits_a and logits_b must have the same number of samples; got "
                          f"{la.shape[1]} and {lb.shape[1]}")
-    return _bhattacharyya_impl(la, lb, device=device, tile=tile, group=16, norm_tol=None,
+    return _bhattacharyya_impl(la, lb, device=device, tile=tile, group=None, norm_tol=None,
                                on_disjoint=on_disjoint, check=False)

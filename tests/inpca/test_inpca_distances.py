@@ -274,3 +274,38 @@ def test_normalization_tolerance_is_applied_and_used():
     D = bhattacharyya(shifted, norm_tol=1e-5)
     # treated as the normalized distribution: equal to the distance of A itself
     np.testing.assert_allclose(D, bhattacharyya(A), atol=1e-15)
+
+
+def test_worker_threads_agree_with_one_worker_and_reference():
+    from linsim.inpca.distances import _bhattacharyya_impl
+
+    rng = np.random.default_rng(11)
+    A = random_log_probs(rng, 70, 90, 5)
+    B = random_log_probs(rng, 33, 90, 5)
+    kw = dict(device="cpu", tile=16, group=4, norm_tol=None, on_disjoint="warn", check=True)
+    ta, tb = torch.from_numpy(A), torch.from_numpy(B)
+    one = _bhattacharyya_impl(ta, None, workers=1, **kw)
+    two = _bhattacharyya_impl(ta, None, workers=2, **kw)
+    np.testing.assert_array_equal(one, two)
+    np.testing.assert_allclose(one, ref_bhattacharyya(A, A) * (1 - np.eye(70)), atol=1e-12, rtol=0)
+    cross = _bhattacharyya_impl(ta, tb, workers=3, **kw)
+    np.testing.assert_allclose(cross, ref_bhattacharyya(A, B), atol=1e-12, rtol=0)
+
+
+def test_running_product_restarts_and_underflow_across_many_samples():
+    """Coefficients ~1e-2 restart the running product every few groups; a few samples with
+    coefficients far below 2**-900 (and one disjoint pair) land in between."""
+    rng = np.random.default_rng(12)
+    n, C = 700, 3
+    A = log_softmax(40.0 * rng.standard_normal((5, n, C)))  # confident models: small coefficients
+    A[1, 100] = [0.0, -2500.0, -2500.0]
+    A[2, 100] = [-2500.0, 0.0, -2500.0]  # BC = 2 exp(-1250) on sample 100
+    A[3, 350] = [0.0, -np.inf, -np.inf]
+    A[4, 350] = [-np.inf, 0.0, -np.inf]  # disjoint on sample 350
+    with pytest.warns(DisjointSupportWarning, match=r"models \(3, 4\) on sample 350"):
+        D = bhattacharyya(A, group=8)
+    ref = ref_bhattacharyya_logdomain(A, A)
+    np.fill_diagonal(ref, 0.0)
+    finite = np.isfinite(ref)
+    np.testing.assert_allclose(D[finite], ref[finite], rtol=1e-13, atol=1e-12)
+    assert D[3, 4] == np.inf and D[4, 3] == np.inf and np.sum(~np.isfinite(D)) == 2

@@ -188,3 +188,47 @@ def test_tolerance_and_parameter_errors():
         fit.transform(np.zeros((1, 3)))
     with pytest.raises(ValueError, match="negative"):
         fit.transform(np.array([[-1.0, 0.0]]))
+
+
+@pytest.mark.parametrize("M, k, d", [(40, 12, 30), (700, 5, 100)])
+def test_iterative_solver_exhaustion_and_thick_restart(M, k, d):
+    """M=40: the block Krylov basis fills the whole space (Ritz pairs exact); M=700 with a flat
+    spectrum: slow convergence exercises the thick restart.  Both agree with dense."""
+    rng = np.random.default_rng(3)
+    X = random_points(rng, M, d, decay=0.99)
+    D = sq_euclidean(X) + 0.2 * sq_euclidean(random_points(rng, M, 3, decay=0.8)) ** 0.5
+    dense = InPCA(n_components=k, solver="dense").fit(D)
+    it = InPCA(n_components=k, solver="iterative").fit(D)
+    np.testing.assert_allclose(it.eigenvalues_, dense.eigenvalues_, rtol=1e-9, atol=1e-10 * abs(dense.eigenvalues_[0]))
+    np.testing.assert_allclose(it.embedding_, dense.embedding_, atol=1e-7 * np.abs(dense.embedding_).max())
+    assert it.n_negative_ == dense.n_negative_
+    if M == 700:
+        assert it.n_iter_ > 8  # more blocks than fit in the basis: restarted at least once
+
+
+def test_iterative_solver_reports_non_convergence():
+    rng = np.random.default_rng(4)
+    D = sq_euclidean(random_points(rng, 300, 40, decay=0.99))
+    with pytest.warns(RuntimeWarning, match="did not converge in 2 iterations"):
+        fit = InPCA(n_components=5, solver="iterative", max_iter=2).fit(D)
+    assert fit.n_iter_ == 2
+
+
+def test_fast_validation_agrees_with_checks_on_views_and_tensors():
+    """The fused validation pass accepts exactly what check_distance_matrix accepts."""
+    import torch
+
+    rng = np.random.default_rng(5)
+    D = non_euclidean_D(rng, 30)
+    ref = InPCA(n_components=3).fit(D)
+    for variant in (np.asfortranarray(D), torch.from_numpy(D), D.astype(np.float32), D[::-1, ::-1]):
+        fit = InPCA(n_components=3).fit(variant)
+        np.testing.assert_allclose(np.abs(fit.eigenvalues_), np.abs(ref.eigenvalues_), rtol=1e-6)
+    bad = D.copy()
+    bad[3, 7] += 1e-6 * D.max()  # beyond the 1e-9 relative asymmetry tolerance
+    with pytest.raises(ValueError, match=r"not symmetric: D\[3, 7\]"):
+        InPCA(n_components=3).fit(bad)
+    bad = D.copy()
+    bad[4, 4] = 1e-3
+    with pytest.raises(ValueError, match=r"diagonal entry .* at \(4, 4\)"):
+        InPCA(n_components=3).fit(bad)
