@@ -237,7 +237,7 @@ def main(argv=None):
           f"linsim is {tp_full / wall:.1f}x faster at the target size")
 
     # ---- CUDA
-    print("\n[3] CUDA")
+    print("\n[CUDA] same call with device=\"cuda\"")
     if torch.cuda.is_available():
         bhattacharyya(logp[:200, :64], device="cuda")
         torch.cuda.synchronize()

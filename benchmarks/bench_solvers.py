@@ -15,7 +15,7 @@ checkpoints (the output alone is R*K*n*C float64 = 244 MiB):
 The horizons are timed in interleaved rounds (T=10, 1e4, 1e6, T=10, ...), so that a slow spell
 of a shared machine affects all of them alike; the best round of each is reported.
 
-Usage: python benchmarks/bench_solvers.py [--quick] [--repeat 5] [--explicit-steps 1000]
+Usage: python benchmarks/bench_solvers.py [--quick] [--repeat 7] [--explicit-steps 1000]
   --quick   d=200, n=500, R=8 (targets not judged), explicit GD timed for 100 steps
 """
 
@@ -49,7 +49,7 @@ def checkpoints(T: int, K: int) -> np.ndarray:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller problem, targets not judged")
-    ap.add_argument("--repeat", type=int, default=5, help="interleaved timing rounds (best is reported)")
+    ap.add_argument("--repeat", type=int, default=7, help="interleaved timing rounds (best is reported)")
     ap.add_argument("--explicit-steps", type=int, default=None,
                     help="steps of explicit GD actually run (then extrapolated to 1e4)")
     ap.add_argument("--no-simulate", action="store_true", help="skip the informational simulate() timings")
