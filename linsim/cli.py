@@ -230,7 +230,7 @@ def cmd_ribbon(args) -> int:
 # ----------------------------------------------------------------------------- phase
 def cmd_phase(args) -> int:
     from linsim.metrics import RibbonCriterion
-    from linsim.sweep import PhaseSpec, agreement, run_phase, save_dataset
+    from linsim.sweep import REGIME_LOGIT_RMS, PhaseSpec, agreement, run_phase, save_dataset
 
     cfg = _config_from(args)
     axes = dict(args.axis or [parse_axis(a) for a in PHASE_AXES])
@@ -264,11 +264,14 @@ def cmd_phase(args) -> int:
     names = list(spec.axes)
     print(f"linsim phase: {' x '.join(f'{n} ({v.size})' for n, v in spec.axes.items())} = "
           f"{int(np.prod(spec.shape))} cells in {seconds:.1f} s; criterion k_chi({args.chi}) <= {args.k_max}")
+    def share(frac, n):
+        return f"{frac:.1%} of {n}" if n else "none of 0"
+
     print(f"  theory (expected spectrum) vs simulation agree on ribbon/no ribbon in "
-          f"{summary['agreement']:.1%} of {summary['cells']} cells; in the small-logit regime "
-          f"{summary['agreement_in_regime']:.1%} of {summary['cells_in_regime']}")
-    print(f"  same-draw small-logit prediction agrees in {draw['agreement']:.1%} "
-          f"(in regime {draw['agreement_in_regime']:.1%})")
+          f"{share(summary['agreement'], summary['cells'])} cells; in the small-logit regime (rms "
+          f"logit <= {REGIME_LOGIT_RMS}) {share(summary['agreement_in_regime'], summary['cells_in_regime'])}")
+    print(f"  same-draw small-logit prediction agrees in {share(draw['agreement'], draw['cells'])} cells "
+          f"(in regime {share(draw['agreement_in_regime'], draw['cells_in_regime'])})")
     if summary["failed"]:
         print(f"  {summary['failed']} cells failed (see the 'error' variable in phase.nc)")
     if summary["disagreements"]:

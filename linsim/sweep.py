@@ -410,7 +410,7 @@ def theory_map(spec: PhaseSpec, resolution: int = 24, n_workers: int | None = No
     if resolution < 2:
         raise ValueError(f"resolution must be >= 2, got {resolution}")
     names = list(spec.axes)[:2]
-    fine = {n: _fine_axis(spec.axes[n], resolution) for n in names}
+    fine = {n: _fine_axis(spec.axes[n], resolution, n) for n in names}
     n_workers = (os.cpu_count() or 1) if n_workers is None else int(n_workers)
     args = [(spec.base, names, a, fine[names[1]], spec.criterion, n_draws) for a in fine[names[0]]]
     if n_workers <= 1:
@@ -428,11 +428,19 @@ def theory_map(spec: PhaseSpec, resolution: int = 24, n_workers: int | None = No
     )
 
 
-def _fine_axis(values: np.ndarray, resolution: int) -> np.ndarray:
+def _is_integer_axis(name: str) -> bool:
+    types = {f.name: str(f.type) for f in dataclasses.fields(EnsembleConfig)}
+    return types.get(name) == "int"
+
+
+def _fine_axis(values: np.ndarray, resolution: int, name: str = "") -> np.ndarray:
+    """``resolution`` values spanning ``values`` (geometric for log axes); integer axes such as
+    ``steps`` are rounded and de-duplicated, so they may have fewer points."""
     lo, hi = float(values.min()), float(values.max())
-    if is_log_axis(values):
-        return np.geomspace(lo, hi, resolution)
-    return np.linspace(lo, hi, resolution)
+    fine = np.geomspace(lo, hi, resolution) if is_log_axis(values) else np.linspace(lo, hi, resolution)
+    if _is_integer_axis(name):
+        fine = np.unique(np.rint(fine))
+    return fine
 
 
 def is_log_axis(values) -> bool:

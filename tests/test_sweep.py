@@ -118,3 +118,22 @@ def test_steep_spectrum_cells_do_not_fail():
     spec = PhaseSpec(dataclasses.replace(TINY, dim=30, n_samples=60), {"c": [2.0, 3.0]}, root_seed=2)
     ds = run_phase(spec, n_workers=1, progress=False)
     assert list(ds["status"].values) == ["ok", "ok"], ds["error"].values
+
+
+def test_steps_axis_fine_map_uses_integer_steps():
+    # The fine theory map over (c, T) must round T to integers (a float T used to be refused).
+    from linsim.sweep import theory_map
+
+    spec = PhaseSpec(TINY, {"c": [0.0, 1.0], "T": [10, 1000]})
+    fine = theory_map(spec, resolution=5, n_workers=1, n_draws=2)
+    T = fine["fine_steps"].values
+    np.testing.assert_array_equal(T, np.rint(T))
+    assert T[0] == 10 and T[-1] == 1000 and np.all(np.diff(T) > 0)
+    assert np.all(np.isfinite(fine["fine_k_chi"].values))
+
+
+def test_three_axis_sweep_shapes():
+    spec = PhaseSpec(TINY, {"c": [0.5], "ratio": [1.0, 10.0], "C": [2, 3]}, root_seed=4)
+    ds = run_phase(spec, n_workers=1, progress=False)
+    assert ds["sim_k_chi"].dims == ("slope", "scale_ratio", "n_classes")
+    assert ds["sim_k_chi"].shape == (1, 2, 2) and np.all(ds["status"].values == "ok")
