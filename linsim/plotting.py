@@ -57,7 +57,7 @@ def ribbon_figure(embedding, title: str = ""):
     norm = colors.LogNorm(vmin=max(t[t > 0].min() if (t > 0).any() else 1, 1e-12), vmax=max(t.max(), 1e-12)) \
         if (t > 0).any() else colors.Normalize(0, 1)
     cmap = cm.viridis
-    fig = plt.figure(figsize=(13, 4.5))
+    fig = plt.figure(figsize=(14, 4.8))
     ax3 = fig.add_subplot(1, 3, 1, projection="3d")
     for key in np.unique(np.stack([pts["trajectory"], pts["run"]], axis=1), axis=0):
         sel = (pts["trajectory"] == key[0]) & (pts["run"] == key[1])
@@ -71,8 +71,10 @@ def ribbon_figure(embedding, title: str = ""):
     ax3.set_xlabel(labels[0])
     ax3.set_ylabel(labels[1])
     ax3.set_zlabel(labels[2])
-    ax3.set_title("InPCA embedding (colour: training time)")
-    fig.colorbar(cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax3, shrink=0.6, pad=0.1, label="time")
+    ax3.set_title("InPCA embedding", pad=2)
+    # step/time 0 cannot sit on a log colour scale: it is drawn with the first positive time's colour
+    fig.colorbar(cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax3, shrink=0.6, pad=0.18,
+                 label="training time (step 0 at the lowest colour)")
 
     ax = fig.add_subplot(1, 3, 2)
     eigenvalue_ladder(ax, model.eigenvalues_)
