@@ -357,9 +357,17 @@ class InPCA:
 
     Examples
     --------
-    >>> D = linsim.inpca.bhattacharyya(logp)            # (M, M)
-    >>> emb = InPCA(n_components=3).fit(D)
-    >>> emb.embedding_.shape, emb.explained_stress_[-1]
+    Three models of two samples: D is the mean per-sample Bhattacharyya distance.
+
+    >>> import numpy as np
+    >>> from linsim.inpca import bhattacharyya
+    >>> p = np.array([[[0.5, 0.5], [0.9, 0.1]], [[0.8, 0.2], [0.5, 0.5]], [[0.1, 0.9], [0.3, 0.7]]])
+    >>> D = bhattacharyya(np.log(p))                    # (M, M) = (3, 3)
+    >>> emb = InPCA(n_components=2).fit(D)
+    >>> emb.embedding_.shape
+    (3, 2)
+    >>> bool(np.isclose(emb.explained_stress_[-1], 1.0))   # 3 points: 2 axes are full rank
+    True
     """
 
     def __init__(self, n_components=None, solver="auto", *, tol=1e-10, max_iter=500, random_state=0,
