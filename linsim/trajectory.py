@@ -8,7 +8,9 @@ parameters that produced it and the data it was evaluated on.  Everything downst
 
 Conventions
 -----------
-* ``outputs`` has shape ``(R, K, n, C)`` and dtype float64.
+* ``outputs`` has shape ``(R, K, n, C)``; float32 outputs (deep networks) are kept as float32
+  without a copy, every other real dtype is converted to float64. Distances accumulate in
+  float64 either way.
 * ``times`` has shape ``(K,)``; ``time_unit`` says whether they count discrete optimizer
   steps (``"step"``) or continuous gradient-flow time (``"time"``, in units of 1/learning
   rate, i.e. the flow ``dW/dt = -grad L``).
@@ -21,8 +23,10 @@ Conventions
 
 * ``params`` holds scalar metadata (str, int, float, bool) only; ``arrays`` holds named
   numpy arrays (e.g. the teacher, initial weights, the input spectrum).
-* On disk a trajectory is a netCDF file written with xarray (:meth:`Trajectory.save`),
-  never a pickle.
+* On disk a trajectory is a netCDF file written with xarray (:meth:`Trajectory.save`), never a
+  pickle: written atomically (temporary file + rename), with CF-style provenance attributes, every
+  parameter as an attribute and a SHA-256 checksum of each array that :meth:`Trajectory.load`
+  verifies. Variables are read by dimension name, so the order on disk does not matter.
 """
 
 from __future__ import annotations
@@ -44,14 +48,50 @@ def _as_scalar(value: Any) -> Any:
     return value
 
 
+def _real_array(value: Any, name: str, *, keep_float32: bool = False) -> np.ndarray:
+    """``value`` as a real floating array: float32 kept (if allowed), else float64; complex refused."""
+    arr = np.asarray(value)
+    if np.iscomplexobj(arr):
+        raise TypeError(f"Trajectory.{name} must be real; got a complex array (dtype {arr.dtype})")
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"Trajectory.{name} must be numeric; got dtype {arr.dtype}")
+    if keep_float32 and arr.dtype == np.float32:
+        return arr
+    return np.asarray(arr, dtype=np.float64)
+
+
+def _labels(value: Any, n: int, output_model: str, n_outputs: int) -> np.ndarray:
+    y = np.asarray(value)
+    if y.shape != (n,):
+        raise ValueError(f"labels must have shape (n,) = ({n},); got {y.shape}")
+    if y.dtype.kind == "b" or y.dtype.kind not in "iuf":
+        raise TypeError(f"labels must be integers; got dtype {y.dtype}")
+    if y.dtype.kind == "f":
+        bad = ~np.isfinite(y) | (y != np.round(y))
+        if bad.any():
+            i = int(np.argwhere(bad)[0, 0])
+            raise ValueError(f"labels must be integers; labels[{i}] = {y[i]!r}")
+    y = y.astype(np.int64)
+    n_classes = {"softmax": n_outputs, "bernoulli": 2}.get(output_model)
+    low = y < 0
+    high = (y >= n_classes) if n_classes is not None else np.zeros_like(low)
+    if (low | high).any():
+        i = int(np.argwhere(low | high)[0, 0])
+        rng = f"[0, {n_classes})" if n_classes is not None else ">= 0"
+        raise ValueError(f"labels must lie in {rng} for the {output_model} output model; "
+                         f"labels[{i}] = {y[i]}")
+    return y
+
+
 @dataclass(frozen=True)
 class Trajectory:
     """Outputs of ``R`` runs at ``K`` checkpoints on ``n`` samples and ``C`` outputs.
 
     Parameters
     ----------
-    outputs : array (R, K, n, C), float64
-        Logits (``softmax``/``bernoulli``) or means (``gaussian``).
+    outputs : array (R, K, n, C), float64 or float32
+        Logits (``softmax``/``bernoulli``) or means (``gaussian``). float32 is kept as is (no
+        copy); any other real dtype becomes float64.
     times : array (K,), float64
         Checkpoint times, non-decreasing; steps for ``time_unit="step"``.
     time_unit : {"step", "time"}
@@ -79,7 +119,7 @@ class Trajectory:
     arrays: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        out = np.asarray(self.outputs, dtype=np.float64)
+        out = _real_array(self.outputs, "outputs", keep_float32=True)
         if out.ndim != 4:
             raise ValueError(
                 f"Trajectory.outputs must have shape (R, K, n, C); got ndim={out.ndim} "
@@ -91,13 +131,20 @@ class Trajectory:
                 f"Trajectory.outputs contains NaN or inf (first at run {r}, checkpoint {k}, "
                 f"sample {i}, output {c}); the training run diverged or the input was bad"
             )
-        times = np.asarray(self.times, dtype=np.float64)
+        times = _real_array(self.times, "times")
         if times.shape != (out.shape[1],):
             raise ValueError(
                 f"Trajectory.times must have shape (K,) = ({out.shape[1]},); got {times.shape}"
             )
+        if not np.all(np.isfinite(times)):
+            k = int(np.argwhere(~np.isfinite(times))[0, 0])
+            raise ValueError(f"Trajectory.times contains NaN or inf (at checkpoint {k}): {times[k]}")
         if np.any(np.diff(times) < 0):
-            raise ValueError("Trajectory.times must be non-decreasing")
+            k = int(np.argwhere(np.diff(times) < 0)[0, 0])
+            raise ValueError(
+                f"Trajectory.times must be non-decreasing; times[{k}] = {times[k]:g} > "
+                f"times[{k + 1}] = {times[k + 1]:g}"
+            )
         if self.time_unit not in TIME_UNITS:
             raise ValueError(f"time_unit must be one of {TIME_UNITS}; got {self.time_unit!r}")
         if self.output_model not in OUTPUT_MODELS:
@@ -108,20 +155,18 @@ class Trajectory:
             raise ValueError(
                 f"the bernoulli output model takes one logit per sample (C == 1); got C={out.shape[3]}"
             )
-        if self.output_model == "gaussian" and not self.noise_scale > 0:
-            raise ValueError(f"noise_scale must be > 0; got {self.noise_scale}")
+        if self.output_model == "gaussian" and not (np.isfinite(self.noise_scale) and self.noise_scale > 0):
+            raise ValueError(f"noise_scale must be finite and > 0; got {self.noise_scale}")
         if self.inputs is not None:
-            x = np.asarray(self.inputs, dtype=np.float64)
+            x = _real_array(self.inputs, "inputs", keep_float32=True)
             if x.ndim != 2 or x.shape[0] != out.shape[2]:
                 raise ValueError(
                     f"inputs must have shape (n, d) with n={out.shape[2]}; got {x.shape}"
                 )
             object.__setattr__(self, "inputs", x)
         if self.labels is not None:
-            y = np.asarray(self.labels)
-            if y.shape != (out.shape[2],):
-                raise ValueError(f"labels must have shape (n,) = ({out.shape[2]},); got {y.shape}")
-            object.__setattr__(self, "labels", y.astype(np.int64))
+            object.__setattr__(self, "labels", _labels(self.labels, out.shape[2], self.output_model,
+                                                       out.shape[3]))
         for key, value in self.params.items():
             value = _as_scalar(value)
             if not isinstance(value, (str, int, float, bool)) and value is not None:
@@ -129,12 +174,23 @@ class Trajectory:
                     f"params[{key!r}] must be a scalar (str, int, float, bool or None); "
                     f"got {type(value).__name__}; put arrays in `arrays`"
                 )
+        arrays = {}
+        for k, v in self.arrays.items():
+            if not isinstance(k, str) or not k.isidentifier():
+                raise ValueError(f"arrays keys must be identifiers (they name netCDF variables); got {k!r}")
+            arrays[k] = np.asarray(v)
         object.__setattr__(self, "outputs", out)
         object.__setattr__(self, "times", times)
         object.__setattr__(self, "params", {k: _as_scalar(v) for k, v in self.params.items()})
-        object.__setattr__(
-            self, "arrays", {k: np.asarray(v) for k, v in self.arrays.items()}
-        )
+        object.__setattr__(self, "arrays", arrays)
+
+    def __repr__(self) -> str:
+        R, K, n, C = self.outputs.shape
+        t0, t1 = (self.times[0], self.times[-1]) if K else (np.nan, np.nan)
+        model = self.params.get("model", self.params.get("architecture"))
+        what = f", model={model!r}" if model is not None else ""
+        return (f"Trajectory(R={R}, K={K}, n={n}, C={C}, {self.output_model}, "
+                f"{self.time_unit} {t0:g}..{t1:g}, {self.outputs.dtype}{what})")
 
     # ------------------------------------------------------------------ shape helpers
     @property
@@ -178,21 +234,25 @@ class Trajectory:
 
     # ------------------------------------------------------------------ probabilities
     def log_probs(self) -> np.ndarray:
-        """Log-probabilities of every point, shape ``(M, n, C')``, float64.
+        """Log-probabilities of every point, shape ``(M, n, C')``, in the outputs' dtype.
 
         ``C' = C`` for softmax, ``C' = 2`` for bernoulli (classes 0 and 1).  Undefined for
-        the gaussian output model (its distances come from the means directly).
+        the gaussian output model (its distances come from the means directly).  Computed with
+        ``scipy.special.log_softmax`` / ``log_expit`` (stable for logits of any size).
+
+        Examples
+        --------
+        >>> t = Trajectory(outputs=np.zeros((1, 1, 2, 4)), times=[0])
+        >>> np.exp(t.log_probs()).round(3).tolist()
+        [[[0.25, 0.25, 0.25, 0.25], [0.25, 0.25, 0.25, 0.25]]]
         """
+        from scipy.special import log_expit, log_softmax
+
         z = self.flat_outputs()
         if self.output_model == "softmax":
-            zmax = z.max(axis=-1, keepdims=True)
-            shifted = z - zmax
-            return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+            return log_softmax(z, axis=-1)
         if self.output_model == "bernoulli":
-            # log sigmoid(z) = -log1p(exp(-z)), computed stably for both signs.
-            log_p1 = -np.logaddexp(0.0, -z)
-            log_p0 = -np.logaddexp(0.0, z)
-            return np.concatenate([log_p0, log_p1], axis=-1)
+            return np.concatenate([log_expit(-z), log_expit(z)], axis=-1)
         raise ValueError(
             "log_probs is undefined for the gaussian output model; use the Gaussian "
             "Bhattacharyya distance on the means (linsim.inpca)"
@@ -227,7 +287,14 @@ class Trajectory:
 
     # ------------------------------------------------------------------ disk format
     def to_dataset(self):
-        """An ``xarray.Dataset`` with dims ``run, checkpoint, sample, output`` (+ extras)."""
+        """An ``xarray.Dataset`` with dims ``run, checkpoint, sample, output`` (+ extras).
+
+        Global attributes: ``linsim_type``, ``time_unit``, ``output_model``, ``noise_scale``,
+        ``params_json`` (the parameters, exactly) and one ``param_<name>`` attribute per
+        parameter that netCDF can hold (str, int, float; booleans as 0/1), so that tools that do
+        not know linsim can read the hyper-parameters. Extra arrays are ``array_<name>``
+        variables with dimensions ``<name>_dim<i>``.
+        """
         import xarray as xr
 
         data_vars: dict[str, Any] = {
@@ -245,54 +312,119 @@ class Trajectory:
         for name, arr in self.arrays.items():
             dims = tuple(f"{name}_dim{i}" for i in range(arr.ndim))
             data_vars[f"array_{name}"] = (dims, arr)
-        attrs = {
+        attrs: dict[str, Any] = {
+            "title": "linsim training trajectory",
             "linsim_type": "Trajectory",
             "time_unit": self.time_unit,
             "output_model": self.output_model,
             "noise_scale": float(self.noise_scale),
             "params_json": json.dumps(dict(self.params), sort_keys=True),
-            "conventions": (
+            "comment": (
                 "outputs are logits (softmax, bernoulli) or means (gaussian) of R runs at "
                 "K checkpoints on n samples; time in optimizer steps or flow time"
             ),
         }
+        for key, value in self.params.items():
+            if isinstance(value, bool):
+                attrs[f"param_{key}"] = int(value)
+            elif isinstance(value, (str, int, float)):
+                attrs[f"param_{key}"] = value
         ds = xr.Dataset(data_vars=data_vars, coords=coords, attrs=attrs)
-        ds["outputs"].attrs["long_name"] = "model outputs (logits or means)"
-        ds["time"].attrs["units"] = self.time_unit
+        ds["outputs"].attrs.update(
+            long_name="model outputs (logits or means)", units="1",
+            output_model=self.output_model)
+        ds["time"].attrs.update(long_name="checkpoint time", units=self.time_unit)
+        ds["run"].attrs.update(long_name="training run (seed) index", units="1")
+        ds["checkpoint"].attrs.update(long_name="checkpoint index", units="1")
+        if self.inputs is not None:
+            ds["inputs"].attrs.update(long_name="evaluation inputs (flattened)", units="1")
+        if self.labels is not None:
+            ds["labels"].attrs.update(long_name="class label of each sample", units="1")
         return ds
 
     @classmethod
     def from_dataset(cls, ds) -> "Trajectory":
-        """Inverse of :meth:`to_dataset`."""
+        """Inverse of :meth:`to_dataset`; variables are read by dimension name.
+
+        Raises ``ValueError`` naming what is missing when the dataset lacks a variable, a
+        dimension or an attribute that a trajectory needs.
+        """
         if ds.attrs.get("linsim_type") != "Trajectory":
-            raise ValueError("dataset was not written by linsim.Trajectory.to_dataset")
+            raise ValueError(
+                "dataset was not written by linsim.Trajectory.to_dataset (its 'linsim_type' "
+                f"attribute is {ds.attrs.get('linsim_type')!r}, expected 'Trajectory')"
+            )
+        missing = [a for a in ("time_unit", "output_model", "noise_scale", "params_json")
+                   if a not in ds.attrs]
+        if missing:
+            raise ValueError(f"trajectory file lacks the attribute(s) {missing}")
+        for var in ("outputs", "time"):
+            if var not in ds.variables:
+                raise ValueError(f"trajectory file lacks the variable {var!r}")
+        dims = ("run", "checkpoint", "sample", "output")
+        if set(ds["outputs"].dims) != set(dims):
+            raise ValueError(
+                f"variable 'outputs' must have the dimensions {dims} (in any order); got "
+                f"{ds['outputs'].dims}"
+            )
+        outputs = ds["outputs"].transpose(*dims).values
+        if ds["time"].dims != ("checkpoint",):
+            raise ValueError(f"variable 'time' must have the dimension ('checkpoint',); got {ds['time'].dims}")
+        inputs = None
+        if "inputs" in ds:
+            if set(ds["inputs"].dims) != {"sample", "feature"}:
+                raise ValueError(f"variable 'inputs' must have dimensions (sample, feature); got {ds['inputs'].dims}")
+            inputs = ds["inputs"].transpose("sample", "feature").values
         arrays = {
-            name[len("array_"):]: ds[name].values
+            name[len("array_"):]: ds[name].transpose(
+                *sorted(ds[name].dims, key=lambda d: int(d.rsplit("_dim", 1)[-1]))).values
             for name in ds.data_vars
             if name.startswith("array_")
         }
         return cls(
-            outputs=ds["outputs"].values,
+            outputs=outputs,
             times=ds["time"].values,
             time_unit=ds.attrs["time_unit"],
             output_model=ds.attrs["output_model"],
             params=json.loads(ds.attrs["params_json"]),
-            inputs=ds["inputs"].values if "inputs" in ds else None,
+            inputs=inputs,
             labels=ds["labels"].values if "labels" in ds else None,
             noise_scale=float(ds.attrs["noise_scale"]),
             arrays=arrays,
         )
 
-    def save(self, path: str | Path) -> Path:
-        """Write the trajectory to a netCDF file (h5netcdf engine). Returns the path."""
-        path = Path(path)
-        self.to_dataset().to_netcdf(path, engine="h5netcdf")
-        return path
+    def save(self, path: str | Path, *, command=None) -> Path:
+        """Write the trajectory to a netCDF file, atomically and with checksums. Returns the path.
+
+        The file is written to a temporary name in the same folder and renamed onto ``path``,
+        so a kill during the write leaves the previous file intact. Each array carries a
+        SHA-256 checksum that :meth:`load` verifies; provenance attributes
+        (:mod:`linsim.provenance`) record the command line, versions and time.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> t = Trajectory(outputs=np.zeros((2, 3, 4, 5), dtype=np.float32), times=[0, 1, 2])
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     back = Trajectory.load(t.save(Path(d) / "t.nc"))
+        >>> back.outputs.dtype, back.outputs.shape
+        (dtype('float32'), (2, 3, 4, 5))
+        """
+        from linsim.storage import write_netcdf
+
+        ds = self.to_dataset()
+        checksum = [name for name in ds.variables if name not in ("run", "checkpoint")]
+        return write_netcdf(ds, Path(path), command=command, checksum_vars=checksum)
 
     @classmethod
     def load(cls, path: str | Path) -> "Trajectory":
-        """Read a trajectory written by :meth:`save`."""
-        import xarray as xr
+        """Read a trajectory written by :meth:`save`, verifying its checksums.
 
-        with xr.open_dataset(path, engine="h5netcdf") as ds:
-            return cls.from_dataset(ds.load())
+        Raises ``linsim.storage.CorruptFileError`` when a stored checksum does not match.
+        """
+        from linsim.storage import read_netcdf
+
+        return cls.from_dataset(read_netcdf(path))
+
+
+__all__ = ["OUTPUT_MODELS", "TIME_UNITS", "Trajectory"]

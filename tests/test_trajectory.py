@@ -86,3 +86,112 @@ def test_gaussian_has_no_log_probs():
     t = _traj(model="gaussian", noise_scale=0.5)
     with pytest.raises(ValueError, match="gaussian"):
         t.log_probs()
+
+
+# ---------------------------------------------------------------------------- contracts (issue 11)
+def test_float32_outputs_are_kept_without_a_copy_and_other_dtypes_become_float64():
+    z32 = np.random.default_rng(1).normal(size=(2, 3, 4, 5)).astype(np.float32)
+    t = Trajectory(outputs=z32, times=[0, 1, 2])
+    assert t.outputs.dtype == np.float32 and np.shares_memory(t.outputs, z32)
+    assert t.log_probs().dtype == np.float32
+    t16 = Trajectory(outputs=z32.astype(np.float16), times=[0, 1, 2])
+    assert t16.outputs.dtype == np.float64
+    ti = Trajectory(outputs=np.zeros((1, 1, 2, 3), dtype=np.int32), times=[0])
+    assert ti.outputs.dtype == np.float64
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"times": [0, np.nan, 2]}, "NaN or inf"),
+        ({"times": [0, 1, np.inf]}, "NaN or inf"),
+        ({"labels": [0, 1, 0.5, 1, 0]}, r"labels\[2\]"),
+        ({"labels": [0, 1, 2, 1, 0]}, r"\[0, 2\)"),
+        ({"labels": [0, -1, 0, 1, 0]}, r"labels\[1\] = -1"),
+        ({"labels": [True, False, True, False, True]}, "integers"),
+        ({"outputs": np.zeros((1, 3, 5, 2)) + 1j}, "complex"),
+        ({"times": np.array([0, 1, 2]) + 0j}, "complex"),
+        ({"inputs": np.zeros((5, 2)) + 1j}, "complex"),
+        ({"noise_scale": np.inf, "output_model": "gaussian"}, "noise_scale"),
+        ({"arrays": {"not an identifier": np.zeros(2)}}, "identifiers"),
+    ],
+)
+def test_more_bad_input_is_refused(kwargs, match):
+    base = dict(outputs=np.zeros((1, 3, 5, 2)), times=[0, 1, 2])
+    base.update(kwargs)
+    with pytest.raises((ValueError, TypeError), match=match):
+        Trajectory(**base)
+
+
+def test_repr_is_short_and_says_the_shape():
+    text = repr(_traj())
+    assert len(text) < 120 and "R=2, K=3, n=5, C=4" in text and "softmax" in text
+
+
+def test_save_is_atomic_a_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
+    import xarray as xr
+
+    path = tmp_path / "t.nc"
+    first = _traj()
+    first.save(path)
+    before = path.read_bytes()
+
+    def broken(self, target, *a, **k):
+        with open(target, "wb") as fh:
+            fh.write(b"half a file")
+        raise KeyboardInterrupt  # a kill in the middle of the write
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", broken)
+    with pytest.raises(KeyboardInterrupt):
+        _traj(C=3).save(path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.nc"]  # no temporary left behind
+
+
+def test_overwritten_bytes_are_detected_on_load(tmp_path):
+    import h5py
+
+    from linsim.storage import CorruptFileError
+
+    path = _traj().save(tmp_path / "t.nc")
+    with h5py.File(path, "r") as f:
+        offset = f["outputs"].id.get_offset()
+    raw = bytearray(path.read_bytes())
+    raw[offset + 16: offset + 24] = np.float64(-1.86e230).tobytes()
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CorruptFileError, match="outputs"):
+        Trajectory.load(path)
+
+
+def test_load_reads_by_dimension_name_not_position(tmp_path):
+    rng = np.random.default_rng(2)
+    t = Trajectory(outputs=rng.normal(size=(3, 3, 4, 2)), times=[0, 1, 5],
+                   inputs=rng.normal(size=(4, 6)))  # R == K: a transposed file has the same shape
+    ds = t.to_dataset()
+    ds["outputs"] = ds["outputs"].transpose("checkpoint", "run", "output", "sample")
+    ds["inputs"] = ds["inputs"].transpose("feature", "sample")
+    ds.to_netcdf(tmp_path / "t.nc", engine="h5netcdf")
+    back = Trajectory.load(tmp_path / "t.nc")
+    np.testing.assert_array_equal(back.outputs, t.outputs)
+    np.testing.assert_array_equal(back.inputs, t.inputs)
+
+
+@pytest.mark.parametrize("attr", ["time_unit", "output_model", "params_json"])
+def test_load_names_a_missing_attribute(tmp_path, attr):
+    ds = _traj().to_dataset()
+    del ds.attrs[attr]
+    ds.to_netcdf(tmp_path / "t.nc", engine="h5netcdf")
+    with pytest.raises(ValueError, match=attr):
+        Trajectory.load(tmp_path / "t.nc")
+
+
+def test_saved_file_is_self_describing(tmp_path):
+    import xarray as xr
+
+    path = _traj().save(tmp_path / "t.nc", command="linsim ribbon --seed 3")
+    with xr.open_dataset(path, engine="h5netcdf") as ds:
+        assert ds.attrs["Conventions"].startswith("CF-")
+        assert ds.attrs["history"].endswith("linsim ribbon --seed 3")
+        assert ds.attrs["param_lr"] == 0.5 and ds.attrs["param_model"] == "linear"
+        assert ds["time"].attrs["units"] == "step"
+        assert "long_name" in ds["outputs"].attrs
