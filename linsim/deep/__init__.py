@@ -1,0 +1,66 @@
+"""linsim.deep: deep networks trained with PyTorch, recorded as linsim trajectories.
+
+Data sets (:mod:`linsim.deep.data`), architectures (:mod:`linsim.deep.models`) and weight
+initializations (:mod:`linsim.deep.init`) are registries; every public name is re-exported
+here.
+
+Examples
+--------
+>>> import torch
+>>> from linsim.deep import load_dataset, build_model, initialize
+>>> ds = load_dataset("digits", n_train=32, n_test=8)
+>>> net = build_model("cnn", ds.input_shape, ds.n_classes)
+>>> _ = initialize(net, "kaiming", generator=torch.Generator().manual_seed(1))
+>>> net(torch.as_tensor(ds.X_train[:4])).shape
+torch.Size([4, 10])
+"""
+
+from .data import (
+    DATASETS,
+    NORMALIZATIONS,
+    DatasetEntry,
+    DatasetFileError,
+    DeepDataset,
+    Normalization,
+    RawSplits,
+    load_dataset,
+    register_dataset,
+    synthetic_spectrum,
+)
+from .init import INITS, InitScheme, initialize, register_init
+from .models import (
+    ACTIVATIONS,
+    ARCHITECTURES,
+    ArchitectureEntry,
+    build_model,
+    count_parameters,
+    register_architecture,
+)
+
+__all__ = [
+    "ACTIVATIONS",
+    "ARCHITECTURES",
+    "DATASETS",
+    "INITS",
+    "NORMALIZATIONS",
+    "ArchitectureEntry",
+    "DatasetEntry",
+    "DatasetFileError",
+    "DeepDataset",
+    "InitScheme",
+    "Normalization",
+    "RawSplits",
+    "build_model",
+    "count_parameters",
+    "initialize",
+    "load_dataset",
+    "register_architecture",
+    "register_dataset",
+    "register_init",
+    "synthetic_spectrum",
+]
+
+# --- trainer re-exports (owned by the trainer engineer) -------------------------------
+# TODO(trainer): once linsim/deep/train.py is committed, re-export its public names here:
+#     from .train import TrainConfig, train
+#     __all__ += ["TrainConfig", "train"]
