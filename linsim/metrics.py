@@ -12,7 +12,11 @@ explained stress
     ``χ_k = 1 − sqrt(1 − Σ_{i≤k} λ_i² / ‖W‖_F²)``: one minus the relative Frobenius error of
     the best signed rank-``k`` approximation of ``W``.  Scale free.
 ``k_χ``
-    The smallest ``k`` with ``χ_k ≥ χ``; ``inf`` when the computed eigenpairs do not reach ``χ``.
+    The smallest ``k`` with ``χ_k ≥ χ`` (a float); ``inf`` when the computed eigenpairs do not
+    reach ``χ``.
+
+``explained_stress`` and ``k_chi`` are :func:`theory.explained_stress` and :func:`theory.k_chi`
+themselves (one implementation, ``frobenius_norm`` is the norm ``‖W‖_F``, not its square).
 decay rate
     The slope ``r`` of a least-squares fit ``log|λ_j| ≈ a − r (j − 1)`` over the leading
     ``j = 1..k`` eigenvalues, with its standard error: ``|λ_{j+1}/λ_j| ≈ e^{−r}``.  A
@@ -24,40 +28,75 @@ widths
     Along embedding axis ``j``: the RMS width ``sqrt(|λ_j| / M)`` (equal to the standard
     deviation of the coordinates, which are centred) and the full extent ``max − min``.
 hyper-ribbon (default criterion)
-    ``k_χ ≤ k*`` with ``χ = 0.9`` and ``k* = 3``: three InPCA dimensions explain 90% of the stress.
+    ``k_χ ≤ k*`` (``RibbonCriterion.k_star``) with ``χ = 0.9`` and ``k* = 3``: three InPCA dimensions explain 90% of the stress.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
+# The one implementation of each (theory is pure numpy; linsim may import it, never the reverse).
+from theory.stress import explained_stress, k_chi
 
-@dataclass(frozen=True)
+__all__ = ["RibbonCriterion", "explained_stress", "k_chi", "stress_at", "decay_rate", "negative_share",
+           "widths", "summarize"]
+
+
+@dataclass(frozen=True, init=False)
 class RibbonCriterion:
-    """Classify an ensemble as a hyper-ribbon when ``k_χ ≤ k_max``.
+    """Classify an ensemble as a hyper-ribbon when ``k_χ ≤ k_star``.
 
     Parameters
     ----------
     chi : float in (0, 1)
         Explained-stress threshold ``χ`` (default 0.9).
-    k_max : int >= 1
+    k_star : int >= 1
         Largest number of dimensions ``k*`` allowed to reach ``χ`` (default 3).
+    k_max : int, optional
+        Deprecated spelling of ``k_star`` (DeprecationWarning); give one or the other.
+
+    Examples
+    --------
+    >>> crit = RibbonCriterion(0.9, 3)
+    >>> crit(3.0), crit(4.0), crit.k_star
+    (True, False, 3)
     """
 
-    chi: float = 0.9
-    k_max: int = 3
+    chi: float
+    k_star: int
 
-    def __post_init__(self) -> None:
-        if not 0.0 < self.chi < 1.0:
-            raise ValueError(f"criterion chi must lie in (0, 1); got {self.chi}")
-        if int(self.k_max) != self.k_max or self.k_max < 1:
-            raise ValueError(f"criterion k_max must be a positive integer; got {self.k_max}")
+    def __init__(self, chi: float = 0.9, k_star: int | None = None, *, k_max: int | None = None) -> None:
+        if k_max is not None:
+            if k_star is not None:
+                raise ValueError("give k_star only (k_max is its deprecated name), not both")
+            warnings.warn("RibbonCriterion(k_max=...) is deprecated; use k_star=...", DeprecationWarning,
+                          stacklevel=2)
+            k_star = k_max
+        if k_star is None:
+            k_star = 3
+        if isinstance(chi, (bool, np.bool_)) or not isinstance(chi, (int, float, np.integer, np.floating)):
+            raise ValueError(f"criterion chi must be a number in (0, 1); got {chi!r}")
+        if not 0.0 < float(chi) < 1.0:
+            raise ValueError(f"criterion chi must lie in (0, 1); got {chi}")
+        if (isinstance(k_star, (bool, np.bool_)) or not isinstance(k_star, (int, float, np.integer, np.floating))
+                or int(k_star) != k_star or k_star < 1):
+            raise ValueError(f"criterion k_star must be a positive integer; got {k_star!r}")
+        object.__setattr__(self, "chi", float(chi))
+        object.__setattr__(self, "k_star", int(k_star))
+
+    @property
+    def k_max(self) -> int:
+        """Deprecated read-only alias of :attr:`k_star`."""
+        warnings.warn("RibbonCriterion.k_max is deprecated; use k_star", DeprecationWarning, stacklevel=2)
+        return self.k_star
 
     def __call__(self, k: float) -> bool:
-        return bool(k <= self.k_max)
+        """True when ``k`` (a ``k_χ``, possibly ``inf``) is at most ``k_star``."""
+        return bool(k <= self.k_star)
 
 
 def _spectrum(eigenvalues) -> np.ndarray:
@@ -70,41 +109,6 @@ def _spectrum(eigenvalues) -> np.ndarray:
     if np.any(np.diff(mags) > 1e-12 * max(mags[0], 1e-300)):
         raise ValueError("eigenvalues must be sorted by |λ| in descending order")
     return lam
-
-
-def explained_stress(eigenvalues, frobenius_norm=None) -> np.ndarray:
-    """Cumulative explained stress ``χ_1..χ_k`` (the InPCA core's
-    :func:`linsim.inpca.explained_stress`, after checking that the eigenvalues are sorted).
-
-    Parameters
-    ----------
-    eigenvalues : array (k,)
-        Signed InPCA eigenvalues sorted by ``|λ|`` descending.
-    frobenius_norm : float, optional
-        ``‖W‖_F`` of the whole double-centred matrix.  If omitted, the spectrum is taken to
-        be complete and ``‖W‖_F² = Σ λ²``.
-
-    Returns
-    -------
-    chi : array (k,), float64, non-decreasing, in [0, 1].
-    """
-    from linsim.inpca.embedding import explained_stress as core
-
-    return core(_spectrum(eigenvalues), frobenius_norm)
-
-
-def k_chi(eigenvalues, chi: float = 0.9, frobenius_norm=None) -> float:
-    """Smallest number of dimensions ``k`` with ``χ_k ≥ chi``.
-
-    Returns a float: an integer value, or ``inf`` when the given eigenvalues do not reach
-    ``chi`` (possible only when ``frobenius_norm`` says the spectrum is incomplete).
-    """
-    if not 0.0 < chi <= 1.0:
-        raise ValueError(f"chi must lie in (0, 1]; got {chi}")
-    curve = explained_stress(eigenvalues, frobenius_norm)
-    # Rounding: a complete spectrum reaches chi = 1 only up to ~1e-12.
-    hit = np.flatnonzero(curve >= chi - 1e-12)
-    return float(hit[0] + 1) if hit.size else math.inf
 
 
 def stress_at(eigenvalues, k: int, frobenius_norm=None) -> float:
@@ -182,7 +186,7 @@ def summarize(
 ) -> dict[str, float | int | bool]:
     """All scalar sloppiness metrics of one spectrum, as a flat dict.
 
-    Keys: ``k_chi`` (at ``criterion.chi``), ``stress_k`` (χ at ``criterion.k_max``, or the
+    Keys: ``k_chi`` (at ``criterion.chi``), ``stress_k`` (χ at ``criterion.k_star``, or the
     largest available ``k``), ``stress_1``, ``stress_2``, ``stress_3`` (nan when fewer
     eigenvalues), ``decay_rate``, ``decay_rate_stderr``, ``n_negative``, ``negative_share``,
     ``is_ribbon``.
@@ -192,7 +196,7 @@ def summarize(
     kc = k_chi(lam, criterion.chi, frobenius_norm)
     out: dict[str, float | int | bool] = {
         "k_chi": kc,
-        "stress_k": float(curve[min(criterion.k_max, lam.size) - 1]),
+        "stress_k": float(curve[min(criterion.k_star, lam.size) - 1]),
     }
     for j in (1, 2, 3):
         out[f"stress_{j}"] = float(curve[j - 1]) if lam.size >= j else math.nan

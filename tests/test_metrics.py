@@ -64,9 +64,9 @@ def test_negative_share_and_widths():
 
 
 def test_summarize_and_criterion():
-    s = metrics.summarize([3.0, -2.0, 1.0], criterion=metrics.RibbonCriterion(chi=0.7, k_max=2))
+    s = metrics.summarize([3.0, -2.0, 1.0], criterion=metrics.RibbonCriterion(chi=0.7, k_star=2))
     assert s["k_chi"] == 2 and s["is_ribbon"] is True and s["n_negative"] == 1
-    s = metrics.summarize([3.0, -2.0, 1.0], criterion=metrics.RibbonCriterion(chi=0.9, k_max=2))
+    s = metrics.summarize([3.0, -2.0, 1.0], criterion=metrics.RibbonCriterion(chi=0.9, k_star=2))
     assert s["is_ribbon"] is False
     assert math.isnan(metrics.summarize([1.0, 0.5])["stress_3"])
 
@@ -86,14 +86,53 @@ def test_bad_spectra_are_refused(bad, match):
 
 
 def test_inconsistent_frobenius_norm_is_refused():
-    with pytest.raises(ValueError, match="exceeds"):
+    with pytest.raises(ValueError, match="frobenius_norm"):
         metrics.explained_stress([3.0, 2.0], frobenius_norm=1.0)
 
 
-@pytest.mark.parametrize("chi, k", [(0.0, 3), (1.0, 3), (0.9, 0), (0.9, 1.5)])
+@pytest.mark.parametrize("chi, k", [(0.0, 3), (1.0, 3), (0.9, 0), (0.9, 1.5), (True, 3), (0.9, True)])
 def test_criterion_validation(chi, k):
     with pytest.raises(ValueError):
-        metrics.RibbonCriterion(chi=chi, k_max=k)
+        metrics.RibbonCriterion(chi=chi, k_star=k)
+
+
+def test_criterion_k_star_and_deprecated_k_max():
+    crit = metrics.RibbonCriterion(0.8, 2)
+    assert crit.k_star == 2 and crit(2.0) and not crit(3.0) and not crit(math.inf)
+    with pytest.warns(DeprecationWarning, match="k_star"):
+        assert crit.k_max == 2
+    with pytest.raises(AttributeError):
+        crit.k_max = 5  # read-only
+    with pytest.warns(DeprecationWarning):
+        old = metrics.RibbonCriterion(chi=0.8, k_max=2)
+    assert old == crit
+    with pytest.raises(ValueError, match="not both"):
+        metrics.RibbonCriterion(k_star=2, k_max=2)
+    assert metrics.RibbonCriterion() == metrics.RibbonCriterion(0.9, 3)
+
+
+def test_one_implementation_shared_with_theory():
+    import theory
+
+    assert metrics.explained_stress is theory.explained_stress
+    assert metrics.k_chi is theory.k_chi
+
+
+def test_passing_the_squared_norm_cannot_go_unnoticed():
+    """The old mix-up: ‖W‖_F² given where ‖W‖_F is expected (Bhattacharyya W is small, ‖W‖ < 1)."""
+    rng = np.random.default_rng(0)
+    a = 0.01 * rng.normal(size=(30, 30))
+    w = a @ a.T
+    lam = np.linalg.eigvalsh(w)
+    lam = lam[np.argsort(-np.abs(lam))][:3]
+    fro = np.linalg.norm(w)
+    assert fro < 1
+    good = metrics.explained_stress(lam, frobenius_norm=fro)
+    assert 0 < good[-1] < 1
+    with pytest.raises(ValueError, match="norm of the whole matrix, not its square"):
+        metrics.explained_stress(lam, frobenius_norm=fro**2)
+    with pytest.raises(TypeError):
+        metrics.explained_stress(lam, frobenius_sq=fro**2)  # the old keyword is gone
 
 
 @given(
