@@ -1,18 +1,22 @@
 """Analytic predictions for the InPCA spectrum of linear-model training ensembles.
 
-This package uses sympy and numpy (and scipy) only; it never imports the simulators in ``linsim``.
+This package uses sympy, numpy and scipy only; it never imports the simulators in ``linsim``
+(``linsim`` imports it: ``linsim.metrics`` re-exports :func:`explained_stress` and
+:func:`k_chi`, the ensemble uses :func:`checkpoint_steps`, sweeps use :func:`in_regime`).
 Derivations: ``theory/derivations.md``; symbolic checks of each step: :mod:`theory.symbolic`.
 """
 
 from .asymptotics import (active_modes, critical_ratio, geometric_spectrum, k_chi_init_estimate,
                           k_chi_teacher_bound, phase_boundary, phase_map, teacher_decay_bound,
                           teacher_decay_ratio)
-from .ensemble import (expected_explained_stress, expected_frobenius_sq, expected_spectrum,
-                       mean_field_blocks, mode_profiles)
+from .ensemble import (StressCurve, expected_explained_stress, expected_frobenius_sq,
+                       expected_spectrum, mean_field_blocks, mode_profiles)
 from .quadratic import (class_contrast_basis, effective_rates, embedding_points, gram_spectrum,
-                        mode_factors, quadratic_spectrum, quadratic_spectrum_flow)
+                        quadratic_spectrum, quadratic_spectrum_flow, residual_factors)
+from .schedule import checkpoint_steps
 from .stress import explained_stress, k_chi
-from .validity import (TRUST_THRESHOLD, expected_logit_diagnostics, logit_diagnostics,
+from .validity import (REGIME_LOGIT_RMS, LogitDiagnostics, centred_logit_rms,
+                       expected_logit_diagnostics, in_regime, logit_diagnostics,
                        predicted_relative_error)
 from .variants import (kernel_quadratic_spectrum, sgd_expected_gram, sgd_minibatch_second_moment,
                        sgd_quadratic_spectrum)
@@ -20,10 +24,11 @@ from .variants import (kernel_quadratic_spectrum, sgd_expected_gram, sgd_minibat
 __all__ = [
     "active_modes", "critical_ratio", "geometric_spectrum", "k_chi_init_estimate", "k_chi_teacher_bound",
     "phase_boundary", "phase_map", "teacher_decay_bound", "teacher_decay_ratio",
-    "expected_explained_stress", "expected_frobenius_sq", "expected_spectrum", "mean_field_blocks",
-    "mode_profiles", "class_contrast_basis", "effective_rates", "embedding_points", "gram_spectrum",
-    "mode_factors", "quadratic_spectrum", "quadratic_spectrum_flow", "explained_stress", "k_chi",
-    "TRUST_THRESHOLD", "expected_logit_diagnostics", "logit_diagnostics", "predicted_relative_error",
-    "kernel_quadratic_spectrum", "sgd_expected_gram", "sgd_minibatch_second_moment",
-    "sgd_quadratic_spectrum",
+    "StressCurve", "expected_explained_stress", "expected_frobenius_sq", "expected_spectrum",
+    "mean_field_blocks", "mode_profiles", "class_contrast_basis", "effective_rates",
+    "embedding_points", "gram_spectrum", "quadratic_spectrum", "quadratic_spectrum_flow",
+    "residual_factors", "checkpoint_steps", "explained_stress", "k_chi", "REGIME_LOGIT_RMS",
+    "LogitDiagnostics", "centred_logit_rms", "expected_logit_diagnostics", "in_regime",
+    "logit_diagnostics", "predicted_relative_error", "kernel_quadratic_spectrum",
+    "sgd_expected_gram", "sgd_minibatch_second_moment", "sgd_quadratic_spectrum",
 ]

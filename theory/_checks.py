@@ -15,9 +15,40 @@ def as_float_array(x, name: str, ndim: int | None = None) -> np.ndarray:
     return arr
 
 
+def _real_scalar(x, name: str) -> float:
+    if isinstance(x, (bool, np.bool_)) or np.ndim(x) != 0 or np.iscomplexobj(x):
+        raise ValueError(f"{name} must be a real number, got {x!r}")
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a real number, got {x!r}") from None
+
+
+def integer(x, name: str, minimum: int | None = None) -> int:
+    """Check ``x`` is an integer (an int, or a float with an integer value) and ``>= minimum``.
+
+    A non-integer (e.g. ``n_classes=2.7``) is refused rather than truncated.
+    """
+    if isinstance(x, (bool, np.bool_)) or np.ndim(x) != 0 or np.iscomplexobj(x):
+        raise ValueError(f"{name} must be an integer, got {x!r}")
+    if isinstance(x, (int, np.integer)):
+        v = int(x)
+    else:
+        try:
+            f = float(x)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be an integer, got {x!r}") from None
+        if not np.isfinite(f) or f != round(f):
+            raise ValueError(f"{name} must be an integer, got {x!r}")
+        v = int(round(f))
+    if minimum is not None and v < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {v}")
+    return v
+
+
 def nonnegative(x: float, name: str) -> float:
     """Check a scalar is finite and >= 0."""
-    x = float(x)
+    x = _real_scalar(x, name)
     if not np.isfinite(x) or x < 0:
         raise ValueError(f"{name} must be a finite number >= 0, got {x}")
     return x
@@ -25,7 +56,7 @@ def nonnegative(x: float, name: str) -> float:
 
 def positive(x: float, name: str) -> float:
     """Check a scalar is finite and > 0."""
-    x = float(x)
+    x = _real_scalar(x, name)
     if not np.isfinite(x) or x <= 0:
         raise ValueError(f"{name} must be a finite number > 0, got {x}")
     return x

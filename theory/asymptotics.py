@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import nonnegative, positive, steps_array
+from ._checks import integer, nonnegative, positive
 from .ensemble import expected_explained_stress, mean_field_blocks
+from .schedule import checkpoint_steps
 
 __all__ = [
     "geometric_spectrum",
@@ -24,14 +25,11 @@ __all__ = [
 
 
 def _c(c):
-    c = float(c)
-    if not np.isfinite(c) or c < 0:
-        raise ValueError(f"c (spectral slope) must be >= 0, got {c}")
-    return c
+    return nonnegative(c, "c (spectral slope)")
 
 
 def _chi(chi):
-    chi = float(chi)
+    chi = nonnegative(chi, "chi")
     if not 0 < chi < 1:
         raise ValueError(f"chi must be in (0, 1), got {chi}")
     return chi
@@ -40,7 +38,7 @@ def _chi(chi):
 def geometric_spectrum(c, d, lam1=1.0):
     """``λ_k = lam1 * exp(-c (k-1))``, k = 1..d, shape (d,)."""
     c = _c(c)
-    return positive(lam1, "lam1") * np.exp(-c * np.arange(int(d)))
+    return positive(lam1, "lam1") * np.exp(-c * np.arange(integer(d, "d", minimum=1)))
 
 
 def active_modes(c, T, lr_lambda1, d=None):
@@ -96,7 +94,7 @@ def k_chi_teacher_bound(c, T, lr_lambda1, chi=0.9, d=None):
     kT = active_modes(c, T, lr_lambda1, d)
     span = float(lr_lambda1) * float(T)
     if d is not None:
-        span = min(span, float(np.exp(min(c * (int(d) - 1), 700.0))))
+        span = min(span, float(np.exp(min(c * (integer(d, "d", minimum=1) - 1), 700.0))))
     r = teacher_decay_ratio(max(1.0, span))
     kb = int(np.ceil(np.log(4.0 / ((1 - chi) * np.sqrt(1 - r * r))) / np.log(1.0 / r)))
     return int(max(1, min(kb, np.floor(kT) + 1))) if np.isfinite(kT) else max(1, kb)
@@ -112,8 +110,9 @@ def k_chi_init_estimate(c, n_classes, n_runs, chi=0.9, d=None):
     """
     chi = _chi(chi)
     c = _c(c)
-    C, R = int(n_classes), int(n_runs)
-    N = R - 1 if d is None else min(R - 1, (C - 1) * int(d))
+    C = integer(n_classes, "n_classes", minimum=2)
+    R = integer(n_runs, "n_runs", minimum=1)
+    N = R - 1 if d is None else min(R - 1, (C - 1) * integer(d, "d", minimum=1))
     iso = int(np.ceil(N * (1 - (1 - chi) ** 2)))
     if c == 0:
         return max(1, iso)
@@ -168,14 +167,10 @@ def _cell_params(params):
 
 
 def _steps_for(T, n_checkpoints):
-    T = int(round(T))
-    if T <= 0:
-        return np.zeros(1, dtype=int)
-    s = np.unique(np.round(np.geomspace(1, T, max(1, n_checkpoints - 1))).astype(int))
-    return np.concatenate([[0], s])
+    return checkpoint_steps(integer(T, "T", minimum=0), integer(n_checkpoints, "n_checkpoints", minimum=1))
 
 
-def phase_map(axes, fixed, *, chi=0.9, k_star=3, method="critical", n_checkpoints=11, lr_lambda1=1.0,
+def phase_map(axes, fixed, *, chi=0.9, k_star=3, method="critical", n_checkpoints=10, lr_lambda1=1.0,
               n_draws=32, seed=0):
     """Predicted ribbon map (``k_χ <= k*``) on a grid of two of the parameters c, ratio (ρ/σ0), T.
 
@@ -186,10 +181,11 @@ def phase_map(axes, fixed, *, chi=0.9, k_star=3, method="critical", n_checkpoint
     fixed : dict
         The remaining parameter plus ``d``, ``n_classes``, ``n_runs`` (and optional ``lam1``).
         Spectrum ``λ_k = lam1 e^{-c(k-1)}``; GD with ``η = lr_lambda1/λ_1``; checkpoints ``0`` and
-        ``n_checkpoints-1`` log-spaced steps in [1, T].
-    method : {'critical', 'quadrature'}
+        ``n_checkpoints`` log-spaced steps in [1, T] (:func:`theory.checkpoint_steps`, the
+        simulator's schedule).
+    method : {'critical', 'monte-carlo'}
         ``'critical'``: closed-form mean-field criterion ``ρ/σ0 >= critical_ratio``;
-        ``'quadrature'``: ``k_χ`` of the expected explained-stress curve (:func:`expected_explained_stress`).
+        ``'monte-carlo'``: ``k_χ`` of the expected explained-stress curve (:func:`expected_explained_stress`).
 
     Returns
     -------
@@ -209,22 +205,23 @@ def phase_map(axes, fixed, *, chi=0.9, k_star=3, method="critical", n_checkpoint
 
 def _ribbon_cell(p, chi, k_star, method, n_checkpoints, lr_lambda1, n_draws, seed):
     lam1 = float(p.get("lam1", 1.0))
-    lam = geometric_spectrum(p["c"], int(p["d"]), lam1)
+    lam = geometric_spectrum(p["c"], p["d"], lam1)
     steps = _steps_for(p["T"], n_checkpoints)
     lr = lr_lambda1 / lam1
-    C, R = int(p["n_classes"]), int(p["n_runs"])
+    C = integer(p["n_classes"], "n_classes", minimum=2)
+    R = integer(p["n_runs"], "n_runs", minimum=1)
     if method == "critical":
         return bool(p["ratio"] >= critical_ratio(lam, C, lr, steps, R, chi=chi, k_star=k_star))
-    if method == "quadrature":
+    if method == "monte-carlo":
         if int(k_star) >= R * steps.size:
             raise ValueError(f"k_star={k_star} must be < number of points {R * steps.size}")
         curve = expected_explained_stress(lam, C, p["ratio"], 1.0, lr, steps, R, n_draws=n_draws,
                                           seed=seed)
-        return bool(curve[int(k_star) - 1] >= chi) if curve.size >= int(k_star) else False
-    raise ValueError(f"method must be 'critical' or 'quadrature', got {method!r}")
+        return bool(curve.chi[int(k_star) - 1] >= chi) if curve.chi.size >= int(k_star) else False
+    raise ValueError(f"method must be 'critical' or 'monte-carlo', got {method!r}")
 
 
-def phase_boundary(axis, values, fixed, *, chi=0.9, k_star=3, n_checkpoints=11, lr_lambda1=1.0):
+def phase_boundary(axis, values, fixed, *, chi=0.9, k_star=3, n_checkpoints=10, lr_lambda1=1.0):
     """Critical ρ/σ0 along one axis (``'c'`` or ``'T'``): the boundary curve in the (c, ρ/σ0) or
     (T, ρ/σ0) plane; for the (c, T) plane evaluate it on a T grid and take the level set
     ``critical_ratio = ratio``. Returns an array like ``values`` (inf where no ratio gives a ribbon)."""
@@ -235,7 +232,7 @@ def phase_boundary(axis, values, fixed, *, chi=0.9, k_star=3, n_checkpoints=11, 
         p = {**fixed, axis: v}
         lam1 = float(p.get("lam1", 1.0))
         lam = geometric_spectrum(_c(p["c"]), int(p["d"]), lam1)
-        steps = _steps_for(nonnegative(p["T"], "T"), n_checkpoints)
+        steps = _steps_for(p["T"], n_checkpoints)
         out.append(critical_ratio(lam, int(p["n_classes"]), lr_lambda1 / lam1, steps, int(p["n_runs"]),
                                   chi=chi, k_star=k_star))
     return np.array(out)

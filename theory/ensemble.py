@@ -9,7 +9,7 @@ Model (derivations.md §4): teacher ``W*`` and initial weights ``W0_r`` (r = 1..
   structured: ``E[G] = (C-1) (ρ² 1_R 1_Rᵀ + σ0² I_R) ⊗ S`` with ``S = Φ Φᵀ`` (K, K). Centering splits it
   into ``(C-1)(Rρ² + σ0²) J_K S J_K`` (once) and ``(C-1) σ0² S`` (R-1 times). Exact as C-1 → ∞.
 * :func:`expected_frobenius_sq`: the exact ``E ||J G J||_F²`` (a Gaussian fourth moment), in closed form.
-* ``method='quadrature'`` (default): the expectation of the sorted spectrum itself. Eigenvalues of a
+* ``method='monte-carlo'`` (default): the expectation of the sorted spectrum itself. Eigenvalues of a
   random Gram matrix are not the eigenvalues of its expectation when the number of independent
   random directions, (C-1) times the number of modes that matter, is not much larger than the number
   of points; the gap is large exactly in the initialization-dominated regime. We therefore average the
@@ -20,10 +20,13 @@ Model (derivations.md §4): teacher ``W*`` and initial weights ``W0_r`` (r = 1..
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import numpy as np
 
-from ._checks import nonnegative, spectrum_array
-from .quadratic import effective_rates, gram_spectrum, mode_factors
+from ._checks import integer, nonnegative, spectrum_array
+from .quadratic import effective_rates, gram_spectrum, residual_factors
 from .stress import explained_stress
 
 __all__ = [
@@ -32,32 +35,41 @@ __all__ = [
     "expected_explained_stress",
     "expected_frobenius_sq",
     "mean_field_blocks",
+    "StressCurve",
 ]
 
 
 def _setup(eigenvalues, n_classes, teacher_scale, init_scale, lr, steps, n_runs, dynamics, loss):
     lam = spectrum_array(eigenvalues)
-    C = int(n_classes)
-    if C < 2:
-        raise ValueError(f"n_classes must be >= 2, got {n_classes}")
+    C = integer(n_classes, "n_classes", minimum=2)
     rho = nonnegative(teacher_scale, "teacher_scale")
     s0 = nonnegative(init_scale, "init_scale")
     if rho == 0 and s0 == 0:
         raise ValueError("teacher_scale and init_scale are both 0: every point coincides (no spectrum)")
-    R = int(n_runs)
-    if R < 1 or R != n_runs:
-        raise ValueError(f"n_runs must be a positive integer, got {n_runs}")
+    R = integer(n_runs, "n_runs", minimum=1)
     rates = effective_rates(lam, C, loss)
-    F = mode_factors(rates, steps, lr=lr if dynamics == "gd" else None, dynamics=dynamics)
+    F = residual_factors(rates, steps, lr=lr if dynamics == "gd" else None, dynamics=dynamics)
     if R * F.shape[0] < 2:
         raise ValueError("need at least 2 points (n_runs * len(steps) >= 2)")
     return lam, C, rho, s0, R, F
 
 
 def mode_profiles(eigenvalues, n_classes, factors) -> np.ndarray:
-    """Mode profiles ``Φ[t, k] = sqrt(λ_k) a_k(t) / sqrt(8C)``, shape (K, d)."""
+    """Mode profiles ``Φ[t, k] = sqrt(λ_k) a_k(t) / sqrt(8C)``, shape (K, d).
+
+    ``factors`` (K, d) are the residual factors ``a_k(t)`` of :func:`theory.residual_factors`.
+
+    Examples
+    --------
+    >>> mode_profiles([4.0], 2, [[1.0], [0.5]]).ravel()
+    array([0.5 , 0.25])
+    """
     lam = spectrum_array(eigenvalues)
-    return np.asarray(factors, dtype=np.float64) * np.sqrt(lam)[None, :] / np.sqrt(8.0 * int(n_classes))
+    C = integer(n_classes, "n_classes", minimum=2)
+    F = np.asarray(factors, dtype=np.float64)
+    if F.ndim != 2 or F.shape[1] != lam.size:
+        raise ValueError(f"factors must have shape (K, d={lam.size}), got {F.shape}")
+    return F * np.sqrt(lam)[None, :] / np.sqrt(8.0 * C)
 
 
 def mean_field_blocks(eigenvalues, n_classes, teacher_scale, init_scale, lr, steps, n_runs, *,
@@ -107,11 +119,12 @@ def expected_frobenius_sq(eigenvalues, n_classes, teacher_scale, init_scale, lr,
 
 
 def _draw_spectra(lam, C, rho, s0, R, F, n_draws, seed):
+    n_draws = integer(n_draws, "n_draws", minimum=2)
     rng = np.random.default_rng(np.random.SeedSequence(seed))
     Phi = mode_profiles(lam, C, F)
     K, d = Phi.shape
     out = []
-    for _ in range(int(n_draws)):
+    for _ in range(n_draws):
         # Qᵀ W* and Qᵀ W0 have i.i.d. entries again (Q has orthonormal columns): draw them directly.
         E = s0 * rng.standard_normal((R, C - 1, d)) - rho * rng.standard_normal((1, C - 1, d))
         Y = (E[:, None, :, :] * Phi[None, :, None, :]).reshape(R * K, (C - 1) * d)
@@ -119,73 +132,153 @@ def _draw_spectra(lam, C, rho, s0, R, F, n_draws, seed):
     return np.array(out)
 
 
+_METHODS = ("monte-carlo", "mean-field")
+
+
+def _method(method):
+    if method == "quadrature":
+        raise ValueError("method='quadrature' was a Monte-Carlo average, not a quadrature; it is now "
+                         "called method='monte-carlo'")
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+    return method
+
+
 def expected_spectrum(eigenvalues, n_classes, teacher_scale, init_scale, lr, steps, n_runs, *,
-                      dynamics="gd", loss="squared", method="quadrature", n_draws=64, seed=0):
+                      dynamics="gd", loss="squared", method="monte-carlo", n_draws=64, seed=0):
     """Expected small-logit InPCA eigenvalues over random teachers and initializations.
 
     Parameters
     ----------
     eigenvalues : (d,) array
         Spectrum ``λ_k`` of the input correlation (or of ``K/n`` for a kernel machine).
-    n_classes : int
-        Number of classes C.
+    n_classes : int >= 2
+        Number of classes C (a non-integer is refused).
     teacher_scale, init_scale : float
         Standard deviations ρ of the teacher entries and σ0 of the initial weight entries (>= 0).
     lr : float or None
         GD learning rate (None for ``dynamics='flow'``).
     steps : (K,) array
         Checkpoints (steps for GD, times for flow).
-    n_runs : int
+    n_runs : int >= 1
         Number of runs R.
-    method : {'quadrature', 'mean-field'}
-        ``'quadrature'``: mean over ``n_draws`` seeded Gaussian draws of the sorted small-logit spectrum
-        (``E[λ_i]``; includes all finite-R and finite-C effects). ``'mean-field'``: eigenvalues of the
-        expected Gram matrix (closed form; exact as C → ∞; overstates the dimension of the
-        initialization cloud when (C-1)·(active modes) is not >> R·K).
-    n_draws, seed : int
-        Quadrature size and seed (same seed, same numbers).
+    method : {'monte-carlo', 'mean-field'}
+        ``'monte-carlo'``: mean over ``n_draws`` seeded Gaussian draws of the sorted small-logit
+        spectrum (``E[μ_i]``; contains all finite-R and finite-C effects, up to sampling error).
+        ``'mean-field'``: eigenvalues of the expected Gram matrix (closed form; exact as C → ∞;
+        overstates the dimension of the initialization cloud when (C-1)·(active modes) is not
+        >> R·K).
+    n_draws : int >= 2
+        Number of Monte-Carlo draws.
+    seed : int or sequence of int
+        Seed of ``numpy.random.SeedSequence`` (same seed, same numbers).
 
     Returns
     -------
     (m,) array
-        Eigenvalues sorted by |λ| descending; ``m = min(R*K, (C-1)*d)`` for quadrature,
-        ``K + (R-1)*K`` for mean-field.
+        Eigenvalues (units of the mean-over-samples Bhattacharyya distance) sorted by |λ|
+        descending; ``m = min(R*K, (C-1)*d)`` for Monte Carlo, ``R*K`` for mean-field.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ev = expected_spectrum(np.exp(-np.arange(4.0)), 3, 0.1, 0.1, 1.0, [0, 2, 8], 2, n_draws=4)
+    >>> ev.shape, bool(np.all(np.diff(np.abs(ev)) <= 0))
+    ((6,), True)
     """
     lam, C, rho, s0, R, F = _setup(eigenvalues, n_classes, teacher_scale, init_scale, lr, steps,
                                    n_runs, dynamics, loss)
-    if method == "mean-field":
+    if _method(method) == "mean-field":
         tb, ib = mean_field_blocks(lam, C, rho, s0, lr, steps, R, dynamics=dynamics, loss=loss)
         ev = np.concatenate([np.linalg.eigvalsh(tb), np.repeat(np.linalg.eigvalsh(ib), R - 1)])
         return ev[np.argsort(-np.abs(ev), kind="stable")]
-    if method == "quadrature":
-        if int(n_draws) < 1:
-            raise ValueError(f"n_draws must be >= 1, got {n_draws}")
-        return _draw_spectra(lam, C, rho, s0, R, F, n_draws, seed).mean(axis=0)
-    raise ValueError(f"method must be 'quadrature' or 'mean-field', got {method!r}")
+    return _draw_spectra(lam, C, rho, s0, R, F, n_draws, seed).mean(axis=0)
+
+
+@dataclass(frozen=True)
+class StressCurve:
+    """An expected explained-stress curve ``E[χ_k]``, k = 1..m, and how it was obtained.
+
+    Attributes
+    ----------
+    chi : (m,) float64 array
+        The curve (non-decreasing, in [0, 1]).
+    stderr : (m,) float64 array
+        Standard error of each ``chi`` value: the Monte-Carlo sampling error (``std/sqrt(n_draws)``
+        over draws); zeros for the deterministic methods.
+    method : str
+        The method that produced it.
+    n_draws : int
+        Number of Monte-Carlo draws (0 for deterministic methods).
+
+    ``numpy.asarray(curve)`` gives ``chi``; ``len(curve)`` and indexing act on ``chi``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> cur = StressCurve(np.array([0.5, 0.95]), np.zeros(2), "mean-field")
+    >>> cur.k_chi(0.9), len(cur), float(cur[0])
+    (2.0, 2, 0.5)
+    """
+
+    chi: np.ndarray
+    stderr: np.ndarray
+    method: str
+    n_draws: int = 0
+
+    def __array__(self, dtype=None, copy=None):
+        return self.chi if dtype is None else self.chi.astype(dtype)
+
+    def __len__(self) -> int:
+        return int(self.chi.size)
+
+    def __getitem__(self, item):
+        return self.chi[item]
+
+    def k_chi(self, chi: float = 0.9) -> float:
+        """Smallest k with ``E[χ_k] >= chi`` (``math.inf`` if the curve never reaches it)."""
+        chi = float(chi)
+        if not 0.0 < chi <= 1.0:
+            raise ValueError(f"chi must lie in (0, 1]; got {chi}")
+        hit = np.flatnonzero(self.chi >= chi - 1e-12)
+        return float(hit[0] + 1) if hit.size else math.inf
 
 
 def expected_explained_stress(eigenvalues, n_classes, teacher_scale, init_scale, lr, steps, n_runs, *,
-                              dynamics="gd", loss="squared", method="quadrature", n_draws=64, seed=0,
-                              n_components=None):
+                              dynamics="gd", loss="squared", method="monte-carlo", n_draws=64, seed=0,
+                              n_components=None) -> StressCurve:
     """Expected explained-stress curve ``E[χ_k]``, k = 1..n_components.
 
-    With ``method='quadrature'`` this is the average of the per-draw curves (what an average over
-    simulated seeds measures); with ``'mean-field'`` it is the curve of the mean-field spectrum itself
-    (normalised by its own sum of squares; using the exact ``E||W||_F²`` of :func:`expected_frobenius_sq`
-    instead mixes a fluctuation term into the denominator only and under-states the stress).
+    Parameters are those of :func:`expected_spectrum`. ``method='monte-carlo'`` averages the
+    per-draw curves (what an average over simulated seeds measures) and reports the standard
+    error of that average; ``'mean-field'`` is the curve of the mean-field spectrum itself
+    (normalised by its own sum of squares).
+
+    Returns
+    -------
+    StressCurve
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> cur = expected_explained_stress(np.exp(-np.arange(4.0)), 3, 0.1, 0.1, 1.0, [0, 2, 8], 2,
+    ...                                 n_draws=8, n_components=3)
+    >>> cur.chi.shape, bool(np.all(cur.stderr > 0)), cur.method
+    ((3,), True, 'monte-carlo')
     """
     lam, C, rho, s0, R, F = _setup(eigenvalues, n_classes, teacher_scale, init_scale, lr, steps,
                                    n_runs, dynamics, loss)
-    if method == "quadrature":
-        if int(n_draws) < 1:
-            raise ValueError(f"n_draws must be >= 1, got {n_draws}")
+    m = None if n_components is None else integer(n_components, "n_components", minimum=1)
+    if _method(method) == "monte-carlo":
         spectra = _draw_spectra(lam, C, rho, s0, R, F, n_draws, seed)
         curves = np.array([explained_stress(s) for s in spectra])
-        curve = curves.mean(axis=0)
-    elif method == "mean-field":
+        chi = curves.mean(axis=0)
+        se = curves.std(axis=0, ddof=1) / np.sqrt(curves.shape[0])
+        n = curves.shape[0]
+    else:
         ev = expected_spectrum(lam, C, rho, s0, lr, steps, R, dynamics=dynamics, loss=loss,
                                method="mean-field")
-        curve = explained_stress(ev)
-    else:
-        raise ValueError(f"method must be 'quadrature' or 'mean-field', got {method!r}")
-    return curve if n_components is None else curve[: int(n_components)]
+        chi = explained_stress(ev)
+        se = np.zeros_like(chi)
+        n = 0
+    return StressCurve(chi=chi[:m], stderr=se[:m], method=method, n_draws=n)

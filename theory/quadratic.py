@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import as_float_array, check_lr, spectrum_array, steps_array, times_array
+from ._checks import as_float_array, check_lr, integer, spectrum_array, steps_array, times_array
 
 __all__ = [
     "class_contrast_basis",
-    "mode_factors",
+    "residual_factors",
     "effective_rates",
     "embedding_points",
     "gram_spectrum",
@@ -29,9 +29,7 @@ def class_contrast_basis(n_classes: int) -> np.ndarray:
 
     ``Q Qᵀ = P⊥ = I - 11ᵀ/C`` and ``Qᵀ Q = I_{C-1}``. Deterministic (Helmert contrasts).
     """
-    C = int(n_classes)
-    if C < 2:
-        raise ValueError(f"n_classes must be >= 2, got {n_classes}")
+    C = integer(n_classes, "n_classes", minimum=2)
     Q = np.zeros((C, C - 1))
     for j in range(1, C):
         Q[:j, j - 1] = 1.0
@@ -52,15 +50,25 @@ def effective_rates(eigenvalues, n_classes: int | None = None, loss: str = "squa
     if loss == "cross_entropy":
         if n_classes is None:
             raise ValueError("loss='cross_entropy' needs n_classes")
-        return lam / float(n_classes)
+        return lam / float(integer(n_classes, "n_classes", minimum=2))
     raise ValueError(f"loss must be 'squared' or 'cross_entropy', got {loss!r}")
 
 
-def mode_factors(rates, checkpoints, lr: float | None = None, dynamics: str = "gd") -> np.ndarray:
-    """Per-mode residual factors at each checkpoint, shape (K, d).
+def residual_factors(rates, checkpoints, lr: float | None = None, dynamics: str = "gd") -> np.ndarray:
+    """Per-mode residual factors ``a_k(t)`` at each checkpoint, shape (K, d).
+
+    The residual ``W_t - W*`` of mode k is ``(W_0 - W*) a_k(t)``. (``linsim.solvers.mode_factors``
+    is a different object: the pair ``(a, phi)`` of decay and accumulated-drive factors.)
 
     ``dynamics='gd'``: ``(1 - lr * rate_k) ** t`` with integer steps ``t``.
     ``dynamics='flow'``: ``exp(-rate_k * t)`` with times ``t`` (``lr`` must be None).
+
+    Examples
+    --------
+    >>> residual_factors([1.0, 0.5], [0, 1, 2], lr=1.0)
+    array([[1.  , 1.  ],
+           [0.  , 0.5 ],
+           [0.  , 0.25]])
     """
     rates = spectrum_array(rates, "rates")
     if dynamics == "gd":
@@ -159,7 +167,7 @@ def quadratic_spectrum(eigenvalues, teacher, init, lr, steps, *, dynamics: str =
     """
     lam, Wt, W0 = _check_weights(eigenvalues, teacher, init)
     rates = effective_rates(lam, Wt.shape[0], loss)
-    F = mode_factors(rates, steps, lr=lr if dynamics == "gd" else None, dynamics=dynamics)
+    F = residual_factors(rates, steps, lr=lr if dynamics == "gd" else None, dynamics=dynamics)
     return gram_spectrum(embedding_points(lam, Wt, W0, F))
 
 

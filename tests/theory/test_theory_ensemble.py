@@ -33,7 +33,7 @@ def test_expected_stress_curve_within_003_of_20_seeds(c, rho, s0):
     lam /= lam.sum()
     lr = 1.0 / lam[0]
     sim, fn2 = _simulate_curves(lam, rho, s0, lr)
-    pred = theory.expected_explained_stress(lam, C, rho, s0, lr, STEPS, R, n_components=10)
+    pred = theory.expected_explained_stress(lam, C, rho, s0, lr, STEPS, R, n_components=10).chi
     assert np.abs(pred - sim).max() < 0.03, (pred, sim)
     # exact fourth moment E||W||_F² vs the seed average (20 seeds: sampling error ~ 20%)
     ef = theory.expected_frobenius_sq(lam, C, rho, s0, lr, STEPS, R)
@@ -58,7 +58,7 @@ def test_mean_field_kronecker_blocks_equal_average_gram():
     """E[JGJ] (average of many draws' centred Grams) equals the Kronecker mean-field blocks."""
     lam = np.exp(-0.7 * np.arange(6))
     st, Rr, rho, s0 = np.array([0, 1, 4]), 3, 0.3, 0.2
-    F = theory.mode_factors(lam, st, lr=1.0)
+    F = theory.residual_factors(lam, st, lr=1.0)
     g = np.random.default_rng(1)
     acc = 0
     n = 20000
@@ -74,16 +74,16 @@ def test_mean_field_kronecker_blocks_equal_average_gram():
     assert np.allclose(np.sort(ev_mf), np.sort(np.linalg.eigvalsh(expect)), atol=1e-14)
 
 
-def test_mean_field_is_good_when_teacher_dominates_and_quadrature_when_not():
+def test_mean_field_is_good_when_teacher_dominates_and_monte_carlo_when_not():
     lam = np.exp(-0.5 * np.arange(30))
     st = np.r_[0, np.unique(np.round(np.geomspace(1, 1000, 10)).astype(int))]
-    q = theory.expected_explained_stress(lam, 5, 0.5, 0.05, 1.0, st, 16, n_components=10)
+    q = theory.expected_explained_stress(lam, 5, 0.5, 0.05, 1.0, st, 16, n_components=10).chi
     m = theory.expected_explained_stress(lam, 5, 0.5, 0.05, 1.0, st, 16, method="mean-field",
-                                         n_components=10)
+                                         n_components=10).chi
     assert np.abs(q - m).max() < 0.03
-    q = theory.expected_explained_stress(lam, 5, 0.005, 0.05, 1.0, st, 16, n_components=10)
+    q = theory.expected_explained_stress(lam, 5, 0.005, 0.05, 1.0, st, 16, n_components=10).chi
     m = theory.expected_explained_stress(lam, 5, 0.005, 0.05, 1.0, st, 16, method="mean-field",
-                                         n_components=10)
+                                         n_components=10).chi
     assert q[-1] - m[-1] > 0.2  # mean-field over-counts the init cloud's dimension (R-1 fold)
 
 

@@ -56,10 +56,13 @@ def test_generic_data_within_diagnostic_prediction():
     ev, _ = o.simulate_inpca(X, o.gd_weights(X, Wt, W0, lr, STEPS))
     pr = theory.quadratic_spectrum(lam, Wt, W0, lr, STEPS)
     diag = theory.logit_diagnostics(lam, Wt, W0, lr, STEPS, inputs=X)
-    assert np.abs(pr[:10] / ev[:10] - 1).max() <= diag["predicted_rel_error"]
-    assert diag["trustworthy"]
+    assert np.abs(pr[:10] / ev[:10] - 1).max() <= diag.predicted_rel_error
+    assert diag.in_regime
+    # the pooled rms is the rms of the actual centred logits (the sweeps' statistic)
+    logits = np.einsum("rkcd,nd->rknc", o.gd_weights(X, Wt, W0, lr, STEPS), X)
+    assert diag.logit_rms == pytest.approx(theory.centred_logit_rms(logits), rel=1e-12)
     big = theory.logit_diagnostics(lam, 30 * Wt, 30 * W0, lr, STEPS)
-    assert not big["trustworthy"] and big["rms_logit"] > 1
+    assert not big.in_regime and big.logit_rms > 1
 
 
 def test_gradient_flow_against_solve_ivp_in_rotated_basis():
@@ -100,7 +103,7 @@ def test_cross_entropy_small_logit_rates():
 
 def test_smaller_side_gram_equals_dense_and_sorting():
     lam, X, Wt, W0 = _setup()
-    Y = theory.embedding_points(lam, Wt, W0, theory.mode_factors(lam, STEPS, lr=1.0 / lam[0]))
+    Y = theory.embedding_points(lam, Wt, W0, theory.residual_factors(lam, STEPS, lr=1.0 / lam[0]))
     Yc = Y - Y.mean(0)
     dense = np.sort(np.linalg.eigvalsh(Yc @ Yc.T))[::-1]
     got = theory.gram_spectrum(Y)

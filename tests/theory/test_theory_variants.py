@@ -79,7 +79,7 @@ def test_sgd_expected_gram_against_sgd_simulations():
     scale = np.abs(G).max()
     assert np.abs(acc / S - G).max() < 0.05 * scale
     # the GD Gram (no noise) is clearly different: the noise term is resolved
-    Y = theory.embedding_points(lam, Wt, W0, theory.mode_factors(lam, steps, lr=lr))
+    Y = theory.embedding_points(lam, Wt, W0, theory.residual_factors(lam, steps, lr=lr))
     Yc = Y - Y.mean(0)
     assert np.abs(Yc @ Yc.T - G).max() > 0.15 * scale
     # full batch: SGD = GD exactly
@@ -96,7 +96,9 @@ def test_sympy_derivation_steps(check):
 
 def test_stress_and_kchi():
     # sorted by |λ|: 4 first -> χ_1 = 1 - sqrt(1 - 16/25) = 0.4
-    assert np.allclose(theory.explained_stress([3.0, -4.0]), [0.4, 1.0])
+    assert np.allclose(theory.explained_stress([-4.0, 3.0]), [0.4, 1.0])
+    with pytest.raises(ValueError, match=r"sorted.*\|λ\[1\]\|"):
+        theory.explained_stress([3.0, -4.0])
     assert theory.k_chi([1.0, 0.2, 0.01], 0.9) == 2  # χ_1 = 1 - sqrt(0.0401/1.0401) = 0.80, χ_2 = 0.99
     assert theory.k_chi([1.0, 0.0], 0.9) == 1
     with pytest.raises(ValueError, match="chi"):
@@ -122,11 +124,11 @@ def test_asymptotic_formulas():
     # teacher-dominated bound is an upper bound on the quadrature k_χ (ρ >> σ0)
     lam = np.exp(-0.5 * np.arange(30))
     st = np.r_[0, np.unique(np.round(np.geomspace(1, 1000, 10)).astype(int))]
-    curve = theory.expected_explained_stress(lam, 5, 1.0, 1e-3, 1.0, st, 16, n_draws=16)
+    curve = theory.expected_explained_stress(lam, 5, 1.0, 1e-3, 1.0, st, 16, n_draws=16).chi
     k_sim = int(np.argmax(curve >= 0.9) + 1)
     assert k_sim <= theory.k_chi_teacher_bound(0.5, 1000, 1.0, d=30)
     # init-dominated: no ribbon at k* = 3 and estimate >= 4
-    curve = theory.expected_explained_stress(lam, 5, 1e-3, 1.0, 1.0, st, 16, n_draws=16)
+    curve = theory.expected_explained_stress(lam, 5, 1e-3, 1.0, 1.0, st, 16, n_draws=16).chi
     assert curve[2] < 0.9 and theory.k_chi_init_estimate(0.5, 5, 16) > 3
 
 
@@ -134,7 +136,7 @@ def test_phase_functions_agree_and_validate():
     fx = dict(d=30, n_classes=5, n_runs=16, T=1000)
     cs, rs = [0.2, 1.0], [0.3, 1.0, 3.0, 10.0]
     crit = theory.phase_map({"c": cs, "ratio": rs}, fx)
-    quad = theory.phase_map({"c": cs, "ratio": rs}, fx, method="quadrature", n_draws=16)
+    quad = theory.phase_map({"c": cs, "ratio": rs}, fx, method="monte-carlo", n_draws=16)
     assert crit.shape == (2, 4) and np.mean(crit == quad) >= 0.75
     assert not crit[:, 0].any() and crit[:, -1].all()  # ρ/σ0 small: no ribbon; large: ribbon
     bc = theory.phase_boundary("c", cs, fx)
@@ -153,6 +155,6 @@ def test_expected_diagnostics():
     lam = np.exp(-0.5 * np.arange(10))
     lam /= lam.sum()
     d = theory.expected_logit_diagnostics(lam, 4, 0.05, 0.05, 1.0 / lam[0], [0, 10, 100])
-    assert d["trustworthy"] and d["rms_logit"] == pytest.approx(np.sqrt(0.75) * 0.05, rel=1e-9)
+    assert d.in_regime and d.max_point_logit_rms == pytest.approx(np.sqrt(0.75) * 0.05, rel=1e-9)
     d = theory.expected_logit_diagnostics(lam, 4, 3.0, 0.05, 1.0 / lam[0], [0, 10, 10000])
-    assert not d["trustworthy"]
+    assert not d.in_regime
