@@ -28,16 +28,19 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from linsim import runners
 from linsim.data import INPUT_MODES, SPECTRUM_KINDS, linear_teacher, make_inputs, spectrum
-from linsim.solvers.kernel import KERNELS, KernelDynamics, gp_prior_outputs
-from linsim.solvers.linear import linear_predictor
-from linsim.solvers.sgd import sgd_simulate
-from linsim.solvers.softmax import softmax_flow, softmax_gd, softmax_probs
-from linsim.solvers.two_layer import two_layer_flow, two_layer_gd
+from linsim.solvers.kernel import KERNELS
 from linsim.trajectory import Trajectory
 
-MODELS = ("linear", "kernel", "softmax", "two_layer")
-OPTIMIZERS = ("gd", "flow", "sgd")
+
+def __getattr__(name: str):
+    # MODELS / OPTIMIZERS used to be constants; they are now whatever the registry holds.
+    if name == "MODELS":
+        return runners.models()
+    if name == "OPTIMIZERS":
+        return runners.optimizers()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -122,10 +125,12 @@ class EnsembleConfig:
                 rel = ">" if strict else ">="
                 raise ValueError(f"EnsembleConfig.{name} must be finite and {rel} {minimum}; got {value}")
 
-        choice("model", MODELS)
-        choice("optimizer", OPTIMIZERS)
-        if self.optimizer == "sgd" and self.model != "linear":
-            raise ValueError(f"optimizer='sgd' is only available for model='linear'; got model={self.model!r}")
+        choice("model", runners.models())
+        choice("optimizer", runners.optimizers())
+        try:
+            entry = runners.get_runner(self.model, self.optimizer)
+        except ValueError as exc:
+            raise ValueError(f"EnsembleConfig: {exc}") from None
         choice("spectrum", SPECTRUM_KINDS)
         choice("data_mode", INPUT_MODES)
         choice("kernel", KERNELS)
@@ -149,15 +154,14 @@ class EnsembleConfig:
             raise ValueError(
                 f"EnsembleConfig.batch_size={self.batch_size} exceeds n_samples={self.n_samples}"
             )
-        if self.lr is not None and self.optimizer != "flow" and self.data_mode == "exact":
+        limit = entry.limit_for(self)
+        if self.lr is not None and limit is not None and self.data_mode == "exact":
             # the empirical lambda_max equals lambda_1 in exact mode, so the limit is known here
-            limit = {"linear": 2.0, "softmax": 4.0}.get(self.model)
-            if self.model == "kernel" and self.kernel == "linear":
-                limit = 2.0
-            if limit is not None and self.lr >= limit / self.lambda_1:
+            if self.lr >= limit / self.lambda_1:
                 raise ValueError(
                     f"EnsembleConfig.lr={self.lr:g} is at or beyond the GD stability limit "
-                    f"{limit:g}/lambda_1 = {limit / self.lambda_1:.6g} for model={self.model!r}"
+                    f"{limit:g}/lambda_1 = {limit / self.lambda_1:.6g} for model={self.model!r}, "
+                    f"optimizer={self.optimizer!r}"
                 )
 
 
@@ -180,19 +184,49 @@ def checkpoint_steps(steps: int, n_checkpoints: int) -> np.ndarray:
 
 
 def default_lr(config: EnsembleConfig, teacher: np.ndarray | None = None) -> float:
-    """The learning rate used when ``config.lr`` is None (see the module docstring)."""
+    """The learning rate used when ``config.lr`` is None (see the module docstring).
+
+    ``1 / lambda_1`` unless the runner of ``(config.model, config.optimizer)`` declares its own
+    default (the two-layer net's depends on the teacher, which must then be passed).
+
+    Examples
+    --------
+    >>> default_lr(EnsembleConfig(lambda_1=2.0))
+    0.5
+    """
     if config.lr is not None:
         return float(config.lr)
-    if config.model == "two_layer":
-        if teacher is None:
-            raise ValueError("the two-layer default lr depends on the teacher; pass it")
-        s_max = float(np.linalg.svd(teacher, compute_uv=False)[0]) if teacher.size else 0.0
-        return 1.0 / (config.lambda_1 * max(1.0, 2.0 * s_max))
+    entry = runners.get_runner(config.model, config.optimizer)
+    if entry.default_lr is not None:
+        return float(entry.default_lr(config, teacher))
     return 1.0 / config.lambda_1
+
+
+def input_eigenpairs(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (d,) and eigenvectors (d, d, columns) of ``Sigma = X^T X / n``, descending.
+
+    Computed from the SVD of ``X``: the squared singular values are non-negative by
+    construction, whereas ``eigh(Sigma)`` returns ``-1e-17``-sized negatives for modes below
+    rounding (steep spectra), which the theory rightly refuses.
+
+    Examples
+    --------
+    >>> lam, V = input_eigenpairs(np.array([[2.0, 0.0], [0.0, 1.0]]))
+    >>> lam.tolist()
+    [2.0, 0.5]
+    """
+    n, d = X.shape
+    _, sv, vt = np.linalg.svd(X, full_matrices=True)
+    ev = np.zeros(d)
+    ev[: sv.size] = sv**2 / n
+    return ev, vt.T.copy()
 
 
 def simulate(config: EnsembleConfig, split: str = "train") -> Trajectory:
     """Draw the data, teacher and initializations of ``config``, train, return the trajectory.
+
+    The training itself is done by the runner registered for ``(config.model,
+    config.optimizer)`` (:mod:`linsim.runners`).
 
     Parameters
     ----------
@@ -208,7 +242,15 @@ def simulate(config: EnsembleConfig, split: str = "train") -> Trajectory:
         ``split``, ``arrays``: ``eigenvalues`` (d,), ``eigenvectors`` (d, d) of the empirical
         ``Sigma`` (descending, columns), ``population_eigenvalues`` (d,), ``teacher`` (C, d),
         ``init`` (R, C, d) (initial weights; for ``two_layer`` the product ``W2 W1``, with
-        ``init_W1``, ``init_W2`` too), ``steps`` (K,).
+        ``init_W1``, ``init_W2`` too; absent for non-linear kernels, which store the initial
+        function ``init_outputs`` (R, n + n_test, C) instead), ``steps`` (K,).
+
+    Examples
+    --------
+    >>> traj = simulate(EnsembleConfig(dim=3, n_samples=5, n_classes=2, n_runs=2, steps=10,
+    ...                                n_checkpoints=2))
+    >>> traj.outputs.shape, traj.times.tolist()
+    ((2, 3, 5, 2), [0.0, 1.0, 10.0])
     """
     if not isinstance(config, EnsembleConfig):
         raise TypeError(f"config must be an EnsembleConfig; got {type(config).__name__}")
@@ -218,82 +260,34 @@ def simulate(config: EnsembleConfig, split: str = "train") -> Trajectory:
     if split == "test" and config.n_test == 0:
         raise ValueError("split='test' needs config.n_test > 0 held-out inputs")
     c = config
+    entry = runners.get_runner(c.model, c.optimizer)
     s_data, s_teacher, s_init, s_sgd = np.random.SeedSequence(c.seed).spawn(4)
     lam = spectrum(c.dim, c.spectrum, c.slope, c.lambda_1)
     X, X_test = make_inputs(lam, c.n_samples, c.data_mode, s_data, n_test=c.n_test)
     teacher = linear_teacher(c.n_classes, c.dim, c.teacher_scale, s_teacher)
-    Y = X @ teacher.T
-    Z = X if split == "train" else X_test
     lr = default_lr(c, teacher)
     steps = checkpoint_steps(c.steps, c.n_checkpoints)
-    init_rng = np.random.default_rng(s_init)
-    arrays: dict[str, np.ndarray] = {}
-    R, C, d = c.n_runs, c.n_classes, c.dim
-
-    if c.model == "two_layer":
-        std = (c.init_scale**2 / c.hidden) ** 0.25
-        W1 = std * init_rng.standard_normal((R, c.hidden, d))
-        W2 = std * init_rng.standard_normal((R, C, c.hidden))
-        arrays.update(init=W2 @ W1, init_W1=W1, init_W2=W2)
-    else:
-        W0 = c.init_scale * init_rng.standard_normal((R, C, d))
-        arrays["init"] = W0
-
-    flow = c.optimizer == "flow"
-    times = lr * steps.astype(np.float64) if flow else steps.astype(np.float64)
-    if c.model == "linear":
-        if c.optimizer == "sgd":
-            outputs = sgd_simulate(X, Y, W0, lr, c.batch_size, steps, s_sgd, inputs=Z)
-        else:
-            outputs = linear_predictor(X, Y, lr=None if flow else lr)(times if flow else steps, W0, Z)
-    elif c.model == "kernel":
-        dyn = KernelDynamics(X, Y, c.kernel, c.kernel_bandwidth)
-        if c.kernel == "linear":
-            F0 = X @ W0.transpose(0, 2, 1)
-            f0 = Z @ W0.transpose(0, 2, 1)
-        else:
-            both = np.vstack([X, X_test])
-            F_all = gp_prior_outputs(both, R, C, c.init_scale, init_rng, kind=c.kernel,
-                                     bandwidth=c.kernel_bandwidth)
-            F0 = F_all[:, : c.n_samples]
-            f0 = F0 if split == "train" else F_all[:, c.n_samples:]
-            arrays["init_outputs"] = F_all
-        t_arg, lr_arg = (times, None) if flow else (steps, lr)
-        if split == "train":
-            outputs = dyn.train_outputs(F0, t_arg, lr_arg)
-        else:
-            outputs = dyn.test_outputs(F0, f0, Z, t_arg, lr_arg)
-    elif c.model == "softmax":
-        Q = softmax_probs(Y)
-        if flow:
-            outputs = softmax_flow(X, Q, W0, times, inputs=Z)
-        else:
-            outputs = softmax_gd(X, Q, W0, lr, steps, inputs=Z)
-    else:  # two_layer
-        if flow:
-            outputs = two_layer_flow(X, Y, W1, W2, times, inputs=Z, rtol=1e-8, atol=1e-10)
-        else:
-            outputs = two_layer_gd(X, Y, W1, W2, lr, steps, inputs=Z)
-
-    # Eigenpairs of Sigma = X^T X / n from the SVD of X: the squared singular values are
-    # non-negative by construction, whereas eigh(Sigma) returns -1e-17-sized negatives for
-    # modes below rounding (steep spectra), which the theory rightly refuses.
-    _, sv, vt = np.linalg.svd(X, full_matrices=True)
-    ev = np.zeros(X.shape[1])
-    ev[: sv.size] = sv**2 / c.n_samples
+    problem = runners.Problem(config=c, X=X, X_test=X_test, teacher=teacher, lr=lr, steps=steps,
+                              split=split, init_seed=s_init, sgd_seed=s_sgd)
+    result = entry.run(problem)
+    flow = entry.time_unit == "time"
+    times = problem.flow_times if flow else steps.astype(np.float64)
+    ev, V = input_eigenpairs(X)
+    arrays = dict(result.arrays)
     arrays.update(
         eigenvalues=ev,
-        eigenvectors=vt.T.copy(),
+        eigenvectors=V,
         population_eigenvalues=lam,
         teacher=teacher,
         steps=steps,
     )
     params = {f.name: getattr(c, f.name) for f in fields(c)}
     params.update(lr_effective=lr, split=split)
+    Z = problem.inputs
     return Trajectory(
-        outputs=outputs,
+        outputs=result.outputs,
         times=times,
-        time_unit="time" if flow else "step",
+        time_unit=entry.time_unit,
         output_model="softmax",
         params=params,
         inputs=Z,
@@ -302,4 +296,4 @@ def simulate(config: EnsembleConfig, split: str = "train") -> Trajectory:
     )
 
 
-__all__ = ["EnsembleConfig", "MODELS", "OPTIMIZERS", "checkpoint_steps", "default_lr", "simulate"]
+__all__ = ["EnsembleConfig", "checkpoint_steps", "default_lr", "input_eigenpairs", "simulate"]

@@ -138,7 +138,7 @@ def test_validation_errors(field, value, match):
 
 
 def test_other_config_errors():
-    with pytest.raises(ValueError, match="only available for model='linear'"):
+    with pytest.raises(ValueError, match="optimizer='sgd' is not available for model='softmax'.*exists for model: linear"):
         replace(SMALL, model="softmax", optimizer="sgd").validate()
     with pytest.raises(ValueError, match="batch_size"):
         replace(SMALL, optimizer="sgd", batch_size=31).validate()
