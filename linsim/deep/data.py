@@ -675,6 +675,9 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         ("numpy._core.multiarray", "_reconstruct"),
         ("numpy", "ndarray"),
         ("numpy", "dtype"),
+        ("numpy.core.numeric", "_frombuffer"),  # protocol-5 pickles of arrays
+        ("numpy._core.numeric", "_frombuffer"),
+        ("_codecs", "encode"),  # protocol-2 pickles written by Python 3 store bytes this way
     }
 
     def find_class(self, module, name):
