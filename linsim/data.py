@@ -18,11 +18,20 @@ INPUT_MODES = ("exact", "sampled")
 
 
 def _rng(seed) -> np.random.Generator:
-    if isinstance(seed, np.random.Generator):
-        raise TypeError("pass an int or numpy.random.SeedSequence as seed, not a Generator")
-    if seed is None:
-        raise ValueError("seed is required (int or SeedSequence); randomness is always explicit")
-    return np.random.default_rng(seed)
+    if isinstance(seed, np.random.SeedSequence):
+        return np.random.default_rng(seed)
+    return np.random.default_rng(_check_seed(seed))
+
+
+def _real(name: str, value) -> float:
+    if np.iscomplexobj(value):
+        raise TypeError(f"{name} is complex ({value!r}); it must be a real number")
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a real number, not a boolean")
+    try:
+        return float(value)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be a real number; got {value!r}") from exc
 
 
 def _positive_int(name: str, value, minimum: int = 1) -> int:
@@ -51,8 +60,8 @@ def spectrum(d: int, kind: str = "geometric", slope: float = 0.5, lambda_1: floa
     d = _positive_int("d", d)
     if kind not in SPECTRUM_KINDS:
         raise ValueError(f"kind must be one of {SPECTRUM_KINDS}; got {kind!r}")
-    slope = float(slope)
-    lambda_1 = float(lambda_1)
+    slope = _real("slope", slope)
+    lambda_1 = _real("lambda_1", lambda_1)
     if not np.isfinite(slope) or slope < 0:
         raise ValueError(f"slope must be a finite number >= 0; got {slope}")
     if not np.isfinite(lambda_1) or lambda_1 <= 0:
@@ -72,6 +81,8 @@ def random_orthogonal(d: int, seed) -> np.ndarray:
 
 
 def _check_eigenvalues(eigenvalues) -> np.ndarray:
+    if np.iscomplexobj(eigenvalues):
+        raise TypeError("eigenvalues are complex; a correlation spectrum is real (pass the real part explicitly)")
     lam = np.asarray(eigenvalues, dtype=np.float64)
     if lam.ndim != 1 or lam.size == 0:
         raise ValueError(f"eigenvalues must be a non-empty 1-D array; got shape {lam.shape}")
@@ -140,8 +151,15 @@ def make_inputs(
 
 
 def _check_seed(seed):
+    """The one seed rule of linsim: an int >= 0 (or a SeedSequence, handled by the callers).
+
+    ``None`` would mean fresh OS entropy (non-reproducible) and a ``Generator`` carries hidden
+    state, so both are refused.
+    """
     if seed is None:
         raise ValueError("seed is required (int or SeedSequence); randomness is always explicit")
+    if isinstance(seed, np.random.Generator):
+        raise TypeError("pass an int or numpy.random.SeedSequence as seed, not a Generator")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an int or SeedSequence; got {type(seed).__name__}")
     if seed < 0:
@@ -156,7 +174,7 @@ def linear_teacher(C: int, d: int, scale: float = 1.0, seed=0) -> np.ndarray:
     """
     C = _positive_int("C", C)
     d = _positive_int("d", d)
-    scale = float(scale)
+    scale = _real("scale", scale)
     if not np.isfinite(scale) or scale < 0:
         raise ValueError(f"teacher scale must be a finite number >= 0; got {scale}")
     ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(_check_seed(seed))

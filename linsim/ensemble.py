@@ -31,7 +31,9 @@ import numpy as np
 from linsim import runners
 from linsim.data import INPUT_MODES, SPECTRUM_KINDS, linear_teacher, make_inputs, spectrum
 from linsim.solvers.kernel import KERNELS
+from linsim.solvers._checks import MAX_STEPS
 from linsim.trajectory import Trajectory
+from theory.schedule import checkpoint_steps  # the one schedule, shared with the theory
 
 
 def __getattr__(name: str):
@@ -138,6 +140,11 @@ class EnsembleConfig:
                               ("n_runs", 1), ("steps", 0), ("n_checkpoints", 1), ("batch_size", 1),
                               ("hidden", 1), ("seed", 0)):
             integer(name, minimum)
+        if self.steps > MAX_STEPS:
+            raise ValueError(
+                f"EnsembleConfig.steps={self.steps} exceeds {MAX_STEPS} = 2**53, the largest step count "
+                "that float64 step arithmetic represents exactly"
+            )
         real("slope", 0.0, strict=False)
         real("lambda_1", 0.0, strict=True)
         real("teacher_scale", 0.0, strict=False)
@@ -163,24 +170,6 @@ class EnsembleConfig:
                     f"{limit:g}/lambda_1 = {limit / self.lambda_1:.6g} for model={self.model!r}, "
                     f"optimizer={self.optimizer!r}"
                 )
-
-
-def checkpoint_steps(steps: int, n_checkpoints: int) -> np.ndarray:
-    """Step 0 plus ``n_checkpoints`` log-spaced integer steps in ``[1, steps]``, duplicates removed.
-
-    Returns a sorted int64 array starting at 0 and ending at ``steps`` (just ``[0]`` when
-    ``steps == 0``); it can be shorter than ``n_checkpoints + 1`` when rounding collides.
-    """
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-        raise ValueError(f"steps must be a non-negative integer; got {steps!r}")
-    if isinstance(n_checkpoints, bool) or not isinstance(n_checkpoints, (int, np.integer)) or n_checkpoints < 1:
-        raise ValueError(f"n_checkpoints must be a positive integer; got {n_checkpoints!r}")
-    if steps == 0:
-        return np.zeros(1, dtype=np.int64)
-    if n_checkpoints == 1:
-        return np.array([0, steps], dtype=np.int64)
-    logs = np.rint(np.geomspace(1, steps, n_checkpoints)).astype(np.int64)
-    return np.unique(np.concatenate([[0], logs]))
 
 
 def default_lr(config: EnsembleConfig, teacher: np.ndarray | None = None) -> float:

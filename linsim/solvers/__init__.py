@@ -9,10 +9,10 @@ kernel      kernel machines (linear, RBF, arc-cosine, ReLU NTK): function-space 
 softmax     linear model, softmax cross-entropy: ODE (solve_ivp) and explicit GD
 two_layer   two-layer linear network: Saxe closed form, ODE, explicit GD
 sgd         minibatch SGD of the linear model and its exact mean / covariance recursions
-checks      shared input validation
+_checks     shared input validation (private)
 """
 
-from linsim.solvers.checks import ODEFailureError
+from linsim.solvers._checks import ODEFailureError
 from linsim.solvers.linear import (
     LinearDynamics,
     linear_flow,

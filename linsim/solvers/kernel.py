@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from linsim.solvers.checks import (
+from linsim.solvers._checks import (
     as_matrix,
     check_inputs,
     check_lr,
@@ -250,8 +250,22 @@ def gp_prior_outputs(X, n_runs: int, C: int, scale: float, seed, *, kind="linear
 
     For the linear kernel this has the law of ``X W_0^T`` with ``W_0`` i.i.d. ``N(0, scale^2)``.
     Returns shape (R, p, C) on the rows of ``X`` (p, d) (stack train and test inputs to get a
-    joint draw).  Sampled as ``U sqrt(max(mu, 0)) xi`` from the eigendecomposition of ``k(X, X)``.
+    joint draw).  Sampled as ``U sqrt(max(mu, 0)) xi`` from the eigendecomposition of ``k(X, X)``
+    (round-off negatives of the PSD Gram matrix count as zero).  ``seed`` (int or
+    ``numpy.random.SeedSequence``) is required, as everywhere in linsim; ``None`` (ValueError)
+    and ``Generator`` objects (TypeError) are refused, with the same messages as
+    :mod:`linsim.data`.
+
+    Examples
+    --------
+    >>> F = gp_prior_outputs(np.eye(3), n_runs=2, C=4, scale=1.0, seed=0)
+    >>> F.shape, bool(np.array_equal(F, gp_prior_outputs(np.eye(3), 2, 4, 1.0, 0)))
+    ((2, 3, 4), True)
     """
+    if seed is None:
+        raise ValueError("seed is required (int or SeedSequence); randomness is always explicit")
+    if isinstance(seed, np.random.Generator):
+        raise TypeError("pass an int or numpy.random.SeedSequence as seed, not a Generator")
     X = as_matrix("X", X)
     G = kernel_matrix(X, X, kind, bandwidth)
     mu, U = np.linalg.eigh(0.5 * (G + G.T))

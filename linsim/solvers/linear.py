@@ -39,7 +39,7 @@ from typing import Callable
 
 import numpy as np
 
-from linsim.solvers.checks import (
+from linsim.solvers._checks import (
     check_inputs,
     check_lr,
     check_steps,
@@ -48,6 +48,7 @@ from linsim.solvers.checks import (
     check_xy,
     rank_tolerance,
 )
+from linsim.solvers._stepping import step_through
 
 
 def mode_factors(
@@ -285,13 +286,14 @@ def linear_gd_explicit(X, Y, W0, lr, steps, *, inputs=None) -> np.ndarray:
     sigma = X.T @ X / n
     B = Y.T @ X / n
     out = np.empty((W.shape[0], steps.size, Z.shape[0], Y.shape[1]))
-    order = np.argsort(steps, kind="stable")
-    t = 0
-    for k in order:
-        while t < steps[k]:
-            W -= lr * (W @ sigma - B)
-            t += 1
+
+    def advance(_t):
+        W[...] -= lr * (W @ sigma - B)
+
+    def record(k):
         out[:, k] = Z @ W.transpose(0, 2, 1)
+
+    step_through(steps, advance, record)
     return out
 
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from linsim.solvers.checks import (
+from linsim.solvers._checks import (
     as_matrix,
     check_inputs,
     check_lr,
@@ -43,6 +43,7 @@ from linsim.solvers.checks import (
     check_w0,
     check_xy,
 )
+from linsim.solvers._stepping import step_through
 
 
 def _check_batch(batch_size, n):
@@ -51,6 +52,24 @@ def _check_batch(batch_size, n):
     if not 1 <= batch_size <= n:
         raise ValueError(f"batch_size must be in [1, n={n}]; got {batch_size}")
     return int(batch_size)
+
+
+def _check_covariance(S: np.ndarray, name: str = "cov0", rtol: float = 1e-10) -> None:
+    """Refuse a matrix that is not a covariance: asymmetric or with a negative eigenvalue."""
+    scale = max(float(np.abs(S).max()), np.finfo(np.float64).tiny) if S.size else 1.0
+    asym = np.abs(S - S.T)
+    if asym.size and asym.max() > rtol * scale:
+        i, j = np.unravel_index(int(np.argmax(asym)), S.shape)
+        raise ValueError(
+            f"{name} is not symmetric: entry ({i}, {j}) of its (C*d, C*d) matrix differs from ({j}, {i}) by "
+            f"{asym[i, j]:.3g}"
+        )
+    low = float(np.linalg.eigvalsh(0.5 * (S + S.T))[0]) if S.size else 0.0
+    if low < -rtol * scale * max(S.shape[0], 1):
+        raise ValueError(
+            f"{name} is not a covariance: its smallest eigenvalue is {low:.3g} < 0 (it must be "
+            "positive semi-definite)"
+        )
 
 
 def sample_batches(n: int, batch_size: int, n_runs: int, rng: np.random.Generator) -> np.ndarray:
@@ -100,17 +119,19 @@ def sgd_simulate(X, Y, W0, lr, batch_size, steps, seed, *, inputs=None, allow_di
     R = W.shape[0]
     out = np.empty((R, steps.size, Z.shape[0], Y.shape[1]))
     weights = np.empty((R, steps.size) + W.shape[1:]) if return_weights else None
-    t = 0
-    for k in np.argsort(steps, kind="stable"):
-        while t < steps[k]:
-            idx = sample_batches(n, b, R, rng)
-            Xb, Yb = X[idx], Y[idx]  # (R, b, d), (R, b, C)
-            resid = W @ Xb.transpose(0, 2, 1) - Yb.transpose(0, 2, 1)  # (R, C, b)
-            W -= (lr / b) * (resid @ Xb)
-            t += 1
+
+    def advance(_t):
+        idx = sample_batches(n, b, R, rng)
+        Xb, Yb = X[idx], Y[idx]  # (R, b, d), (R, b, C)
+        resid = W @ Xb.transpose(0, 2, 1) - Yb.transpose(0, 2, 1)  # (R, C, b)
+        W[...] -= (lr / b) * (resid @ Xb)
+
+    def record(k):
         out[:, k] = Z @ W.transpose(0, 2, 1)
         if return_weights:
             weights[:, k] = W
+
+    step_through(steps, advance, record)
     if not np.all(np.isfinite(out)):
         raise ValueError(f"SGD diverged (non-finite weights) with lr={lr:g}, batch_size={b}")
     return (out, weights) if return_weights else out
@@ -126,7 +147,8 @@ def sgd_moments(X, Y, mean0, cov0, lr, batch_size, steps, *, allow_divergence=Fa
         ``E[W_0]``.
     cov0 : array (C, d, C, d)
         ``Cov[W_0]`` as ``E[(W-m)_{cj} (W-m)_{c'k}]`` (zeros for a fixed init; for i.i.d.
-        ``N(0, s^2)`` entries, ``s^2`` times the identity).
+        ``N(0, s^2)`` entries, ``s^2`` times the identity).  Reshaped to (C*d, C*d) it must
+        be symmetric positive semi-definite (else ``ValueError``).
     lr, batch_size : as :func:`sgd_simulate`
     steps : sequence of K non-negative ints
 
@@ -145,6 +167,7 @@ def sgd_moments(X, Y, mean0, cov0, lr, batch_size, steps, *, allow_divergence=Fa
     S = as_matrix("cov0", cov0, ndim=4).copy()
     if S.shape != (C, d, C, d):
         raise ValueError(f"cov0 must have shape (C, d, C, d) = ({C}, {d}, {C}, {d}); got {S.shape}")
+    _check_covariance(S.reshape(C * d, C * d))
     b = _check_batch(batch_size, n)
     steps = check_steps(steps)
     sigma = X.T @ X / n
@@ -155,27 +178,31 @@ def sgd_moments(X, Y, mean0, cov0, lr, batch_size, steps, *, allow_divergence=Fa
     XX = X[:, :, None] * X[:, None, :]  # (n, d, d)
     mean_out = np.empty((steps.size, C, d))
     cov_out = np.empty((steps.size, C, d, C, d))
-    t = 0
-    for k in np.argsort(steps, kind="stable"):
-        while t < steps[k]:
-            # deterministic part: (I - lr Abar) S (I - lr Abar)^T, Abar acts as Sigma on d-indices
-            M = np.eye(d) - lr * sigma
-            S_new = np.einsum("jk,ckel,ml->cjem", M, S, M)
-            if kappa > 0:
-                q = np.einsum("nj,cjek,nk->nce", X, S, X)  # x_i^T S_cc' x_i
-                avg_ASA = np.einsum("nce,njk->cjek", q, XX) / n
-                ASA = np.einsum("jk,ckel,ml->cjem", sigma, S, sigma)
-                r = m @ X.T - Y.T  # (C, n) mean residuals
-                H = r[:, :, None] * X[None, :, :]  # h_i(m) as (C, n, d)
-                avg_hh = np.einsum("cnj,enk->cjek", H, H) / n
-                hbar = m @ sigma - B
-                noise = avg_ASA - ASA + avg_hh - np.einsum("cj,ek->cjek", hbar, hbar)
-                S_new += lr**2 * kappa * noise
-            m = m - lr * (m @ sigma - B)
-            S = S_new
-            t += 1
-        mean_out[k] = m
-        cov_out[k] = S
+    M = np.eye(d) - lr * sigma
+    state = {"m": m, "S": S}
+
+    def advance(_t):
+        m, S = state["m"], state["S"]
+        # deterministic part: (I - lr Abar) S (I - lr Abar)^T, Abar acts as Sigma on d-indices
+        S_new = np.einsum("jk,ckel,ml->cjem", M, S, M)
+        if kappa > 0:
+            q = np.einsum("nj,cjek,nk->nce", X, S, X)  # x_i^T S_cc' x_i
+            avg_ASA = np.einsum("nce,njk->cjek", q, XX) / n
+            ASA = np.einsum("jk,ckel,ml->cjem", sigma, S, sigma)
+            r = m @ X.T - Y.T  # (C, n) mean residuals
+            H = r[:, :, None] * X[None, :, :]  # h_i(m) as (C, n, d)
+            avg_hh = np.einsum("cnj,enk->cjek", H, H) / n
+            hbar = m @ sigma - B
+            noise = avg_ASA - ASA + avg_hh - np.einsum("cj,ek->cjek", hbar, hbar)
+            S_new += lr**2 * kappa * noise
+        state["m"] = m - lr * (m @ sigma - B)
+        state["S"] = S_new
+
+    def record(k):
+        mean_out[k] = state["m"]
+        cov_out[k] = state["S"]
+
+    step_through(steps, advance, record)
     return mean_out, cov_out
 
 

@@ -24,10 +24,9 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.integrate import solve_ivp
+from scipy.special import log_softmax, softmax
 
-from linsim.solvers.checks import (
-    ODEFailureError,
+from linsim.solvers._checks import (
     check_inputs,
     check_lr,
     check_probabilities,
@@ -36,26 +35,32 @@ from linsim.solvers.checks import (
     check_w0,
     as_matrix,
 )
-
-IMPLICIT_METHODS = ("BDF", "Radau", "LSODA")
-
-
-def _softmax(Z: np.ndarray) -> np.ndarray:
-    Z = Z - Z.max(axis=-1, keepdims=True)
-    E = np.exp(Z)
-    return E / E.sum(axis=-1, keepdims=True)
+from linsim.solvers._ode import integrate_flow
+from linsim.solvers._stepping import step_through
 
 
 def softmax_probs(logits) -> np.ndarray:
-    """Row-wise softmax of logits (..., C), computed stably."""
-    return _softmax(np.asarray(logits, dtype=np.float64))
+    """Row-wise softmax of logits (..., C) (:func:`scipy.special.softmax`, computed stably).
+
+    Examples
+    --------
+    >>> softmax_probs([[0.0, np.log(3.0)]]).round(12).tolist()
+    [[0.25, 0.75]]
+    """
+    return softmax(as_matrix("logits", logits, ndim=np.ndim(logits)), axis=-1)
 
 
 def cross_entropy_loss(X, Q, W) -> np.ndarray:
-    """Mean cross-entropy ``-(1/n) sum_i q_i^T log softmax(W x_i)`` for each run, shape (R,)."""
-    logits = np.einsum("nd,rcd->rnc", X, W)
-    m = logits.max(axis=-1, keepdims=True)
-    logp = logits - m - np.log(np.exp(logits - m).sum(-1, keepdims=True))
+    """Mean cross-entropy ``-(1/n) sum_i q_i^T log softmax(W x_i)`` for each run, shape (R,).
+
+    ``X`` (n, d), ``Q`` (n, C) targets, ``W`` (R, C, d) weights.
+
+    Examples
+    --------
+    >>> float(cross_entropy_loss(np.ones((1, 2)), np.array([[0.5, 0.5]]), np.zeros((1, 2, 2)))[0])
+    0.6931471805599453
+    """
+    logp = log_softmax(np.einsum("nd,rcd->rnc", X, W), axis=-1)
     return -(Q[None] * logp).sum(axis=(1, 2)) / X.shape[0]
 
 
@@ -63,11 +68,13 @@ def cross_entropy_grad(X, Q, W) -> np.ndarray:
     """Gradient ``(1/n)(P - Q)^T X`` of the mean cross-entropy, shape (R, C, d).
 
     ``X`` (n, d), ``Q`` (n, C) targets, ``W`` (R, C, d) weights.
+
+    Examples
+    --------
+    >>> cross_entropy_grad(np.ones((1, 1)), np.array([[1.0, 0.0]]), np.zeros((1, 2, 1))).ravel().tolist()
+    [-0.5, 0.5]
     """
-    logits = W @ X.T  # (R, C, n)
-    logits = logits - logits.max(axis=1, keepdims=True)
-    E = np.exp(logits)
-    P = E / E.sum(axis=1, keepdims=True)
+    P = softmax(W @ X.T, axis=1)  # (R, C, n)
     return ((P - Q.T[None]) @ X) / X.shape[0]
 
 
@@ -85,7 +92,7 @@ def _hessian_blocks(X, W):
     """Per-run Hessians of the mean cross-entropy, shape (R, C*d, C*d)."""
     R, C, d = W.shape
     n = X.shape[0]
-    P = _softmax(np.einsum("nd,rcd->rnc", X, W))  # (R, n, C)
+    P = softmax(np.einsum("nd,rcd->rnc", X, W), axis=-1)  # (R, n, C)
     # A_i = diag(p_i) - p_i p_i^T
     A = -np.einsum("rnc,rne->rnce", P, P)
     idx = np.arange(C)
@@ -175,19 +182,9 @@ def _integrate_group(X, Q, W0, t_sorted, method, rtol, atol):
         def jac(_t, y):
             return -sp.block_diag(list(_hessian_blocks(X, y.reshape(shape)))).toarray()
 
-    kwargs = {"jac": jac} if jac is not None else {}
-    t_end = float(t_sorted[-1])
-    try:
-        sol = solve_ivp(rhs, (0.0, t_end), W0.ravel(), method=method, t_eval=t_sorted,
-                        rtol=rtol, atol=atol, **kwargs)
-    except (ValueError, FloatingPointError) as exc:
-        raise ODEFailureError(f"solve_ivp ({method}) raised for the softmax flow: {exc}") from exc
-    if sol.status != 0 or sol.y.shape[1] != t_sorted.size or not np.all(np.isfinite(sol.y)):
-        raise ODEFailureError(
-            f"solve_ivp ({method}, rtol={rtol}, atol={atol}) failed for the softmax flow before "
-            f"t={t_end}: {sol.message}"
-        )
-    return sol.y.T.reshape(t_sorted.size, R, C, d)
+    ys = integrate_flow(rhs, W0.ravel(), t_sorted, method=method, rtol=rtol, atol=atol,
+                        what="softmax flow", jac=jac)
+    return ys.reshape(t_sorted.size, R, C, d)
 
 
 def softmax_gd(X, Q, W0, lr, steps, *, inputs=None, allow_divergence=False) -> np.ndarray:
@@ -208,13 +205,14 @@ def softmax_gd(X, Q, W0, lr, steps, *, inputs=None, allow_divergence=False) -> n
     Z = X if inputs is None else check_inputs(inputs, X.shape[1])
     W = W0.copy()
     out = np.empty((W.shape[0], steps.size, Z.shape[0], W.shape[1]))
-    order = np.argsort(steps, kind="stable")
-    t = 0
-    for k in order:
-        while t < steps[k]:
-            W -= lr * cross_entropy_grad(X, Q, W)
-            t += 1
+
+    def advance(_t):
+        W[...] -= lr * cross_entropy_grad(X, Q, W)
+
+    def record(k):
         out[:, k] = np.einsum("md,rcd->rmc", Z, W)
+
+    step_through(steps, advance, record)
     return out
 
 

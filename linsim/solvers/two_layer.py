@@ -49,10 +49,8 @@ the least-squares map.  ``u0 = 0`` stays at the saddle ``u = 0``.
 from __future__ import annotations
 
 import numpy as np
-from scipy.integrate import solve_ivp
 
-from linsim.solvers.checks import (
-    ODEFailureError,
+from linsim.solvers._checks import (
     as_matrix,
     check_inputs,
     check_lr,
@@ -60,6 +58,8 @@ from linsim.solvers.checks import (
     check_times,
     check_xy,
 )
+from linsim.solvers._ode import integrate_flow
+from linsim.solvers._stepping import step_through
 
 
 def _moments(X, Y):
@@ -102,7 +102,6 @@ def two_layer_flow_weights(X, Y, W1_0, W2_0, times, *, method="DOP853", rtol=1e-
     R, h, d = W1_0.shape
     C = W2_0.shape[1]
     n1 = R * h * d
-    t_sorted, inverse = np.unique(times, return_inverse=True)
 
     def rhs(_t, y):
         W1 = y[:n1].reshape(R, h, d)
@@ -111,20 +110,10 @@ def two_layer_flow_weights(X, Y, W1_0, W2_0, times, *, method="DOP853", rtol=1e-
         return -np.concatenate([g1.ravel(), g2.ravel()])
 
     y0 = np.concatenate([W1_0.ravel(), W2_0.ravel()])
-    if t_sorted[-1] == 0.0:
-        ys = y0[:, None].repeat(t_sorted.size, axis=1)
-    else:
-        sol = solve_ivp(rhs, (0.0, float(t_sorted[-1])), y0, method=method, t_eval=t_sorted,
-                        rtol=rtol, atol=atol)
-        if sol.status != 0 or sol.y.shape[1] != t_sorted.size or not np.all(np.isfinite(sol.y)):
-            raise ODEFailureError(
-                f"solve_ivp ({method}, rtol={rtol}, atol={atol}) failed for the two-layer flow "
-                f"before t={t_sorted[-1]}: {sol.message}"
-            )
-        ys = sol.y
-    K = t_sorted.size
-    W1 = ys[:n1].T.reshape(K, R, h, d).transpose(1, 0, 2, 3)[:, inverse]
-    W2 = ys[n1:].T.reshape(K, R, C, h).transpose(1, 0, 2, 3)[:, inverse]
+    ys = integrate_flow(rhs, y0, times, method=method, rtol=rtol, atol=atol, what="two-layer flow")
+    K = times.size
+    W1 = ys[:, :n1].reshape(K, R, h, d).transpose(1, 0, 2, 3)
+    W2 = ys[:, n1:].reshape(K, R, C, h).transpose(1, 0, 2, 3)
     return W1, W2
 
 
@@ -169,16 +158,17 @@ def two_layer_gd(X, Y, W1_0, W2_0, lr, steps, *, inputs=None) -> np.ndarray:
 
 
 def _two_layer_loop(sigma, B, W1, W2, lr, steps, Z, out):
-    t = 0
-    for k in np.argsort(steps, kind="stable"):
-        while t < steps[k]:
-            g1, g2 = two_layer_grads(sigma, B, W1, W2)
-            W1 -= lr * g1
-            W2 -= lr * g2
-            t += 1
-            if t % 64 == 0 and not (np.all(np.isfinite(W1)) and np.all(np.isfinite(W2))):
-                raise ValueError(f"two-layer GD diverged by step {t} with lr={lr:g}; use a smaller lr")
+    def advance(t):
+        g1, g2 = two_layer_grads(sigma, B, W1, W2)
+        W1[...] -= lr * g1
+        W2[...] -= lr * g2
+        if (t + 1) % 64 == 0 and not (np.all(np.isfinite(W1)) and np.all(np.isfinite(W2))):
+            raise ValueError(f"two-layer GD diverged by step {t + 1} with lr={lr:g}; use a smaller lr")
+
+    def record(k):
         out[:, k] = np.einsum("md,rcd->rmc", Z, W2 @ W1)
+
+    step_through(steps, advance, record)
 
 
 def aligned_modes(X, Y, tol: float = 1e-8):
@@ -248,8 +238,27 @@ def saxe_mode_strength(u0, s, lam, t) -> np.ndarray:
     """Closed-form balanced mode strength ``u(t) = u0 / (e^{-2st} + lam u0 (1 - e^{-2st}) / s)``.
 
     Broadcasts ``u0, s, lam`` (modes) against ``t``; ``s -> 0`` uses ``(1 - e^{-2st})/s -> 2t``.
+    Balanced modes have ``u = alpha^2 >= 0``, singular values ``s >= 0``, curvatures
+    ``lam >= 0`` and times ``t >= 0``; anything else is refused (a negative ``u0`` would make
+    the denominator cross zero: a pole at finite time, not a trajectory).
+
+    Examples
+    --------
+    >>> float(saxe_mode_strength(0.1, 0.0, 0.5, 3.0))  # pure decay: u0 / (1 + 2 lam u0 t)
+    0.07692307692307693
+    >>> saxe_mode_strength(-0.1, 1.0, 1.0, 1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: u0 must be >= 0 (balanced modes have u = alpha^2); got minimum -0.1
     """
-    u0, s, lam, t = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (u0, s, lam, t)))
+    arrays = {}
+    for name, v in (("u0", u0), ("s", s), ("lam", lam), ("t", t)):
+        a = as_matrix(name, v, ndim=np.ndim(v))
+        if a.size and a.min() < 0:
+            what = " (balanced modes have u = alpha^2)" if name == "u0" else ""
+            raise ValueError(f"{name} must be >= 0{what}; got minimum {a.min()}")
+        arrays[name] = a
+    u0, s, lam, t = np.broadcast_arrays(arrays["u0"], arrays["s"], arrays["lam"], arrays["t"])
     x = -2.0 * s * t
     with np.errstate(invalid="ignore", divide="ignore"):
         phi = np.where(s > 0, -np.expm1(x) / np.where(s > 0, s, 1.0), 2.0 * t)

@@ -107,6 +107,8 @@ def test_ode_failure_is_reported(monkeypatch):
         message = "Required step size is less than spacing between numbers."
         y = np.zeros((W0.size, 0))
 
-    monkeypatch.setattr(sm, "solve_ivp", lambda *a, **k: Failed())
+    import linsim.solvers._ode as ode
+
+    monkeypatch.setattr(ode, "solve_ivp", lambda *a, **k: Failed())
     with pytest.raises(ODEFailureError, match="Required step size"):
         sm.softmax_flow(X, Q, W0, [1.0])

@@ -9,12 +9,27 @@ from __future__ import annotations
 import numpy as np
 
 
+#: Largest accepted step count: every integer up to ``2**53`` is exact in float64, which the
+#: closed forms use for ``t`` (``(1 - lr lambda)^t = exp(t log|1 - lr lambda|)``).
+MAX_STEPS = 2**53
+
+
+def refuse_complex(name: str, a) -> None:
+    """Raise ``TypeError`` if ``a`` holds complex numbers (their imaginary part would be lost)."""
+    if np.iscomplexobj(a):
+        raise TypeError(
+            f"{name} is complex; linsim works with real numbers only (pass the real part "
+            "explicitly if that is what you mean)"
+        )
+
+
 class ODEFailureError(RuntimeError):
     """An ODE integration (``scipy.integrate.solve_ivp``) did not reach the requested time."""
 
 
 def as_matrix(name: str, a, *, ndim: int = 2) -> np.ndarray:
     """``a`` as a finite float64 array with ``ndim`` dimensions, else a clear error."""
+    refuse_complex(name, a)
     try:
         arr = np.asarray(a, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -62,21 +77,56 @@ def check_inputs(inputs, d: int, name: str = "inputs") -> np.ndarray:
     return Z
 
 
-def check_steps(steps) -> np.ndarray:
-    """A 1-D array of non-negative integer step counts (any order, repeats allowed)."""
+def check_steps(steps, name: str = "steps") -> np.ndarray:
+    """A 1-D int64 array of step counts in ``[0, MAX_STEPS]`` (any order, repeats allowed).
+
+    Integral floats are accepted; booleans, complex numbers, fractions, NaN/inf and counts
+    beyond :data:`MAX_STEPS` (``2**53``; e.g. a uint64 ``2**64 - 1`` that would wrap to -1,
+    or ``1e19`` that would overflow int64) are refused with a message naming the first bad
+    entry.
+
+    Examples
+    --------
+    >>> check_steps([0, 10.0, 3]).tolist()
+    [0, 10, 3]
+    >>> check_steps(np.array([1, 2**64 - 1], dtype=np.uint64))
+    Traceback (most recent call last):
+    ...
+    ValueError: steps[1] = 18446744073709551615 exceeds the largest supported step count 2**53 = 9007199254740992
+    """
+    refuse_complex(name, steps)
     arr = np.asarray(steps)
     if arr.ndim != 1:
-        raise ValueError(f"steps must be a 1-D sequence of integers; got shape {arr.shape}")
+        raise ValueError(f"{name} must be a 1-D sequence of integers; got shape {arr.shape}")
     if arr.size == 0:
-        raise ValueError("steps must list at least one step count")
-    if arr.dtype.kind == "f":
-        if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
-            raise ValueError(f"steps must be integers; got {arr[:5]}...")
+        raise ValueError(f"{name} must list at least one step count")
+    if arr.dtype == object:  # Python ints beyond 64 bits, or mixed objects
+        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in arr):
+            raise TypeError(f"{name} must be integers; got {arr[:5]}...")
+        big = [i for i, v in enumerate(arr) if v > MAX_STEPS or v < 0]
+        if big:
+            i = big[0]
+            raise ValueError(f"{name}[{i}] = {arr[i]} is outside [0, 2**53 = {MAX_STEPS}]")
         arr = arr.astype(np.int64)
+    if arr.dtype.kind == "b":
+        raise TypeError(f"{name} must be integers, not booleans")
+    if arr.dtype.kind == "f":
+        bad = ~np.isfinite(arr) | (arr != np.round(np.where(np.isfinite(arr), arr, 0.0)))
+        if np.any(bad):
+            i = int(np.argmax(bad))
+            raise ValueError(f"{name} must be integers; {name}[{i}] = {float(arr[i])!r}")
     elif arr.dtype.kind not in "iu":
-        raise TypeError(f"steps must be integers; got dtype {arr.dtype}")
-    if np.any(arr < 0):
-        raise ValueError(f"steps must be non-negative; got minimum {int(arr.min())}")
+        raise TypeError(f"{name} must be integers; got dtype {arr.dtype}")
+    if arr.dtype.kind != "u" and np.any(arr < 0):
+        i = int(np.argmax(arr < 0))
+        raise ValueError(f"{name} must be non-negative; {name}[{i}] = {arr[i]}")
+    too_big = arr > MAX_STEPS
+    if np.any(too_big):
+        i = int(np.argmax(too_big))
+        raise ValueError(
+            f"{name}[{i}] = {int(arr[i]) if arr.dtype.kind in 'iu' else arr[i]} exceeds the largest "
+            f"supported step count 2**53 = {MAX_STEPS}"
+        )
     return arr.astype(np.int64)
 
 
@@ -138,3 +188,19 @@ def check_probabilities(name: str, Q, n: int, C: int, atol: float = 1e-8) -> np.
             f"{name} rows must sum to 1 (probability vectors); row {i} sums to {sums[i]:.10g}"
         )
     return Q
+
+
+__all__ = [
+    "MAX_STEPS",
+    "ODEFailureError",
+    "as_matrix",
+    "check_inputs",
+    "check_lr",
+    "check_probabilities",
+    "check_steps",
+    "check_times",
+    "check_w0",
+    "check_xy",
+    "rank_tolerance",
+    "refuse_complex",
+]

@@ -1,0 +1,46 @@
+"""Private helper: drive a stepped optimizer (explicit GD, SGD, moment recursions) through
+its checkpoints.
+
+Every explicit stepper in :mod:`linsim.solvers` needs the same loop: visit the requested
+step counts in increasing order (they may be given in any order, with repeats), take single
+steps until the next one is reached, and record the state there.  The cost is
+``max(steps)`` steps, whatever ``K``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+
+def step_through(steps: np.ndarray, advance: Callable[[int], None], record: Callable[[int], None]) -> None:
+    """Call ``advance(t)`` for ``t = 0 .. max(steps) - 1`` and ``record(k)`` at checkpoint ``k``.
+
+    Parameters
+    ----------
+    steps : int64 array (K,)
+        Validated step counts (``linsim.solvers._checks.check_steps``), any order.
+    advance : callable
+        ``advance(t)`` takes the state from step ``t`` to step ``t + 1`` (in place).
+    record : callable
+        ``record(k)`` stores the current state as checkpoint ``k`` (an index into ``steps``).
+
+    Examples
+    --------
+    >>> seen, state = [], [0]
+    >>> step_through(np.array([3, 0, 3, 1]), lambda t: state.__setitem__(0, state[0] + 1),
+    ...              lambda k: seen.append((k, state[0])))
+    >>> seen
+    [(1, 0), (3, 1), (0, 3), (2, 3)]
+    """
+    t = 0
+    for k in np.argsort(steps, kind="stable"):
+        target = int(steps[k])
+        while t < target:
+            advance(t)
+            t += 1
+        record(int(k))
+
+
+__all__ = ["step_through"]
