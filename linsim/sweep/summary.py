@@ -1,0 +1,102 @@
+"""Summaries of a sweep dataset: where theory and simulation classify cells alike."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+__all__ = ["PREDICTIONS", "agreement"]
+
+#: Predictions a simulation can be compared with: prefix -> description.
+PREDICTIONS = {"theory": "expected spectrum", "draw": "same-draw small-logit spectrum"}
+
+
+def _flag(ds, name: str, shape) -> tuple[np.ndarray, np.ndarray]:
+    """``(value, available)`` of a boolean variable, for boolean (with ``*_valid`` masks) and
+    for older 0/1-float-with-NaN datasets."""
+    if name not in ds:
+        return np.zeros(shape, dtype=bool), np.zeros(shape, dtype=bool)
+    values = ds[name].values
+    if values.dtype == bool:
+        prefix = name.split("_", 1)[0]
+        mask_name = f"{prefix}_valid" if prefix in ("sim", "theory", "draw") else "sim_valid"
+        valid = ds[mask_name].values.astype(bool) if mask_name in ds else np.ones(shape, dtype=bool)
+        return values, valid
+    values = np.asarray(values, dtype=np.float64)
+    return values == 1.0, np.isfinite(values)
+
+
+def agreement(ds, prediction: str = "theory") -> dict[str, Any]:
+    """Where theory and simulation classify cells the same (ribbon vs no ribbon).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset from :func:`linsim.sweep.run_phase`
+    prediction : {"theory", "draw"}
+        Compare the simulation with the expected spectrum or with the same-draw prediction.
+
+    Returns
+    -------
+    dict with keys ``prediction``, ``agreement`` (fraction of compared cells that agree; NaN
+    when no cell could be compared), ``cells`` (number compared), ``agreement_in_regime`` and
+    ``cells_in_regime`` (cells with small logits), ``failed`` (cells that failed or were not
+    computed), ``no_theory`` (successful cells without a prediction) and ``disagreements``:
+    one record per disagreeing cell with its axis values, both ``k_χ``, both ``χ_{k*}`` and
+    the logit size.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> ds = xr.Dataset({"status": ("c", np.array(["ok", "ok"])),
+    ...                  "sim_is_ribbon": ("c", [True, False]), "theory_is_ribbon": ("c", [True, True])},
+    ...                 coords={"c": [0.0, 1.0]})
+    >>> agreement(ds)["agreement"]
+    0.5
+    >>> agreement(ds, "foo")
+    Traceback (most recent call last):
+    ...
+    ValueError: prediction must be one of ['draw', 'theory']; got 'foo'
+    """
+    if prediction not in PREDICTIONS:
+        raise ValueError(f"prediction must be one of {sorted(PREDICTIONS)}; got {prediction!r}")
+    if "status" not in ds:
+        raise ValueError("agreement needs a sweep dataset (from run_phase): it has no 'status' variable")
+    axes = list(ds["status"].dims)
+    shape = ds["status"].shape
+
+    def values(name):
+        return ds[name].values if name in ds else np.full(shape, np.nan)
+
+    sim, sim_ok = _flag(ds, "sim_is_ribbon", shape)
+    pred, pred_ok = _flag(ds, f"{prediction}_is_ribbon", shape)
+    regime, regime_ok = _flag(ds, "in_regime", shape)
+    ok = ds["status"].values == "ok"
+    compared = ok & sim_ok & pred_ok
+    in_regime = compared & regime_ok & regime
+    agree = compared & (sim == pred)
+    disagreements = []
+    for idx in zip(*np.nonzero(compared & ~agree)):
+        rec = {name: float(ds[name].values[i]) for name, i in zip(axes, idx)}
+        rec.update(
+            sim_k_chi=float(values("sim_k_chi")[idx]),
+            predicted_k_chi=float(values(f"{prediction}_k_chi")[idx]),
+            sim_stress_k=float(values("sim_stress_k")[idx]),
+            predicted_stress_k=float(values(f"{prediction}_stress_k")[idx]),
+            logit_rms=float(values("logit_rms")[idx]),
+            in_regime=bool(in_regime[idx]),
+        )
+        disagreements.append(rec)
+    n_cmp = int(compared.sum())
+    n_reg = int(in_regime.sum())
+    return {
+        "prediction": prediction,
+        "agreement": float(agree.sum() / n_cmp) if n_cmp else math.nan,
+        "cells": n_cmp,
+        "agreement_in_regime": float((agree & in_regime).sum() / n_reg) if n_reg else math.nan,
+        "cells_in_regime": n_reg,
+        "failed": int((~ok).sum()),
+        "no_theory": int((ok & ~pred_ok).sum()),
+        "disagreements": disagreements,
+    }
