@@ -1,20 +1,35 @@
 """Embedding trajectories: Trajectory -> pairwise distances -> InPCA.
 
 This is the one step where trajectories meet the InPCA core.  The distance follows the
-trajectory's output model:
+trajectory's output model, looked up in a registry (:func:`output_model`,
+:func:`register_output_model`):
 
-* ``softmax`` and ``bernoulli``: Bhattacharyya distance of the categorical distributions,
-  mean over samples (:func:`linsim.inpca.bhattacharyya` on ``Trajectory.log_probs()``);
+* ``softmax``: Bhattacharyya distance of the categorical distributions ``softmax(outputs)``,
+  mean over samples (:func:`linsim.inpca.bhattacharyya` on ``Trajectory.log_probs()``;
+  float32 outputs, e.g. from the deep-net trainer, stay float32 on the way in and the
+  distances accumulate in float64);
+* ``bernoulli``: the same for one logit per sample (:func:`linsim.inpca.bernoulli_bhattacharyya`,
+  exact for logits of any size);
 * ``gaussian``: Bhattacharyya distance of Gaussians with fixed standard deviation
   ``noise_scale``, ``Σ_c (μ_c − ν_c)² / (8σ²)`` per sample, mean over samples.
 
 Points are all runs at all checkpoints of every trajectory given, flattened run-major within
 each trajectory and trajectories concatenated in order (see :attr:`Embedding.points`).
+
+Examples
+--------
+>>> from linsim.ensemble import EnsembleConfig, simulate
+>>> traj = simulate(EnsembleConfig(dim=3, n_samples=6, n_classes=2, n_runs=2, steps=5,
+...                                n_checkpoints=2, teacher_scale=0.1, init_scale=0.1))
+>>> emb = embed(traj)
+>>> emb.distances.shape, emb.coordinates.shape[0]
+((6, 6), 6)
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -22,10 +37,126 @@ from linsim import inpca
 from linsim.trajectory import Trajectory
 
 
-def _check_compatible(trajectories: tuple[Trajectory, ...]) -> None:
+# ----------------------------------------------------------------------------- output models
+@dataclass(frozen=True)
+class OutputModel:
+    """A registry entry: how the points of trajectories with this output model are compared.
+
+    Parameters
+    ----------
+    name : str
+        The value of ``Trajectory.output_model``.
+    distance : callable
+        ``distance(a, b, *, device) -> (M_a, M_b)`` float64, where ``a`` and ``b`` are
+        tuples of compatible trajectories (``b`` is None for the symmetric self-distances of
+        ``a``); points run-major within each trajectory, trajectories concatenated.
+    compatible : callable, optional
+        ``compatible(first, other) -> str | None``: a reason why two trajectories of this
+        output model cannot be compared (beyond the shared samples), or None.
+    description : str
+
+    Examples
+    --------
+    >>> output_model("gaussian").name
+    'gaussian'
+    """
+
+    name: str
+    distance: Callable[..., np.ndarray]
+    compatible: Callable[[Trajectory, Trajectory], str | None] | None = None
+    description: str = ""
+
+
+_OUTPUT_MODELS: dict[str, OutputModel] = {}
+
+
+def register_output_model(entry: OutputModel, *, replace: bool = False) -> OutputModel:
+    """Add an output model to the registry (``replace=True`` to overwrite one).
+
+    Examples
+    --------
+    >>> entry = output_model("gaussian")
+    >>> register_output_model(entry)
+    Traceback (most recent call last):
+    ...
+    ValueError: output model 'gaussian' is already registered; pass replace=True to overwrite it
+    >>> register_output_model(entry, replace=True) is entry
+    True
+    """
+    if not isinstance(entry, OutputModel):
+        raise TypeError(f"register_output_model takes an OutputModel; got {type(entry).__name__}")
+    if entry.name in _OUTPUT_MODELS and not replace:
+        raise ValueError(f"output model {entry.name!r} is already registered; pass replace=True to overwrite it")
+    _OUTPUT_MODELS[entry.name] = entry
+    return entry
+
+
+def output_model(name: str) -> OutputModel:
+    """The registered output model ``name``; the error lists the registered ones."""
+    try:
+        return _OUTPUT_MODELS[name]
+    except KeyError:
+        raise ValueError(
+            f"no distance is registered for output model {name!r}; registered: {tuple(_OUTPUT_MODELS)}"
+        ) from None
+
+
+def output_models() -> tuple[str, ...]:
+    """Names of the registered output models."""
+    return tuple(_OUTPUT_MODELS)
+
+
+def _stack(trajectories, what: str) -> np.ndarray:
+    parts = [getattr(t, what)() for t in trajectories]
+    if len(parts) == 1:
+        return parts[0]
+    dtype = np.result_type(*parts)
+    return np.concatenate([p.astype(dtype, copy=False) for p in parts], axis=0)
+
+
+def _softmax_distance(a, b, *, device=None) -> np.ndarray:
+    return inpca.bhattacharyya(_stack(a, "log_probs"), None if b is None else _stack(b, "log_probs"),
+                               device=device)
+
+
+def _bernoulli_distance(a, b, *, device=None) -> np.ndarray:
+    return inpca.bernoulli_bhattacharyya(_stack(a, "flat_outputs"),
+                                         None if b is None else _stack(b, "flat_outputs"), device=device)
+
+
+def _gaussian_distance(a, b, *, device=None) -> np.ndarray:
+    return inpca.gaussian_bhattacharyya(_stack(a, "flat_outputs"),
+                                        None if b is None else _stack(b, "flat_outputs"),
+                                        sigma=float(a[0].noise_scale), device=device)
+
+
+def _same_noise(first: Trajectory, other: Trajectory) -> str | None:
+    if other.noise_scale != first.noise_scale:
+        return (f"gaussian trajectories must share noise_scale to be compared; got {other.noise_scale} "
+                f"and {first.noise_scale}")
+    return None
+
+
+register_output_model(OutputModel(
+    "softmax", _softmax_distance,
+    description="categorical over C classes, p = softmax(outputs); Bhattacharyya, mean over samples"))
+register_output_model(OutputModel(
+    "bernoulli", _bernoulli_distance,
+    description="one logit per sample, p(y=1) = sigmoid(output); Bhattacharyya, mean over samples"))
+register_output_model(OutputModel(
+    "gaussian", _gaussian_distance, compatible=_same_noise,
+    description="independent Gaussians N(outputs, noise_scale^2); sum_c (mu - nu)^2 / (8 sigma^2), mean over samples"))
+
+
+# ----------------------------------------------------------------------------- distances
+def _check_compatible(trajectories: tuple[Trajectory, ...]) -> OutputModel:
     if not trajectories:
         raise ValueError("give at least one trajectory")
+    for j, traj in enumerate(trajectories):
+        if not isinstance(traj, Trajectory):
+            raise TypeError(f"trajectory {j} must be a linsim.Trajectory; got {type(traj).__name__}")
     first = trajectories[0]
+    entry = output_model(first.output_model)
     for j, traj in enumerate(trajectories[1:], start=1):
         if traj.output_model != first.output_model:
             raise ValueError(
@@ -40,18 +171,15 @@ def _check_compatible(trajectories: tuple[Trajectory, ...]) -> None:
         if traj.inputs is not None and first.inputs is not None and not np.array_equal(
             traj.inputs, first.inputs
         ):
-            raise ValueError(
-                f"trajectory {j} was evaluated on different inputs than trajectory 0"
-            )
-        if first.output_model == "gaussian" and traj.noise_scale != first.noise_scale:
-            raise ValueError("gaussian trajectories must share noise_scale to be compared")
+            raise ValueError(f"trajectory {j} was evaluated on different inputs than trajectory 0")
+        reason = entry.compatible(first, traj) if entry.compatible is not None else None
+        if reason:
+            raise ValueError(f"trajectory {j}: {reason}")
+    return entry
 
 
-def _stack(trajectories, what: str) -> np.ndarray:
-    return np.concatenate([getattr(t, what)() for t in trajectories], axis=0)
-
-
-def distance_matrix(*trajectories: Trajectory, others=None, device=None) -> np.ndarray:
+def distance_matrix(*trajectories: Trajectory, others: Sequence[Trajectory] | None = None,
+                    device=None) -> np.ndarray:
     """Pairwise distances between all points of the given trajectories.
 
     Parameters
@@ -66,21 +194,25 @@ def distance_matrix(*trajectories: Trajectory, others=None, device=None) -> np.n
     Returns
     -------
     D : array (M, M) or (M, M_others), float64
-        Bhattacharyya distance, mean over samples (see module docstring).
+        The distance of the output model (see the module docstring), mean over samples.
+
+    Examples
+    --------
+    Two Gaussian models whose means differ by 2 in one output of one of two samples:
+    ``2² / (8 · 1²) / 2 = 0.25``.
+
+    >>> a = Trajectory(outputs=np.array([0.0, 0.0, 2.0, 0.0]).reshape(1, 2, 2, 1), times=[0, 1],
+    ...                output_model="gaussian")
+    >>> distance_matrix(a).tolist()
+    [[0.0, 0.25], [0.25, 0.0]]
     """
     trajectories = tuple(trajectories)
-    group = trajectories + tuple(others or ())
-    _check_compatible(group)
-    model = trajectories[0].output_model
-    if model == "gaussian":
-        a = _stack(trajectories, "flat_outputs")
-        b = None if others is None else _stack(others, "flat_outputs")
-        return inpca.gaussian_bhattacharyya(a, b, sigma=trajectories[0].noise_scale)
-    a = _stack(trajectories, "log_probs")
-    b = None if others is None else _stack(others, "log_probs")
-    return inpca.bhattacharyya(a, b, device=device)
+    others_t = None if others is None else tuple(others)
+    entry = _check_compatible(trajectories + (others_t or ()))
+    return entry.distance(trajectories, others_t, device=device)
 
 
+# ----------------------------------------------------------------------------- embedding
 @dataclass
 class Embedding:
     """InPCA of the points of one or more trajectories.
@@ -90,7 +222,7 @@ class Embedding:
     model : linsim.inpca.InPCA
         The fitted InPCA (eigenvalues, embedding, explained stress, ...).
     distances : array (M, M)
-        The Bhattacharyya distance matrix that was embedded.
+        The distance matrix that was embedded (see :func:`distance_matrix`).
     points : dict of arrays (M,)
         ``trajectory`` (index into the inputs), ``run``, ``checkpoint`` and ``time`` of each point.
     trajectories : tuple of Trajectory
@@ -100,6 +232,20 @@ class Embedding:
     distances: np.ndarray
     points: dict[str, np.ndarray]
     trajectories: tuple[Trajectory, ...]
+
+    def __repr__(self) -> str:
+        lam = np.asarray(self.model.eigenvalues_)
+        top = ", ".join(f"{v:.3g}" for v in lam[:3])
+        more = ", ..." if lam.size > 3 else ""
+        stress = np.asarray(getattr(self.model, "explained_stress_", []))
+        chi = f", chi_3={stress[min(2, stress.size - 1)]:.3f}" if stress.size else ""
+        n_neg = int(np.sum(lam < 0))
+        return (
+            f"Embedding(M={self.distances.shape[0]} points from {len(self.trajectories)} "
+            f"trajector{'y' if len(self.trajectories) == 1 else 'ies'}, "
+            f"output_model={self.trajectories[0].output_model!r}, k={lam.size}, "
+            f"eigenvalues=[{top}{more}], negative={n_neg}{chi})"
+        )
 
     @property
     def coordinates(self) -> np.ndarray:
@@ -118,7 +264,8 @@ def embed(*trajectories: Trajectory, n_components: int | None = None, device=Non
     Parameters
     ----------
     *trajectories : Trajectory
-        Sharing output model and samples.
+        Sharing output model and samples (any registered output model; float32 outputs of
+        the deep-net trainer are accepted as they are).
     n_components : int, optional
         Number of eigenpairs (largest ``|λ|``) to keep; default all (dense solver for
         small ``M``, see :class:`linsim.inpca.InPCA`).
@@ -128,7 +275,21 @@ def embed(*trajectories: Trajectory, n_components: int | None = None, device=Non
     Returns
     -------
     Embedding
+
+    Raises
+    ------
+    ValueError
+        Incompatible trajectories (named by index), or an ensemble whose points all
+        coincide (from :class:`linsim.inpca.InPCA`: nothing to embed).
+
+    Examples
+    --------
+    >>> t = Trajectory(outputs=np.array([0.0, 0.0, 2.0, 0.0]).reshape(1, 2, 2, 1), times=[0, 1],
+    ...                output_model="gaussian")
+    >>> embed(t)
+    Embedding(M=2 points from 1 trajectory, output_model='gaussian', k=1, eigenvalues=[0.125], negative=0, chi_3=1.000)
     """
+    trajectories = tuple(trajectories)
     D = distance_matrix(*trajectories, device=device)
     model = inpca.InPCA(n_components=n_components).fit(D)
     idx_t, idx_r, idx_k, times = [], [], [], []
@@ -144,4 +305,15 @@ def embed(*trajectories: Trajectory, n_components: int | None = None, device=Non
         "checkpoint": np.concatenate(idx_k),
         "time": np.concatenate(times),
     }
-    return Embedding(model=model, distances=D, points=points, trajectories=tuple(trajectories))
+    return Embedding(model=model, distances=D, points=points, trajectories=trajectories)
+
+
+__all__ = [
+    "Embedding",
+    "OutputModel",
+    "distance_matrix",
+    "embed",
+    "output_model",
+    "output_models",
+    "register_output_model",
+]
