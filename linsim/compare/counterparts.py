@@ -34,11 +34,19 @@ Conventions
 """
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
 import numpy as np
 
 from linsim.solvers.kernel import KernelDynamics
+from linsim.solvers.linear import linear_gd
+from linsim.solvers.softmax import softmax_gd
+from linsim.trajectory import Trajectory
 
-__all__ = ["precomputed_kernel_gd"]
+__all__ = ["COUNTERPARTS", "CounterpartEntry", "CounterpartProblem", "NTKRecord", "build_counterparts",
+           "precomputed_kernel_gd", "problem_from_deep", "register_counterpart"]
 
 
 class _GramLookup:
@@ -126,3 +134,354 @@ def precomputed_kernel_gd(K_train, Y, F0, lr, steps, *, K_cross=None, f0_cross=N
         raise ValueError("f0_cross (initial outputs on the evaluation inputs) is required with K_cross")
     idx_cross = n + np.arange(K_cross.shape[0], dtype=np.float64)[:, None]
     return dyn.test_outputs(F0, f0_cross, idx_cross, steps, lr)
+
+
+# ---------------------------------------------------------------------------------------------
+# the problem every counterpart solves
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CounterpartProblem:
+    """What a deep configuration was trained and evaluated on, for its linear counterparts.
+
+    Attributes
+    ----------
+    X_train : array (n, *input_shape)
+        Training inputs (after the trainer's normalization), in the network's input shape.
+    y_train : int array (n,)
+    X_eval : array (m, *input_shape)
+        Evaluation inputs (exactly those of the deep trajectory).
+    y_eval : int array (m,)
+    n_classes : int
+    steps : int array (K,)
+        Checkpoint steps of the deep trajectory.
+    init_rms : float
+        RMS of the deep nets' logits at step 0 on the evaluation inputs (the counterparts'
+        initial logits are scaled to it).
+    n_runs : int
+        Runs ``R`` of every counterpart.
+    seed : int
+        Root seed of the counterparts' random draws.
+    networks : callable or None
+        ``networks(r) -> torch.nn.Module`` at initialization for run ``r`` (needed by ``ntk``).
+    label : str
+        Name of the deep configuration (``counterpart_of`` in the trajectories' params).
+    eval_inputs : array (m, d) or None
+        The flattened evaluation inputs stored in the deep trajectory (copied into the
+        counterparts so that they compare as evaluated on the same inputs).
+    """
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_eval: np.ndarray
+    y_eval: np.ndarray
+    n_classes: int
+    steps: np.ndarray
+    init_rms: float
+    n_runs: int = 2
+    seed: int = 0
+    networks: Callable | None = None
+    label: str = ""
+    eval_inputs: np.ndarray | None = None
+
+    def __post_init__(self):
+        for name in ("X_train", "X_eval"):
+            x = np.asarray(getattr(self, name), dtype=np.float64)
+            if x.ndim < 2 or x.shape[0] == 0 or not np.all(np.isfinite(x)):
+                raise ValueError(f"CounterpartProblem.{name} must be a finite (n, ...) array; got shape {x.shape}")
+            object.__setattr__(self, name, x)
+        for name, xname in (("y_train", "X_train"), ("y_eval", "X_eval")):
+            y = np.asarray(getattr(self, name))
+            if y.shape != (getattr(self, xname).shape[0],) or y.dtype.kind not in "iu":
+                raise ValueError(f"CounterpartProblem.{name} must be integer labels of shape (n,) matching {xname}")
+            if y.min() < 0 or y.max() >= self.n_classes:
+                raise ValueError(f"CounterpartProblem.{name} has labels outside [0, {self.n_classes})")
+            object.__setattr__(self, name, y.astype(np.int64))
+        if self.X_train.shape[1:] != self.X_eval.shape[1:]:
+            raise ValueError("CounterpartProblem: X_train and X_eval must have the same input shape")
+        steps = np.asarray(self.steps)
+        if steps.ndim != 1 or steps.size == 0 or np.any(steps < 0) or np.any(steps != np.round(steps)):
+            raise ValueError("CounterpartProblem.steps must be non-negative integers (K,)")
+        object.__setattr__(self, "steps", steps.astype(np.int64))
+        if not (np.isfinite(self.init_rms) and self.init_rms >= 0):
+            raise ValueError(f"CounterpartProblem.init_rms must be finite and >= 0; got {self.init_rms}")
+        if int(self.n_runs) < 1:
+            raise ValueError(f"CounterpartProblem.n_runs must be >= 1; got {self.n_runs}")
+
+    @property
+    def flat_train(self) -> np.ndarray:
+        """Training inputs flattened to ``(n, d)``."""
+        return self.X_train.reshape(self.X_train.shape[0], -1)
+
+    @property
+    def flat_eval(self) -> np.ndarray:
+        """Evaluation inputs flattened to ``(m, d)``."""
+        return self.X_eval.reshape(self.X_eval.shape[0], -1)
+
+    def one_hot(self) -> np.ndarray:
+        """One-hot training targets ``(n, C)``."""
+        return np.eye(self.n_classes)[self.y_train]
+
+
+@dataclass(frozen=True)
+class NTKRecord:
+    """The empirical NTK of one run's network at initialization (kept for the theory controls).
+
+    Attributes
+    ----------
+    run : int
+    spectrum : array (n,)
+        Eigenvalues of ``Theta / n`` on the training inputs, descending.
+    """
+
+    run: int
+    spectrum: np.ndarray
+
+
+@dataclass(frozen=True)
+class CounterpartEntry:
+    """One registered counterpart: ``solve(problem, seed_sequence, lr_scale, **options)``
+    returns ``(outputs (R, K, m, C), params dict)``; ``description`` is one line for reports."""
+
+    name: str
+    solve: Callable
+    description: str
+    options: Mapping[str, object] = field(default_factory=dict)
+
+
+#: The counterpart registry (name -> :class:`CounterpartEntry`).
+COUNTERPARTS: dict[str, CounterpartEntry] = {}
+
+
+def register_counterpart(entry: CounterpartEntry) -> CounterpartEntry:
+    """Add a counterpart to :data:`COUNTERPARTS` (a new name; returns the entry)."""
+    if entry.name in COUNTERPARTS:
+        raise ValueError(f"counterpart {entry.name!r} is already registered")
+    COUNTERPARTS[entry.name] = entry
+    return entry
+
+
+def _with_bias(X):
+    return np.hstack([X, np.ones((X.shape[0], 1))])
+
+
+def _init_weights(rng, R, C, features, init_rms):
+    """i.i.d. Gaussian weights whose logits on ``features`` (the evaluation features, where
+    ``init_rms`` was measured) have expected mean square ``init_rms**2``."""
+    mean_sq = float(np.mean(np.sum(features ** 2, axis=1)))
+    sigma = init_rms / math.sqrt(mean_sq) if mean_sq > 0 else 0.0
+    return sigma * rng.standard_normal((R, C, features.shape[1])), sigma
+
+
+def _lam_max(F):
+    return float(np.linalg.eigvalsh(F.T @ F / F.shape[0])[-1])
+
+
+def _solve_linear(problem, ss, lr_scale):
+    X, Z = _with_bias(problem.flat_train), _with_bias(problem.flat_eval)
+    W0, sigma = _init_weights(np.random.default_rng(ss), problem.n_runs, problem.n_classes, Z, problem.init_rms)
+    lr = lr_scale / _lam_max(X)
+    out = linear_gd(X, problem.one_hot(), W0, lr, problem.steps, inputs=Z)
+    return out, {"lr": lr, "init_std": sigma, "loss": "mse"}
+
+
+def _solve_softmax(problem, ss, lr_scale):
+    X, Z = _with_bias(problem.flat_train), _with_bias(problem.flat_eval)
+    W0, sigma = _init_weights(np.random.default_rng(ss), problem.n_runs, problem.n_classes, Z, problem.init_rms)
+    lr = lr_scale / _lam_max(X)
+    out = softmax_gd(X, problem.one_hot(), W0, lr, problem.steps, inputs=Z)
+    return out, {"lr": lr, "init_std": sigma, "loss": "cross_entropy"}
+
+
+def _solve_random_features(problem, ss, lr_scale, n_features=512):
+    feat_ss, init_ss = ss.spawn(2)
+    d = problem.flat_train.shape[1]
+    A = np.random.default_rng(feat_ss).standard_normal((int(n_features), d)) / math.sqrt(d)
+
+    def phi(X):
+        return _with_bias(np.maximum(X @ A.T, 0.0) * math.sqrt(2.0 / n_features))
+
+    F, Fz = phi(problem.flat_train), phi(problem.flat_eval)
+    W0, sigma = _init_weights(np.random.default_rng(init_ss), problem.n_runs, problem.n_classes, Fz,
+                              problem.init_rms)
+    lr = lr_scale / _lam_max(F)
+    out = linear_gd(F, problem.one_hot(), W0, lr, problem.steps, inputs=Fz)
+    return out, {"lr": lr, "init_std": sigma, "loss": "mse", "n_features": int(n_features)}
+
+
+def _solve_ntk(problem, ss, lr_scale, device=None):
+    import torch
+
+    from linsim.deep.ntk import empirical_ntk, ntk_spectrum
+
+    if problem.networks is None:
+        raise ValueError("the 'ntk' counterpart needs CounterpartProblem.networks (the initialized networks)")
+    del ss  # the networks carry their own seeds
+    outs, records, lrs = [], [], []
+    Xt = torch.as_tensor(problem.X_train)
+    Xe = torch.as_tensor(problem.X_eval)
+    for r in range(problem.n_runs):
+        net = problem.networks(r)
+        K = empirical_ntk(net, Xt, device=device)
+        Kc = empirical_ntk(net, Xe, Xt, device=device)
+        was = net.training
+        net.eval()
+        with torch.no_grad():
+            dt = next(net.parameters()).dtype
+            F0 = net(Xt.to(dt)).double().numpy()[None]
+            f0 = net(Xe.to(dt)).double().numpy()[None]
+        net.train(was)
+        spec = ntk_spectrum(K)
+        lr = lr_scale / spec[0]
+        outs.append(precomputed_kernel_gd(K, problem.one_hot(), F0, lr, problem.steps, K_cross=Kc, f0_cross=f0)[0])
+        records.append(NTKRecord(run=r, spectrum=spec))
+        lrs.append(lr)
+    return np.stack(outs), {"lr": float(np.mean(lrs)), "loss": "mse", "ntk": records}
+
+
+register_counterpart(CounterpartEntry(
+    "linear", _solve_linear, "linear model W x + b, squared loss on one-hot targets, closed-form GD"))
+register_counterpart(CounterpartEntry(
+    "softmax", _solve_softmax, "linear model W x + b, softmax cross-entropy, explicit GD"))
+register_counterpart(CounterpartEntry(
+    "ntk", _solve_ntk, "kernel machine with the network's empirical NTK at initialization (lazy regime)"))
+register_counterpart(CounterpartEntry(
+    "random_features", _solve_random_features,
+    "linear model on 512 fixed random ReLU features, squared loss, closed-form GD", {"n_features": 512}))
+
+
+def build_counterparts(problem, kinds=("linear", "softmax", "ntk", "random_features"), *, lr_scale=1.0,
+                       device=None):
+    """Trajectories of the linear counterparts of one deep configuration.
+
+    Parameters
+    ----------
+    problem : CounterpartProblem
+    kinds : sequence of str
+        Names in :data:`COUNTERPARTS`.
+    lr_scale : float
+        Each counterpart runs GD at ``lr_scale / lambda_max`` of its own curvature (``< 2``).
+    device : optional
+        Device of the NTK Jacobians.
+
+    Returns
+    -------
+    trajectories : dict name -> Trajectory
+        Outputs ``(R, K, m, C)`` on the evaluation inputs at the deep checkpoint steps,
+        softmax output model, ``params["family"] = name``.
+    ntk : list of NTKRecord
+        The NTK spectra of the ``ntk`` counterpart's networks (empty without it).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X, y = rng.normal(size=(30, 4)), rng.integers(0, 3, 30)
+    >>> prob = CounterpartProblem(X, y, X[:10], y[:10], 3, [0, 5, 50], init_rms=0.1)
+    >>> trajs, _ = build_counterparts(prob, ["linear", "random_features"])
+    >>> trajs["linear"].outputs.shape, trajs["random_features"].params["family"]
+    ((2, 3, 10, 3), 'random_features')
+    """
+    if not 0 < float(lr_scale) < 2:
+        raise ValueError(f"lr_scale must be in (0, 2) (GD stability); got {lr_scale}")
+    unknown = [k for k in kinds if k not in COUNTERPARTS]
+    if unknown:
+        raise ValueError(f"unknown counterpart {unknown[0]!r}; valid: {sorted(COUNTERPARTS)}")
+    seeds = dict(zip(sorted(COUNTERPARTS), np.random.SeedSequence(problem.seed).spawn(len(COUNTERPARTS))))
+    out, ntk = {}, []
+    for name in kinds:
+        entry = COUNTERPARTS[name]
+        kwargs = dict(entry.options)
+        if name == "ntk":
+            kwargs["device"] = device
+        outputs, info = entry.solve(problem, seeds[name], float(lr_scale), **kwargs)
+        if name == "ntk":
+            ntk = info.pop("ntk")
+        params = {"family": name, "kind": "linear", "counterpart_of": problem.label, **info}
+        out[name] = Trajectory(outputs=outputs, times=problem.steps.astype(np.float64), time_unit="step",
+                               output_model="softmax", params=params,
+                               inputs=problem.eval_inputs if problem.eval_inputs is not None else problem.flat_eval,
+                               labels=problem.y_eval)
+    return out, ntk
+
+
+def _config_from_params(params):
+    from linsim.deep.config import TrainConfig
+
+    names = set(TrainConfig.field_names())
+    if params.get("dataset") == "arrays":
+        raise ValueError("the deep trajectory was trained on user arrays: its training set cannot be "
+                         "reloaded from the parameters; build a CounterpartProblem by hand")
+    values = {k: v for k, v in params.items() if k in names and k != "dataset_options"}
+    values["dataset_options"] = {k[len("dataset_"):]: v for k, v in params.items()
+                                 if k.startswith("dataset_") and k != "dataset_sha256"}
+    if values.get("optimizer") in ("adam", "adamw"):
+        values["momentum"] = None
+    return TrainConfig.from_mapping(values)
+
+
+def problem_from_deep(traj, *, n_runs=2, seed=0, check_init=True):
+    """The :class:`CounterpartProblem` of a deep-network trajectory written by the trainer.
+
+    Reloads the training set from the trajectory's parameters (:func:`linsim.deep.load_dataset`
+    with the same options) and rebuilds the networks at initialization with the trainer's seeding
+    (:func:`linsim.deep.train.run_streams`, stream 0, for each kept run).
+
+    Parameters
+    ----------
+    traj : Trajectory
+        The ``train`` trajectory of a :class:`linsim.deep.train.TrainResult`.
+    n_runs : int
+        Runs of each counterpart (at most the deep runs kept, for ``ntk``).
+    seed : int
+        Root seed of the counterparts' draws.
+    check_init : bool
+        Verify that the rebuilt networks reproduce the stored step-0 logits (not possible for
+        ``init="corner"``, whose step 0 follows a pre-training phase); a mismatch raises.
+
+    Returns
+    -------
+    CounterpartProblem
+    """
+    import torch
+
+    from linsim.deep import build_model, initialize, load_dataset
+    from linsim.deep.train import run_streams
+
+    cfg = _config_from_params(traj.params)
+    data = load_dataset(cfg.dataset, n_train=cfg.n_train, n_test=cfg.n_test, eval_stride=cfg.eval_stride,
+                        dtype="float64", seed=cfg.data_seed, **dict(cfg.dataset_options))
+    if data.eval_index.size != traj.n_samples:
+        raise ValueError(f"reloaded data set has {data.eval_index.size} evaluation samples; the trajectory has "
+                         f"{traj.n_samples}")
+    if not np.array_equal(data.y_eval, traj.labels):
+        raise ValueError("reloaded evaluation labels differ from the trajectory's: the data set changed")
+    kept = np.asarray(traj.arrays.get("run_index", np.arange(traj.n_runs)), dtype=np.int64)
+    scheme = "default" if cfg.init == "corner" else cfg.init
+    dtype = torch.float64
+
+    def networks(r):
+        run = int(kept[r])
+        g = torch.Generator().manual_seed(int(run_streams(cfg.seed, run)[0].generate_state(1, np.uint64)[0]))
+        net = build_model(cfg.architecture, tuple(data.input_shape), int(data.n_classes), width=cfg.width,
+                          depth=cfg.depth, activation=cfg.activation, batch_norm=cfg.batch_norm,
+                          dtype=dtype, device="cpu")
+        return initialize(net, scheme, scale=cfg.init_scale, generator=g)
+
+    R = min(int(n_runs), traj.n_runs)
+    if check_init and cfg.init != "corner":
+        net = networks(0).eval()
+        with torch.no_grad():
+            z0 = net(torch.as_tensor(data.X_eval, dtype=dtype)).numpy()
+        stored = np.asarray(traj.outputs[0, 0], dtype=np.float64)
+        err = float(np.max(np.abs(z0 - stored)))
+        tol = 1e-3 * max(1.0, float(np.max(np.abs(stored))))
+        if err > tol:
+            raise ValueError(f"the rebuilt network of run {int(kept[0])} does not reproduce the stored step-0 logits "
+                             f"(max |difference| {err:.3g} > {tol:.3g}): the trainer's seeding or model changed")
+    X_train = np.asarray(data.X_train, dtype=np.float64)
+    z = np.asarray(traj.outputs[:, 0], dtype=np.float64)
+    return CounterpartProblem(
+        X_train=X_train, y_train=data.y_train, X_eval=np.asarray(data.X_eval, dtype=np.float64),
+        y_eval=data.y_eval, n_classes=int(data.n_classes), steps=np.asarray(traj.times).astype(np.int64),
+        init_rms=float(np.sqrt(np.mean(z ** 2))), n_runs=R, seed=seed, networks=networks,
+        label=str(traj.params.get("architecture", "")), eval_inputs=traj.inputs)

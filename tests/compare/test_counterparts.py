@@ -1,0 +1,107 @@
+"""Linear counterparts: same inputs and schedule, exact closed forms, seeds, NTK of `linear`."""
+import numpy as np
+import pytest
+import torch
+
+from linsim.compare.counterparts import (COUNTERPARTS, CounterpartProblem, build_counterparts,
+                                         precomputed_kernel_gd)
+from linsim.solvers import linear_gd
+
+
+def _problem(networks=None, **kw):
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 5)), rng.integers(0, 3, 40)
+    base = dict(X_train=X, y_train=y, X_eval=X[::4], y_eval=y[::4], n_classes=3, steps=[0, 2, 20, 200],
+                init_rms=0.3, n_runs=3, seed=5, networks=networks, label="toy")
+    base.update(kw)
+    return CounterpartProblem(**base)
+
+
+def test_every_counterpart_shares_inputs_labels_and_schedule():
+    torch.manual_seed(0)
+    nets = [torch.nn.Sequential(torch.nn.Linear(5, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3)).double()
+            for _ in range(3)]
+    prob = _problem(networks=lambda r: nets[r])
+    trajs, ntk = build_counterparts(prob)
+    assert set(trajs) == set(COUNTERPARTS)
+    for name, t in trajs.items():
+        assert t.outputs.shape == (3, 4, 10, 3), name
+        np.testing.assert_array_equal(t.times, [0, 2, 20, 200])
+        np.testing.assert_array_equal(t.inputs, prob.flat_eval)
+        np.testing.assert_array_equal(t.labels, prob.y_eval)
+        assert t.params["family"] == name and t.params["counterpart_of"] == "toy"
+    assert len(ntk) == 3 and np.all(np.diff(ntk[0].spectrum) <= 1e-12)
+    # the NTK counterpart starts at the networks' own outputs
+    with torch.no_grad():
+        z0 = nets[1](torch.as_tensor(prob.X_eval)).numpy()
+    np.testing.assert_allclose(trajs["ntk"].outputs[1, 0], z0, atol=1e-12)
+
+
+def test_linear_counterpart_is_the_closed_form_with_bias_and_matched_init_scale():
+    prob = _problem(n_runs=200)
+    t, _ = build_counterparts(prob, ["linear"])
+    lin = t["linear"]
+    # initial logits have the deep nets' RMS (up to sampling error of 200 runs)
+    assert np.sqrt(np.mean(lin.outputs[:, 0] ** 2)) == pytest.approx(0.3, rel=0.1)
+    # recover W0 from the step-0 train outputs is not possible; instead check the dynamics: GD from
+    # any W0 is affine in W0, so the difference of two runs decays like the closed form predicts
+    Xa = np.hstack([prob.flat_train, np.ones((40, 1))])
+    Za = np.hstack([prob.flat_eval, np.ones((10, 1))])
+    lr = lin.params["lr"]
+    assert lr == pytest.approx(1 / np.linalg.eigvalsh(Xa.T @ Xa / 40)[-1])
+    W_zero = np.zeros((1, 3, Xa.shape[1]))
+    zero_start = linear_gd(Xa, prob.one_hot(), W_zero, lr, prob.steps, inputs=Za)[0]
+    # the mean over runs starts near 0 -> its trajectory approaches the zero-start trajectory
+    mean = lin.outputs.mean(axis=0)
+    assert np.max(np.abs(mean[-1] - zero_start[-1])) < 0.1
+
+
+def test_same_seed_same_numbers_and_seed_changes_draws():
+    a, _ = build_counterparts(_problem(), ["linear", "softmax", "random_features"])
+    b, _ = build_counterparts(_problem(), ["linear", "softmax", "random_features"])
+    c, _ = build_counterparts(_problem(seed=6), ["linear"])
+    for name in a:
+        np.testing.assert_array_equal(a[name].outputs, b[name].outputs)
+    assert not np.allclose(a["linear"].outputs, c["linear"].outputs)
+
+
+def test_ntk_counterpart_of_a_linear_network_is_the_linear_closed_form():
+    torch.manual_seed(3)
+    net = torch.nn.Linear(5, 3, bias=False).double()
+    prob = _problem(networks=lambda r: net, n_runs=1)
+    t, ntk = build_counterparts(prob, ["ntk"])
+    X = prob.flat_train
+    lam = np.linalg.eigvalsh(X.T @ X / 40)[::-1]
+    np.testing.assert_allclose(ntk[0].spectrum[:5], lam, rtol=1e-10)
+    W0 = net.weight.detach().numpy()[None]
+    want = linear_gd(X, prob.one_hot(), W0, 1 / lam[0], prob.steps, inputs=prob.flat_eval)
+    np.testing.assert_allclose(t["ntk"].outputs, want, rtol=1e-9, atol=1e-10)
+
+
+def test_errors_name_the_problem():
+    with pytest.raises(ValueError, match="needs CounterpartProblem.networks"):
+        build_counterparts(_problem(), ["ntk"])
+    with pytest.raises(ValueError, match="unknown counterpart 'svm'"):
+        build_counterparts(_problem(), ["svm"])
+    with pytest.raises(ValueError, match="y_eval"):
+        _problem(y_eval=np.zeros(3, dtype=int))
+    with pytest.raises(ValueError, match="K_train must be a square"):
+        precomputed_kernel_gd(np.zeros((2, 3)), np.zeros((2, 1)), np.zeros((1, 2, 1)), 0.1, [0])
+
+
+def test_problem_from_a_trained_deep_configuration():
+    pytest.importorskip("linsim.deep.train")
+    from linsim.compare.counterparts import problem_from_deep
+    from linsim.deep.config import TrainConfig
+    from linsim.deep.train import train
+
+    cfg = TrainConfig(dataset="digits", n_train=48, n_test=8, architecture="linear", batch_size=16, steps=4,
+                      n_checkpoints=2, n_runs=2, device="cpu", engine="loop", eval_stride=2)
+    res = train(cfg)
+    prob = problem_from_deep(res.train, n_runs=2)  # checks the rebuilt init against step 0
+    np.testing.assert_array_equal(prob.y_eval, res.train.labels)
+    t, _ = build_counterparts(prob, ["ntk", "linear"])
+    # NTK of the bias-free `linear` architecture is X X^T: the lazy prediction is exact
+    np.testing.assert_allclose(t["ntk"].outputs[:, 0], res.train.outputs[:, 0], atol=1e-4)
+    np.testing.assert_array_equal(t["linear"].times, res.train.times)
+    assert t["linear"].inputs is res.train.inputs or np.array_equal(t["linear"].inputs, res.train.inputs)
