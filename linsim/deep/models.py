@@ -25,20 +25,20 @@ vit            (C,L) 2-D  patch tokens, learned positions, ``depth`` pre-norm tr
 =============  =========  ====================================================================
 
 1-D inputs ``(C, L)`` (mnist1d) get ``Conv1d``/``BatchNorm1d`` variants, images
-``(C, H, W)`` the 2-D ones.  Default sizes are small (2-core CPU).  Parameter counts at
-``width=1`` and default depth, for mnist1d ``(1, 40)`` / digits ``(1, 8, 8)`` /
-CIFAR-10 ``(3, 32, 32)``, 10 classes (``batch_norm`` off where optional):
+``(C, H, W)`` the 2-D ones.  Default sizes are small (2-core CPU).  Parameter counts with
+every default (``width=1``, default depth and options, the family's default BatchNorm) for
+mnist1d ``(1, 40)`` / digits ``(1, 8, 8)`` / CIFAR-10 ``(3, 32, 32)``, 10 classes:
 
 =============  ========  ========  ========
 family         mnist1d   digits    cifar10
 =============  ========  ========  ========
 linear             400       640     30720
 deep_linear       3200      4736    197248
-mlp              15210     17010    318510
-cnn               8858     23834     24122
-wide_resnet      14250     41898     42330
-convmixer         8810     30602     30986
-vit              18762     19018     19786
+mlp              15210     17610    318410
+cnn               8490     23946     24234
+wide_resnet      27834     77082     77370
+convmixer         3242      4586      4842
+vit              17962     18154     21098
 =============  ========  ========  ========
 
 (checked by ``tests/deep/test_models.py``).
