@@ -29,12 +29,17 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
-from linsim import inpca
 from linsim.trajectory import Trajectory
+
+if TYPE_CHECKING:  # pragma: no cover
+    from linsim import inpca
+
+# linsim.inpca (torch, scikit-learn) is imported where it is used, so that ``import linsim``
+# stays fast; the distance kernels live there.
 
 
 # ----------------------------------------------------------------------------- output models
@@ -115,16 +120,22 @@ def _stack(trajectories, what: str) -> np.ndarray:
 
 
 def _softmax_distance(a, b, *, device=None) -> np.ndarray:
+    from linsim import inpca
+
     return inpca.bhattacharyya(_stack(a, "log_probs"), None if b is None else _stack(b, "log_probs"),
                                device=device)
 
 
 def _bernoulli_distance(a, b, *, device=None) -> np.ndarray:
+    from linsim import inpca
+
     return inpca.bernoulli_bhattacharyya(_stack(a, "flat_outputs"),
                                          None if b is None else _stack(b, "flat_outputs"), device=device)
 
 
 def _gaussian_distance(a, b, *, device=None) -> np.ndarray:
+    from linsim import inpca
+
     return inpca.gaussian_bhattacharyya(_stack(a, "flat_outputs"),
                                         None if b is None else _stack(b, "flat_outputs"),
                                         sigma=float(a[0].noise_scale), device=device)
@@ -289,9 +300,11 @@ def embed(*trajectories: Trajectory, n_components: int | None = None, device=Non
     >>> embed(t)
     Embedding(M=2 points from 1 trajectory, output_model='gaussian', k=1, eigenvalues=[0.125], negative=0, chi_3=1.000)
     """
+    from linsim.inpca import InPCA
+
     trajectories = tuple(trajectories)
     D = distance_matrix(*trajectories, device=device)
-    model = inpca.InPCA(n_components=n_components).fit(D)
+    model = InPCA(n_components=n_components).fit(D)
     idx_t, idx_r, idx_k, times = [], [], [], []
     for j, traj in enumerate(trajectories):
         r, k = traj.point_index()

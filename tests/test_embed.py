@@ -5,13 +5,16 @@ Bhattacharyya from probabilities, the Gaussian formula), the in-sample reproduct
 of out-of-sample projection, and the registry covering every output model a Trajectory accepts.
 """
 
+import importlib
+
 import numpy as np
 import pytest
 
-from linsim import embed as embed_module
 from linsim.embed import Embedding, OutputModel, distance_matrix, embed, output_model, output_models, register_output_model
 from linsim.ensemble import EnsembleConfig, simulate
 from linsim.trajectory import OUTPUT_MODELS, Trajectory
+
+embed_module = importlib.import_module("linsim.embed")  # `from linsim import embed` is the function
 
 
 def _traj(rng, R=2, K=3, n=4, C=3, model="softmax", dtype=np.float64, scale=2.0, **kw):
