@@ -1,8 +1,9 @@
 """linsim.deep: deep networks trained with PyTorch, recorded as linsim trajectories.
 
 Data sets (:mod:`linsim.deep.data`), architectures (:mod:`linsim.deep.models`) and weight
-initializations (:mod:`linsim.deep.init`) are registries; every public name is re-exported
-here.
+initializations (:mod:`linsim.deep.init`) are registries; the trainer
+(:class:`TrainConfig`, :func:`train`) trains R seeds of one configuration at once and returns
+linsim trajectories.  Every public name is re-exported here.
 
 Examples
 --------
@@ -60,7 +61,8 @@ __all__ = [
     "synthetic_spectrum",
 ]
 
-# --- trainer re-exports (owned by the trainer engineer) -------------------------------
-# TODO(trainer): once linsim/deep/train.py is committed, re-export its public names here:
-#     from .train import TrainConfig, train
-#     __all__ += ["TrainConfig", "train"]
+# --- trainer re-exports (the names are owned by the trainer's modules) -----------------
+from .config import TrainConfig  # noqa: E402
+from .train import TrainResult, train  # noqa: E402
+
+__all__ += ["TrainConfig", "TrainResult", "train"]
