@@ -156,18 +156,6 @@ def _blocks(Ma: int, Mb: int, Ta: int, Tb: int, sym: bool):
     return out
 
 
-def _symmetrize_from_upper(out: torch.Tensor, tiles) -> None:
-    """Mirror the computed upper part onto the lower triangle (in place), each pair once.
-
-    ``tiles`` are the row tiles: ``out[a0:a1, a0:]`` was computed for each; the diagonal square
-    keeps its upper triangle.
-    """
-    for a0, a1 in tiles:
-        blk = out[a0:a1, a0:a1]
-        blk.copy_(torch.triu(blk) + torch.triu(blk, 1).transpose(0, 1))
-        out[a1:, a0:a1] = out[a0:a1, a1:].transpose(0, 1)
-
-
 def _report_disjoint(first, count, on_disjoint):
     if first is None:
         return
@@ -182,8 +170,8 @@ def _report_disjoint(first, count, on_disjoint):
 
 # ----------------------------------------------------------------------------- Bhattacharyya
 
-def bhattacharyya(logp, logq=None, *, device=None, tile=None, group=None, norm_tol=None,
-                  on_disjoint="warn"):
+def bhattacharyya(logp, logq=None, *, out=None, kernel="auto", device=None, tile=None, group=None,
+                  norm_tol=None, on_disjoint="warn", workers=None, progress=False, on_tile=None):
     """Bhattacharyya distance between models, mean over samples.
 
     ``d(P, Q) = -(1/n) sum_i log sum_c sqrt(p_ic q_ic)`` (natural log), computed in float64
@@ -191,21 +179,32 @@ def bhattacharyya(logp, logq=None, *, device=None, tile=None, group=None, norm_t
 
     Parameters
     ----------
-    logp : array or tensor (M, n, C), float32 or float64
+    logp : array, tensor, numpy.memmap, zarr.Array or zarr path; (M, n, C), float32 or float64
         Log-probabilities of ``M`` models on ``n`` samples over ``C`` classes; ``-inf`` is a
-        legal zero probability.
-    logq : array or tensor (Mb, n, C), optional
+        legal zero probability.  Memory maps and zarr arrays are read in row blocks.
+    logq : same kinds, (Mb, n, C), optional
         Second ensemble.  ``None`` gives the symmetric self-distance matrix of ``logp``.
+    out : numpy.ndarray, zarr.Array or path, optional
+        Where to write the result.  A float64 numpy array (or memmap) of the output shape is
+        filled in place and returned.  A path (a zarr group is created or reopened there) or an
+        open zarr array (square chunks, inside a group) is written tile by tile, resumably:
+        finished tiles are not recomputed on a later call with the same inputs, and memory is
+        bounded by the tile size (:mod:`linsim.inpca.store`); the zarr ``distance`` array is
+        returned.
+    kernel : {"auto", "fused", "gemm"}
+        ``"fused"``: the register-tiled numba kernel (CPU, :mod:`linsim.inpca._fused`);
+        ``"gemm"``: batched matrix products through torch (any device, any ``C``).  ``"auto"``:
+        fused on CPU for ``C <= 32``, gemm otherwise.  Both give the same distances to rounding.
     device : str or torch.device, optional
-        Where to compute; default CUDA if available, else CPU.  The result is always a
-        numpy array on the host.
+        Where to compute; default CUDA if available, else CPU.  The result is always on the
+        host.
     tile : int, optional
-        Models per side of the square output tiles.  Default: 64 x 512 rectangles on CPU,
-        2048 x 2048 on CUDA.
+        Models per side of the output tiles: of the kernel (default 64 x 256 fused, 64 x 512
+        gemm on CPU, 2048 on CUDA) or, with a zarr ``out``, of the store (default 1024).
     group : int, optional
-        Samples per batched matrix product, whose coefficients are multiplied into the running
-        product at once (default 8 on CPU, 16 on CUDA).  Tuning only: the result does not
-        depend on it beyond rounding.
+        Samples between checks of the running product (fused, default 16) or per batched
+        product (gemm, default 8 on CPU, 16 on CUDA).  Tuning only: the result does not depend
+        on it beyond rounding.
     norm_tol : float, optional
         Tolerance on ``|log sum_c p_ic|`` per (model, sample); default 1e-8 for float64 and
         1e-4 for float32 inputs.
@@ -213,10 +212,17 @@ def bhattacharyya(logp, logq=None, *, device=None, tile=None, group=None, norm_t
         What to do when some pair has disjoint support on a sample (distance ``+inf``): warn
         with :class:`DisjointSupportWarning`, raise ``ValueError``, or stay silent.  The
         message names the number of such pairs and the first pair and sample found.
+    workers : int, optional
+        CPU threads sharing the tiles; default ``torch.get_num_threads()`` for large problems
+        and 1 for small ones.  The result does not depend on it (bitwise).
+    progress : bool
+        Show a tqdm bar over the tiles of a zarr ``out``.
+    on_tile : callable, optional
+        Called as ``on_tile(done, total)`` after each tile of a zarr ``out`` is written.
 
     Returns
     -------
-    numpy.ndarray, float64, (M, M) or (M, Mb)
+    numpy.ndarray float64 (M, M) or (M, Mb), or the zarr ``distance`` array
         Distances in nats per sample.  The self case has an exact zero diagonal.
 
     Raises
@@ -224,16 +230,47 @@ def bhattacharyya(logp, logq=None, *, device=None, tile=None, group=None, norm_t
     TypeError
         Inputs that are not float32/float64 arrays or tensors.
     ValueError
-        Wrong rank, mismatched ``(n, C)``, NaN, ``+inf``, rows not summing to one, or
-        disjoint support with ``on_disjoint="raise"``.
+        Wrong rank, mismatched ``(n, C)``, NaN, ``+inf``, rows not summing to one, disjoint
+        support with ``on_disjoint="raise"``, a bad ``out`` (shape, dtype, a store made for
+        other inputs).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> with np.errstate(divide="ignore"):                    # log(0) = -inf: a legal zero
+    ...     logp = np.log(np.array([[[0.5, 0.5]], [[0.9, 0.1]], [[1.0, 0.0]]]))   # M=3, n=1, C=2
+    >>> D = bhattacharyya(logp)
+    >>> D.shape, D.dtype.name
+    ((3, 3), 'float64')
+    >>> bool(np.isclose(D[0, 2], -np.log(np.sqrt(0.5))))     # d(uniform, one-hot) = log(2) / 2
+    True
+    >>> out = np.empty((3, 1))
+    >>> bhattacharyya(logp, logp[:1], out=out) is out          # filled in place
+    True
     """
+    from . import store
+
     if on_disjoint not in _ON_DISJOINT:
         raise ValueError(f"on_disjoint must be one of {_ON_DISJOINT}; got {on_disjoint!r}")
-    if group is not None and not (isinstance(group, int) and group >= 1):
+    if group is not None and not (isinstance(group, (int, np.integer)) and group >= 1):
         raise ValueError(f"group must be a positive integer; got {group!r}")
+    if workers is not None and not (isinstance(workers, (int, np.integer)) and workers >= 1):
+        raise ValueError(f"workers must be a positive integer; got {workers!r}")
+    kw = dict(kernel=kernel, device=device, group=group, norm_tol=norm_tol, workers=workers)
+    to_store = out is not None and not isinstance(out, np.ndarray)
+    if to_store or store.is_stored(logp) or (logq is not None and store.is_stored(logq)):
+        if to_store and tile is not None and not (isinstance(tile, (int, np.integer)) and tile >= 1):
+            raise ValueError(f"tile must be a positive integer; got {tile!r}")
+        return store.tiled_bhattacharyya(logp, logq, out, store_tile=tile if to_store else None,
+                                         progress=progress, on_tile=on_tile, on_disjoint=on_disjoint,
+                                         tile=None if to_store else tile, **kw)
     tp, tq = _pair_inputs(logp, logq)
-    return _bhattacharyya_impl(tp, tq, device=device, tile=tile, group=group, norm_tol=norm_tol,
-                               on_disjoint=on_disjoint, check=True)
+    if out is not None:
+        shape = (tp.shape[0], tp.shape[0] if tq is None else tq.shape[0])
+        if out.shape != shape or out.dtype != np.float64 or not out.flags.c_contiguous or not out.flags.writeable:
+            raise ValueError(f"out must be a writeable C-contiguous float64 array of shape {shape}; got "
+                             f"{out.dtype} {out.shape}")
+    return _bhattacharyya_impl(tp, tq, tile=tile, on_disjoint=on_disjoint, check=True, out=out, **kw)
 
 
 def _sqrt_prob_chunk(t, s0, s1, name, norm_tol, device, check):
@@ -355,15 +392,15 @@ class _BCChunk:
         return first
 
 
-def _bhattacharyya_impl(tp, tq, *, device, tile, group, norm_tol, on_disjoint, check, workers=None):
+def _gemm_logbc(tp, tq, out, *, device, tile, group, norm_tol, check, workers=None, track=True):
+    """GEMM path: ``sum_i log BC_i`` of every computed pair added into ``out`` (numpy (Ma, Mb),
+    upper part in the self case).  Returns ``(count, first)`` of disjoint pairs."""
     dev = _resolve_device(device)
     sym = tq is None
     Ma, n, C = tp.shape
     Mb = Ma if sym else tq.shape[0]
     if tile is not None:
         Ta = Tb = int(tile)
-        if Ta < 1:
-            raise ValueError(f"tile must be a positive integer; got {tile!r}")
     else:
         Ta, Tb = _CPU_TILE if dev.type == "cpu" else (2048, 2048)
     g = group if group is not None else (_CPU_GROUP if dev.type == "cpu" else 16)
@@ -380,9 +417,9 @@ def _bhattacharyya_impl(tp, tq, *, device, tile, group, norm_tol, on_disjoint, c
     per_sample = 2 * 8 * C * (Ma + (0 if sym else Mb))
     s_chunk = _sample_chunk(n, per_sample, dev, g)
 
-    out = torch.zeros(Ma, Mb, dtype=torch.float64, device=dev)
+    acc = torch.from_numpy(out) if dev.type == "cpu" else torch.zeros(Ma, Mb, dtype=torch.float64, device=dev)
     buf_elems = (g + 1) * max((a1 - a0) * (b1 - b0) for a0, a1, b0, b1 in blocks)
-    disjoint_pairs = torch.zeros(Ma, Mb, dtype=torch.bool, device=dev) if on_disjoint != "ignore" else None
+    disjoint_pairs = torch.zeros(Ma, Mb, dtype=torch.bool, device=dev) if track else None
     firsts = {}
     # Each worker sets its own thread count to 1: OpenMP keeps that setting per thread, and a
     # worker left at the process default would start a full OpenMP team inside every small
@@ -401,7 +438,7 @@ def _bhattacharyya_impl(tp, tq, *, device, tile, group, norm_tol, on_disjoint, c
             s1 = min(n, s0 + s_chunk)
             Xa, lza = _sqrt_prob_chunk(tp, s0, s1, "logp", norm_tol, dev, check)
             Xb, lzb = (Xa, lza) if sym else _sqrt_prob_chunk(tq, s0, s1, "logq", norm_tol, dev, check)
-            chunk = _BCChunk(tp, tq, Xa, Xb, lza, lzb, s0, out, g, disjoint_pairs)
+            chunk = _BCChunk(tp, tq, Xa, Xb, lza, lzb, s0, acc, g, disjoint_pairs)
 
             def run(blk, chunk=chunk):
                 return chunk.pair(*blk, bufs())
@@ -421,20 +458,113 @@ def _bhattacharyya_impl(tp, tq, *, device, tile, group, norm_tol, on_disjoint, c
     finally:
         if pool is not None:
             pool.shutdown()
+    if dev.type != "cpu":
+        out += acc.cpu().numpy()
+    if not firsts or not track:
+        return 0, None
+    first = firsts[min(firsts)]
+    if sym:
+        count = int(torch.triu(disjoint_pairs | disjoint_pairs.T, 1).sum())
+    else:
+        count = int(disjoint_pairs.sum())
+    return count, first
 
+
+def _fused_logbc(tp, tq, out, *, device, tile, group, norm_tol, check, workers=None, track=True):
+    """Fused path (CPU, numba): the same contract as :func:`_gemm_logbc`."""
+    from ._fused import fused_impl
+
+    dev = torch.device("cpu")
+    if workers is None:
+        Ma, n, _ = tp.shape
+        Mb = Ma if tq is None else tq.shape[0]
+        workers = torch.get_num_threads() if Ma * Mb * n >= _THREADED_MIN_WORK else 1
+    tens = (tp, tp if tq is None else tq)
+    names = ("logp", "logq")
+    logz_cache = {}
+
+    def prepare(which, s0, s1):
+        X, logz = _sqrt_prob_chunk(tens[which], s0, s1, names[which], norm_tol, dev, check)
+        logz_cache[which] = (s0, logz)
+        return X, logz
+
+    def logprobs(which, models, s0, s1):
+        t = tens[which]
+        m = torch.from_numpy(np.asarray(models, dtype=np.int64))
+        lp = t[m, s0:s1].to(torch.float64)
+        c0, logz = logz_cache.get(which, (None, None))
+        if logz is not None and c0 == s0:  # (s, M) normalizers of this chunk
+            lp = lp - logz[:, m].transpose(0, 1).unsqueeze(-1)
+        return lp.numpy()
+
+    return fused_impl(tp, tq, prepare=prepare, logprobs=logprobs, out=out, tile=tile, group=group,
+                      workers=max(1, int(workers)))
+
+
+#: kernel name -> function(tp, tq, out, *, device, tile, group, norm_tol, check, workers, track)
+#: adding ``sum_i log BC_i`` into ``out`` and returning ``(count, first)`` of disjoint pairs
+BHATTACHARYYA_KERNELS = {"gemm": _gemm_logbc, "fused": _fused_logbc}
+#: the fused kernel is used on CPU up to this many classes ("auto"); the GEMM path beyond
+FUSED_MAX_C = 32
+
+
+def _choose_kernel(kernel, dev, C):
+    if kernel == "auto":
+        return "fused" if (dev.type == "cpu" and C <= FUSED_MAX_C) else "gemm"
+    if kernel not in BHATTACHARYYA_KERNELS:
+        raise ValueError(f"kernel must be 'auto' or one of {sorted(BHATTACHARYYA_KERNELS)}; got {kernel!r}")
+    if kernel == "fused" and dev.type != "cpu":
+        raise ValueError(f"the fused kernel runs on the CPU only; got device {dev} (use kernel='gemm' or 'auto')")
+    return kernel
+
+
+def _mirror_upper(out: np.ndarray, block: int = 1024) -> None:
+    """Copy the strict upper triangle of a square ``out`` onto its lower triangle, in place."""
+    M = out.shape[0]
+    for a0 in range(0, M, block):
+        a1 = min(M, a0 + block)
+        sq = out[a0:a1, a0:a1]
+        iu = np.triu_indices(a1 - a0, 1)
+        sq[iu[1], iu[0]] = sq[iu]
+        if a1 < M:
+            out[a1:, a0:a1] = out[a0:a1, a1:].T
+
+
+def _distances(tp, tq, *, device=None, tile=None, group=None, norm_tol=None, on_disjoint="track", check=True,
+               workers=None, kernel="auto", out=None):
+    """Distances of in-memory tensors into ``out`` (or a new array): ``(out, count, first)``.
+
+    ``count`` and ``first`` describe the pairs with disjoint support (tracked unless
+    ``on_disjoint == "ignore"``); nothing is reported here.
+    """
+    dev = _resolve_device(device)
+    sym = tq is None
+    Ma, n, C = tp.shape
+    Mb = Ma if sym else tq.shape[0]
+    if tile is not None and not (isinstance(tile, (int, np.integer)) and tile >= 1):
+        raise ValueError(f"tile must be a positive integer; got {tile!r}")
+    name = _choose_kernel(kernel, dev, C)
+    if out is None:
+        out = np.zeros((Ma, Mb))
+    else:
+        out[...] = 0.0
+    count, first = BHATTACHARYYA_KERNELS[name](tp, tq, out, device=dev, tile=tile, group=group,
+                                               norm_tol=norm_tol, check=check, workers=workers,
+                                               track=on_disjoint != "ignore")
     if sym:
-        _symmetrize_from_upper(out, _tiles(Ma, Ta))
-    out.mul_(-1.0 / n)
+        _mirror_upper(out)
+    out *= -1.0 / n
     if sym:
-        out.fill_diagonal_(0.0)
-    if firsts and on_disjoint != "ignore":
-        disjoint_first = firsts[min(firsts)]
-        if sym:
-            count = int(torch.triu(disjoint_pairs | disjoint_pairs.T, 1).sum())
-        else:
-            count = int(disjoint_pairs.sum())
-        _report_disjoint(disjoint_first, count, on_disjoint)
-    return out.cpu().numpy()
+        np.fill_diagonal(out, 0.0)
+    return out, count, first
+
+
+def _bhattacharyya_impl(tp, tq, *, on_disjoint="warn", **kw):
+    """:func:`_distances`, then the disjoint-support report."""
+    out, count, first = _distances(tp, tq, on_disjoint=on_disjoint, **kw)
+    if count and on_disjoint != "ignore":
+        _report_disjoint(first, count, on_disjoint)
+    return out
 
 
 # ----------------------------------------------------------------------------- other divergences

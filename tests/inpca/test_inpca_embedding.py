@@ -165,7 +165,7 @@ def test_property_stress_monotone_and_transform_exact(M, k, seed):
         (np.array([[0.0, -1.0], [-1.0, 0.0]]), r"negative entry .* at \(0, 1\)"),
         (np.array([[0.0, np.inf], [np.inf, 0.0]]), r"non-finite entry inf at \(0, 1\)"),
         (np.array([[0.0, np.nan], [np.nan, 0.0]]), "non-finite"),
-        (np.zeros((3, 3)), "all distances in D are zero"),
+        (np.zeros((3, 3)), "all 3 models coincide: D is zero, nothing to embed"),
         (np.array([["a"]]), "numeric"),
     ],
 )
