@@ -1,38 +1,292 @@
-"""The linsim command: version, help, ribbon and phase on tiny ensembles, error exits."""
+"""The linsim command: help, flags from the registries, validation before computing, outputs.
+
+Validation tests replace ``linsim.sweep.run_phase`` by a function that fails the test if it
+is called: every refusal must happen before the first cell is computed.
+"""
 
 import json
+import subprocess
+import sys
 
+import matplotlib
 import numpy as np
 import pytest
 import xarray as xr
 
+import linsim.sweep
 from linsim import __version__
-from linsim.cli import main, parse_axis
+from linsim.cli import build_parser, main, parse_axis
 
-TINY = ["--n-samples", "40", "--dim", "8", "--n-classes", "3", "--n-runs", "3", "--n-checkpoints", "5",
-        "--steps", "100"]
+TINY = ["--n-samples", "24", "--dim", "6", "--n-classes", "3", "--n-runs", "3", "--n-checkpoints", "4",
+        "--steps", "50"]
 
 
+class Computed(Exception):
+    """Raised by the stand-in run_phase: the CLI got as far as computing."""
+
+
+@pytest.fixture
+def no_compute(monkeypatch):
+    calls = []
+
+    def fake_run_phase(spec, n_workers=None, progress=True, theory_resolution=0, *, engine=None,
+                       scheduler=None, out=None, resume=False, replicates=None, command=None):
+        calls.append(dict(spec=spec, n_workers=n_workers, theory_resolution=theory_resolution,
+                          scheduler=scheduler, out=out, resume=resume, replicates=replicates, command=command))
+        raise Computed
+
+    monkeypatch.setattr(linsim.sweep, "run_phase", fake_run_phase)
+    return calls
+
+
+def phase(tmp_path, *extra):
+    return ["phase", *TINY, "--workers", "1", "--no-progress", "--out", str(tmp_path / "out"), *extra]
+
+
+# ----------------------------------------------------------------------------- help
 def test_version_and_help(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--version"])
     assert exc.value.code == 0 and __version__ in capsys.readouterr().out
     assert main([]) == 0
-    assert "ribbon" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "ribbon" in text and "phase" in text
+    assert "linsim COMMAND --help" in text and "EnsembleConfig" in text  # says where the flags are
+
+
+def test_top_level_help_imports_no_command():
+    code = ("import sys\nfrom linsim.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('linsim.cli.phase', 'linsim.cli.ribbon', 'linsim.sweep',"
+            " 'torch', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_phase_and_ribbon_document_their_defaults(capsys):
+    for cmd, n_runs in (("ribbon", 16), ("phase", 12)):
+        with pytest.raises(SystemExit):
+            main([cmd, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert f"R, number of training runs (independent initial weights) (default: {n_runs})" in text
+        assert "defaults:" in text and ("linsim phase" if cmd == "ribbon" else "linsim ribbon") in text
+    with pytest.raises(SystemExit):
+        main(["phase", "--help"])
+    assert "ROOT seed" in " ".join(capsys.readouterr().out.split())
+
+
+def _flag(parser, option):
+    sub = next(a for a in parser._actions if a.dest == "command").choices
+    for p in sub.values():
+        for action in p._actions:
+            if option in action.option_strings:
+                return action
+    raise AssertionError(option)
+
+
+def test_every_ensemble_flag_is_described_and_choices_come_from_the_registries():
+    import dataclasses
+
+    from linsim import runners
+    from linsim.data import INPUT_MODES, SPECTRUM_KINDS
+    from linsim.ensemble import EnsembleConfig
+    from linsim.solvers.kernel import KERNELS
+
+    parser = build_parser("ribbon")
+    for f in dataclasses.fields(EnsembleConfig):
+        action = _flag(parser, "--" + f.name.replace("_", "-"))
+        assert len(action.help.split("(default")[0].strip()) > 10, f.name
+    assert tuple(_flag(parser, "--model").choices) == runners.models()
+    assert set(_flag(parser, "--model").choices) == {"linear", "kernel", "softmax", "two_layer"}
+    assert tuple(_flag(parser, "--optimizer").choices) == runners.optimizers()
+    assert tuple(_flag(parser, "--kernel").choices) == tuple(KERNELS)
+    assert tuple(_flag(parser, "--spectrum").choices) == tuple(SPECTRUM_KINDS)
+    assert tuple(_flag(parser, "--data-mode").choices) == tuple(INPUT_MODES)
+
+
+def test_a_new_runner_becomes_a_model_choice():
+    from linsim import runners
+
+    runners.register_runner(runners.Runner("toy_model", "gd", run=lambda problem: None))
+    try:
+        assert "toy_model" in _flag(build_parser("phase"), "--model").choices
+    finally:
+        runners.unregister_runner("toy_model", "gd")
+    assert "toy_model" not in _flag(build_parser("phase"), "--model").choices
+
+
+# ----------------------------------------------------------------------------- values
+def test_integral_floats_accepted_fractions_refused(capsys):
+    args = build_parser("ribbon").parse_args(["ribbon", "--steps", "1e4", "--n-runs", "8.0"])
+    assert args.cfg_steps == 10000 and isinstance(args.cfg_steps, int) and args.cfg_n_runs == 8
+    with pytest.raises(SystemExit) as exc:
+        build_parser("ribbon").parse_args(["ribbon", "--steps", "1.5"])
+    assert exc.value.code == 2 and "--steps" in capsys.readouterr().err
 
 
 def test_parse_axis():
     name, v = parse_axis("c=lin:0:2:5")
-    assert name == "c"
+    assert name == "slope"
     np.testing.assert_allclose(v, [0, 0.5, 1, 1.5, 2])
     np.testing.assert_allclose(parse_axis("ratio=log:0.1:10:3")[1], [0.1, 1, 10])
-    np.testing.assert_allclose(parse_axis("T=10,100")[1], [10, 100])
-    for bad in ("c", "c=log:0:1:3", "c=lin:0:1", "c=a,b"):
-        with pytest.raises(Exception, match="axis"):
+    assert parse_axis("n-runs=2,4")[0] == "n_runs"
+    assert parse_axis("kernel-bandwidth=1,2")[0] == "kernel_bandwidth"
+    np.testing.assert_array_equal(parse_axis("T=1e2,1e3")[1], [100, 1000])
+    for bad, why in (("c", "NAME="), ("c=log:0:1:3", "positive"), ("c=lin:0:1", "START:STOP:NUM"),
+                     ("c=a,b", "number"), ("bogus=1,2", "unknown"), ("T=10.5,100", "integers"),
+                     ("c=1,,2", "empty"), ("c=1,1", "repeats"), ("c=lin:0:1:0", "NUM")):
+        with pytest.raises(Exception, match=why):
             parse_axis(bad)
 
 
-def test_ribbon_json_and_files(tmp_path, capsys):
+def test_log_spaced_integer_axes_are_rounded():
+    name, v = parse_axis("T=log:10:1000:4")
+    assert name == "steps"
+    np.testing.assert_array_equal(v, np.rint(np.geomspace(10, 1000, 4)))
+    np.testing.assert_array_equal(v, [10, 46, 215, 1000])
+    with pytest.raises(Exception, match="repeated values"):
+        parse_axis("R=log:2:3:5")  # 2, 2.2, 2.4, 2.7, 3 -> 2, 2, 2, 3, 3
+
+
+# ----------------------------------------------------------------------------- refusals
+@pytest.mark.parametrize("flags, named", [
+    (["--kernel", "rbf"], "--kernel"),
+    (["--kernel-bandwidth", "2"], "--kernel-bandwidth"),
+    (["--model", "kernel", "--kernel", "linear", "--kernel-bandwidth", "2"], "--kernel-bandwidth"),
+    (["--hidden", "10"], "--hidden"),
+    (["--batch-size", "4"], "--batch-size"),
+    (["--model", "softmax", "--batch-size", "4"], "--batch-size"),
+])
+def test_flags_that_do_nothing_are_refused(tmp_path, capsys, flags, named):
+    assert main(["ribbon", *TINY, *flags, "--no-figure", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert named in err and "does nothing" in err
+    assert not (tmp_path / "ribbon.nc").exists()
+
+
+def test_flags_that_apply_are_accepted(tmp_path, capsys):
+    assert main(["ribbon", *TINY, "--model", "kernel", "--kernel", "rbf", "--kernel-bandwidth", "2",
+                 "--no-figure", "--json", "--out", str(tmp_path)]) == 0
+    assert json.loads(capsys.readouterr().out)["points"] > 0
+
+
+def test_axis_sweeping_an_unused_field_is_refused(tmp_path, capsys, no_compute):
+    assert main(phase(tmp_path, "--axis", "hidden=10,20", "--axis", "c=0,1")) == 2
+    assert "--axis hidden" in capsys.readouterr().err and not no_compute
+
+
+def test_flag_overridden_by_an_axis_is_refused(tmp_path, capsys, no_compute):
+    args = phase(tmp_path, "--axis", "T=10,100", "--axis", "c=0,1")  # TINY sets --steps
+    assert main(args) == 2
+    assert "--steps" in capsys.readouterr().err and not no_compute
+    argv = ["phase", "--teacher-scale", "2", "--axis", "ratio=1,10", "--axis", "c=0,1", "--out", str(tmp_path)]
+    assert main(argv) == 2
+    assert "--teacher-scale" in capsys.readouterr().err and not no_compute
+
+
+def test_repeated_axis_is_refused(tmp_path, capsys, no_compute):
+    with pytest.raises(SystemExit) as exc:
+        main(phase(tmp_path, "--axis", "c=0,1", "--axis", "slope=0,2"))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "given twice" in err and "c=0,1" in err and "slope=0,2" in err
+    assert not no_compute
+
+
+@pytest.mark.parametrize("workers", ["0", "-2", "1.5"])
+def test_non_positive_workers_are_refused(tmp_path, capsys, no_compute, workers):
+    with pytest.raises(SystemExit) as exc:
+        main(["phase", "--workers", workers, "--out", str(tmp_path)])
+    assert exc.value.code == 2 and "--workers" in capsys.readouterr().err and not no_compute
+
+
+@pytest.mark.parametrize("extra, named", [
+    (["--theory-resolution", "1"], "--theory-resolution"),
+    (["--theory-resolution", "-3"], "--theory-resolution"),
+    (["--axis", "lambda_1=0,2", "--axis", "c=0,1"], "the cell lambda_1 = 0, slope = 0 is invalid"),
+    (["--axis", "c=-1,1", "--axis", "ratio=1,10"], "slope"),
+    (["--axis", "c=0,1", "--axis", "ratio=1,10", "--axis", "lambda_1=1,2", "--theory-resolution", "5"], "two axes"),
+    (["--model", "softmax", "--axis", "c=0,1", "--axis", "ratio=1,10", "--theory-resolution", "5"], "linear"),
+    (["--chi", "1.5"], "--chi"),
+])
+def test_bad_sweeps_are_refused_before_computing(tmp_path, capsys, no_compute, extra, named):
+    try:
+        status = main(phase(tmp_path, *extra))
+    except SystemExit as exc:
+        status = exc.code
+    assert status == 2
+    assert named in capsys.readouterr().err
+    assert not no_compute, "the sweep started before the arguments were checked"
+
+
+def test_output_folder_is_checked_before_computing(tmp_path, capsys, no_compute):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert main(["phase", "--out", str(blocker)]) == 2
+    assert "--out" in capsys.readouterr().err and not no_compute
+
+
+def test_defaults_reach_the_sweep(tmp_path, no_compute):
+    with pytest.raises(Computed):
+        main(["phase", "--out", str(tmp_path / "o"), "--seed", "7"])
+    call = no_compute[0]
+    spec = call["spec"]
+    assert spec.shape == (12, 12) and list(spec.axes) == ["slope", "scale_ratio"]
+    assert spec.base.n_runs == 12 and spec.base.init_scale == 0.01
+    assert spec.root_seed == 7  # --seed is the root of the cell seeds, not ignored
+    assert call["theory_resolution"] == 24
+    assert call["out"] == tmp_path / "o" / "phase.nc"
+    assert call["command"].startswith("linsim phase")
+
+
+def test_seed_changes_the_cell_seeds(tmp_path, no_compute):
+    for seed in ("1", "2"):
+        with pytest.raises(Computed):
+            main(phase(tmp_path, "--axis", "c=0,1", "--seed", seed))
+    a, b = (c["spec"].seeds() for c in no_compute)
+    assert not np.array_equal(a, b)
+
+
+def test_non_linear_gd_sweeps_default_to_no_fine_map(tmp_path, no_compute):
+    with pytest.raises(Computed):
+        main(phase(tmp_path, "--optimizer", "flow", "--axis", "c=0,1", "--axis", "ratio=1,10"))
+    assert no_compute[0]["theory_resolution"] == 0
+
+
+def test_replicates_resume_scheduler_pass_through(tmp_path, no_compute):
+    with pytest.raises(Computed):
+        main(phase(tmp_path, "--axis", "c=0,1", "--replicates", "3", "--resume", "--scheduler", "tcp://h:1"))
+    call = no_compute[0]
+    assert (call["replicates"], call["resume"], call["scheduler"]) == (3, True, "tcp://h:1")
+
+
+def test_options_the_sweep_lacks_are_refused(tmp_path, capsys, monkeypatch):
+    def old_run_phase(spec, n_workers=None, progress=True, theory_resolution=0, *, out=None, command=None):
+        raise Computed
+
+    monkeypatch.setattr(linsim.sweep, "run_phase", old_run_phase)
+    assert main(phase(tmp_path, "--axis", "c=0,1", "--replicates", "2")) == 2
+    assert "--replicates" in capsys.readouterr().err
+
+
+def test_all_cells_failed_exits_non_zero(tmp_path, capsys, monkeypatch):
+    def failing(spec, *a, **k):
+        raise linsim.sweep.SweepFailedError("all 2 cells of the sweep failed: RuntimeError: boom", None)
+
+    monkeypatch.setattr(linsim.sweep, "run_phase", failing)
+    assert main(phase(tmp_path, "--axis", "c=0,1")) == 1
+    assert "boom" in capsys.readouterr().err
+
+
+def test_bad_config_exits_with_message(tmp_path, capsys):
+    assert main(["ribbon", *TINY, "--init-scale", "-1", "--out", str(tmp_path)]) == 2
+    assert "init_scale" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- outputs
+def test_ribbon_json_files_and_provenance(tmp_path, capsys):
+    from linsim.storage import read_netcdf
+    from linsim.trajectory import Trajectory
+
     assert main(["ribbon", *TINY, "--out", str(tmp_path), "--json", "--n-components", "6"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["points"] == 3 * out["checkpoints"]
@@ -41,31 +295,76 @@ def test_ribbon_json_and_files(tmp_path, capsys):
     assert out["n_negative"] == int(np.sum(lam < 0))
     chi = np.array(out["explained_stress"])
     assert np.all(np.diff(chi) >= 0) and 0 < chi[-1] <= 1
-    ds = xr.open_dataset(tmp_path / "ribbon.nc", engine="h5netcdf")
+    ds = read_netcdf(tmp_path / "ribbon.nc")  # verifies the checksums
     np.testing.assert_allclose(ds["eigenvalues"].values, lam)
-    assert (tmp_path / "ribbon.png").stat().st_size > 10_000
+    assert ds.attrs["Conventions"].startswith("CF") and "linsim ribbon" in ds.attrs["history"]
+    assert all("long_name" in ds[v].attrs for v in ds.data_vars)
+    traj = Trajectory.load(tmp_path / "trajectory.nc")
+    assert traj.n_runs == 3
+    assert (tmp_path / "ribbon.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_ribbon_text_output(tmp_path, capsys):
     assert main(["ribbon", *TINY, "--out", str(tmp_path), "--no-figure"]) == 0
     text = capsys.readouterr().out
-    assert "explained stress" in text and "negative eigenvalues" in text
+    assert "explained stress" in text and "negative eigenvalues" in text and "k_chi(0.9)" in text
 
 
-@pytest.mark.slow
-def test_phase_json(tmp_path, capsys):
-    args = ["phase", *TINY, "--axis", "c=0,1", "--axis", "ratio=0.3,30", "--workers", "1", "--json",
-            "--theory-resolution", "6", "--out", str(tmp_path)]
-    assert main(args) == 0
+def test_no_stale_figure_beside_new_data(tmp_path, capsys, monkeypatch):
+    old = tmp_path / "ribbon.png"
+    old.write_bytes(b"an old figure")
+    assert main(["ribbon", *TINY, "--out", str(tmp_path), "--no-figure"]) == 0
+    assert not old.exists() and (tmp_path / "ribbon.nc").exists()
+    assert "removed the old ribbon.png" in capsys.readouterr().out
+
+    import linsim.plotting
+
+    def broken(*a, **k):
+        raise RuntimeError("cannot draw")
+
+    old.write_bytes(b"an old figure")
+    monkeypatch.setattr(linsim.plotting, "ribbon_figure", broken)
+    assert main(["ribbon", *TINY, "--out", str(tmp_path)]) == 1
+    assert "cannot draw" in capsys.readouterr().err
+    assert not old.exists() and (tmp_path / "ribbon.nc").exists()
+
+
+def test_phase_removes_an_old_figure_before_replacing_the_data(tmp_path, no_compute):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "phase.png").write_bytes(b"old")
+    with pytest.raises(Computed):
+        main(phase(tmp_path, "--axis", "c=0,1"))
+    assert not (out / "phase.png").exists()
+
+
+def test_cli_leaves_the_backend_alone(tmp_path):
+    old = matplotlib.get_backend()
+    matplotlib.use("template", force=True)
+    try:
+        assert main(["ribbon", *TINY, "--out", str(tmp_path), "--json"]) == 0
+        assert matplotlib.get_backend() == "template"
+        assert (tmp_path / "ribbon.png").exists()
+    finally:
+        matplotlib.use(old, force=True)
+
+
+def test_phase_end_to_end(tmp_path, capsys):
+    from linsim.storage import read_netcdf
+
+    old = matplotlib.get_backend()
+    matplotlib.use("template", force=True)
+    try:
+        args = phase(tmp_path, "--axis", "c=0,1", "--axis", "ratio=0.3,30", "--json", "--theory-resolution", "3")
+        assert main(args) == 0
+        assert matplotlib.get_backend() == "template"
+    finally:
+        matplotlib.use(old, force=True)
     out = json.loads(capsys.readouterr().out)
-    assert {"agreement", "cells", "disagreements"} <= set(out)
+    assert {"agreement", "cells", "disagreements", "criterion", "root_seed"} <= set(out)
     assert out["cells"] == 4 and 0 <= out["agreement"] <= 1
     assert len(out["disagreements"]) == round(4 * (1 - out["agreement"]))
-    ds = xr.open_dataset(tmp_path / "phase.nc", engine="h5netcdf")
+    ds = read_netcdf(tmp_path / "out" / "phase.nc")
     assert ds["sim_stress_k"].shape == (2, 2) and "fine_k_chi" in ds
-    assert (tmp_path / "phase.png").exists()
-
-
-def test_bad_config_exits_with_message(tmp_path, capsys):
-    assert main(["ribbon", *TINY, "--init-scale", "-1", "--out", str(tmp_path)]) == 2
-    assert "init_scale" in capsys.readouterr().err
+    assert "linsim phase" in ds.attrs["history"]
+    assert (tmp_path / "out" / "phase.png").read_bytes()[:4] == b"\x89PNG"

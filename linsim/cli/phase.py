@@ -1,0 +1,305 @@
+"""linsim phase: sweep two or three ensemble parameters; in every cell simulate, embed with
+InPCA, compute the sloppiness metrics and evaluate the theory beside them.
+
+Writes ``phase.nc`` (every cell's metrics, theory and status, plus the fine theory map) and
+``phase.png`` (the phase diagram) into ``--out``, and prints how often theory and simulation
+agree on ribbon / no ribbon.  Everything (flags, axes, every cell's configuration, the theory
+map's corners, the output folder) is checked before the first cell is computed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from linsim.cli import _flags
+from linsim.cli._axes import AxisAction, axis_argument, parse_axis
+from linsim.cli._outputs import Outputs, command_line, output_folder
+
+__all__ = ["DEFAULT_AXES", "EPILOG", "PHASE_BASE", "add_arguments", "run"]
+
+#: The phase command's base ensemble: small initial weights, so that most of the default grid
+#: lies in the small-logit regime where the theory is exact, and a size that keeps the 144
+#: default cells fast.
+PHASE_BASE = {"init_scale": 0.01, "n_runs": 12, "n_checkpoints": 16, "dim": 40, "n_samples": 160}
+#: The default axes: 12 x 12 over the slope c and the ratio rho/sigma0.
+DEFAULT_AXES = ("slope=lin:0:2:12", "scale_ratio=log:0.1:100:12")
+#: Fine theory-map resolution used when --theory-resolution is not given.
+DEFAULT_THEORY_RESOLUTION = 24
+
+EPILOG = (
+    "defaults: a base ensemble that differs from 'linsim ribbon' (which uses EnsembleConfig()): "
+    + ", ".join(f"{k} = {v}" for k, v in PHASE_BASE.items())
+    + f"; axes {' '.join(DEFAULT_AXES)}.\n"
+    "axis names: EnsembleConfig fields (snake_case or kebab-case: n_runs, n-runs), scale_ratio "
+    "(sets teacher_scale = scale_ratio x init_scale) or the aliases c (slope), T (steps), ratio "
+    "(scale_ratio), C (n_classes), R (n_runs). Integer axes round lin:/log: values.\n"
+    "seeds: every cell's seed is spawned from SeedSequence(--seed) in grid order, so results "
+    "do not depend on --workers."
+)
+
+
+def _defaults() -> dict:
+    from linsim.ensemble import EnsembleConfig
+
+    return {**dataclasses.asdict(EnsembleConfig()), **PHASE_BASE}
+
+
+def _theory_resolution(text: str) -> int:
+    value = _flags.integer(text)
+    if value < 0 or value == 1:
+        raise argparse.ArgumentTypeError(f"must be 0 (no fine theory map) or >= 2; got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = _flags.real(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1); got {text!r}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``linsim phase``: ensemble fields (with the phase defaults), axes, options."""
+    _flags.add_config_flags(
+        parser, _defaults(), title="base ensemble of every cell (fields of linsim.ensemble.EnsembleConfig; "
+        "phase defaults differ from ribbon's)",
+        notes={"seed": "here the ROOT seed: cell seeds are spawned from SeedSequence(seed)"})
+    parser.add_argument("--root-seed", dest="cfg_seed", type=_flags.integer, default=argparse.SUPPRESS,
+                        help=argparse.SUPPRESS)  # older spelling of --seed
+    g = parser.add_argument_group("sweep")
+    g.add_argument("--axis", action=AxisAction, type=axis_argument, default=None, metavar="NAME=SPEC",
+                   help="NAME=lin:START:STOP:NUM | NAME=log:START:STOP:NUM | NAME=v1,v2,...; repeat for "
+                   f"each of 1-3 axes, each name once (default: {' '.join(DEFAULT_AXES)})")
+    g.add_argument("--chi", type=_fraction, default=0.9, help="explained-stress threshold χ (default 0.9)")
+    g.add_argument("--k-star", dest="k_star", type=_flags.positive_integer, default=3, metavar="K_STAR",
+                   help="a cell is a hyper-ribbon if k_χ <= k* (default 3)")
+    g.add_argument("--k-max", dest="k_star", type=_flags.positive_integer, help=argparse.SUPPRESS)
+    g.add_argument("--workers", type=_flags.positive_integer, default=None,
+                   help="worker processes, >= 1 (default: all cores); results do not depend on it")
+    g.add_argument("--theory-resolution", type=_theory_resolution, default=None, metavar="N",
+                   help=f"N x N fine grid of the theory's boundary, 0: none (default "
+                   f"{DEFAULT_THEORY_RESOLUTION} where a fine map exists: two axes, a model the map covers)")
+    g.add_argument("--replicates", type=_flags.positive_integer, default=None, metavar="N",
+                   help="simulate N seeds per cell (the map averages them)")
+    g.add_argument("--resume", action="store_true",
+                   help="keep the cells already finished in --out from an interrupted run with the same "
+                   "settings, compute only the rest")
+    g.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run the cells on a Dask cluster at ADDRESS (e.g. tcp://host:8786) instead of local processes")
+    g = parser.add_argument_group("output")
+    g.add_argument("--out", type=Path, default=Path("linsim-out"),
+                   help="output folder, created if needed (default linsim-out)")
+    g.add_argument("--no-figure", action="store_true", help="do not draw phase.png (an old one is removed)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.add_argument("--json", action="store_true",
+                   help="print the agreement summary as one JSON object (keys agreement, cells, "
+                   "disagreements, axes, criterion, seconds, files, ...)")
+
+
+# ----------------------------------------------------------------------------- validation
+def _axes(args) -> dict[str, np.ndarray]:
+    given = args.axis or []
+    if given:
+        return {a.name: a.values for a in given}
+    return dict(parse_axis(text) for text in DEFAULT_AXES)
+
+
+def _refuse_overridden_flags(args, axes: dict) -> None:
+    given = _flags.given_fields(args)
+    for name in axes:
+        hidden = ["teacher_scale"] if name == "scale_ratio" else [name]
+        for field in hidden:
+            if field in given:
+                raise ValueError(f"{_flags.flag_name(field)} does nothing here: --axis {name} sets "
+                                 f"{field} in every cell; drop one of them")
+
+
+def _sweep_option(name: str) -> bool:
+    from linsim.sweep import run_phase
+
+    return name in inspect.signature(run_phase).parameters
+
+
+def _check_cells(spec) -> None:
+    """Every cell's configuration must be valid (the error names the first bad cell)."""
+    if hasattr(spec, "invalid_cells"):
+        bad = spec.invalid_cells()
+    else:  # an older sweep without the helper
+        bad = []
+        for idx, cfg in spec.cells():
+            try:
+                cfg.validate()
+            except (ValueError, TypeError) as exc:
+                bad.append((idx, str(exc)))
+    if bad:
+        idx, why = bad[0]
+        where = ", ".join(f"{n} = {v[i]:g}" for (n, v), i in zip(spec.axes.items(), idx))
+        more = f" ({len(bad) - 1} more cells are invalid)" if len(bad) > 1 else ""
+        raise ValueError(f"--axis: the cell {where} is invalid: {why}{more}")
+
+
+def _fine_map_problem(spec, resolution: int) -> str | None:
+    """Why the fine theory map cannot be drawn at ``resolution`` (None if it can)."""
+    try:
+        spec.validate_for_theory_map(resolution)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _resolution(args, spec) -> int:
+    """The fine-map resolution: the given one (checked), else the default where a map exists."""
+    if args.theory_resolution == 0:
+        return 0
+    if args.theory_resolution is None:
+        if not spec.supports_theory_map or len(spec.axes) != 2:
+            return 0
+        problem = _fine_map_problem(spec, DEFAULT_THEORY_RESOLUTION)
+        if problem is None:
+            return DEFAULT_THEORY_RESOLUTION
+        raise ValueError(f"the default fine theory map cannot be drawn: {problem}; pass "
+                         "--theory-resolution 0 to sweep without it")
+    if len(spec.axes) != 2:
+        raise ValueError(f"--theory-resolution {args.theory_resolution}: the fine theory map is drawn "
+                         f"over exactly two axes; this sweep has {len(spec.axes)} (use 0)")
+    problem = _fine_map_problem(spec, args.theory_resolution)
+    if problem is not None:
+        raise ValueError(f"--theory-resolution {args.theory_resolution}: {problem}")
+    return args.theory_resolution
+
+
+def _run_options(args) -> dict:
+    """Pass-through options of the sweep library; refused when this linsim lacks them."""
+    options = {}
+    for flag, key, value, active in (("--replicates", "replicates", args.replicates, args.replicates is not None),
+                                     ("--resume", "resume", args.resume, args.resume),
+                                     ("--scheduler", "scheduler", args.scheduler, args.scheduler is not None)):
+        if active:
+            if not _sweep_option(key):
+                raise ValueError(f"{flag}: this version of linsim.sweep.run_phase has no {key!r} option")
+            options[key] = value
+    return options
+
+
+# ----------------------------------------------------------------------------- run
+def _first_error(ds) -> str:
+    status = ds["status"].values.ravel()
+    errors = ds["error"].values.ravel() if "error" in ds else np.full(status.shape, "")
+    for s, e in zip(status, errors):
+        if s != "ok":
+            return str(e).strip().splitlines()[0] if str(e).strip() else "unknown error"
+    return ""
+
+
+def _json_safe(obj):
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, (np.floating, np.integer, np.bool_)):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def run(args) -> int:
+    """Run ``linsim phase`` with parsed arguments; returns the exit status."""
+    from linsim.metrics import RibbonCriterion
+    from linsim.sweep import (REGIME_LOGIT_RMS, PhaseSpec, SweepFailedError, SweepInterrupted,
+                              TheoryShadowedError, agreement, run_phase)
+
+    axes = _axes(args)
+    _refuse_overridden_flags(args, axes)
+    cfg = _flags.config_from(args, _defaults(), swept=tuple(a for a in axes if a != "scale_ratio"))
+    try:
+        criterion = RibbonCriterion(chi=args.chi, k_star=args.k_star)
+    except ValueError as exc:
+        raise ValueError(f"--chi / --k-star: {exc}") from None
+    try:
+        spec = PhaseSpec(base=cfg, axes=axes, criterion=criterion, root_seed=cfg.seed)
+    except ValueError as exc:
+        raise ValueError(f"--axis: {exc}") from None
+    _check_cells(spec)
+    resolution = _resolution(args, spec)
+    options = _run_options(args)
+    out_dir = output_folder(args.out)
+
+    figure = not args.no_figure and len(spec.axes) >= 2
+    outputs = Outputs(out_dir, "phase.png", command_line(args))
+    outputs.remove_old_figure()  # phase.nc is replaced by the sweep: no stale figure beside it
+    t0 = time.perf_counter()
+    try:
+        ds = run_phase(spec, n_workers=args.workers, progress=not args.no_progress and not args.json,
+                       theory_resolution=resolution, out=out_dir / "phase.nc", command=outputs.command,
+                       **options)
+    except SweepFailedError as exc:
+        print(f"linsim phase: error: {exc}", file=sys.stderr)
+        return 1
+    except SweepInterrupted as exc:
+        print(f"linsim phase: {exc}", file=sys.stderr)
+        return 130
+    except TheoryShadowedError as exc:
+        print(f"linsim phase: error: {exc}", file=sys.stderr)
+        return 1
+    seconds = time.perf_counter() - t0
+    files = [str(out_dir / "phase.nc")]
+    if figure:
+        from linsim.plotting import phase_figure
+
+        try:
+            outputs.figure = phase_figure(ds)
+            files += outputs.write()
+        except Exception as exc:  # the data are written; say so and fail
+            print(f"linsim phase: error: drawing phase.png failed ({type(exc).__name__}: {exc}); "
+                  f"{files[0]} was written", file=sys.stderr)
+            return 1
+
+    summary = agreement(ds, "theory")
+    draw = agreement(ds, "draw")
+    summary["agreement_same_draw"] = draw["agreement"]
+    summary["agreement_same_draw_in_regime"] = draw["agreement_in_regime"]
+    summary["axes"] = {k: v.tolist() for k, v in spec.axes.items()}
+    summary["criterion"] = {"chi": criterion.chi, "k_star": criterion.k_star}
+    summary["root_seed"] = cfg.seed
+    summary["seconds"] = round(seconds, 2)
+    summary["files"] = files
+    if args.json:
+        print(json.dumps(_json_safe(summary)))
+        return 0
+    names = list(spec.axes)
+
+    def share(frac, n):
+        return f"{frac:.1%} of {n}" if n else "none of 0"
+
+    print(f"linsim phase: {' x '.join(f'{n} ({v.size})' for n, v in spec.axes.items())} = "
+          f"{int(np.prod(spec.shape))} cells in {seconds:.1f} s; criterion k_chi({criterion.chi:g}) <= "
+          f"{criterion.k_star}; root seed {cfg.seed}")
+    print(f"  theory (expected spectrum) vs simulation agree on ribbon/no ribbon in "
+          f"{share(summary['agreement'], summary['cells'])} cells; in the small-logit regime (rms "
+          f"logit <= {REGIME_LOGIT_RMS}) {share(summary['agreement_in_regime'], summary['cells_in_regime'])}")
+    print(f"  same-draw small-logit prediction agrees in {share(draw['agreement'], draw['cells'])} cells "
+          f"(in regime {share(draw['agreement_in_regime'], draw['cells_in_regime'])})")
+    if summary["failed"]:
+        print(f"  {summary['failed']} cells failed (see the 'error' variable in phase.nc); the first: "
+              f"{_first_error(ds)}")
+    if summary["disagreements"]:
+        print("  disagreements (sim k_chi vs theory k_chi, chi_k* sim vs theory, rms logit):")
+        for rec in summary["disagreements"]:
+            where = ", ".join(f"{n}={rec[n]:.3g}" for n in names)
+            print(f"    {where}: k {rec['sim_k_chi']:g} vs {rec['predicted_k_chi']:g}, chi "
+                  f"{rec['sim_stress_k']:.3f} vs {rec['predicted_stress_k']:.3f}, logit rms "
+                  f"{rec['logit_rms']:.2f}{'' if rec['in_regime'] else ' (outside regime)'}")
+    for note in outputs.notes:
+        print(f"  {note}")
+    print(f"  wrote {', '.join(files)}")
+    return 0

@@ -1,0 +1,236 @@
+"""Figures: no global matplotlib state, ax=/fig= respected, and the phase map draws what it claims.
+
+Oracles are built by hand: synthetic sweep datasets whose disagreeing / failed cells and
+boundaries are known, explained-stress curves whose k_χ is known.
+"""
+
+import matplotlib
+import numpy as np
+import pytest
+import xarray as xr
+from matplotlib.figure import Figure
+
+from linsim.plotting import (axis_label, eigenvalue_ladder, embedding_3d, phase_figure, phase_map,
+                             ribbon_figure, stress_curve)
+
+
+@pytest.fixture(scope="module")
+def emb():
+    from linsim.embed import embed
+    from linsim.ensemble import EnsembleConfig, simulate
+
+    return embed(simulate(EnsembleConfig(dim=5, n_samples=10, n_classes=3, n_runs=3, steps=50,
+                                         n_checkpoints=4, init_scale=0.05, teacher_scale=0.5)))
+
+
+def _sweep(c, r, k_sim, k_theory, *, status=None, bool_flags=True, k_star=3, fine=True):
+    dims = ("slope", "scale_ratio")
+    k_sim, k_theory = np.asarray(k_sim, float), np.asarray(k_theory, float)
+    flag = (lambda k: k <= k_star) if bool_flags else (lambda k: (k <= k_star).astype(float))
+    data = {
+        "status": (dims, np.full(k_sim.shape, "ok") if status is None else np.asarray(status)),
+        "sim_k_chi": (dims, k_sim),
+        "sim_stress_k": (dims, np.where(k_sim <= k_star, 0.95, 0.8)),
+        "sim_is_ribbon": (dims, flag(k_sim)),
+        "theory_k_chi": (dims, k_theory),
+        "theory_is_ribbon": (dims, flag(k_theory)),
+        "in_regime": (dims, np.ones(k_sim.shape, bool)),
+    }
+    coords = {"slope": c, "scale_ratio": r}
+    if fine:
+        fc, fr = np.linspace(c[0], c[-1], 7), np.geomspace(r[0], r[-1], 7)
+        data["fine_k_chi"] = (("fine_slope", "fine_scale_ratio"), np.where(fr[None, :] + 0 * fc[:, None] > 1, 2.0, 5.0))
+        coords.update(fine_slope=fc, fine_scale_ratio=fr)
+    return xr.Dataset(data, coords=coords, attrs={"criterion_chi": 0.9, "criterion_k_star": k_star})
+
+
+C3, R3 = np.array([0.0, 1.0, 2.0]), np.array([0.1, 1.0, 10.0])
+K_SIM = [[5, 5, 2], [5, 2, 2], [5, 2, 2]]
+K_TH = [[5, 5, 2], [5, 5, 2], [5, 2, 2]]  # disagrees at (1, 1) only
+
+
+def _calls(emb):
+    ds = _sweep(C3, R3, K_SIM, K_TH)
+    return {
+        "eigenvalue_ladder": lambda: eigenvalue_ladder([1.0, -0.2, 0.05]),
+        "stress_curve": lambda: stress_curve([0.5, 0.95]),
+        "embedding_3d": lambda: embedding_3d(emb),
+        "ribbon_figure": lambda: ribbon_figure(emb),
+        "phase_map": lambda: phase_map(ds),
+        "phase_figure": lambda: phase_figure(ds),
+    }
+
+
+@pytest.mark.parametrize("name", ["eigenvalue_ladder", "stress_curve", "embedding_3d", "ribbon_figure",
+                                  "phase_map", "phase_figure"])
+def test_no_backend_switch_and_no_pyplot_figures(name, emb):
+    import matplotlib.pyplot as plt
+
+    old = matplotlib.get_backend()
+    matplotlib.use("template", force=True)  # a backend the old code would have replaced by Agg
+    try:
+        figs = plt.get_fignums()
+        out = _calls(emb)[name]()
+        assert matplotlib.get_backend() == "template"
+        assert plt.get_fignums() == figs, "a plotting function registered a pyplot figure"
+        fig = out if isinstance(out, Figure) else out.figure
+        assert isinstance(fig, Figure)
+        fig.savefig(__import__("io").BytesIO(), format="png")  # renders without pyplot
+        assert matplotlib.get_backend() == "template"
+    finally:
+        matplotlib.use(old, force=True)
+
+
+def test_panels_draw_on_the_given_axes(emb):
+    fig = Figure()
+    ax1, ax2, ax4 = fig.add_subplot(2, 2, 1), fig.add_subplot(2, 2, 2), fig.add_subplot(2, 2, 4)
+    ax3 = fig.add_subplot(2, 2, 3, projection="3d")
+    assert eigenvalue_ladder([1.0, 0.5], ax=ax1) is ax1 and len(ax1.lines) == 1
+    assert stress_curve([0.5, 0.95], ax=ax2) is ax2 and ax2.lines
+    assert embedding_3d(emb, ax=ax3, colorbar=False) is ax3
+    assert phase_map(_sweep(C3, R3, K_SIM, K_TH), ax=ax4, colorbar=False) is ax4
+    assert len(fig.axes) == 4
+    with pytest.raises(ValueError, match="3-D"):
+        embedding_3d(emb, ax=ax1)
+    with pytest.raises(TypeError, match="Axes"):
+        stress_curve([0.5], ax="not an axes")
+
+
+def test_figures_draw_into_the_given_figure(emb):
+    fig = Figure()
+    assert ribbon_figure(emb, fig=fig) is fig
+    with pytest.raises(ValueError, match="already has axes"):
+        ribbon_figure(emb, fig=fig)
+    sub = Figure().subfigures(1, 2)
+    assert phase_figure(_sweep(C3, R3, K_SIM, K_TH), fig=sub[1]) is sub[1]
+
+
+def test_integer_ticks_on_k_axes():
+    for ax in (eigenvalue_ladder(np.geomspace(1, 1e-3, 7)), stress_curve(np.linspace(0.3, 1, 7))):
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks)
+
+
+def test_negative_eigenvalues_are_red():
+    ax = eigenvalue_ladder([1.0, -0.5, 0.2, -0.1])
+    pos, neg = ax.lines
+    np.testing.assert_array_equal(pos.get_xdata(), [1, 3])
+    np.testing.assert_array_equal(neg.get_xdata(), [2, 4])
+    np.testing.assert_allclose(neg.get_ydata(), [0.5, 0.1])
+    assert matplotlib.colors.to_hex(neg.get_color()) != matplotlib.colors.to_hex(pos.get_color())
+
+
+@pytest.mark.parametrize("curve, chi, k_chi", [([0.5, 0.8, 0.95, 0.99], 0.9, 3), ([0.91, 0.97], 0.9, 1),
+                                              ([0.2, 0.4, 0.6], 0.9, None), ([0.2, 0.7, 0.71], 0.7, 2)])
+def test_stress_curve_marks_chi_and_k_chi(curve, chi, k_chi):
+    ax = stress_curve(curve, chi)
+    horizontal = [ln for ln in ax.lines if np.allclose(ln.get_ydata(), chi) and len(ln.get_ydata()) == 2]
+    assert horizontal, "no χ line"
+    stars = [ln for ln in ax.lines if ln.get_marker() == "*"]
+    texts = " ".join(t.get_text() for t in ax.texts)
+    if k_chi is None:
+        assert not stars and f"> {len(curve)}" in texts
+    else:
+        assert len(stars) == 1
+        assert stars[0].get_xdata()[0] == k_chi and stars[0].get_ydata()[0] == curve[k_chi - 1]
+        assert f"= {k_chi}" in texts
+
+
+def test_phase_map_marks_disagreements_and_failures():
+    status = np.full((3, 3), "ok", dtype=object)
+    status[2, 0] = "failed"
+    ds = _sweep(C3, R3, K_SIM, K_TH, status=status.astype(str), bool_flags=False)
+    ax = phase_map(ds)
+    marks = {ln.get_marker(): ln for ln in ax.lines}
+    x_pts = np.c_[marks["X"].get_xdata(), marks["X"].get_ydata()]
+    np.testing.assert_array_equal(x_pts, [[1.0, 1.0]])  # the one cell where they disagree
+    sq = np.c_[marks["s"].get_xdata(), marks["s"].get_ydata()]
+    np.testing.assert_array_equal(sq, [[2.0, 0.1]])
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any("theory ≠ simulation (1 cells)" in t for t in labels)
+    assert any("failed cell (1)" in t for t in labels)
+    assert any("simulated boundary" in t for t in labels) and any("theory boundary" in t for t in labels)
+
+
+def test_phase_map_draws_both_boundaries():
+    ds = _sweep(C3, R3, K_SIM, K_TH)
+    ax = phase_map(ds)
+    sets = ax.collections
+    from matplotlib.contour import ContourSet
+
+    contours = [c for c in sets if isinstance(c, ContourSet)]
+    assert len(contours) == 2
+    theory, sim = contours
+    np.testing.assert_allclose(theory.levels, [3.5])
+    # the fine map switches from k=5 to k=2 at rho/sigma0 = 1 (between its grid points)
+    ys = np.concatenate([p.vertices[:, 1] for p in theory.get_paths()])
+    assert ys.size and np.all((ys > 0.4) & (ys < 2.2))
+    assert any(p.vertices.size for p in sim.get_paths())
+    without_fine = phase_map(_sweep(C3, R3, K_SIM, K_TH, fine=False))
+    labels = [t.get_text() for t in without_fine.get_legend().get_texts()]
+    assert any("theory per cell" in t for t in labels)
+
+
+def test_phase_map_labels_colorbar_and_legend_off_the_data():
+    ds = _sweep(C3, R3, K_SIM, K_TH)
+    fig = phase_figure(ds)
+    ax = fig.axes[0]
+    assert "c" in ax.get_xlabel().split() and "ρ/σ₀" in ax.get_ylabel()
+    assert ax.get_yscale() == "log" and ax.get_xscale() == "linear"
+    cbar = fig.axes[1]
+    assert "k^* = 3" in cbar.get_ylabel()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig).draw()
+    renderer = fig.canvas.get_renderer()
+    leg = ax.get_legend().get_window_extent(renderer)
+    box = ax.get_window_extent(renderer)
+    assert not leg.overlaps(box), "the legend covers the data"
+    kmap = phase_map(ds, "k_chi")
+    cb = kmap.figure.axes[-1]
+    assert "k_\\chi" in cb.get_ylabel() and "0.9" in cb.get_ylabel()
+
+
+def test_steps_axis_symbol_and_third_axis_slice():
+    ds = xr.Dataset({"status": (("steps", "slope", "n_runs"), np.full((2, 2, 2), "ok")),
+                     "sim_stress_k": (("steps", "slope", "n_runs"), np.arange(8.0).reshape(2, 2, 2) / 8)},
+                    coords={"steps": [10, 100], "slope": [0.0, 1.0], "n_runs": [4, 8]})
+    ax = phase_map(ds, index={"n_runs": 1})
+    assert ax.get_xlabel() == "training steps T"
+    assert "R = 8" in ax.get_title()
+    mesh = ax.collections[0]
+    np.testing.assert_allclose(np.asarray(mesh.get_array()).reshape(2, 2), ds["sim_stress_k"].values[:, :, 1].T)
+    with pytest.raises(ValueError, match="not a third sweep axis"):
+        phase_map(ds, index={"slope": 1})
+
+
+def test_replicates_are_averaged():
+    base = np.array([[0.9, 0.8], [0.7, 0.6]])
+    ds = xr.Dataset({"status": (("slope", "steps", "replicate"), np.full((2, 2, 2), "ok")),
+                     "sim_decay_rate": (("slope", "steps", "replicate"), np.stack([base, base + 0.2], -1))},
+                    coords={"slope": [0.0, 1.0], "steps": [10, 100]})
+    mesh = phase_map(ds, "decay_rate").collections[0]
+    np.testing.assert_allclose(np.asarray(mesh.get_array()).reshape(2, 2), (base + 0.1).T)
+
+
+def test_bad_inputs_are_named():
+    with pytest.raises(ValueError, match="sim_nonsense"):
+        phase_map(_sweep(C3, R3, K_SIM, K_TH), "nonsense")
+    with pytest.raises(ValueError, match="status"):
+        phase_map(xr.Dataset({"x": ("a", [1.0])}))
+    with pytest.raises(ValueError, match="chi"):
+        stress_curve([0.5], chi=1.5)
+    with pytest.raises(ValueError, match="1-D"):
+        eigenvalue_ladder(np.ones((2, 2)))
+
+
+def test_old_ladder_signature_still_works_with_a_warning():
+    ax = Figure().add_subplot()
+    with pytest.warns(DeprecationWarning):
+        assert eigenvalue_ladder(ax, [1.0, 0.1]) is ax
+
+
+def test_axis_labels_use_the_theory_symbols():
+    assert axis_label("slope").endswith(" c")
+    assert axis_label("scale_ratio").endswith("ρ/σ₀")
+    assert axis_label("steps").endswith(" T")
