@@ -590,6 +590,8 @@ def build_model(
         depth = entry.default_depth
     elif isinstance(depth, bool) or not isinstance(depth, int) or depth < entry.min_depth:
         raise ValueError(f"{architecture}: depth must be an integer >= {entry.min_depth}; got {depth!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
     if activation not in ACTIVATIONS:
         raise KeyError(f"unknown activation {activation!r}; valid: {sorted(ACTIVATIONS)}")
     if batch_norm is None:

@@ -450,3 +450,18 @@ def test_normalization_contract():
         Normalization("zca", (0.0,), (1.0,))
     with pytest.raises(ValueError, match="do not have 2 channels"):
         Normalization("channel", (0.0, 1.0), (1.0, 1.0)).apply(np.zeros((3, 3, 4)))
+
+
+def test_synthetic_option_errors():
+    with pytest.raises(ValueError, match="b must be a number > 0 or 'auto'"):
+        load_dataset("synthetic", b="big", n_train=4, n_test=2)
+    with pytest.raises(ValueError, match="b must be a finite number > 0"):
+        load_dataset("synthetic", b=-1.0, n_train=4, n_test=2)
+    with pytest.raises(TypeError, match="option d=.* must be a str/int/float/bool scalar"):
+        load_dataset("synthetic", d=[3], n_train=4, n_test=2)
+
+
+def test_mnist1d_too_many_samples_points_to_num_samples(monkeypatch):
+    _no_network(monkeypatch)
+    with pytest.raises(ValueError, match=r"160 training samples; n_train=161 requested \(.*num_samples\)"):
+        load_dataset("mnist1d", num_samples=200, n_train=161)

@@ -269,3 +269,23 @@ def test_unknown_names_list_the_valid_ones():
 def test_bad_arguments_are_named(args, kwargs, exc, pattern):
     with pytest.raises(exc, match=pattern):
         build_model(*args, **kwargs)
+
+
+def test_seed_must_be_a_non_negative_integer():
+    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+        build_model("mlp", (4,), 2, seed=-1)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_cuda_same_weights_and_vmap_contract(name):
+    shape = SHAPES[max(ARCHITECTURES[name].input_ranks)]
+    cpu = build_model(name, shape, N_CLASSES, seed=3, dtype=torch.float64)
+    gpu = build_model(name, shape, N_CLASSES, seed=3, dtype=torch.float64, device="cuda")
+    for p, q in zip(cpu.parameters(), gpu.parameters()):
+        assert q.is_cuda and torch.equal(p, q.cpu())  # drawn on the CPU, then moved
+    models = [build_model(name, shape, N_CLASSES, seed=s, dtype=torch.float64, device="cuda") for s in range(R)]
+    x = torch.randn(R, 5, *shape, dtype=torch.float64, device="cuda")
+    out, *_ = _vmapped(models, x)
+    ref = torch.stack([m(x[i]) for i, m in enumerate(models)])
+    torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-12)
