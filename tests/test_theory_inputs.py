@@ -26,16 +26,17 @@ def _top(values, k):
     return v[np.argsort(-np.abs(v))][:k]
 
 
+@pytest.mark.parametrize("model, loss", [("linear", "squared"), ("softmax", "cross_entropy")])
 @pytest.mark.parametrize("optimizer", ["gd", "flow"])
-def test_prediction_matches_simulated_inpca_spectrum_at_lambda1_1p5(optimizer):
-    traj = simulate(replace(SMALL_LOGITS, optimizer=optimizer))
+def test_prediction_matches_simulated_inpca_spectrum_at_lambda1_1p5(model, loss, optimizer):
+    traj = simulate(replace(SMALL_LOGITS, model=model, optimizer=optimizer))
     inp = theory_inputs(traj)
-    assert inp.dynamics == optimizer and inp.loss == "squared"
+    assert inp.dynamics == optimizer and inp.loss == loss
     assert inp.lr == pytest.approx(1 / 1.5, rel=1e-15)
     sim = _top(embed(traj).model.eigenvalues_, 5)
     pred = _top(inp.quadratic_spectrum(), 5)
     np.testing.assert_allclose(pred, sim, rtol=0.01)
-    if optimizer == "gd":
+    if (model, optimizer) == ("linear", "gd"):
         # the README's old recipe (lr = 1.0) is 8-23% off on the top five: the oracle
         # above can tell the right learning rate from the wrong one
         import theory
