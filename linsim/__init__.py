@@ -50,6 +50,12 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree that is not installed
     __version__ = "0+unknown"
 
+# A user's own theory.py in the working folder would shadow the theory package that the modules
+# below import; say so by name instead of failing with "'theory' is not a package".
+from linsim._theory_check import import_theory as _import_theory  # noqa: E402
+
+_import_theory()
+
 # cheap imports (numpy/scipy only), bound eagerly: ``embed`` and ``theory_inputs`` must be
 # bound after their modules are imported so that the package attribute is the function
 from linsim.embed import Embedding, distance_matrix, embed  # noqa: E402

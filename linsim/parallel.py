@@ -103,16 +103,6 @@ class _LimitState:
     lock = threading.RLock()
     active: list[tuple[object, int]] = []
     blas_limiter: Any = None
-    torch_threads: int | None = None
-    numba_threads: int | None = None
-
-
-def _apply_limit(n: int) -> None:
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(limits=n)
-    _set_torch_threads(n)
-    _set_numba_threads(n)
 
 
 def _set_torch_threads(n: int) -> None:
@@ -145,9 +135,10 @@ def thread_limit(n_threads: int = 1) -> Iterator[int]:
     process; restore the caller's settings on exit.
 
     Uses ``threadpoolctl`` for the native thread pools and ``torch.set_num_threads``.  The
-    context is re-entrant and thread-safe: while any thread is inside a ``thread_limit``
-    block the most recently entered limit holds, and the settings found by the first entry
-    are restored when the last block exits.
+    context is re-entrant and thread-safe: the process-wide BLAS pools keep the most recently
+    entered limit while any thread is inside a ``thread_limit`` block and get the settings
+    found by the first entry back when the last block exits; torch's and numba's settings,
+    which are per thread, are restored in each thread as it leaves.
 
     Parameters
     ----------
@@ -176,30 +167,30 @@ def thread_limit(n_threads: int = 1) -> Iterator[int]:
 
     token = object()
     st = _LimitState
+    # this thread's torch / numba settings, read before OpenMP is limited (which changes them)
+    torch_before = torch.get_num_threads()
+    numba_before = _numba_threads()
     with st.lock:
         if not st.active:
             st.blas_limiter = threadpool_limits(limits=n)  # remembers the original limits
-            st.torch_threads = torch.get_num_threads()
-            st.numba_threads = _numba_threads()
-            _set_torch_threads(n)
-            _set_numba_threads(n)
         else:
-            _apply_limit(n)
+            threadpool_limits(limits=n)
         st.active.append((token, n))
+    _set_torch_threads(n)
+    _set_numba_threads(n)
     try:
         yield n
     finally:
         with st.lock:
             st.active = [a for a in st.active if a[0] is not token]
             if st.active:
-                _apply_limit(st.active[-1][1])
+                threadpool_limits(limits=st.active[-1][1], user_api="blas")
             else:
                 st.blas_limiter.restore_original_limits()
                 st.blas_limiter = None
-                if st.torch_threads is not None:
-                    torch.set_num_threads(st.torch_threads)
-                if st.numba_threads is not None:
-                    _set_numba_threads(st.numba_threads)
+        _set_torch_threads(torch_before)
+        if numba_before is not None:
+            _set_numba_threads(numba_before)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,10 @@ Examples
 """
 
 from linsim.sweep._theory import TheoryShadowedError, import_theory
-from linsim.sweep.axes import (ALIASES, AXIS_INFO, AxisInfo, PhaseSpec, Unit, axis_info, canonical_axis,
+
+import_theory()  # a shadowing theory.py is named here, before linsim.metrics fails to import it
+from linsim.sweep.axes import (  # noqa: E402
+    ALIASES, AXIS_INFO, AxisInfo, PhaseSpec, Unit, axis_info, canonical_axis,
                                fine_axis, is_integer_axis, is_log_axis, with_values)
 from linsim.sweep.cells import N_STRESS, THEORY_MODELS, CellResult, logit_scale, run_cell, theory_spectra
 from linsim.sweep.dataset import PREFIXES, assemble, cells_folder, save_dataset, variable_attrs

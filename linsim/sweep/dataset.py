@@ -279,8 +279,8 @@ def assemble(spec: PhaseSpec, results: Mapping[tuple[int, int], CellResult], *, 
         texts = [(r, errors[i, r]) for r in range(R) if errors[i, r]]
         err.append("" if not texts else texts[0][1] if R == 1 else
                    "\n".join(f"replicate {r}: {t}" for r, t in texts))
-    put("status", status.astype(str))
-    put("error", np.array(err, dtype=object).astype(str))
+    put("status", np.array(status.tolist(), dtype=str))  # narrowest width, as read back from disk
+    put("error", np.array(err, dtype=str))
     seeds = spec.seeds().reshape(flat_shape)
     if R == 1:
         put("seed", seeds[:, 0])
@@ -360,7 +360,7 @@ def assemble(spec: PhaseSpec, results: Mapping[tuple[int, int], CellResult], *, 
 
 def save_dataset(ds, path, *, command=None) -> Path:
     """Write a sweep dataset atomically to netCDF (h5netcdf), with provenance and a checksum
-    of every data variable (:func:`linsim.storage.write_netcdf`).
+    of every numeric and boolean data variable (:func:`linsim.storage.write_netcdf`).
 
     Returns
     -------
@@ -368,5 +368,6 @@ def save_dataset(ds, path, *, command=None) -> Path:
     """
     from linsim.storage import write_netcdf
 
-    return write_netcdf(ds, path, command=command, title=ds.attrs.get("title"),
-                        checksum_vars=[v for v in ds.data_vars])
+    # strings come back from netCDF with another dtype (object), so only numbers are checksummed
+    numeric = [v for v in ds.data_vars if ds[v].dtype.kind in "biuf"]
+    return write_netcdf(ds, path, command=command, title=ds.attrs.get("title"), checksum_vars=numeric)

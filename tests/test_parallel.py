@@ -1,0 +1,201 @@
+"""linsim.parallel: thread limits restore the caller's settings, engines agree, bad options are
+refused, worker processes never re-run the caller's script and never outlive an interrupt."""
+
+import operator
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+import torch
+from threadpoolctl import threadpool_info
+
+from linsim import parallel
+from linsim.parallel import ProcessEngine, SerialEngine, get_engine, thread_limit
+
+
+def _blas_threads():
+    return sorted({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})
+
+
+def test_thread_limit_sets_and_restores_blas_and_torch():
+    before_torch = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        blas_before = _blas_threads()
+        with thread_limit(1):
+            assert torch.get_num_threads() == 1
+            assert _blas_threads() == [1]
+            with thread_limit(1):  # re-entrant
+                assert torch.get_num_threads() == 1
+            assert _blas_threads() == [1]
+        assert torch.get_num_threads() == 2
+        assert _blas_threads() == blas_before
+    finally:
+        torch.set_num_threads(before_torch)
+
+
+def test_thread_limit_holds_while_any_thread_is_inside():
+    before = torch.get_num_threads()
+    entered, release = threading.Event(), threading.Event()
+
+    def other():
+        with thread_limit(1):
+            entered.set()
+            release.wait(10)
+
+    t = threading.Thread(target=other)
+    with thread_limit(1):
+        t.start()
+        entered.wait(10)
+    # the main thread left first; the other thread is still inside: the limit must hold
+    assert _blas_threads() == [1]
+    release.set()
+    t.join()
+    assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("bad", [0, -2])
+def test_worker_counts_must_be_positive(bad):
+    with pytest.raises(ValueError, match="positive integer"):
+        get_engine(n_workers=bad)
+    with pytest.raises(ValueError, match="positive"):
+        with thread_limit(bad):
+            pass
+
+
+def test_engine_choice_and_errors(monkeypatch):
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    assert get_engine(n_workers=1).name == "serial"
+    assert get_engine(n_workers=3).name == "process"
+    assert get_engine(scheduler="tcp://127.0.0.1:1").name == "dask"
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "tcp://127.0.0.1:1")
+    assert get_engine().name == "dask" and get_engine().scheduler == "tcp://127.0.0.1:1"
+    with pytest.raises(ValueError, match="unknown engine 'threads'"):
+        get_engine("threads")
+    with pytest.raises(ValueError, match="only used by engine='dask'"):
+        get_engine("process", scheduler="tcp://x:1")
+    with pytest.raises(ValueError, match="one item at a time"):
+        get_engine("serial", n_workers=2)
+
+
+def test_dask_missing_gives_install_hint(monkeypatch):
+    import builtins
+
+    real = builtins.__import__
+
+    def fake(name, *a, **k):
+        if name == "distributed":
+            raise ImportError("no distributed")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", fake)
+    with pytest.raises(ImportError, match=r"linsim\[dask\]"):
+        list(parallel.DaskEngine(1).map_unordered(abs, [1]))
+
+
+def test_serial_and_process_engines_agree_and_report_failures():
+    items = [3, -1, 4, -1, 5]
+    serial = dict(SerialEngine().map_unordered(operator.neg, items))
+    with ProcessEngine(2) as engine:
+        proc = dict(engine.map_unordered(operator.neg, items))
+        assert proc == serial == {i: -v for i, v in enumerate(items)}
+        # the pool is reused by a second map, and still works after a failed one
+        with pytest.raises(ZeroDivisionError):
+            list(engine.map_unordered(_inverse, [0]))
+        assert dict(engine.map_unordered(_square, [2, 3])) == {0: 4, 1: 9}
+
+
+def _square(x):
+    return x * x
+
+
+def test_functions_from_main_are_refused_with_advice(monkeypatch):
+    monkeypatch.setattr(_square, "__module__", "__main__")
+    with pytest.raises(ValueError, match="defined in __main__"):
+        list(ProcessEngine(1).map_unordered(_square, [1]))
+
+
+def test_exceptions_carry_the_item_index():
+    with pytest.raises(ZeroDivisionError) as info:
+        list(SerialEngine().map_unordered(_inverse, [1, 0]))
+    assert any("item 1" in n for n in getattr(info.value, "__notes__", []))
+    with ProcessEngine(1) as engine:
+        with pytest.raises(ZeroDivisionError) as info:
+            list(engine.map_unordered(_inverse, [1, 0, 2]))
+    assert any("item 1" in n for n in info.value.__notes__)
+
+
+def _inverse(x):
+    return 1 / x
+
+
+# ----------------------------------------------------------------------------- processes
+def _children(pid: int) -> list[int]:
+    """Live (non-zombie) descendants of ``pid``, read from /proc."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z":
+                parents[int(entry)] = int(fields[1])
+    out, frontier = [], [pid]
+    while frontier:
+        p = frontier.pop()
+        kids = [c for c, pp in parents.items() if pp == p]
+        out += kids
+        frontier += kids
+    return out
+
+
+SLOW_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from linsim.parallel import ProcessEngine
+    # no __main__ guard on purpose
+    engine = ProcessEngine(2)
+    for i, _ in engine.map_unordered(time.sleep, [30.0] * 4):
+        pass
+    """
+)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stops_workers_promptly(tmp_path, sig):
+    script = tmp_path / "slow.py"
+    script.write_text(SLOW_SCRIPT)
+    proc = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while len(_children(proc.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    kids = _children(proc.pid)
+    assert len(kids) >= 2, "the workers did not start"
+    time.sleep(1.0)  # let them import and start sleeping
+    t0 = time.monotonic()
+    proc.send_signal(sig)
+    rc = proc.wait(20)
+    assert time.monotonic() - t0 < 15, "shutdown waited for the pending items"
+    assert rc != 0
+    time.sleep(0.5)
+    assert _alive(kids) == [], f"worker processes left behind: {_alive(kids)}"
+
+
+def _alive(pids):
+    out = []
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat") as fh:
+                if fh.read().rsplit(")", 1)[1].split()[0] != "Z":
+                    out.append(p)
+        except OSError:
+            pass
+    return out
