@@ -41,6 +41,7 @@ import os
 import pickle
 import random
 import struct
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -55,6 +56,7 @@ __all__ = [
     "NORMALIZATIONS",
     "Normalization",
     "RawSplits",
+    "dataset_signature",
     "load_dataset",
     "register_dataset",
     "synthetic_spectrum",
@@ -278,6 +280,9 @@ class DatasetEntry:
     needs_root : bool
         Whether the data come from a local folder (``root`` or ``$LINSIM_DATA``).
     description : str
+    signature : callable, optional
+        ``signature(**options) -> (input_shape, n_classes)`` without loading anything, so
+        a configuration can be checked against an architecture before any work.
     """
 
     name: str
@@ -286,6 +291,7 @@ class DatasetEntry:
     normalize: str = "channel"
     needs_root: bool = False
     description: str = ""
+    signature: Callable[..., tuple[tuple[int, ...], int]] | None = None
 
 
 #: The dataset registry: name -> :class:`DatasetEntry`.
@@ -380,8 +386,41 @@ def _scalar_option(name: str, key: str, value):
 
 
 # --------------------------------------------------------------------------------------
-# the public entry point
+# the public entry points
 # --------------------------------------------------------------------------------------
+def dataset_signature(spec, **options) -> tuple[tuple[int, ...], int]:
+    """``(input_shape, n_classes)`` of a data set without loading or generating it.
+
+    Parameters
+    ----------
+    spec : str or tuple
+        A registered name (with its options) or the user 4-tuple (shapes are read off the
+        arrays; ``n_classes`` as in :func:`load_dataset`).
+
+    Examples
+    --------
+    >>> dataset_signature("mnist1d")
+    ((1, 40), 10)
+    >>> dataset_signature("synthetic", d=30, n_classes=3)
+    ((30,), 3)
+    """
+    if isinstance(spec, str):
+        if spec not in DATASETS:
+            raise KeyError(f"unknown dataset {spec!r}; valid names: {sorted(DATASETS)} (or a 4-tuple of arrays)")
+        entry = DATASETS[spec]
+        unknown = sorted(set(options) - set(entry.options))
+        if unknown:
+            raise TypeError(
+                f"dataset {spec!r} does not take option(s) {unknown}; valid options: {sorted(entry.options) or 'none'}"
+            )
+        if entry.signature is None:
+            ds = load_dataset(spec, n_train=1, n_test=1, normalize="none", **options)
+            return ds.input_shape, ds.n_classes
+        return entry.signature(**{**entry.options, **options})
+    ds = load_dataset(spec, **options)
+    return ds.input_shape, ds.n_classes
+
+
 def load_dataset(
     spec,
     *,
@@ -563,6 +602,9 @@ def _load_digits(*, root, n_train, n_test, seed, test_size):
     return RawSplits(X[tr], y[tr], X[te], y[te], 10)
 
 
+_GLOBAL_RNG_LOCK = threading.Lock()
+
+
 @functools.lru_cache(maxsize=8)
 def _mnist1d_cached(num_samples: int, seed: int, train_split: float, shuffle_seq: bool):
     import mnist1d.data
@@ -572,12 +614,13 @@ def _mnist1d_cached(num_samples: int, seed: int, train_split: float, shuffle_seq
     args.train_split, args.shuffle_seq = train_split, shuffle_seq
     # make_dataset seeds Python's and NumPy's global generators; they are the caller's, so
     # they are put back as they were.
-    py_state, np_state = random.getstate(), np.random.get_state()
-    try:
-        d = mnist1d.data.make_dataset(args)  # local generation from templates: no network
-    finally:
-        random.setstate(py_state)
-        np.random.set_state(np_state)
+    with _GLOBAL_RNG_LOCK:  # no other thread of ours may draw from them meanwhile
+        py_state, np_state = random.getstate(), np.random.get_state()
+        try:
+            d = mnist1d.data.make_dataset(args)  # local generation from templates: no network
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
     out = tuple(np.asarray(d[k]) for k in ("x", "y", "x_test", "y_test"))
     for a in out:
         a.setflags(write=False)
@@ -798,25 +841,36 @@ def _load_mnist(*, root, n_train, n_test, seed):
     return RawSplits(*out, 10)
 
 
+def _fixed_signature(shape, n_classes):
+    return lambda **options: (shape, n_classes)
+
+
+def _synthetic_signature(*, d, n_classes, **_):
+    return (_check_count("d", d, allow_none=False),), _check_count("n_classes", n_classes, allow_none=False)
+
+
 register_dataset(DatasetEntry(
     "mnist1d", _load_mnist1d, {"num_samples": 5000, "train_split": 0.8, "shuffle_seq": False},
+    signature=_fixed_signature((1, 40), 10),
     description=(
         "MNIST-1D generated locally (40-point signals, 10 classes); seed is the generator's seed "
         "(seed=42 gives the package's default arguments)"
     ),
 ))
 register_dataset(DatasetEntry(
-    "digits", _load_digits, {"test_size": 297},
+    "digits", _load_digits, {"test_size": 297}, signature=_fixed_signature((1, 8, 8), 10),
     description="scikit-learn's 1797 8x8 digits, seeded fixed split 1500 / 297",
 ))
 register_dataset(DatasetEntry(
     "synthetic", _load_synthetic, {"d": 200, "c": 0.5, "b": "auto", "hidden": 50, "n_classes": 5},
-    normalize="none",
+    normalize="none", signature=_synthetic_signature,
     description="Gaussian inputs with eigenvalues b*exp(-c*i), labels = argmax of a random tanh MLP d->50->5",
 ))
 register_dataset(DatasetEntry(
-    "cifar10", _load_cifar10, needs_root=True, description="CIFAR-10 from a local folder (python batches)",
+    "cifar10", _load_cifar10, needs_root=True, signature=_fixed_signature((3, 32, 32), 10),
+    description="CIFAR-10 from a local folder (python batches)",
 ))
 register_dataset(DatasetEntry(
-    "mnist", _load_mnist, needs_root=True, description="MNIST from a local folder (IDX files)",
+    "mnist", _load_mnist, needs_root=True, signature=_fixed_signature((1, 28, 28), 10),
+    description="MNIST from a local folder (IDX files)",
 ))

@@ -465,3 +465,23 @@ def test_mnist1d_too_many_samples_points_to_num_samples(monkeypatch):
     _no_network(monkeypatch)
     with pytest.raises(ValueError, match=r"160 training samples; n_train=161 requested \(.*num_samples\)"):
         load_dataset("mnist1d", num_samples=200, n_train=161)
+
+
+def test_signature_without_loading_matches_the_loaded_data(fake_cifar, fake_mnist, monkeypatch):
+    _no_network(monkeypatch)
+    cases = [
+        ("mnist1d", {"num_samples": 100}, {}),
+        ("digits", {}, {}),
+        ("synthetic", {"d": 7, "n_classes": 3}, {"n_train": 5, "n_test": 2}),
+        ("cifar10", {}, {"root": fake_cifar[0]}),
+        ("mnist", {}, {"root": fake_mnist[0]}),
+    ]
+    assert {c[0] for c in cases} == set(DATASETS)
+    for name, options, load_kwargs in cases:
+        ds = load_dataset(name, **options, **load_kwargs)
+        assert D.dataset_signature(name, **options) == (ds.input_shape, ds.n_classes), name
+    assert D.dataset_signature(_arrays(shape=(2, 5))) == ((2, 5), 3)
+    with pytest.raises(KeyError, match="valid names"):
+        D.dataset_signature("imagenet")
+    with pytest.raises(TypeError, match="valid options"):
+        D.dataset_signature("digits", d=3)
