@@ -56,6 +56,13 @@ def spectrum(d: int, kind: str = "geometric", slope: float = 0.5, lambda_1: floa
         ``c >= 0`` (geometric) or ``a >= 0`` (power).
     lambda_1 : float
         Largest eigenvalue, > 0.
+
+    Examples
+    --------
+    >>> spectrum(3, "geometric", slope=np.log(2), lambda_1=4.0).round(12).tolist()
+    [4.0, 2.0, 1.0]
+    >>> spectrum(3, "power", slope=1.0).round(12).tolist()
+    [1.0, 0.5, 0.333333333333]
     """
     d = _positive_int("d", d)
     if kind not in SPECTRUM_KINDS:
@@ -73,7 +80,14 @@ def spectrum(d: int, kind: str = "geometric", slope: float = 0.5, lambda_1: floa
 
 
 def random_orthogonal(d: int, seed) -> np.ndarray:
-    """A Haar-random orthogonal matrix (d, d) (QR of a Gaussian matrix with sign fix)."""
+    """A Haar-random orthogonal matrix (d, d) (QR of a Gaussian matrix with sign fix).
+
+    Examples
+    --------
+    >>> Q = random_orthogonal(3, seed=0)
+    >>> bool(np.allclose(Q.T @ Q, np.eye(3)))
+    True
+    """
     d = _positive_int("d", d)
     rng = _rng(seed)
     q, r = np.linalg.qr(rng.standard_normal((d, d)))
@@ -121,6 +135,12 @@ def make_inputs(
     -------
     X : array (n, d)
     X_test : array (n_test, d)
+
+    Examples
+    --------
+    >>> X, X_test = make_inputs([2.0, 0.5], n=4, mode="exact", seed=0, n_test=3)
+    >>> np.linalg.eigvalsh(X.T @ X / 4).round(12).tolist(), X_test.shape
+    ([0.5, 2.0], (3, 2))
     """
     lam = _check_eigenvalues(eigenvalues)
     n = _positive_int("n", n)
@@ -171,6 +191,12 @@ def linear_teacher(C: int, d: int, scale: float = 1.0, seed=0) -> np.ndarray:
     """Teacher weights ``W*`` (C, d) with i.i.d. ``N(0, scale^2)`` entries.
 
     ``scale`` (rho) sets the size of the ground-truth outputs ``W* x``.
+
+    Examples
+    --------
+    >>> W = linear_teacher(2, 3, scale=0.5, seed=0)
+    >>> W.shape, bool(np.array_equal(W, 0.5 * linear_teacher(2, 3, scale=1.0, seed=0)))
+    ((2, 3), True)
     """
     C = _positive_int("C", C)
     d = _positive_int("d", d)
@@ -182,7 +208,13 @@ def linear_teacher(C: int, d: int, scale: float = 1.0, seed=0) -> np.ndarray:
 
 
 def one_hot(labels, C: int) -> np.ndarray:
-    """One-hot rows (n, C) float64 of integer ``labels`` (n,) in ``[0, C)``."""
+    """One-hot rows (n, C) float64 of integer ``labels`` (n,) in ``[0, C)``.
+
+    Examples
+    --------
+    >>> one_hot(np.array([2, 0]), 3).tolist()
+    [[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]
+    """
     labels = np.asarray(labels)
     if labels.ndim != 1 or labels.dtype.kind not in "iu":
         raise ValueError(f"labels must be a 1-D integer array; got shape {labels.shape}, dtype {labels.dtype}")
@@ -209,6 +241,12 @@ def load_digits(n_classes: int = 10, scale: bool = True) -> tuple[np.ndarray, np
     X : array (n, 64) float64
         Flattened images (n = 1797 for all ten classes).
     labels : int array (n,)
+
+    Examples
+    --------
+    >>> X, labels = load_digits(2)
+    >>> X.shape, sorted(set(labels.tolist())), float(X.max())
+    ((360, 64), [0, 1], 1.0)
     """
     from sklearn.datasets import load_digits as _sk_load_digits
 

@@ -97,7 +97,13 @@ def register_output_model(entry: OutputModel, *, replace: bool = False) -> Outpu
 
 
 def output_model(name: str) -> OutputModel:
-    """The registered output model ``name``; the error lists the registered ones."""
+    """The registered output model ``name``; the error lists the registered ones.
+
+    Examples
+    --------
+    >>> output_model("softmax").description.split(";")[0]
+    'categorical over C classes, p = softmax(outputs)'
+    """
     try:
         return _OUTPUT_MODELS[name]
     except KeyError:
@@ -107,7 +113,13 @@ def output_model(name: str) -> OutputModel:
 
 
 def output_models() -> tuple[str, ...]:
-    """Names of the registered output models."""
+    """Names of the registered output models.
+
+    Examples
+    --------
+    >>> output_models()
+    ('softmax', 'bernoulli', 'gaussian')
+    """
     return tuple(_OUTPUT_MODELS)
 
 
@@ -237,6 +249,14 @@ class Embedding:
     points : dict of arrays (M,)
         ``trajectory`` (index into the inputs), ``run``, ``checkpoint`` and ``time`` of each point.
     trajectories : tuple of Trajectory
+
+    Examples
+    --------
+    >>> t = Trajectory(outputs=np.array([0.0, 2.0, 4.0]).reshape(1, 3, 1, 1), times=[0, 1, 2],
+    ...                output_model="gaussian")
+    >>> emb = embed(t)
+    >>> emb.points["checkpoint"].tolist(), emb.coordinates.shape
+    ([0, 1, 2], (3, 1))
     """
 
     model: inpca.InPCA

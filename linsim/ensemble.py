@@ -33,7 +33,6 @@ from linsim.data import INPUT_MODES, SPECTRUM_KINDS, linear_teacher, make_inputs
 from linsim.solvers.kernel import KERNELS
 from linsim.solvers._checks import MAX_STEPS
 from linsim.trajectory import Trajectory
-from theory.schedule import checkpoint_steps  # the one schedule, shared with the theory
 
 
 def __getattr__(name: str):
@@ -80,6 +79,17 @@ class EnsembleConfig:
         (std ``(init_scale^2 / h)^{1/4}``) so that the product ``W2 W1`` has entries of std
         ``init_scale``.
     seed : int
+
+    Examples
+    --------
+    >>> cfg = EnsembleConfig(slope=0.5, teacher_scale=0.05, init_scale=0.01, n_runs=4)
+    >>> cfg.validate()
+    >>> round(cfg.teacher_scale / cfg.init_scale, 12)
+    5.0
+    >>> EnsembleConfig(n_runs=0).validate()
+    Traceback (most recent call last):
+    ...
+    ValueError: EnsembleConfig.n_runs must be >= 1; got 0
     """
 
     model: str = "linear"
@@ -170,6 +180,28 @@ class EnsembleConfig:
                     f"{limit:g}/lambda_1 = {limit / self.lambda_1:.6g} for model={self.model!r}, "
                     f"optimizer={self.optimizer!r}"
                 )
+
+
+def _theory():
+    # linsim's `theory` package, or an ImportError naming a user's theory.py that shadows it
+    from linsim._theory_check import import_theory
+
+    return import_theory()
+
+
+def checkpoint_steps(steps: int, n_checkpoints: int) -> np.ndarray:
+    """Step 0 plus ``n_checkpoints`` log-spaced integer steps up to ``steps`` (int64, sorted).
+
+    The one schedule shared by the simulator and the theory: this is
+    :func:`theory.checkpoint_steps` (``rint(geomspace(1, steps, n_checkpoints))`` with
+    duplicates removed, ``[0]`` for ``steps == 0``, ``[0, steps]`` for one checkpoint).
+
+    Examples
+    --------
+    >>> checkpoint_steps(1000, 5).tolist()
+    [0, 1, 6, 32, 178, 1000]
+    """
+    return _theory().checkpoint_steps(steps, n_checkpoints)
 
 
 def default_lr(config: EnsembleConfig, teacher: np.ndarray | None = None) -> float:

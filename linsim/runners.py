@@ -68,6 +68,15 @@ class Problem:
         Where the outputs are evaluated.
     init_seed, sgd_seed : numpy.random.SeedSequence
         Streams for the initialization and for the SGD batches.
+
+    Examples
+    --------
+    >>> from linsim.ensemble import EnsembleConfig
+    >>> p = Problem(config=EnsembleConfig(dim=2, n_classes=2, n_runs=3), X=np.eye(2),
+    ...             X_test=np.zeros((0, 2)), teacher=2 * np.eye(2), lr=0.5, steps=np.array([0, 2]),
+    ...             split="train", init_seed=np.random.SeedSequence(0), sgd_seed=np.random.SeedSequence(1))
+    >>> p.Y.tolist(), p.flow_times.tolist(), p.gaussian_init().shape
+    ([[2.0, 0.0], [0.0, 2.0]], [0.0, 1.0], (3, 2, 2))
     """
 
     config: "EnsembleConfig"
@@ -114,6 +123,11 @@ class RunResult:
         Extra arrays stored in the trajectory; ``init`` (R, C, d) holds the initial linear
         map when one exists (for ``two_layer`` the product ``W2 W1``), ``init_outputs``
         (R, n + n_test, C) the initial function where there is none (non-linear kernels).
+
+    Examples
+    --------
+    >>> RunResult(np.zeros((1, 2, 3, 2))).arrays
+    {}
     """
 
     outputs: np.ndarray
@@ -222,7 +236,14 @@ def register_runner(runner: Runner, *, replace: bool = False) -> Runner:
 
 
 def unregister_runner(model: str, optimizer: str) -> Runner:
-    """Remove and return the runner registered for ``(model, optimizer)``."""
+    """Remove and return the runner registered for ``(model, optimizer)``.
+
+    Examples
+    --------
+    >>> entry = register_runner(Runner("copy_of_linear", "gd", get_runner("linear", "gd").run, 2.0))
+    >>> unregister_runner("copy_of_linear", "gd") is entry
+    True
+    """
     try:
         return _REGISTRY.pop((model, optimizer))
     except KeyError:
@@ -230,22 +251,46 @@ def unregister_runner(model: str, optimizer: str) -> Runner:
 
 
 def registered() -> tuple[tuple[str, str], ...]:
-    """All registered ``(model, optimizer)`` keys, in registration order."""
+    """All registered ``(model, optimizer)`` keys, in registration order.
+
+    Examples
+    --------
+    >>> registered()[:3]
+    (('linear', 'gd'), ('linear', 'flow'), ('linear', 'sgd'))
+    """
     return tuple(_REGISTRY)
 
 
 def models() -> tuple[str, ...]:
-    """Registered model names, in registration order."""
+    """Registered model names, in registration order.
+
+    Examples
+    --------
+    >>> models()[:4]
+    ('linear', 'kernel', 'softmax', 'two_layer')
+    """
     return tuple(dict.fromkeys(m for m, _ in _REGISTRY))
 
 
 def optimizers(model: str | None = None) -> tuple[str, ...]:
-    """Registered optimizer names (for ``model``, or for any model)."""
+    """Registered optimizer names (for ``model``, or for any model).
+
+    Examples
+    --------
+    >>> optimizers("linear"), optimizers("softmax")
+    (('gd', 'flow', 'sgd'), ('gd', 'flow'))
+    """
     return tuple(dict.fromkeys(o for m, o in _REGISTRY if model is None or m == model))
 
 
 def theory_runners() -> tuple[tuple[str, str], ...]:
-    """Keys of the runners that have a theory hook."""
+    """Keys of the runners that have a theory hook.
+
+    Examples
+    --------
+    >>> theory_runners()[:4]
+    (('linear', 'gd'), ('linear', 'flow'), ('softmax', 'gd'), ('softmax', 'flow'))
+    """
     return tuple(k for k, r in _REGISTRY.items() if r.theory is not None)
 
 

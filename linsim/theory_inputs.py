@@ -33,6 +33,13 @@ DYNAMICS = ("gd", "flow")
 LOSSES = ("squared", "cross_entropy")
 
 
+def _theory():
+    # linsim's `theory` package, or an ImportError naming a user's theory.py that shadows it
+    from linsim._theory_check import import_theory
+
+    return import_theory()
+
+
 def _frozen(a, dtype=np.float64) -> np.ndarray:
     arr = np.array(a, dtype=dtype, copy=True)
     arr.setflags(write=False)
@@ -166,7 +173,7 @@ class TheoryInputs:
         >>> theory_inputs(traj).quadratic_spectrum().shape
         (3,)
         """
-        import theory
+        theory = _theory()
 
         if not self.has_draw:
             raise ValueError(
@@ -195,7 +202,7 @@ class TheoryInputs:
         >>> inp.expected_spectrum(n_draws=2).shape
         (3,)
         """
-        import theory
+        theory = _theory()
 
         extra = {} if method is None else {"method": method}
         return np.asarray(
@@ -218,6 +225,11 @@ class TheorySpectra:
         Expectation over teachers and initial weights (:meth:`TheoryInputs.expected_spectrum`).
     draw : array (m',) or None
         Prediction for the simulated draw itself (None when only a config was given).
+
+    Examples
+    --------
+    >>> TheorySpectra(expected=np.array([2.0, 1.0])).draw is None
+    True
     """
 
     expected: np.ndarray

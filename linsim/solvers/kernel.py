@@ -77,6 +77,11 @@ def kernel_matrix(A, B, kind: str = "linear", bandwidth: float = 1.0) -> np.ndar
         ``kind(A, B) -> (p, q)`` supplies a user kernel.
     bandwidth : float
         RBF length scale (> 0); ignored by the other kernels.
+
+    Examples
+    --------
+    >>> kernel_matrix(np.array([[0.0], [1.0]]), np.array([[0.0]]), "rbf").round(6).ravel().tolist()
+    [1.0, 0.606531]
     """
     A = as_matrix("A", A)
     B = as_matrix("B", B)
@@ -130,6 +135,12 @@ class KernelDynamics:
     null_mask_ : bool array (n,)
     mu_max_ : float
         GD is stable iff ``lr < 2 / mu_max_``.
+
+    Examples
+    --------
+    >>> dyn = KernelDynamics(np.eye(2), np.zeros((2, 1)))   # linear kernel: K / n = I / 2
+    >>> dyn.eigenvalues_.tolist(), dyn.max_lr
+    ([0.5, 0.5], 4.0)
     """
 
     def __init__(self, X, Y, kind: str = "linear", bandwidth: float = 1.0, psd_tol: float = 1e-10):
@@ -226,6 +237,12 @@ def kernel_gd(X, Y, F0, lr, steps, *, kind="linear", bandwidth=1.0, inputs=None,
     Returns
     -------
     array (R, K, n or m, C)
+
+    Examples
+    --------
+    >>> X, Y = np.eye(2), np.array([[1.0], [2.0]])
+    >>> kernel_gd(X, Y, np.zeros((1, 2, 1)), lr=1.0, steps=[1])[0, 0, :, 0].tolist()   # F_1 = (K/n) Y
+    [0.5, 1.0]
     """
     dyn = KernelDynamics(X, Y, kind, bandwidth)
     if inputs is None:
@@ -236,7 +253,14 @@ def kernel_gd(X, Y, F0, lr, steps, *, kind="linear", bandwidth=1.0, inputs=None,
 
 
 def kernel_flow(X, Y, F0, times, *, kind="linear", bandwidth=1.0, inputs=None, f0_test=None) -> np.ndarray:
-    """Closed-form function-space gradient flow; arguments as :func:`kernel_gd` with ``times``."""
+    """Closed-form function-space gradient flow; arguments as :func:`kernel_gd` with ``times``.
+
+    Examples
+    --------
+    >>> X, Y = np.eye(2), np.array([[1.0], [2.0]])
+    >>> kernel_flow(X, Y, np.zeros((1, 2, 1)), [2 * np.log(2)])[0, 0, :, 0].round(12).tolist()
+    [0.5, 1.0]
+    """
     dyn = KernelDynamics(X, Y, kind, bandwidth)
     if inputs is None:
         return dyn.train_outputs(F0, times, None)

@@ -74,6 +74,12 @@ def mode_factors(
     -------
     a, phi : arrays (K, p)
         ``a = (1 - lr*lambda)^t`` or ``exp(-lambda t)``; ``phi = (1 - a) / lambda``.
+
+    Examples
+    --------
+    >>> a, phi = mode_factors(np.array([1.0, 0.5]), np.array([0, 2]), lr=0.5)
+    >>> a.tolist(), (phi + 0.0).round(12).tolist()
+    ([[1.0, 1.0], [0.25, 0.5625]], [[0.0, 0.0], [0.75, 0.875]])
     """
     lam = np.asarray(eigenvalues, dtype=np.float64)
     t = np.asarray(t, dtype=np.float64)[:, None]
@@ -126,6 +132,12 @@ class LinearDynamics:
         ``B V = Y^T X V / n`` in the eigenbasis (zero on the null space).
     lam_max_ : float
         Largest eigenvalue; GD is stable iff ``lr < 2 / lam_max_``.
+
+    Examples
+    --------
+    >>> dyn = LinearDynamics(np.array([[2.0, 0.0], [0.0, 1.0]]), np.zeros((2, 1)))
+    >>> dyn.eigenvalues_.tolist(), dyn.max_lr
+    ([2.0, 0.5], 1.0)
     """
 
     def __init__(self, X, Y):
@@ -223,6 +235,14 @@ def linear_predictor(X, Y, *, lr: float | None = None, allow_divergence: bool = 
         ``predict(t, W0, inputs=None) -> (R, K, m, C)`` outputs on ``inputs`` (default ``X``)
         of the runs started at ``W0`` (R, C, d) after each entry of ``t`` (K,).  The
         :class:`LinearDynamics` object is available as ``predict.dynamics``.
+
+    Examples
+    --------
+    >>> X, Y = np.eye(2), np.array([[1.0], [2.0]])   # Sigma = I/2, B = Y^T X / n = [[0.5, 1.0]]
+    >>> W0 = np.zeros((1, 1, 2))
+    >>> predict = linear_predictor(X, Y)            # gradient flow
+    >>> predict([0.0, 100.0], W0)[0, :, :, 0].round(12).tolist()
+    [[0.0, 0.0], [1.0, 2.0]]
     """
     dyn = LinearDynamics(X, Y)
     if lr is not None:
@@ -259,6 +279,13 @@ def linear_gd(X, Y, W0, lr, steps, *, allow_divergence=False, inputs=None) -> np
     -------
     array (R, K, m, C), float64
         ``inputs @ W_t^T`` for each run and step (``m = n`` by default).
+
+    Examples
+    --------
+    >>> X, Y = np.eye(2), np.array([[1.0], [2.0]])   # Sigma = I/2, B = Y^T X / n = [[0.5, 1.0]]
+    >>> W0 = np.zeros((1, 1, 2))
+    >>> linear_gd(X, Y, W0, lr=1.0, steps=[1])[0, 0, :, 0].tolist()   # W_1 = lr * B
+    [0.5, 1.0]
     """
     return linear_predictor(X, Y, lr=lr, allow_divergence=allow_divergence)(steps, W0, inputs)
 
@@ -269,6 +296,13 @@ def linear_flow(X, Y, W0, times, *, inputs=None) -> np.ndarray:
     Same arguments and return shape as :func:`linear_gd`, with ``times`` (K,) non-negative
     floats instead of ``lr`` and ``steps``.  Flow time ``t`` matches ``t / lr`` GD steps to
     first order in ``lr``.
+
+    Examples
+    --------
+    >>> X, Y = np.eye(2), np.array([[1.0], [2.0]])   # Sigma = I/2, B = Y^T X / n = [[0.5, 1.0]]
+    >>> W0 = np.zeros((1, 1, 2))
+    >>> linear_flow(X, Y, W0, [2 * np.log(2)])[0, 0, :, 0].round(12).tolist()   # 1 - e^{-t/2} = 1/2
+    [0.5, 1.0]
     """
     return linear_predictor(X, Y, lr=None)(times, W0, inputs)
 
@@ -277,6 +311,13 @@ def linear_gd_explicit(X, Y, W0, lr, steps, *, inputs=None) -> np.ndarray:
     """Reference implementation: step GD one iteration at a time (cost grows with T).
 
     Same arguments and return as :func:`linear_gd`; used by tests and the benchmark.
+
+    Examples
+    --------
+    >>> X, Y = np.eye(2), np.array([[1.0], [2.0]])   # Sigma = I/2, B = Y^T X / n = [[0.5, 1.0]]
+    >>> W0 = np.zeros((1, 1, 2))
+    >>> bool(np.allclose(linear_gd_explicit(X, Y, W0, 1.0, [3]), linear_gd(X, Y, W0, 1.0, [3])))
+    True
     """
     X, Y = check_xy(X, Y)
     n, d = X.shape

@@ -73,7 +73,14 @@ def _check_covariance(S: np.ndarray, name: str = "cov0", rtol: float = 1e-10) ->
 
 
 def sample_batches(n: int, batch_size: int, n_runs: int, rng: np.random.Generator) -> np.ndarray:
-    """One step's batches: (n_runs, b) indices, distinct within each row, uniform over subsets."""
+    """One step's batches: (n_runs, b) indices, distinct within each row, uniform over subsets.
+
+    Examples
+    --------
+    >>> b = sample_batches(5, 3, 2, np.random.default_rng(0))
+    >>> b.shape, all(len(set(row)) == 3 for row in b.tolist())
+    ((2, 3), True)
+    """
     keys = rng.random((n_runs, n))
     return np.argpartition(keys, batch_size - 1, axis=1)[:, :batch_size]
 
@@ -104,6 +111,14 @@ def sgd_simulate(X, Y, W0, lr, batch_size, steps, seed, *, inputs=None, allow_di
     -------
     outputs : array (R, K, m, C)
     weights : array (R, K, C, d), only if ``return_weights``
+
+    Examples
+    --------
+    >>> from linsim.solvers.linear import linear_gd
+    >>> X, Y, W0 = np.eye(2), np.array([[1.0], [2.0]]), np.zeros((1, 1, 2))
+    >>> full = sgd_simulate(X, Y, W0, lr=1.0, batch_size=2, steps=[1], seed=0)   # b = n: plain GD
+    >>> bool(np.allclose(full, linear_gd(X, Y, W0, 1.0, [1])))
+    True
     """
     X, Y = check_xy(X, Y)
     n, d = X.shape
@@ -157,6 +172,13 @@ def sgd_moments(X, Y, mean0, cov0, lr, batch_size, steps, *, allow_divergence=Fa
     mean : array (K, C, d)
     cov : array (K, C, d, C, d)
         The second moment is ``cov + mean (x) mean``.
+
+    Examples
+    --------
+    >>> X, Y = np.eye(2), np.array([[1.0], [2.0]])
+    >>> m, S = sgd_moments(X, Y, np.zeros((1, 2)), np.zeros((1, 2, 1, 2)), lr=1.0, batch_size=2, steps=[1])
+    >>> m[0].tolist(), float(np.abs(S).max())    # full batch: the GD mean, no spread
+    ([[0.5, 1.0]], 0.0)
     """
     X, Y = check_xy(X, Y)
     n, d = X.shape

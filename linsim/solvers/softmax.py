@@ -137,6 +137,13 @@ def softmax_flow(X, Q, W0, times, *, inputs=None, method="LSODA", rtol=1e-8, ato
     ------
     ODEFailureError
         When ``solve_ivp`` stops before the last requested time.
+
+    Examples
+    --------
+    >>> X, Q, W0 = np.ones((1, 1)), np.array([[1.0, 0.0]]), np.zeros((1, 2, 1))
+    >>> flow = softmax_flow(X, Q, W0, [1.0])
+    >>> bool(np.allclose(flow, softmax_gd(X, Q, W0, 1e-3, [1000]), atol=1e-3))   # GD with small lr
+    True
     """
     W = softmax_flow_weights(X, Q, W0, times, method=method, rtol=rtol, atol=atol,
                              max_group_state=max_group_state)
@@ -146,7 +153,13 @@ def softmax_flow(X, Q, W0, times, *, inputs=None, method="LSODA", rtol=1e-8, ato
 
 def softmax_flow_weights(X, Q, W0, times, *, method="LSODA", rtol=1e-8, atol=1e-10,
                          max_group_state=1000) -> np.ndarray:
-    """Weights ``W_t`` (R, K, C, d) of :func:`softmax_flow`."""
+    """Weights ``W_t`` (R, K, C, d) of :func:`softmax_flow`.
+
+    Examples
+    --------
+    >>> softmax_flow_weights(np.ones((3, 2)), np.full((3, 4), 0.25), np.zeros((5, 4, 2)), [0.0, 1.0]).shape
+    (5, 2, 4, 2)
+    """
     X, Q, W0 = _validate(X, Q, W0)
     times = check_times(times)
     R, C, d = W0.shape
@@ -196,6 +209,12 @@ def softmax_gd(X, Q, W0, lr, steps, *, inputs=None, allow_divergence=False) -> n
     Returns
     -------
     array (R, K, m, C)
+
+    Examples
+    --------
+    >>> X, Q = np.ones((1, 1)), np.array([[1.0, 0.0]])    # one sample, target class 0
+    >>> softmax_gd(X, Q, np.zeros((1, 2, 1)), lr=1.0, steps=[0, 1])[0, :, 0].tolist()
+    [[0.0, 0.0], [0.5, -0.5]]
     """
     X, Q, W0 = _validate(X, Q, W0)
     steps = check_steps(steps)

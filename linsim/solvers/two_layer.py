@@ -84,7 +84,14 @@ def _check_pair(W1, W2, d, C, batched=True):
 
 
 def two_layer_grads(sigma, B, W1, W2):
-    """Gradients ``(W2^T E, E W1^T)`` with ``E = W2 W1 Sigma - B``; batched (R, ., .)."""
+    """Gradients ``(W2^T E, E W1^T)`` with ``E = W2 W1 Sigma - B``; batched (R, ., .).
+
+    Examples
+    --------
+    >>> g1, g2 = two_layer_grads(np.eye(2), np.zeros((1, 2)), np.ones((1, 3, 2)), np.ones((1, 1, 3)))
+    >>> g1[0].tolist(), g2[0].tolist()   # E = W2 W1 Sigma - B = [[3, 3]]
+    ([[3.0, 3.0], [3.0, 3.0], [3.0, 3.0]], [[6.0, 6.0, 6.0]])
+    """
     E = W2 @ W1 @ sigma - B
     return W2.transpose(0, 2, 1) @ E, E @ W1.transpose(0, 2, 1)
 
@@ -95,6 +102,13 @@ def two_layer_flow_weights(X, Y, W1_0, W2_0, times, *, method="DOP853", rtol=1e-
     Integrated with ``scipy.integrate.solve_ivp`` (default ``DOP853``: the problem is not stiff
     for moderate weights; ``rtol=1e-9``, ``atol=1e-12`` on the weights).  Raises
     :class:`ODEFailureError` if the integrator stops early or produces non-finite values.
+
+    Examples
+    --------
+    >>> W1, W2 = two_layer_flow_weights(np.eye(2), np.eye(2), np.full((3, 4, 2), 0.1), np.full((3, 2, 4), 0.1),
+    ...                                 [0.0, 1.0])
+    >>> W1.shape, W2.shape
+    ((3, 2, 4, 2), (3, 2, 2, 4))
     """
     X, Y, sigma, B = _moments(X, Y)
     W1_0, W2_0 = _check_pair(W1_0, W2_0, X.shape[1], Y.shape[1])
@@ -130,6 +144,14 @@ def two_layer_flow(X, Y, W1_0, W2_0, times, *, inputs=None, method="DOP853", rto
         Non-negative flow times.
     inputs : array (m, d), optional
         Evaluation inputs (default ``X``).
+
+    Examples
+    --------
+    >>> X = np.diag([2.0, 1.0]); Y = X @ np.array([[1.0, 0.0]]).T
+    >>> W1, W2 = aligned_balanced_init(X, Y, hidden=2, u0=0.01)
+    >>> ode = two_layer_flow(X, Y, W1[None], W2[None], [0.5, 1.0])
+    >>> bool(np.allclose(ode, two_layer_closed_form(X, Y, W1[None], W2[None], [0.5, 1.0]), atol=1e-8))
+    True
     """
     W1, W2 = two_layer_flow_weights(X, Y, W1_0, W2_0, times, method=method, rtol=rtol, atol=atol)
     X = np.asarray(X, dtype=np.float64)
@@ -142,6 +164,14 @@ def two_layer_gd(X, Y, W1_0, W2_0, lr, steps, *, inputs=None) -> np.ndarray:
 
     ``lr > 0``; there is no closed-form stability limit (it depends on the weights): a run
     that overflows raises ``ValueError`` naming the step, so reduce ``lr``.
+
+    Examples
+    --------
+    >>> X = np.diag([2.0, 1.0]); Y = X @ np.array([[1.0, 0.0]]).T
+    >>> W1, W2 = aligned_balanced_init(X, Y, hidden=2, u0=0.01)
+    >>> gd = two_layer_gd(X, Y, W1[None], W2[None], lr=1e-3, steps=[1000])   # ~ flow to t = 1
+    >>> bool(np.allclose(gd, two_layer_closed_form(X, Y, W1[None], W2[None], [1.0]), atol=1e-2))
+    True
     """
     X, Y, sigma, B = _moments(X, Y)
     W1, W2 = _check_pair(W1_0, W2_0, X.shape[1], Y.shape[1])
@@ -185,6 +215,14 @@ def aligned_modes(X, Y, tol: float = 1e-8):
         If some right singular vector of ``B`` is not an eigenvector of ``Sigma`` (relative
         residual ``||Sigma v - lambda v|| > tol * lambda_max``): then no decoupled solution exists.
         Degenerate singular values of ``B`` can also trigger this (the SVD basis is arbitrary).
+
+    Examples
+    --------
+    >>> X = np.diag([2.0, 1.0])                 # Sigma = diag(2, 0.5)
+    >>> Y = X @ np.array([[1.0, 0.0]]).T        # teacher on the first eigenvector: B = [[2, 0]]
+    >>> U, s, V, lam = aligned_modes(X, Y)
+    >>> s.tolist(), lam.tolist()
+    ([2.0], [2.0])
     """
     X, Y, sigma, B = _moments(X, Y)
     U, s, Vt = np.linalg.svd(B, full_matrices=False)
@@ -217,6 +255,13 @@ def aligned_balanced_init(X, Y, hidden: int, u0, *, seed=None, tol: float = 1e-8
         Width ``h >= p`` (number of modes).
     u0 : float or array (p,)
         Initial mode strengths, ``>= 0``.
+
+    Examples
+    --------
+    >>> X = np.diag([2.0, 1.0]); Y = X @ np.array([[1.0, 0.0]]).T
+    >>> W1, W2 = aligned_balanced_init(X, Y, hidden=2, u0=0.01)
+    >>> (W2 @ W1).round(12).tolist(), bool(np.allclose(W1 @ W1.T, W2.T @ W2))
+    ([[0.01, 0.0]], True)
     """
     U, s, V, lam = aligned_modes(X, Y, tol)
     p = s.size
@@ -271,6 +316,14 @@ def two_layer_closed_form(X, Y, W1_0, W2_0, times, *, inputs=None, tol: float = 
     Each run's ``(W1_0, W2_0)`` must be balanced (``W1 W1^T = W2^T W2``) with a product
     ``W2 W1 = sum_a u0_a u_a v_a^T`` on the aligned modes of the data (see
     :func:`aligned_balanced_init`); otherwise a ``ValueError`` says which condition failed.
+
+    Examples
+    --------
+    >>> X = np.diag([2.0, 1.0]); Y = X @ np.array([[1.0, 0.0]]).T
+    >>> W1, W2 = aligned_balanced_init(X, Y, hidden=2, u0=0.01)
+    >>> out = two_layer_closed_form(X, Y, W1[None], W2[None], [0.0, 50.0])
+    >>> out[0, :, :, 0].round(8).tolist()     # u -> s / lambda = 1: the teacher's outputs
+    [[0.02, 0.0], [2.0, 0.0]]
     """
     X, Y, sigma, B = _moments(X, Y)
     W1_0, W2_0 = _check_pair(W1_0, W2_0, X.shape[1], Y.shape[1])
