@@ -134,10 +134,6 @@ class RunResult:
     arrays: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
-def _unit_limit(value: float) -> Callable[["EnsembleConfig"], float]:
-    return lambda config: value
-
-
 @dataclass(frozen=True)
 class Runner:
     """A registry entry: how to train one (model, optimizer) pair, and what is known about it.

@@ -158,3 +158,15 @@ def test_bad_times_and_lr():
         linear_gd(X, Y, W0, -0.1, [1])
     with pytest.raises(ValueError, match="d=5 columns"):
         linear_gd(X, Y, W0, 0.1, [1], inputs=np.zeros((3, 4)))
+
+
+def test_least_squares_weights_are_the_minimum_norm_solution_and_the_flow_limit():
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((5, 8))  # n < d: Sigma is singular, the solution is not unique
+    Y = rng.standard_normal((5, 3))
+    dyn = LinearDynamics(X, Y)
+    W = dyn.least_squares_weights()
+    np.testing.assert_allclose(W.T, np.linalg.lstsq(X, Y, rcond=None)[0], atol=1e-10)
+    # gradient flow from zero converges to it (the null-space part of W0 = 0 stays 0)
+    far = dyn.weights(np.zeros((1, 3, 8)), [1e6])[0, 0]
+    np.testing.assert_allclose(far, W, atol=1e-8)
