@@ -251,6 +251,8 @@ def load_digits(n_classes: int = 10, scale: bool = True) -> tuple[np.ndarray, np
     from sklearn.datasets import load_digits as _sk_load_digits
 
     n_classes = _positive_int("n_classes", n_classes, minimum=2)
+    if not isinstance(scale, (bool, np.bool_)):
+        raise TypeError(f"scale must be True or False; got {scale!r}")
     if n_classes > 10:
         raise ValueError(f"n_classes must be <= 10; got {n_classes}")
     bunch = _sk_load_digits(n_class=n_classes)

@@ -231,6 +231,8 @@ def distance_matrix(*trajectories: Trajectory, others: Sequence[Trajectory] | No
     """
     trajectories = tuple(trajectories)
     others_t = None if others is None else tuple(others)
+    if others_t is not None and not others_t:
+        raise ValueError("others must hold at least one trajectory (or be None for self-distances)")
     entry = _check_compatible(trajectories + (others_t or ()))
     return entry.distance(trajectories, others_t, device=device)
 

@@ -40,6 +40,14 @@ def _theory():
     return import_theory()
 
 
+def _integer(name: str, value, minimum: int) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"TheoryInputs.{name} must be an integer; got {value!r}")
+    if value < minimum:
+        raise ValueError(f"TheoryInputs.{name} must be >= {minimum}; got {value}")
+    return int(value)
+
+
 def _frozen(a, dtype=np.float64) -> np.ndarray:
     arr = np.array(a, dtype=dtype, copy=True)
     arr.setflags(write=False)
@@ -112,7 +120,16 @@ class TheoryInputs:
             raise ValueError(f"TheoryInputs.eigenvalues must be a non-empty 1-D array; got shape {lam.shape}")
         if not np.all(np.isfinite(lam)) or np.any(lam < 0):
             raise ValueError("TheoryInputs.eigenvalues must be finite and >= 0")
-        d, C, R = lam.size, int(self.n_classes), int(self.n_runs)
+        d = lam.size
+        C = _integer("n_classes", self.n_classes, 2)
+        R = _integer("n_runs", self.n_runs, 1)
+        for name in ("teacher_scale", "init_scale", "lr"):
+            value = getattr(self, name)
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+                raise TypeError(f"TheoryInputs.{name} must be a real number; got {value!r}")
+            if not np.isfinite(value) or value < 0 or (name == "lr" and value == 0):
+                rule = "> 0" if name == "lr" else ">= 0"
+                raise ValueError(f"TheoryInputs.{name} must be finite and {rule}; got {value}")
         object.__setattr__(self, "eigenvalues", lam)
         if self.teacher is not None:
             teacher = _frozen(self.teacher)

@@ -80,6 +80,11 @@ def test_digits_and_one_hot():
         (lambda: linear_teacher(2, 3, -1.0, 0), "scale"),
         (lambda: one_hot(np.array([3]), 3), r"\[0, 3\)"),
         (lambda: load_digits(11), "n_classes"),
+        (lambda: load_digits(3, scale="no"), "scale must be True or False"),
+        (lambda: make_inputs(np.array([1.0, 0.5]) + 1j, 5, "exact", 0), "complex"),
+        (lambda: spectrum(3, "geometric", np.complex128(0.5)), "slope is complex"),
+        (lambda: linear_teacher(2, 3, True, 0), "boolean"),
+        (lambda: make_inputs([1.0], 5, "exact", np.random.default_rng(0)), "not a Generator"),
     ],
 )
 def test_bad_inputs(call, match):

@@ -119,6 +119,8 @@ def test_gaussian_noise_scales_must_agree_and_inputs_must_match():
         distance_matrix(_traj(rng, inputs=x1), _traj(rng, inputs=x2))
     with pytest.raises(ValueError, match="at least one"):
         distance_matrix()
+    with pytest.raises(ValueError, match="others must hold at least one trajectory"):
+        distance_matrix(a, others=[])
 
 
 def test_embed_points_projection_and_repr():

@@ -133,7 +133,19 @@ def test_theory_inputs_validates_its_fields():
     TheoryInputs(**base)
     for change, match in [({"dynamics": "sgd"}, "dynamics"), ({"loss": "hinge"}, "loss"),
                           ({"eigenvalues": [1.0, -0.5]}, "eigenvalues"), ({"init": np.zeros((2, 2, 2))}, "init"),
-                          ({"teacher": np.zeros((3, 2))}, "teacher"), ({"times": [0.0]}, "same length")]:
-        with pytest.raises(ValueError, match=match):
+                          ({"teacher": np.zeros((3, 2))}, "teacher"), ({"times": [0.0]}, "same length"),
+                          ({"n_classes": 2.7}, "n_classes must be an integer"), ({"n_runs": 0}, "n_runs must be >= 1"),
+                          ({"lr": 0.0}, "lr must be finite and > 0"), ({"init_scale": -1.0}, "init_scale"),
+                          ({"teacher_scale": np.nan}, "teacher_scale"), ({"lr": "1"}, "lr must be a real number")]:
+        with pytest.raises((ValueError, TypeError), match=match):
             TheoryInputs(**{**base, **change})
     assert "linear/gd" in repr(TheoryInputs(**base))
+
+
+def test_a_saved_and_reloaded_trajectory_gives_the_same_inputs(tmp_path):
+    traj = simulate(replace(SMALL_LOGITS, n_runs=2))
+    back = Trajectory.load(traj.save(tmp_path / "traj.nc"))
+    a, b = theory_inputs(traj), theory_inputs(back)
+    for name in ("eigenvalues", "teacher", "init", "steps", "times"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    assert (a.lr, a.dynamics, a.loss, a.n_classes) == (b.lr, b.dynamics, b.loss, b.n_classes)

@@ -131,7 +131,15 @@ def check_steps(steps, name: str = "steps") -> np.ndarray:
 
 
 def check_times(times) -> np.ndarray:
-    """A 1-D array of finite non-negative flow times."""
+    """A 1-D float64 array of finite non-negative flow times (booleans and complex refused).
+
+    Examples
+    --------
+    >>> check_times([0, 0.5]).tolist()
+    [0.0, 0.5]
+    """
+    if np.asarray(times).dtype.kind == "b":
+        raise TypeError("times must be numbers, not booleans")
     arr = as_matrix("times", times, ndim=1)
     if arr.size == 0:
         raise ValueError("times must list at least one time")
@@ -144,8 +152,20 @@ def check_lr(lr, lam_max: float, *, allow_divergence: bool = False, what: str = 
     """Validate a GD learning rate against the stability limit ``2 / lam_max``.
 
     GD on a quadratic with curvature ``lam_max`` contracts iff ``0 < lr < 2 / lam_max``;
-    ``lr == 2 / lam_max`` oscillates forever, so it is refused too.
+    ``lr == 2 / lam_max`` oscillates forever, so it is refused too.  ``lr`` must be a real
+    number (a numeric string, a boolean or a complex number is refused, not converted).
+
+    Examples
+    --------
+    >>> check_lr(0.5, 2.0)
+    0.5
+    >>> check_lr(1.0, 2.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: learning rate lr=1 is at or beyond the GD stability limit 2/lambda_max(Sigma) = 2/2 = 1; GD would not converge. Use a smaller lr or pass allow_divergence=True.
     """
+    if isinstance(lr, (str, bytes, bool, np.bool_)) or np.iscomplexobj(lr):
+        raise TypeError(f"lr must be a positive real number; got {lr!r}")
     try:
         lr = float(lr)
     except (TypeError, ValueError) as exc:

@@ -128,7 +128,9 @@ def sgd_simulate(X, Y, W0, lr, batch_size, steps, seed, *, inputs=None, allow_di
     lam_max = float(np.linalg.eigvalsh(X.T @ X / n)[-1])
     lr = check_lr(lr, lam_max, allow_divergence=allow_divergence)
     if seed is None:
-        raise ValueError("seed is required for SGD batch sampling")
+        raise ValueError("seed is required for SGD batch sampling (int or SeedSequence)")
+    if isinstance(seed, np.random.Generator):
+        raise TypeError("pass an int or numpy.random.SeedSequence as seed, not a Generator")
     rng = np.random.default_rng(seed)
     Z = X if inputs is None else check_inputs(inputs, d)
     R = W.shape[0]

@@ -129,3 +129,24 @@ def test_nonlinear_kernel_ensemble_is_deterministic_and_stores_its_initial_funct
     np.testing.assert_allclose(a.outputs[:, 0], F[:, :10], rtol=0, atol=1e-14)
     np.testing.assert_allclose(simulate(cfg, "test").outputs[:, 0], F[:, 10:], rtol=0, atol=1e-14)
     assert not np.array_equal(simulate(replace(cfg, seed=1)).outputs, a.outputs)
+
+
+@pytest.mark.parametrize("lr, exc", [("0.1", TypeError), (True, TypeError), (0.1 + 0j, TypeError),
+                                     (np.nan, ValueError), (0.0, ValueError), (-1.0, ValueError)])
+def test_learning_rate_must_be_a_positive_real_number(lr, exc):
+    X, Y, W0 = _data()
+    with pytest.raises(exc, match="lr"):
+        linear_gd(X, Y, W0, lr, [1])
+
+
+def test_flow_times_and_sgd_seeds_are_not_coerced():
+    from linsim.solvers import linear_flow
+    from linsim.solvers.sgd import sgd_simulate
+
+    X, Y, W0 = _data()
+    with pytest.raises(TypeError, match="booleans"):
+        linear_flow(X, Y, W0, [True, False])
+    with pytest.raises(TypeError, match="not a Generator"):
+        sgd_simulate(X, Y, W0, 0.05, 2, [1], np.random.default_rng(0))
+    with pytest.raises(ValueError, match="seed is required"):
+        sgd_simulate(X, Y, W0, 0.05, 2, [1], None)
