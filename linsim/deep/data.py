@@ -67,7 +67,16 @@ _DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
 class DatasetFileError(ValueError):
-    """A data file is missing or not in the expected on-disk format (the message says which)."""
+    """A data file is missing or not in the expected on-disk format (the message says which).
+
+    Examples
+    --------
+    >>> try:
+    ...     load_dataset("mnist", root="/nonexistent-folder")
+    ... except DatasetFileError as err:
+    ...     print(str(err)[:53])
+    data folder '/nonexistent-folder' for dataset 'mnist'
+    """
 
 
 # --------------------------------------------------------------------------------------
@@ -167,6 +176,12 @@ class RawSplits:
     X_train, X_test : ndarray (n, *input_shape) float64
     y_train, y_test : ndarray (n,) int64 in ``[0, n_classes)``
     n_classes : int
+
+    Examples
+    --------
+    >>> raw = RawSplits(np.zeros((3, 2)), np.array([0, 1, 1]), np.zeros((1, 2)), np.array([1]), 2)
+    >>> raw.X_train.shape, raw.n_classes
+    ((3, 2), 2)
     """
 
     X_train: np.ndarray
@@ -283,6 +298,12 @@ class DatasetEntry:
     signature : callable, optional
         ``signature(**options) -> (input_shape, n_classes)`` without loading anything, so
         a configuration can be checked against an architecture before any work.
+
+    Examples
+    --------
+    >>> entry = DATASETS["synthetic"]
+    >>> entry.normalize, entry.options["d"], entry.needs_root
+    ('none', 200, False)
     """
 
     name: str

@@ -57,6 +57,11 @@ class InitScheme:
         ``weight_std(fan_in, scale) -> σ`` for the weights of Linear/Conv layers (biases
         are set to 0); None means "the framework default times scale" for them too.
     description : str
+
+    Examples
+    --------
+    >>> INITS["normal"].weight_std(100, 1.0), INITS["default"].weight_std is None
+    (0.1, True)
     """
 
     name: str

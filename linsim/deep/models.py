@@ -56,7 +56,14 @@ from torch import nn
 __all__ = [
     "ACTIVATIONS",
     "ARCHITECTURES",
+    "AllConvNet",
     "ArchitectureEntry",
+    "ConvMixer",
+    "DeepLinear",
+    "LinearModel",
+    "MLP",
+    "ViT",
+    "WideResNet",
     "build_model",
     "count_parameters",
     "register_architecture",
@@ -101,6 +108,12 @@ class ArchitectureEntry:
         Whether ``width`` / ``activation`` change the model (``linear`` ignores both, and
         ``deep_linear`` ignores ``activation``), so a grid can skip duplicates.
     description : str
+
+    Examples
+    --------
+    >>> entry = ARCHITECTURES["wide_resnet"]
+    >>> entry.family, entry.input_ranks, entry.default_depth, entry.batch_norm
+    ('conv', (2, 3), 10, True)
     """
 
     name: str
@@ -163,7 +176,21 @@ def _spatial(input_shape) -> tuple[int, ...]:
 # linear families
 # --------------------------------------------------------------------------------------
 class LinearModel(nn.Module):
-    """``f(x) = W flatten(x)`` with one weight ``linear.weight`` of shape ``(C, d)``, no bias."""
+    """``f(x) = W flatten(x)`` with one weight ``linear.weight`` of shape ``(C, d)``, no bias.
+
+    Parameters
+    ----------
+    d : int
+        Flattened input size.
+    n_classes : int
+        Outputs ``C``.
+
+    Examples
+    --------
+    >>> net = LinearModel(4, 2)
+    >>> torch.equal(net(torch.eye(4)), net.linear.weight.T)
+    True
+    """
 
     def __init__(self, d: int, n_classes: int):
         super().__init__()
@@ -174,7 +201,22 @@ class LinearModel(nn.Module):
 
 
 class DeepLinear(nn.Module):
-    """``f(x) = W_L ... W_1 flatten(x)``; weights ``layers.i.weight``, ``i = 0 .. L-1``."""
+    """``f(x) = W_L ... W_1 flatten(x)``; weights ``layers.i.weight``, ``i = 0 .. L-1``.
+
+    Parameters
+    ----------
+    d, n_classes : int
+        Flattened input size and outputs.
+    hidden : int
+        Size of the ``depth - 1`` hidden layers.
+    depth : int
+        Number of matrices ``L`` (1 is the linear model).
+
+    Examples
+    --------
+    >>> [tuple(w.shape) for w in DeepLinear(5, 2, hidden=3, depth=3).parameters()]
+    [(3, 5), (3, 3), (2, 3)]
+    """
 
     def __init__(self, d: int, n_classes: int, hidden: int, depth: int):
         super().__init__()
@@ -197,7 +239,24 @@ def _build_deep_linear(input_shape, n_classes, *, width, depth, activation, batc
 
 
 class MLP(nn.Module):
-    """Fully connected net: ``depth`` blocks Linear -> [BatchNorm1d] -> activation, then Linear."""
+    """Fully connected net: ``depth`` blocks Linear -> [BatchNorm1d] -> activation, then Linear.
+
+    Parameters
+    ----------
+    d, n_classes : int
+        Flattened input size and outputs.
+    hidden, depth : int
+        Units per hidden layer and number of hidden layers.
+    activation : callable
+        Module factory (a value of :data:`ACTIVATIONS`).
+    batch_norm : bool
+        BatchNorm1d after each hidden Linear (which then has no bias).
+
+    Examples
+    --------
+    >>> MLP(40, 10, hidden=8, depth=1, activation=nn.Tanh, batch_norm=False)(torch.zeros(2, 1, 40)).shape
+    torch.Size([2, 10])
+    """
 
     def __init__(self, d, n_classes, hidden, depth, activation, batch_norm):
         super().__init__()
@@ -231,7 +290,27 @@ class _GlobalAvgPool(nn.Module):
 
 class AllConvNet(nn.Module):
     """All-convolutional net: conv blocks (stride 2 after the first while the size allows),
-    a 1x1 convolution to ``n_classes`` channels and a global average pool."""
+    a 1x1 convolution to ``n_classes`` channels and a global average pool.
+
+    Parameters
+    ----------
+    input_shape : tuple
+        ``(C, L)`` or ``(C, H, W)``.
+    n_classes : int
+    channels : sequence of int
+        Output channels of each conv block.
+    kernel_size : int
+        Odd kernel size (padding keeps the size at stride 1).
+    activation : callable
+        Module factory.
+    batch_norm : bool
+        BatchNorm after each conv (which then has no bias).
+
+    Examples
+    --------
+    >>> AllConvNet((1, 40), 10, [4, 8], 3, nn.ReLU, False)(torch.zeros(2, 1, 40)).shape
+    torch.Size([2, 10])
+    """
 
     def __init__(self, input_shape, n_classes, channels, kernel_size, activation, batch_norm):
         super().__init__()
@@ -294,7 +373,29 @@ class _WideBlock(nn.Module):
 
 class WideResNet(nn.Module):
     """WRN-depth-k: a 3x3 stem, three groups of ``(depth - 4) / 6`` blocks with strides 1, 2, 2
-    (no stride once the size is below 4), final norm-act, global average pool, Linear."""
+    (no stride once the size is below 4), final norm-act, global average pool, Linear.
+
+    Parameters
+    ----------
+    input_shape : tuple
+        ``(C, L)`` or ``(C, H, W)``.
+    n_classes : int
+    stem : int
+        Channels of the stem convolution.
+    widths : sequence of 3 int
+        Channels of the three groups.
+    n_blocks : int
+        Blocks per group.
+    activation : callable
+        Module factory.
+    batch_norm : bool
+        BatchNorm without affine parameters before each activation (else identity).
+
+    Examples
+    --------
+    >>> WideResNet((3, 8, 8), 10, 4, [4, 8, 16], 1, nn.ReLU, True)(torch.zeros(2, 3, 8, 8)).shape
+    torch.Size([2, 10])
+    """
 
     def __init__(self, input_shape, n_classes, stem, widths, n_blocks, activation, batch_norm):
         super().__init__()
@@ -338,7 +439,28 @@ class _Residual(nn.Module):
 
 class ConvMixer(nn.Module):
     """ConvMixer: patch conv -> act -> norm, ``depth`` x [residual(depthwise conv -> act ->
-    norm) -> 1x1 conv -> act -> norm], global average pool, Linear."""
+    norm) -> 1x1 conv -> act -> norm], global average pool, Linear.
+
+    Parameters
+    ----------
+    input_shape : tuple
+        ``(C, L)`` or ``(C, H, W)``; the spatial sizes must be multiples of ``patch_size``.
+    n_classes, dim, depth : int
+        Outputs, channels, number of mixer blocks.
+    kernel_size : int
+        Odd depthwise kernel size.
+    patch_size : int
+        Patch (stride) of the embedding convolution.
+    activation : callable
+        Module factory.
+    batch_norm : bool
+        BatchNorm after each activation (else identity).
+
+    Examples
+    --------
+    >>> ConvMixer((1, 40), 10, 8, 1, 5, 2, nn.GELU, True)(torch.zeros(2, 1, 40)).shape
+    torch.Size([2, 10])
+    """
 
     def __init__(self, input_shape, n_classes, dim, depth, kernel_size, patch_size, activation, batch_norm):
         super().__init__()
@@ -428,7 +550,25 @@ class _TransformerBlock(nn.Module):
 
 class ViT(nn.Module):
     """Small vision transformer: non-overlapping patches (a strided conv), learned positions,
-    ``depth`` pre-norm blocks, final LayerNorm, mean over tokens, Linear."""
+    ``depth`` pre-norm blocks, final LayerNorm, mean over tokens, Linear.
+
+    Parameters
+    ----------
+    input_shape : tuple
+        ``(C, L)`` or ``(C, H, W)``; spatial sizes multiples of ``patch_size``.
+    n_classes, dim, depth, heads : int
+        Outputs, token dimension (a multiple of ``heads``), blocks, attention heads.
+    mlp_ratio : int
+        Hidden size of each block's MLP, in units of ``dim``.
+    patch_size : int
+    activation : callable
+        Module factory for the block MLPs.
+
+    Examples
+    --------
+    >>> ViT((1, 40), 10, 8, 1, 2, 2, 4, nn.GELU)(torch.zeros(2, 1, 40)).shape
+    torch.Size([2, 10])
+    """
 
     def __init__(self, input_shape, n_classes, dim, depth, heads, mlp_ratio, patch_size, activation):
         super().__init__()
