@@ -485,3 +485,45 @@ def test_signature_without_loading_matches_the_loaded_data(fake_cifar, fake_mnis
         D.dataset_signature("imagenet")
     with pytest.raises(TypeError, match="valid options"):
         D.dataset_signature("digits", d=3)
+
+
+# ---------------------------------------------------------------------------------------
+# one contract for every registered data set (geomstats style)
+# ---------------------------------------------------------------------------------------
+@pytest.fixture
+def dataset_kwargs(fake_cifar, fake_mnist, monkeypatch):
+    """Small, fast load arguments for each registered name (local-folder sets use fakes)."""
+    _no_network(monkeypatch)
+    return {
+        "mnist1d": {"num_samples": 100},
+        "digits": {},
+        "synthetic": {"d": 9, "n_train": 30, "n_test": 10},
+        "cifar10": {"root": fake_cifar[0]},
+        "mnist": {"root": fake_mnist[0]},
+    }
+
+
+@pytest.mark.parametrize("name", sorted(DATASETS))
+def test_dataset_contract(name, dataset_kwargs):
+    kwargs = dataset_kwargs[name]
+    ds = load_dataset(name, eval_stride=2, **kwargs)
+    entry = DATASETS[name]
+    assert isinstance(ds, DeepDataset) and ds.name == name
+    assert ds.X_train.dtype == np.float32 and ds.X_test.dtype == np.float32
+    assert ds.X_train.shape[1:] == ds.input_shape == ds.X_test.shape[1:]
+    assert ds.y_train.dtype == np.int64 and 0 <= ds.y_train.min() and ds.y_train.max() < ds.n_classes
+    assert ds.y_test.min() >= 0 and ds.y_test.max() < ds.n_classes
+    np.testing.assert_array_equal(ds.eval_index, np.arange(0, ds.n_train, 2))
+    assert np.isfinite(ds.X_train).all() and np.isfinite(ds.X_test).all()
+    assert ds.normalization.kind == entry.normalize == ds.params["normalize"]
+    if entry.normalize == "channel":
+        axes = (0,) + tuple(range(2, ds.X_train.ndim))
+        np.testing.assert_allclose(ds.X_train.astype(np.float64).mean(axis=axes), 0, atol=1e-5)
+        np.testing.assert_allclose(ds.X_train.astype(np.float64).std(axis=axes), 1, atol=1e-5)
+    # same arguments, same numbers; float64 on request is the same data unrounded
+    again = load_dataset(name, eval_stride=2, dtype="float64", **kwargs)
+    np.testing.assert_array_equal(again.X_train.astype(np.float32), ds.X_train)
+    np.testing.assert_array_equal(again.y_test, ds.y_test)
+    assert D.dataset_signature(name, **{k: v for k, v in kwargs.items() if k in entry.options}) == (
+        ds.input_shape, ds.n_classes)
+    assert set(entry.options) <= set(ds.params)
