@@ -13,8 +13,49 @@ from __future__ import annotations
 
 import numpy as np
 
-SPECTRUM_KINDS = ("geometric", "power")
-INPUT_MODES = ("exact", "sampled")
+
+
+def _geometric(k: np.ndarray, slope: float, lambda_1: float) -> np.ndarray:
+    return lambda_1 * np.exp(-slope * (k - 1))
+
+
+def _power(k: np.ndarray, slope: float, lambda_1: float) -> np.ndarray:
+    return lambda_1 * k ** (-slope)
+
+
+#: Spectrum registry: kind -> ``f(k, slope, lambda_1)`` on mode numbers ``k = 1..d`` (float64),
+#: returning non-negative descending eigenvalues with ``f(1) = lambda_1``.
+SPECTRUM_KINDS = {"geometric": _geometric, "power": _power}
+
+
+def _exact_rows(lam, root, V, n, rng):
+    d = lam.size
+    if n < d and np.count_nonzero(lam) > n:
+        raise ValueError(
+            f"mode='exact' needs n >= number of non-zero eigenvalues: n={n}, "
+            f"{np.count_nonzero(lam)} non-zero eigenvalues (d={d}); use mode='sampled' or more samples"
+        )
+    k = min(n, d)
+    order = np.argsort(lam)[::-1][:k]
+    q, r = np.linalg.qr(rng.standard_normal((n, k)))
+    q = q * np.sign(np.where(np.diag(r) == 0, 1.0, np.diag(r)))
+    return np.sqrt(n) * (q * root[order]) @ V[:, order].T
+
+
+def _sampled_rows(lam, root, V, n, rng):
+    return (rng.standard_normal((n, lam.size)) * root) @ V.T
+
+
+#: Input-mode registry: mode -> ``rows(eigenvalues, sqrt(eigenvalues), V, n, rng) -> X (n, d)``.
+INPUT_MODES = {"exact": _exact_rows, "sampled": _sampled_rows}
+
+
+def _children(seed, k: int) -> list[np.random.SeedSequence]:
+    """``k`` child streams of ``seed`` without mutating it (``SeedSequence.spawn`` counts its
+    calls, so spawning from a caller's object twice would give different numbers)."""
+    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(_check_seed(seed))
+    return [np.random.SeedSequence(ss.entropy, spawn_key=tuple(ss.spawn_key) + (i,), pool_size=ss.pool_size)
+            for i in range(k)]
 
 
 def _rng(seed) -> np.random.Generator:
@@ -66,7 +107,7 @@ def spectrum(d: int, kind: str = "geometric", slope: float = 0.5, lambda_1: floa
     """
     d = _positive_int("d", d)
     if kind not in SPECTRUM_KINDS:
-        raise ValueError(f"kind must be one of {SPECTRUM_KINDS}; got {kind!r}")
+        raise ValueError(f"kind must be one of {tuple(SPECTRUM_KINDS)}; got {kind!r}")
     slope = _real("slope", slope)
     lambda_1 = _real("lambda_1", lambda_1)
     if not np.isfinite(slope) or slope < 0:
@@ -74,9 +115,7 @@ def spectrum(d: int, kind: str = "geometric", slope: float = 0.5, lambda_1: floa
     if not np.isfinite(lambda_1) or lambda_1 <= 0:
         raise ValueError(f"lambda_1 must be a finite number > 0; got {lambda_1}")
     k = np.arange(1, d + 1, dtype=np.float64)
-    if kind == "geometric":
-        return lambda_1 * np.exp(-slope * (k - 1))
-    return lambda_1 * k ** (-slope)
+    return SPECTRUM_KINDS[kind](k, slope, lambda_1)
 
 
 def random_orthogonal(d: int, seed) -> np.ndarray:
@@ -146,26 +185,12 @@ def make_inputs(
     n = _positive_int("n", n)
     n_test = _positive_int("n_test", n_test, minimum=0)
     if mode not in INPUT_MODES:
-        raise ValueError(f"mode must be one of {INPUT_MODES}; got {mode!r}")
+        raise ValueError(f"mode must be one of {tuple(INPUT_MODES)}; got {mode!r}")
     d = lam.size
-    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(_check_seed(seed))
-    s_basis, s_train, s_test = ss.spawn(3)
+    s_basis, s_train, s_test = _children(seed, 3)
     V = random_orthogonal(d, s_basis)
     root = np.sqrt(lam)
-    rng = np.random.default_rng(s_train)
-    if mode == "exact":
-        if n < d and np.count_nonzero(lam) > n:
-            raise ValueError(
-                f"mode='exact' needs n >= number of non-zero eigenvalues: n={n}, "
-                f"{np.count_nonzero(lam)} non-zero eigenvalues (d={d}); use mode='sampled' or more samples"
-            )
-        k = min(n, d)
-        order = np.argsort(lam)[::-1][:k]
-        q, r = np.linalg.qr(rng.standard_normal((n, k)))
-        q = q * np.sign(np.where(np.diag(r) == 0, 1.0, np.diag(r)))
-        X = np.sqrt(n) * (q * root[order]) @ V[:, order].T
-    else:
-        X = (rng.standard_normal((n, d)) * root) @ V.T
+    X = INPUT_MODES[mode](lam, root, V, n, np.random.default_rng(s_train))
     X_test = (np.random.default_rng(s_test).standard_normal((n_test, d)) * root) @ V.T
     return X, X_test
 
@@ -203,8 +228,7 @@ def linear_teacher(C: int, d: int, scale: float = 1.0, seed=0) -> np.ndarray:
     scale = _real("scale", scale)
     if not np.isfinite(scale) or scale < 0:
         raise ValueError(f"teacher scale must be a finite number >= 0; got {scale}")
-    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(_check_seed(seed))
-    return scale * np.random.default_rng(ss).standard_normal((C, d))
+    return scale * _rng(seed).standard_normal((C, d))
 
 
 def one_hot(labels, C: int) -> np.ndarray:

@@ -118,8 +118,8 @@ class EnsembleConfig:
         """Raise ``ValueError``/``TypeError`` naming the first out-of-domain field."""
         def choice(name, options):
             value = getattr(self, name)
-            if value not in options:
-                raise ValueError(f"EnsembleConfig.{name} must be one of {options}; got {value!r}")
+            if not isinstance(value, str) or value not in options:
+                raise ValueError(f"EnsembleConfig.{name} must be one of {tuple(options)}; got {value!r}")
 
         def integer(name, minimum):
             value = getattr(self, name)

@@ -90,3 +90,27 @@ def test_digits_and_one_hot():
 def test_bad_inputs(call, match):
     with pytest.raises((ValueError, TypeError), match=match):
         call()
+
+
+def test_a_seed_sequence_object_gives_the_same_numbers_every_time():
+    ss = np.random.SeedSequence(42)
+    a = make_inputs(spectrum(4), 6, "sampled", ss, n_test=2)
+    b = make_inputs(spectrum(4), 6, "sampled", ss, n_test=2)  # SeedSequence.spawn would advance here
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    np.testing.assert_array_equal(linear_teacher(2, 3, 1.0, ss), linear_teacher(2, 3, 1.0, ss))
+    # and the int seed with the same entropy gives the same numbers as the SeedSequence
+    np.testing.assert_array_equal(make_inputs(spectrum(4), 6, "sampled", 42)[0], a[0])
+
+
+def test_spectrum_and_input_mode_registries():
+    from linsim import data
+
+    assert set(data.SPECTRUM_KINDS) == {"geometric", "power"} and set(data.INPUT_MODES) == {"exact", "sampled"}
+    data.SPECTRUM_KINDS["flat"] = lambda k, slope, lam1: np.full(k.size, lam1)
+    try:
+        np.testing.assert_array_equal(spectrum(3, "flat", 0.0, 2.0), [2.0, 2.0, 2.0])
+    finally:
+        del data.SPECTRUM_KINDS["flat"]
+    with pytest.raises(ValueError, match=r"kind must be one of \('geometric', 'power'\)"):
+        spectrum(3, "flat")

@@ -38,6 +38,8 @@ Kernels
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from linsim.solvers._checks import (
@@ -49,9 +51,6 @@ from linsim.solvers._checks import (
     check_xy,
 )
 from linsim.solvers.linear import mode_factors
-
-KERNELS = ("linear", "rbf", "arccos", "ntk")
-
 
 def _angle_terms(A: np.ndarray, B: np.ndarray):
     na = np.linalg.norm(A, axis=1)
@@ -65,6 +64,61 @@ def _angle_terms(A: np.ndarray, B: np.ndarray):
     return dots, norms, cos, theta
 
 
+def _linear_kernel(A, B, bandwidth):
+    return A @ B.T
+
+
+def _rbf_kernel(A, B, bandwidth):
+    bandwidth = float(bandwidth)
+    if not np.isfinite(bandwidth) or bandwidth <= 0:
+        raise ValueError(f"RBF bandwidth must be a positive finite number; got {bandwidth}")
+    sq = (A**2).sum(1)[:, None] + (B**2).sum(1)[None, :] - 2 * A @ B.T
+    return np.exp(-np.maximum(sq, 0.0) / (2 * bandwidth**2))
+
+
+def _arccos_kernel(A, B, bandwidth):
+    _, norms, cos, theta = _angle_terms(A, B)
+    return norms * (np.sin(theta) + (np.pi - theta) * cos) / (2 * np.pi)
+
+
+def _ntk_kernel(A, B, bandwidth):
+    dots, _, _, theta = _angle_terms(A, B)
+    return _arccos_kernel(A, B, bandwidth) + dots * (np.pi - theta) / (2 * np.pi)
+
+
+#: The kernel registry: name -> ``kernel(A (p, d), B (q, d), bandwidth) -> (p, q)``.
+#: Extend it with :func:`register_kernel`; ``EnsembleConfig.kernel`` and the CLI read it.
+KERNELS: dict[str, Callable[[np.ndarray, np.ndarray, float], np.ndarray]] = {
+    "linear": _linear_kernel,
+    "rbf": _rbf_kernel,
+    "arccos": _arccos_kernel,
+    "ntk": _ntk_kernel,
+}
+
+
+def register_kernel(name: str, kernel: Callable[[np.ndarray, np.ndarray, float], np.ndarray], *,
+                    replace: bool = False) -> None:
+    """Add a named kernel ``kernel(A, B, bandwidth) -> (len(A), len(B))`` to :data:`KERNELS`.
+
+    The kernel must be symmetric positive semi-definite (:class:`KernelDynamics` checks the
+    Gram matrix it is trained on).
+
+    Examples
+    --------
+    >>> register_kernel("cosine", lambda A, B, bw: _angle_terms(A, B)[2])
+    >>> kernel_matrix(np.array([[1.0, 0.0]]), np.array([[1.0, 1.0]]), "cosine").round(6).tolist()
+    [[0.707107]]
+    >>> del KERNELS["cosine"]
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"kernel name must be a non-empty string; got {name!r}")
+    if not callable(kernel):
+        raise TypeError(f"kernel must be callable; got {type(kernel).__name__}")
+    if name in KERNELS and not replace:
+        raise ValueError(f"kernel {name!r} is already registered; pass replace=True to overwrite it")
+    KERNELS[name] = kernel
+
+
 def kernel_matrix(A, B, kind: str = "linear", bandwidth: float = 1.0) -> np.ndarray:
     """Kernel values ``k(a_i, b_j)``, shape (len(A), len(B)).
 
@@ -72,7 +126,7 @@ def kernel_matrix(A, B, kind: str = "linear", bandwidth: float = 1.0) -> np.ndar
     ----------
     A : array (p, d)
     B : array (q, d)
-    kind : {"linear", "rbf", "arccos", "ntk"} or callable
+    kind : str (a key of :data:`KERNELS`: "linear", "rbf", "arccos", "ntk", ...) or callable
         See the module docstring for the formulas and normalizations; a callable
         ``kind(A, B) -> (p, q)`` supplies a user kernel.
     bandwidth : float
@@ -93,20 +147,11 @@ def kernel_matrix(A, B, kind: str = "linear", bandwidth: float = 1.0) -> np.ndar
             raise ValueError(f"user kernel returned shape {out.shape}; expected {(A.shape[0], B.shape[0])}")
         return out
     if kind not in KERNELS:
-        raise ValueError(f"kernel kind must be one of {KERNELS}; got {kind!r}")
-    if kind == "linear":
-        return A @ B.T
-    if kind == "rbf":
-        bandwidth = float(bandwidth)
-        if not np.isfinite(bandwidth) or bandwidth <= 0:
-            raise ValueError(f"RBF bandwidth must be a positive finite number; got {bandwidth}")
-        sq = (A**2).sum(1)[:, None] + (B**2).sum(1)[None, :] - 2 * A @ B.T
-        return np.exp(-np.maximum(sq, 0.0) / (2 * bandwidth**2))
-    dots, norms, cos, theta = _angle_terms(A, B)
-    arccos1 = norms * (np.sin(theta) + (np.pi - theta) * cos) / (2 * np.pi)
-    if kind == "arccos":
-        return arccos1
-    return arccos1 + dots * (np.pi - theta) / (2 * np.pi)
+        raise ValueError(f"kernel kind must be one of {tuple(KERNELS)}; got {kind!r}")
+    out = as_matrix(f"{kind!r} kernel values", KERNELS[kind](A, B, bandwidth))
+    if out.shape != (A.shape[0], B.shape[0]):
+        raise ValueError(f"kernel {kind!r} returned shape {out.shape}; expected {(A.shape[0], B.shape[0])}")
+    return out
 
 
 class KernelDynamics:
@@ -298,4 +343,4 @@ def gp_prior_outputs(X, n_runs: int, C: int, scale: float, seed, *, kind="linear
     return scale * np.einsum("ij,rjc->ric", root, xi)
 
 
-__all__ = ["KERNELS", "KernelDynamics", "gp_prior_outputs", "kernel_flow", "kernel_gd", "kernel_matrix"]
+__all__ = ["KERNELS", "KernelDynamics", "gp_prior_outputs", "kernel_flow", "kernel_gd", "kernel_matrix", "register_kernel"]

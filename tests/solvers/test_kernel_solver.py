@@ -102,3 +102,31 @@ def test_bad_kernel_inputs():
         kernel_gd(X, Y, F0[:, :-1], 0.01, [1])
     with pytest.raises(ValueError, match="f0_test"):
         kernel_gd(X, Y, F0, 0.01, [1], inputs=Z)
+
+
+
+def test_kernel_registry_plugs_a_kernel_into_the_machinery():
+    from linsim.solvers.kernel import KERNELS, register_kernel
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((6, 3))
+    Y = rng.standard_normal((6, 2))
+    register_kernel("scaled_linear", lambda A, B, bw: 2.0 * A @ B.T)
+    try:
+        with pytest.raises(ValueError, match="already registered"):
+            register_kernel("scaled_linear", lambda A, B, bw: A @ B.T)
+        # a kernel 2 x^T x' trained with lr is the linear kernel trained with 2 lr
+        F0 = np.zeros((1, 6, 2))
+        a = kernel_gd(X, Y, F0, 0.05, [3], kind="scaled_linear")
+        b = kernel_gd(X, Y, F0, 0.1, [3], kind="linear")
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    finally:
+        del KERNELS["scaled_linear"]
+    register_kernel("bad_shape", lambda A, B, bw: np.zeros((1, 1)))
+    try:
+        with pytest.raises(ValueError, match="returned shape"):
+            kernel_matrix(X, X, "bad_shape")
+    finally:
+        del KERNELS["bad_shape"]
+    with pytest.raises(ValueError, match=r"one of \('linear', 'rbf', 'arccos', 'ntk'\)"):
+        kernel_matrix(X, X, "poly")
