@@ -12,6 +12,10 @@ Conventions (details in each module)
   of the whole matrix: the fraction of ``W`` (in Frobenius norm) captured by ``k`` axes.
 * Models are log-probability arrays ``(n, C)``; ensembles ``(M, n, C)``
   (:mod:`linsim.inpca.geometry` for uniform/one-hot models, geodesics, progress, reindexing).
+* Scale: ``bhattacharyya(..., out=path)`` writes a resumable zarr store tile by tile and reads
+  memmap/zarr inputs in row blocks (:mod:`linsim.inpca.store`); ``InPCA.fit`` reads a stored ``D``
+  by row blocks; :class:`LandmarkInPCA` embeds millions of models from seeded landmarks
+  (:mod:`linsim.inpca.landmark`).
 """
 
 from .distances import (
@@ -19,11 +23,13 @@ from .distances import (
     bernoulli_bhattacharyya,
     bernoulli_log_probs,
     bhattacharyya,
+    bhattacharyya_reference,
     gaussian_bhattacharyya,
     hellinger,
     symmetric_kl,
 )
 from .embedding import InPCA, double_center, embedded_distances, explained_stress
+from .landmark import LandmarkInPCA
 from .geometry import (
     distance_to_geodesic,
     geodesic,
@@ -37,9 +43,11 @@ from .geometry import (
 __all__ = [
     "DisjointSupportWarning",
     "InPCA",
+    "LandmarkInPCA",
     "bernoulli_bhattacharyya",
     "bernoulli_log_probs",
     "bhattacharyya",
+    "bhattacharyya_reference",
     "distance_to_geodesic",
     "double_center",
     "embedded_distances",

@@ -65,13 +65,15 @@ class StoredMatrix:
     """Read-only block access to a matrix held in a memory map or a zarr array.
 
     ``block(r0, r1, c0, c1)`` returns a float64 copy of ``D[r0:r1, c0:c1]``; ``tile`` is the
-    edge of the square tiles used for passes (a multiple of the zarr chunk edge when chunked).
+    edge of the square tiles used for passes (a multiple of the zarr chunk edge when chunked);
+    the eigensolver reads row blocks of at most ``row_block_bytes`` (64 MiB).
     ``reads`` counts block reads and ``max_block_elems`` the largest block read (so a test can
     check that the whole matrix was never requested at once).
     """
 
-    def __init__(self, arr, name: str = "D", tile: int | None = None):
+    def __init__(self, arr, name: str = "D", tile: int | None = None, row_block_bytes: int = 64 << 20):
         self.arr = arr
+        self.row_block_bytes = int(row_block_bytes)
         self.name = name
         shape = tuple(int(s) for s in arr.shape)
         if len(shape) != 2:
@@ -99,9 +101,9 @@ class StoredMatrix:
         self.max_block_elems = max(self.max_block_elems, (r1 - r0) * (c1 - c0))
         return np.asarray(self.arr[r0:r1, c0:c1], dtype=np.float64)
 
-    def row_block_size(self, budget_bytes: int = 64 << 20) -> int:
-        """Rows per row block of at most ``budget_bytes`` float64, aligned to the tile edge."""
-        rows = max(1, budget_bytes // (8 * self.shape[1]))
+    def row_block_size(self) -> int:
+        """Rows per row block of at most ``row_block_bytes`` float64, aligned to the tile edge."""
+        rows = max(1, self.row_block_bytes // (8 * self.shape[1]))
         if rows >= self.tile:
             rows = (rows // self.tile) * self.tile
         return min(rows, self.shape[0])

@@ -17,6 +17,8 @@ Tolerances (stated once, used everywhere)
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -41,7 +43,9 @@ def as_float_tensor(x, name: str) -> torch.Tensor:
     elif isinstance(x, np.ndarray):
         if x.dtype.kind != "f":
             raise TypeError(f"{name} must hold floating-point numbers; got dtype {x.dtype}")
-        t = torch.from_numpy(np.ascontiguousarray(x))
+        with warnings.catch_warnings():  # read-only arrays (memmaps) are fine: inputs are never written
+            warnings.simplefilter("ignore", UserWarning)
+            t = torch.from_numpy(np.ascontiguousarray(x))
     else:
         raise TypeError(f"{name} must be a numpy array or a torch tensor; got {type(x).__name__}")
     if t.dtype not in (torch.float32, torch.float64):

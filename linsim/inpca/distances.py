@@ -61,7 +61,9 @@ import torch
 from .checks import NORM_TOL, as_float_tensor, check_log_prob_chunk, check_rank
 
 __all__ = [
+    "BHATTACHARYYA_KERNELS",
     "bhattacharyya",
+    "bhattacharyya_reference",
     "hellinger",
     "symmetric_kl",
     "gaussian_bhattacharyya",
@@ -271,6 +273,51 @@ def bhattacharyya(logp, logq=None, *, out=None, kernel="auto", device=None, tile
             raise ValueError(f"out must be a writeable C-contiguous float64 array of shape {shape}; got "
                              f"{out.dtype} {out.shape}")
     return _bhattacharyya_impl(tp, tq, tile=tile, on_disjoint=on_disjoint, check=True, out=out, **kw)
+
+
+def bhattacharyya_reference(logp, logq=None):
+    """Slow plain reference for :func:`bhattacharyya` (the test oracle, scipy style).
+
+    One pair at a time: each row is normalized, ``log p - logsumexp(log p)``, and the distance is
+    ``-mean_i logsumexp_c((log p_ic + log q_ic) / 2)`` with :func:`scipy.special.logsumexp`, all in
+    float64.  ``O(M^2 n C)`` Python-level work: for small inputs only.  No input checks beyond
+    shapes; no warnings (disjoint support simply gives ``+inf``).
+
+    Parameters
+    ----------
+    logp : array_like (M, n, C)
+    logq : array_like (Mb, n, C), optional (default: ``logp``, with an exact zero diagonal)
+
+    Returns
+    -------
+    numpy.ndarray float64 (M, M) or (M, Mb)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> lp = np.log(np.array([[[0.5, 0.5]], [[0.9, 0.1]]]))
+    >>> R = bhattacharyya_reference(lp)
+    >>> bool(np.isclose(R[0, 1], -np.log(np.sqrt(0.45) + np.sqrt(0.05))))
+    True
+    >>> bool(np.allclose(bhattacharyya(lp), R, rtol=0, atol=1e-15))
+    True
+    """
+    import scipy.special
+
+    A = np.asarray(logp, dtype=np.float64)
+    B = A if logq is None else np.asarray(logq, dtype=np.float64)
+    if A.ndim != 3 or B.ndim != 3 or A.shape[1:] != B.shape[1:]:
+        raise ValueError(f"need logp (M, n, C) and logq (Mb, n, C); got {A.shape} and {B.shape}")
+    A = A - scipy.special.logsumexp(A, axis=-1, keepdims=True)
+    B = B - scipy.special.logsumexp(B, axis=-1, keepdims=True)
+    out = np.empty((A.shape[0], B.shape[0]))
+    with np.errstate(invalid="ignore"):
+        for u in range(A.shape[0]):
+            for v in range(B.shape[0]):
+                out[u, v] = -np.mean(scipy.special.logsumexp(0.5 * (A[u] + B[v]), axis=-1))
+    if logq is None:
+        np.fill_diagonal(out, 0.0)
+    return out
 
 
 def _sqrt_prob_chunk(t, s0, s1, name, norm_tol, device, check):

@@ -232,3 +232,51 @@ def test_fast_validation_agrees_with_checks_on_views_and_tensors():
     bad[4, 4] = 1e-3
     with pytest.raises(ValueError, match=r"diagonal entry .* at \(4, 4\)"):
         InPCA(n_components=3).fit(bad)
+
+
+# ----------------------------------------------------------------------------- estimator contract
+
+def test_inpca_is_a_scikit_learn_estimator():
+    from sklearn.base import clone
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    est = InPCA(n_components=3, solver="arpack", tol=1e-9)
+    assert repr(est) == "InPCA(n_components=3, solver='arpack', tol=1e-09)"
+    assert est.get_params()["solver"] == "arpack"
+    c = clone(est).set_params(n_components=2)
+    assert c.n_components == 2 and est.n_components == 3
+    D = sq_euclidean(random_points(np.random.default_rng(0), 10, 3))
+    for bad in (dict(n_components=0), dict(solver="magic"), dict(tol=-1.0), dict(max_iter=0),
+                dict(random_state=-3), dict(n_components=2.5)):
+        with pytest.raises(InvalidParameterError, match=next(iter(bad))):
+            InPCA(**bad).fit(D)
+    with pytest.raises(NotFittedError, match="not fitted"):
+        InPCA().transform(D)
+    with pytest.raises(NotFittedError):
+        InPCA().embedded_distances()
+
+
+def test_arpack_solver_agrees_with_dense():
+    rng = np.random.default_rng(7)
+    D = sq_euclidean(random_points(rng, 150, 3)) ** 1.5  # not of negative type: time-like axes
+    dense = InPCA(n_components=8, solver="dense").fit(D)
+    arp = InPCA(n_components=8, solver="arpack").fit(D)
+    assert arp.solver_ == "arpack" and arp.n_iter_ > 0
+    np.testing.assert_allclose(arp.eigenvalues_, dense.eigenvalues_, rtol=1e-9)
+    np.testing.assert_allclose(arp.embedding_, dense.embedding_, atol=1e-7 * np.abs(dense.embedding_).max())
+    assert arp.n_negative_ == dense.n_negative_ > 0
+
+
+def test_zero_eigenvalue_axis_gives_coordinate_zero_not_inf():
+    X = random_points(np.random.default_rng(8), 6, 2)
+    D = sq_euclidean(X)  # rank 2: the 3rd..5th eigenvalues are zero to rounding
+    fit = InPCA(n_components=4, solver="dense").fit(D)
+    np.testing.assert_array_equal(fit.null_axes_, [False, False, True, True])
+    np.testing.assert_array_equal(fit.eigenvalues_[2:], 0.0)
+    np.testing.assert_array_equal(fit.embedding_[:, 2:], 0.0)
+    Y = random_points(np.random.default_rng(9), 3, 2)
+    coords = fit.transform(np.sum((Y[:, None] - X[None]) ** 2, -1))
+    assert np.isfinite(coords).all()
+    np.testing.assert_array_equal(coords[:, 2:], 0.0)
+    np.testing.assert_allclose(fit.transform(D), fit.embedding_, atol=1e-12)
