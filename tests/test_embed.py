@@ -149,3 +149,20 @@ def test_embed_of_coinciding_models_says_so():
 def test_module_exports_resolve():
     for name in embed_module.__all__:
         assert getattr(embed_module, name) is not None
+
+
+def test_simulate_and_embed_leave_the_callers_thread_settings_alone():
+    import os
+
+    import torch
+    from threadpoolctl import threadpool_info
+
+    def state():
+        pools = sorted((p["internal_api"], p["num_threads"]) for p in threadpool_info())
+        return torch.get_num_threads(), pools, dict(os.environ)
+
+    before = state()
+    cfg = EnsembleConfig(dim=3, n_samples=6, n_classes=2, n_runs=2, steps=5, n_checkpoints=2)
+    for model in ("linear", "softmax"):
+        embed(simulate(EnsembleConfig(**{**cfg.__dict__, "model": model})))
+    assert state() == before
