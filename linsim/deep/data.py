@@ -115,49 +115,87 @@ class Normalization:
             if not (np.isfinite(s) and s > 0):
                 raise ValueError(f"Normalization.std[{i}] must be finite and > 0; got {s}")
 
-    def apply(self, X: np.ndarray, dtype=np.float64) -> np.ndarray:
-        """Return normalized inputs ``(n, *input_shape)`` as a new array of ``dtype``.
+    def apply(self, X: np.ndarray, dtype=np.float64, scale: float = 1.0) -> np.ndarray:
+        """Return normalized inputs ``((X * scale) - mean) / std`` as a new array of ``dtype``.
 
-        The arithmetic is done in float64 and cast at the end.
+        Parameters
+        ----------
+        X : ndarray (n, *input_shape), any real dtype (e.g. uint8 image bytes)
+        dtype : numpy dtype of the result
+        scale : float
+            Factor from the stored values to the physical ones (1/255 for image bytes).
+
+        The arithmetic is done in float64 on blocks of samples and cast into the result,
+        so an uint8 data set is never expanded to float64 as a whole.
         """
-        X = np.asarray(X, dtype=np.float64)
+        X = np.asarray(X)
         mean = np.asarray(self.mean, dtype=np.float64)
         std = np.asarray(self.std, dtype=np.float64)
         if mean.size > 1:  # per channel: broadcast along axis 1
-            shape = (1, mean.size) + (1,) * (X.ndim - 2)
-            if X.ndim < 2 or X.shape[1] != mean.size:
+            if X.ndim < 3 or X.shape[1] != mean.size:
                 raise ValueError(f"inputs of shape {X.shape} do not have {mean.size} channels on axis 1")
+            shape = (1, mean.size) + (1,) * (X.ndim - 2)
             mean, std = mean.reshape(shape), std.reshape(shape)
-        return ((X - mean) / std).astype(dtype, copy=False)
+        out = np.empty(X.shape, dtype=dtype)
+        for lo, block in _blocks(X, scale):
+            out[lo:lo + block.shape[0]] = (block - mean) / std
+        return out
 
 
-def _stats_channel(X: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    if X.ndim == 2:  # vectors: one channel
-        return (float(X.mean()),), (float(X.std()),)
-    axes = (0,) + tuple(range(2, X.ndim))
-    return tuple(float(v) for v in X.mean(axis=axes)), tuple(float(v) for v in X.std(axis=axes))
+_BLOCK_BYTES = 64 * 2**20  # float64 working set per block
 
 
-def _stats_global(X: np.ndarray):
-    return (float(X.mean()),), (float(X.std()),)
+def _blocks(X: np.ndarray, scale: float = 1.0):
+    """Yield ``(start, float64 block of X * scale)`` over the samples of ``X``."""
+    per_sample = max(1, int(np.prod(X.shape[1:])) * 8)
+    step = max(1, _BLOCK_BYTES // per_sample)
+    for lo in range(0, X.shape[0], step):
+        block = X[lo:lo + step].astype(np.float64)
+        if scale != 1.0:
+            block *= scale
+        yield lo, block
 
 
-def _stats_none(X: np.ndarray):
+def _moments(X: np.ndarray, scale: float, per_channel: bool):
+    """Mean and (population) std of ``X * scale`` in float64, over all axes but the channel
+    axis 1 (``per_channel``) or over everything; two passes over blocks of samples."""
+    axes = (0,) + tuple(range(2, X.ndim)) if per_channel else None
+    n = X.shape[0] * (int(np.prod(X.shape[2:])) if per_channel else int(np.prod(X.shape[1:])))
+    total = sum(block.sum(axis=axes) for _, block in _blocks(X, scale))
+    mean = np.atleast_1d(total / n)
+    shape = (1, -1) + (1,) * (X.ndim - 2) if per_channel else (1,) * X.ndim
+    mu = mean.reshape(shape)
+    sq = sum(((block - mu) ** 2).sum(axis=axes) for _, block in _blocks(X, scale))
+    std = np.atleast_1d(np.sqrt(sq / n))
+    return tuple(float(v) for v in mean), tuple(float(v) for v in std)
+
+
+def _stats_channel(X: np.ndarray, scale: float = 1.0):
+    # vector inputs (n, d) are one channel
+    return _moments(X, scale, per_channel=X.ndim > 2)
+
+
+def _stats_global(X: np.ndarray, scale: float = 1.0):
+    return _moments(X, scale, per_channel=False)
+
+
+def _stats_none(X: np.ndarray, scale: float = 1.0):
     return (0.0,), (1.0,)
 
 
-#: Normalization kinds: name -> function of the float64 training inputs returning (mean, std).
-NORMALIZATIONS: dict[str, Callable[[np.ndarray], tuple]] = {
+#: Normalization kinds: name -> ``stats(X_train, scale) -> (mean, std)`` (tuples of float,
+#: statistics of the physical training inputs ``X_train * scale``, in float64).
+NORMALIZATIONS: dict[str, Callable[..., tuple]] = {
     "channel": _stats_channel,
     "global": _stats_global,
     "none": _stats_none,
 }
 
 
-def _fit_normalization(kind: str, X_train: np.ndarray) -> Normalization:
+def _fit_normalization(kind: str, X_train: np.ndarray, scale: float = 1.0) -> Normalization:
     if kind not in NORMALIZATIONS:
         raise ValueError(f"unknown normalize={kind!r}; valid: {sorted(NORMALIZATIONS)}")
-    mean, std = NORMALIZATIONS[kind](X_train)
+    mean, std = NORMALIZATIONS[kind](X_train, scale)
     for c, s in enumerate(std):
         if not s > 0:
             raise ValueError(
@@ -167,15 +205,20 @@ def _fit_normalization(kind: str, X_train: np.ndarray) -> Normalization:
     return Normalization(kind, mean, std)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RawSplits:
-    """What a dataset loader returns: un-normalized float64 splits.
+    """What a dataset loader returns: un-normalized splits.
 
     Attributes
     ----------
-    X_train, X_test : ndarray (n, *input_shape) float64
+    X_train, X_test : ndarray (n, *input_shape), any real dtype
+        Stored values; the physical inputs are ``X * scale``.
     y_train, y_test : ndarray (n,) int64 in ``[0, n_classes)``
     n_classes : int
+    scale : float
+        Stored-to-physical factor: image files keep their uint8 bytes with
+        ``scale = 1/255`` (pixel values in [0, 1]) so that nothing is expanded to float64
+        as a whole.
 
     Examples
     --------
@@ -189,9 +232,10 @@ class RawSplits:
     X_test: np.ndarray
     y_test: np.ndarray
     n_classes: int
+    scale: float = 1.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class DeepDataset:
     """A data set ready for training: fixed splits, normalized inputs, evaluation subsample.
 
@@ -542,7 +586,7 @@ def load_dataset(
     X_train, y_train = _prefix("training", name, raw.X_train, raw.y_train, n_train, hint)
     X_test, y_test = _prefix("test", name, raw.X_test, raw.y_test, n_test, hint)
     kind = default_norm if normalize is None else normalize
-    norm = _fit_normalization(kind, X_train)
+    norm = _fit_normalization(kind, X_train, raw.scale)
     eval_index = np.arange(0, X_train.shape[0], eval_stride, dtype=np.int64)
     params.update(
         n_train=int(X_train.shape[0]), n_test=int(X_test.shape[0]), eval_stride=eval_stride,
@@ -550,9 +594,9 @@ def load_dataset(
     )
     return DeepDataset(
         name=name,
-        X_train=norm.apply(X_train, _DTYPES[dtype]),
+        X_train=norm.apply(X_train, _DTYPES[dtype], raw.scale),
         y_train=np.ascontiguousarray(y_train, dtype=np.int64),
-        X_test=norm.apply(X_test, _DTYPES[dtype]),
+        X_test=norm.apply(X_test, _DTYPES[dtype], raw.scale),
         y_test=np.ascontiguousarray(y_test, dtype=np.int64),
         n_classes=int(raw.n_classes),
         input_shape=tuple(int(s) for s in X_train.shape[1:]),
@@ -798,8 +842,8 @@ def _load_cifar10(*, root, n_train, n_test, seed):
             have += x.shape[0]
             if need is not None and have >= need:
                 break
-        parts[split] = (np.concatenate(xs).astype(np.float64) / 255.0, np.concatenate(ys))
-    return RawSplits(*parts["train"], *parts["test"], 10)
+        parts[split] = (np.concatenate(xs), np.concatenate(ys))
+    return RawSplits(*parts["train"], *parts["test"], 10, scale=1.0 / 255.0)
 
 
 _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -858,8 +902,10 @@ def _load_mnist(*, root, n_train, n_test, seed):
             raise DatasetFileError(f"mnist: {paths[f'{split}_x']} has {X.shape[0]} images but {paths[f'{split}_y']} has {y.shape[0]} labels")
         if y.size and (y.min() < 0 or y.max() > 9):
             raise DatasetFileError(f"mnist: {paths[f'{split}_y']} labels must lie in 0..9")
-        out += [X.astype(np.float64)[:, None, :, :] / 255.0, y.astype(np.int64)]
-    return RawSplits(*out, 10)
+        if X.dtype != np.uint8:
+            raise DatasetFileError(f"mnist: {paths[f'{split}_x']} must hold unsigned bytes; got {X.dtype}")
+        out += [X[:, None, :, :], y.astype(np.int64)]
+    return RawSplits(*out, 10, scale=1.0 / 255.0)
 
 
 def _fixed_signature(shape, n_classes):

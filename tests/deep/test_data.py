@@ -247,11 +247,12 @@ def test_cifar10_reads_the_official_batch_format(fake_cifar):
     ds = load_dataset("cifar10", root=root, dtype="float64", normalize="none")
     assert ds.input_shape == (3, 32, 32) and (ds.n_train, ds.n_test) == (20, 3)
     # row layout of the format: 1024 red, then green, then blue values, each row-major 32x32
-    np.testing.assert_array_equal(ds.X_train[:, 0].reshape(20, -1) * 255, xtr[:, :1024])
-    np.testing.assert_array_equal(ds.X_train[:, 2, 5, 7] * 255, xtr[:, 2048 + 5 * 32 + 7])
+    close = dict(rtol=0, atol=1e-12)  # pixel values are bytes / 255
+    np.testing.assert_allclose(ds.X_train[:, 0].reshape(20, -1) * 255, xtr[:, :1024], **close)
+    np.testing.assert_allclose(ds.X_train[:, 2, 5, 7] * 255, xtr[:, 2048 + 5 * 32 + 7], **close)
     np.testing.assert_array_equal(ds.y_train, ytr)
     np.testing.assert_array_equal(ds.y_test, yte)
-    np.testing.assert_array_equal(ds.X_test.reshape(3, -1) * 255, xte)
+    np.testing.assert_allclose(ds.X_test.reshape(3, -1) * 255, xte, **close)
 
 
 def test_cifar10_per_channel_normalization(fake_cifar):
@@ -268,7 +269,7 @@ def test_cifar10_root_from_environment_and_prefix(fake_cifar, monkeypatch):
     root, xtr, ytr, *_ = fake_cifar
     monkeypatch.setenv("LINSIM_DATA", str(root / "cifar-10-batches-py"))  # the folder itself works too
     ds = load_dataset("cifar10", n_train=6, normalize="none", dtype="float64")
-    np.testing.assert_array_equal(ds.X_train.reshape(6, -1) * 255, xtr[:6])
+    np.testing.assert_allclose(ds.X_train.reshape(6, -1) * 255, xtr[:6], rtol=0, atol=1e-12)
     np.testing.assert_array_equal(ds.y_train, ytr[:6])
 
 
@@ -319,8 +320,8 @@ def test_mnist_reads_idx_plain_and_gzipped(fake_mnist):
     root, xtr, ytr, xte, yte = fake_mnist
     ds = load_dataset("mnist", root=root, normalize="none", dtype="float64")
     assert ds.input_shape == (1, 28, 28) and (ds.n_train, ds.n_test) == (12, 5)
-    np.testing.assert_array_equal(ds.X_train[:, 0] * 255, xtr)
-    np.testing.assert_array_equal(ds.X_test[:, 0] * 255, xte)
+    np.testing.assert_allclose(ds.X_train[:, 0] * 255, xtr, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ds.X_test[:, 0] * 255, xte, rtol=0, atol=1e-12)
     np.testing.assert_array_equal(ds.y_train, ytr)
     np.testing.assert_array_equal(ds.y_test, yte)
 
@@ -332,7 +333,7 @@ def test_mnist_torchvision_layout(fake_mnist, tmp_path_factory):
     for f in src.iterdir():
         (root / "MNIST" / "raw" / f.name).write_bytes(f.read_bytes())
     ds = load_dataset("mnist", root=root, normalize="none", dtype="float64")
-    np.testing.assert_array_equal(ds.X_train[:, 0] * 255, xtr)
+    np.testing.assert_allclose(ds.X_train[:, 0] * 255, xtr, rtol=0, atol=1e-12)
 
 
 def test_mnist_header_checks(fake_mnist):
@@ -527,3 +528,21 @@ def test_dataset_contract(name, dataset_kwargs):
     assert D.dataset_signature(name, **{k: v for k, v in kwargs.items() if k in entry.options}) == (
         ds.input_shape, ds.n_classes)
     assert set(entry.options) <= set(ds.params)
+
+
+def test_blockwise_statistics_equal_whole_array_statistics(monkeypatch):
+    # force many small blocks: the two-pass blockwise moments must equal numpy's
+    monkeypatch.setattr(D, "_BLOCK_BYTES", 3 * 8 * 2 * 5)  # 3 samples of (2, 5) per block
+    rng = np.random.default_rng(3)
+    X = rng.integers(0, 256, size=(20, 2, 5)).astype(np.uint8)
+    phys = X / 255.0
+    mean, std = D._stats_channel(X, 1 / 255)
+    np.testing.assert_allclose(mean, phys.mean(axis=(0, 2)), rtol=1e-14)
+    np.testing.assert_allclose(std, phys.std(axis=(0, 2)), rtol=1e-13)
+    gmean, gstd = D._stats_global(X, 1 / 255)
+    np.testing.assert_allclose(gmean + gstd, [phys.mean(), phys.std()], rtol=1e-13)
+    norm = Normalization("channel", mean, std)
+    out = norm.apply(X, np.float32, 1 / 255)
+    ref = (phys - np.array(mean)[None, :, None]) / np.array(std)[None, :, None]
+    np.testing.assert_allclose(out, ref, rtol=1e-6, atol=1e-6)
+    assert out.dtype == np.float32
