@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Callable, Mapping
 
 import numpy as np
 
+from linsim.solvers._checks import CROSS_ENTROPY_GD_LIMIT, SQUARED_LOSS_GD_LIMIT
 from linsim.theory_inputs import SmallLogitTheory
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -413,23 +414,23 @@ def _two_layer_default_lr(config, teacher) -> float:
 
 def _kernel_limit(config) -> float | None:
     # only the linear kernel's K/n has the (known) spectrum of Sigma
-    return 2.0 if config is not None and config.kernel == "linear" else None
+    return SQUARED_LOSS_GD_LIMIT if config is not None and config.kernel == "linear" else None
 
 
 _KERNEL_FIELDS = ("kernel", "kernel_bandwidth")
 
 for _entry in (
-    Runner("linear", "gd", _run_linear, 2.0, SmallLogitTheory("squared"),
+    Runner("linear", "gd", _run_linear, SQUARED_LOSS_GD_LIMIT, SmallLogitTheory("squared"),
            description="linear model, squared loss, closed-form GD"),
     Runner("linear", "flow", _run_linear, None, SmallLogitTheory("squared"), time_unit="time",
            description="linear model, squared loss, closed-form gradient flow"),
-    Runner("linear", "sgd", _run_linear_sgd, 2.0, None, config_fields=("batch_size",),
+    Runner("linear", "sgd", _run_linear_sgd, SQUARED_LOSS_GD_LIMIT, None, config_fields=("batch_size",),
            description="linear model, squared loss, minibatch SGD (seeded simulation)"),
     Runner("kernel", "gd", _run_kernel, _kernel_limit, None, config_fields=_KERNEL_FIELDS,
            description="kernel machine, squared loss, closed-form function-space GD"),
     Runner("kernel", "flow", _run_kernel, None, None, time_unit="time", config_fields=_KERNEL_FIELDS,
            description="kernel machine, squared loss, closed-form function-space flow"),
-    Runner("softmax", "gd", _run_softmax, 4.0, SmallLogitTheory("cross_entropy"),
+    Runner("softmax", "gd", _run_softmax, CROSS_ENTROPY_GD_LIMIT, SmallLogitTheory("cross_entropy"),
            description="linear model, softmax cross-entropy toward the teacher probabilities, explicit GD"),
     Runner("softmax", "flow", _run_softmax, None, SmallLogitTheory("cross_entropy"), time_unit="time",
            description="linear model, softmax cross-entropy, gradient flow by ODE integration"),

@@ -148,11 +148,20 @@ def check_times(times) -> np.ndarray:
     return arr
 
 
-def check_lr(lr, lam_max: float, *, allow_divergence: bool = False, what: str = "lambda_max(Sigma)") -> float:
-    """Validate a GD learning rate against the stability limit ``2 / lam_max``.
+#: GD on a quadratic with largest curvature ``lambda_max`` contracts iff ``lr * lambda_max < 2``.
+SQUARED_LOSS_GD_LIMIT = 2.0
+#: The softmax covariance ``diag(p) - p p^T`` has norm <= 1/2, so the cross-entropy Hessian is
+#: at most ``lambda_max(Sigma) / 2`` and GD is locally stable for ``lr * lambda_max < 4``.
+CROSS_ENTROPY_GD_LIMIT = 4.0
 
-    GD on a quadratic with curvature ``lam_max`` contracts iff ``0 < lr < 2 / lam_max``;
-    ``lr == 2 / lam_max`` oscillates forever, so it is refused too.  ``lr`` must be a real
+
+def check_lr(lr, lam_max: float, *, allow_divergence: bool = False, what: str = "lambda_max(Sigma)",
+             limit: float = SQUARED_LOSS_GD_LIMIT) -> float:
+    """Validate a GD learning rate against the stability limit ``limit / lam_max``.
+
+    GD on a quadratic with curvature ``lam_max`` contracts iff ``0 < lr < 2 / lam_max``
+    (``limit = 2``); ``lr == 2 / lam_max`` oscillates forever, so it is refused too.  A loss
+    whose curvature is bounded by ``lam_max / 2`` (softmax cross-entropy) has ``limit = 4``.  ``lr`` must be a real
     number (a numeric string, a boolean or a complex number is refused, not converted).
 
     Examples
@@ -173,11 +182,11 @@ def check_lr(lr, lam_max: float, *, allow_divergence: bool = False, what: str = 
     if not np.isfinite(lr) or lr <= 0:
         raise ValueError(f"lr must be a positive finite number; got {lr}")
     if lam_max > 0 and not allow_divergence:
-        limit = 2.0 / lam_max
-        if lr >= limit:
+        bound = limit / lam_max
+        if lr >= bound:
             raise ValueError(
                 f"learning rate lr={lr:g} is at or beyond the GD stability limit "
-                f"2/{what} = 2/{lam_max:.6g} = {limit:.6g}; GD would not converge. "
+                f"{limit:g}/{what} = {limit:g}/{lam_max:.6g} = {bound:.6g}; GD would not converge. "
                 "Use a smaller lr or pass allow_divergence=True."
             )
     return lr
@@ -211,7 +220,9 @@ def check_probabilities(name: str, Q, n: int, C: int, atol: float = 1e-8) -> np.
 
 
 __all__ = [
+    "CROSS_ENTROPY_GD_LIMIT",
     "MAX_STEPS",
+    "SQUARED_LOSS_GD_LIMIT",
     "ODEFailureError",
     "as_matrix",
     "check_inputs",

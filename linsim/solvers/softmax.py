@@ -35,6 +35,7 @@ from linsim.solvers._checks import (
     check_w0,
     as_matrix,
 )
+from linsim.solvers._checks import CROSS_ENTROPY_GD_LIMIT
 from linsim.solvers._ode import integrate_flow
 from linsim.solvers._stepping import step_through
 
@@ -219,8 +220,8 @@ def softmax_gd(X, Q, W0, lr, steps, *, inputs=None, allow_divergence=False) -> n
     X, Q, W0 = _validate(X, Q, W0)
     steps = check_steps(steps)
     lam_max = float(np.linalg.eigvalsh(X.T @ X / X.shape[0])[-1])
-    lr = check_lr(lr, lam_max / 2.0, allow_divergence=allow_divergence,
-                  what="(lambda_max(Sigma)/2), the cross-entropy curvature bound,")
+    lr = check_lr(lr, lam_max, allow_divergence=allow_divergence, limit=CROSS_ENTROPY_GD_LIMIT,
+                  what="lambda_max(Sigma) (the cross-entropy curvature is at most lambda_max/2)")
     Z = X if inputs is None else check_inputs(inputs, X.shape[1])
     W = W0.copy()
     out = np.empty((W.shape[0], steps.size, Z.shape[0], W.shape[1]))
@@ -236,6 +237,7 @@ def softmax_gd(X, Q, W0, lr, steps, *, inputs=None, allow_divergence=False) -> n
 
 
 __all__ = [
+    "CROSS_ENTROPY_GD_LIMIT",
     "cross_entropy_grad",
     "cross_entropy_loss",
     "softmax_flow",
