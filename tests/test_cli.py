@@ -205,7 +205,8 @@ def test_non_positive_workers_are_refused(tmp_path, capsys, no_compute, workers)
     (["--axis", "lambda_1=0,2", "--axis", "c=0,1"], "the cell lambda_1 = 0, slope = 0 is invalid"),
     (["--axis", "c=-1,1", "--axis", "ratio=1,10"], "slope"),
     (["--axis", "c=0,1", "--axis", "ratio=1,10", "--axis", "lambda_1=1,2", "--theory-resolution", "5"], "two axes"),
-    (["--model", "softmax", "--axis", "c=0,1", "--axis", "ratio=1,10", "--theory-resolution", "5"], "linear"),
+    (["--model", "two_layer", "--axis", "c=0,1", "--axis", "ratio=1,10", "--theory-resolution", "5"],
+     "two_layer"),
     (["--chi", "1.5"], "--chi"),
 ])
 def test_bad_sweeps_are_refused_before_computing(tmp_path, capsys, no_compute, extra, named):
@@ -246,9 +247,9 @@ def test_seed_changes_the_cell_seeds(tmp_path, no_compute):
     assert not np.array_equal(a, b)
 
 
-def test_non_linear_gd_sweeps_default_to_no_fine_map(tmp_path, no_compute):
+def test_models_without_theory_default_to_no_fine_map(tmp_path, no_compute):
     with pytest.raises(Computed):
-        main(phase(tmp_path, "--optimizer", "flow", "--axis", "c=0,1", "--axis", "ratio=1,10"))
+        main(phase(tmp_path, "--model", "two_layer", "--axis", "c=0,1", "--axis", "ratio=1,10"))
     assert no_compute[0]["theory_resolution"] == 0
 
 
@@ -368,3 +369,27 @@ def test_phase_end_to_end(tmp_path, capsys):
     assert ds["sim_stress_k"].shape == (2, 2) and "fine_k_chi" in ds
     assert "linsim phase" in ds.attrs["history"]
     assert (tmp_path / "out" / "phase.png").read_bytes()[:4] == b"\x89PNG"
+
+
+# ----------------------------------------------------------------------------- registry
+def test_subcommands_plug_in_through_the_registry(tmp_path, monkeypatch, capsys):
+    from linsim.cli import registry
+
+    (tmp_path / "toy_command.py").write_text(
+        '"""toy: a test subcommand."""\n'
+        "def add_arguments(parser):\n    parser.add_argument('--times', type=int, default=1)\n"
+        "def run(args):\n    print('toy ran', args.times)\n    return 3\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    registry.register_subcommand(registry.Subcommand("toy", "toy_command", "a toy command"))
+    registry.register_subcommand(registry.Subcommand("ghost", "no_such_package.command", "not installed"))
+    assert main([]) == 0
+    listing = capsys.readouterr().out
+    assert "toy" in listing and "a toy command" in listing and "ghost" not in listing
+    assert main(["toy", "--times", "2"]) == 3
+    assert "toy ran 2" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register_subcommand(registry.Subcommand("toy", "toy_command", "again"))
+    with pytest.raises(SystemExit):
+        main(["ghost"])  # hidden, so argparse refuses it
+    assert "invalid choice" in capsys.readouterr().err

@@ -234,3 +234,45 @@ def test_axis_labels_use_the_theory_symbols():
     assert axis_label("slope").endswith(" c")
     assert axis_label("scale_ratio").endswith("ρ/σ₀")
     assert axis_label("steps").endswith(" T")
+
+
+def test_cells_without_a_theory_are_not_disagreements():
+    ds = _sweep(C3, R3, K_SIM, K_TH)
+    valid = np.ones((3, 3), bool)
+    valid[0, 2] = False  # no theory here: its boolean reads False, meaning "no value"
+    ds["theory_valid"] = (("slope", "scale_ratio"), valid)
+    ds["theory_is_ribbon"] = ds["theory_is_ribbon"].where(xr.DataArray(valid, dims=ds["theory_is_ribbon"].dims), False)
+    ax = phase_map(ds)
+    xs = next(ln for ln in ax.lines if ln.get_marker() == "X")
+    np.testing.assert_array_equal(np.c_[xs.get_xdata(), xs.get_ydata()], [[1.0, 1.0]])
+
+
+def test_missing_cells_are_drawn_apart_from_failed_ones():
+    status = np.full((3, 3), "ok", dtype=object)
+    status[0, 0], status[1, 2] = "missing", "failed"
+    ax = phase_map(_sweep(C3, R3, K_SIM, K_TH, status=status.astype(str)))
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "not computed (1)" in labels and "failed cell (1)" in labels
+    squares = [ln for ln in ax.lines if ln.get_marker() == "s"]
+    where = sorted((float(ln.get_xdata()[0]), float(ln.get_ydata()[0])) for ln in squares)
+    assert where == [(0.0, 0.1), (1.0, 10.0)]
+
+
+def test_a_real_sweep_draws(tmp_path):
+    import linsim
+
+    base = linsim.EnsembleConfig(init_scale=0.01, n_runs=3, n_checkpoints=3, dim=4, n_samples=12,
+                                 n_classes=3, steps=20)
+    ds = linsim.run_phase(linsim.PhaseSpec(base, {"c": [0.0, 2.0], "ratio": [0.3, 30.0]}), n_workers=1,
+                          progress=False, theory_resolution=3)
+    fig = phase_figure(ds)
+    assert fig.axes[0].get_xlabel() == "input-spectrum slope c"
+    fig.savefig(tmp_path / "phase.png")
+    assert (tmp_path / "phase.png").stat().st_size > 10_000
+
+
+def test_a_boundary_outside_the_grid_is_said_so():
+    ds = _sweep(C3, R3, np.full((3, 3), 2.0), np.full((3, 3), 2.0), fine=False)
+    labels = [t.get_text() for t in phase_map(ds).get_legend().get_texts()]
+    assert "theory boundary: none in this range (theory per cell)" in labels
+    assert "simulated boundary: none in this range" in labels

@@ -91,7 +91,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         if entry.name == command:
             mod = entry.load()
             if mod.__doc__:
-                p.description = _wrap(" ".join(mod.__doc__.strip().split("\n\n")[0].split()))
+                p.description = _wrap(" ".join(mod.__doc__.strip().split("\n\n")[0].split()).replace("``", ""))
             p.formatter_class = argparse.RawDescriptionHelpFormatter
             epilog = getattr(mod, "EPILOG", None)
             if epilog:

@@ -273,6 +273,7 @@ def run(args) -> int:
     summary["root_seed"] = cfg.seed
     summary["seconds"] = round(seconds, 2)
     summary["files"] = files
+    summary["notes"] = list(getattr(spec, "notes", ())) + outputs.notes
     if args.json:
         print(json.dumps(_json_safe(summary)))
         return 0

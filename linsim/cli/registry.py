@@ -115,7 +115,7 @@ for _entry in (
     Subcommand("ribbon", "linsim.cli.ribbon",
                "simulate one ensemble, embed it with InPCA, report the ribbon (ribbon.nc, ribbon.png)"),
     Subcommand("phase", "linsim.cli.phase",
-               "sweep 2-3 parameters into a phase diagram with the theory beside it (phase.nc, phase.png)"),
+               "sweep 1-3 parameters into a phase diagram with the theory beside it (phase.nc, phase.png)"),
     Subcommand("train", "linsim.deep.command", "train deep networks with PyTorch and record their outputs"),
     Subcommand("compare", "linsim.compare.command",
                "embed trajectories of different models together and compare them"),

@@ -176,6 +176,7 @@ def run(args) -> int:
         "criterion": {"chi": criterion.chi, "k_star": criterion.k_star},
         "seconds": {"simulate": round(t_sim, 3), "total": round(t_all, 3)},
         "files": files,
+        "notes": outputs.notes,
     }
     if args.json:
         print(json.dumps(result))

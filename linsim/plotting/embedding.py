@@ -79,7 +79,7 @@ def embedding_3d(embedding, *, ax=None, cmap: str = "viridis", colorbar: bool = 
     ax.set_zlabel(labels[2])
     if colorbar:
         ax.figure.colorbar(ScalarMappable(norm=norm, cmap=cm), ax=ax, shrink=0.6, pad=0.12,
-                           label=f"{_time_label(embedding)} (step 0 at the lowest colour)")
+                           label=f"{_time_label(embedding)} (the start at the lowest colour)")
     return ax
 
 

@@ -151,6 +151,10 @@ class _Grid:
         return np.asarray(self._reduce(da), dtype=np.float64)
 
 
+def _has_lines(contours) -> bool:
+    return any(len(p.vertices) > 1 for p in contours.get_paths())
+
+
 def _finite_k(k: np.ndarray, k_star: int) -> np.ndarray:
     """``k_χ`` ready for contouring: an unreached threshold (inf) counts as far above k*."""
     return np.where(np.isinf(k), k_star + 10.0, k)
@@ -225,7 +229,7 @@ def phase_map(ds, metric: str = "stress_k", *, ax=None, index: dict | None = Non
     if metric == "stress_k":
         # ribbon <=> chi_{k*} >= chi: a diverging scale centred on chi shows the verdict itself
         lo = float(np.nanmin(sim)) if np.isfinite(sim).any() else chi - 0.1
-        norm = colors.TwoSlopeNorm(vcenter=chi, vmin=min(lo, chi - 1e-3), vmax=1.0)
+        norm = colors.TwoSlopeNorm(vcenter=chi, vmin=min(lo, 2 * chi - 1.0), vmax=1.0)
         mesh = ax.pcolormesh(xe, ye, sim.T, cmap="RdBu", norm=norm, shading="flat")
     elif is_k:
         shown = _finite_k(sim, k_star)
@@ -249,27 +253,31 @@ def phase_map(ds, metric: str = "stress_k", *, ax=None, index: dict | None = Non
             cb.ax.axhline(chi, color="black", lw=1.5)
 
     level = [k_star + 0.5]
+    theory_drawn, theory_src = False, "theory per cell"
     fine_name = "fine_k_chi"
     if fine_name in ds and f"fine_{grid.x}" in ds[fine_name].dims and f"fine_{grid.y}" in ds[fine_name].dims:
         fk = ds[fine_name].transpose(f"fine_{grid.x}", f"fine_{grid.y}")
         fx, fy = ds[f"fine_{grid.x}"].values, ds[f"fine_{grid.y}"].values
         fkv = _finite_k(np.asarray(fk.values, dtype=np.float64), k_star)
-        if fx.size > 1 and fy.size > 1:
-            ax.contour(fx, fy, fkv.T, levels=level, **THEORY_STYLE)
         theory_src = "fine theory map"
+        if fx.size > 1 and fy.size > 1:
+            theory_drawn = _has_lines(ax.contour(fx, fy, fkv.T, levels=level, **THEORY_STYLE))
     else:
         tk = grid.values("theory_k_chi")
         if tk is not None and xv.size > 1 and yv.size > 1:
-            ax.contour(xv, yv, _finite_k(tk, k_star).T, levels=level, **THEORY_STYLE)
-        theory_src = "theory per cell"
+            theory_drawn = _has_lines(ax.contour(xv, yv, _finite_k(tk, k_star).T, levels=level, **THEORY_STYLE))
     handles.append(Line2D([], [], color="black", lw=2.4,
-                          label=f"theory boundary ({theory_src})"))
+                          label=f"theory boundary ({theory_src})" if theory_drawn
+                          else f"theory boundary: none in this range ({theory_src})"))
     sk = grid.values("sim_k_chi")
+    sim_drawn = False
     if sk is not None and xv.size > 1 and yv.size > 1:
         cs = ax.contour(xv, yv, _finite_k(sk, k_star).T, levels=level, **SIM_STYLE)
         cs.set(path_effects=_outlined())
+        sim_drawn = _has_lines(cs)
     handles.append(Line2D([], [], color="gold", lw=2.0, ls="--", path_effects=_outlined(),
-                          label="simulated boundary (cell centres)"))
+                          label="simulated boundary (cell centres)" if sim_drawn
+                          else "simulated boundary: none in this range"))
 
     s, p = grid.values("sim_is_ribbon"), grid.values("theory_is_ribbon")
     if s is not None and p is not None:
