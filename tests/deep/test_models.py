@@ -12,6 +12,8 @@ import re
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch.func import functional_call, grad, stack_module_state, vmap
 
 from linsim.deep import models as M
@@ -289,3 +291,30 @@ def test_cuda_same_weights_and_vmap_contract(name):
     out, *_ = _vmapped(models, x)
     ref = torch.stack([m(x[i]) for i, m in enumerate(models)])
     torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-12)
+
+
+@st.composite
+def _model_specs(draw):
+    name = draw(st.sampled_from(sorted(ARCHITECTURES)))
+    entry = ARCHITECTURES[name]
+    rank = draw(st.sampled_from(entry.input_ranks))
+    spatial = draw(st.lists(st.integers(1, 12), min_size=rank - 1, max_size=rank - 1))
+    shape = (draw(st.integers(1, 12)),) if rank == 1 else (draw(st.integers(1, 3)), *spatial)
+    width = draw(st.floats(0.02, 1.5))
+    depth = None if entry.default_depth is None else draw(
+        st.sampled_from([entry.min_depth, entry.default_depth] if name == "wide_resnet" else [1, 2, 3]))
+    return name, shape, width, depth, draw(st.integers(1, 5))
+
+
+@settings(max_examples=25)
+@given(_model_specs())
+def test_any_size_builds_and_maps_to_logits(spec):
+    name, shape, width, depth, n_classes = spec
+    try:
+        net = build_model(name, shape, n_classes, width=width, depth=depth)
+    except ValueError as err:  # the only refusal: a patch size that does not divide the input
+        assert "patch_size" in str(err) and name == "convmixer", err
+        assert any(s % 2 for s in shape[1:])
+        return
+    out = net(torch.randn(2, *shape))
+    assert out.shape == (2, n_classes) and torch.isfinite(out).all()
