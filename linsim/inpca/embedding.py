@@ -14,7 +14,8 @@ Conventions
   are ``sum_j signature_j (x_j - y_j)^2`` (:func:`embedded_distances`), which can be negative.
 * **Eigenvector signs are deterministic**: the entry of largest absolute value of every
   eigenvector is positive (the first such entry on ties).
-* **Explained stress** ``chi_k = 1 - sqrt(1 - sum_{i<=k} lambda_i^2 / ||W||_F^2)``, i.e.
+* **Explained stress** ``chi_k = 1 - sqrt(1 - sum_{i<=k} lambda_i^2 / ||W||_F^2)``
+  (:func:`theory.explained_stress`, re-exported here as :func:`explained_stress`), i.e.
   ``1 - ||W - W_k||_F / ||W||_F`` for the signed rank-k truncation ``W_k``.  ``||W||_F`` is
   computed from the whole matrix, so ``chi_k`` is right when only ``k`` eigenpairs are
   computed; it reaches 1 at full rank and does not change when ``D`` is scaled.
@@ -55,6 +56,8 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
+
+from theory.stress import explained_stress  # the one implementation (||W||_F, not its square)
 
 from . import _eigensolvers
 from ._matrix_stats import as_stored_matrix, in_memory_stats, stored_stats
@@ -108,64 +111,6 @@ def double_center(D, *, overwrite=False):
     W += g
     W *= -0.5
     return W
-
-
-def explained_stress(eigenvalues, frobenius_norm=None, *, rtol=1e-8):
-    """Cumulative explained stress ``chi_k = 1 - sqrt(1 - sum_{i<=k} lambda_i^2 / ||W||_F^2)``.
-
-    The one implementation in linsim (``InPCA.explained_stress_`` and :mod:`linsim.metrics` use
-    it).  The unexplained part after k axes is computed as (stress outside the given
-    eigenvalues) + ``sum_{i>k} lambda_i^2`` -- a tail sum, not ``1 - cumsum`` -- so ``chi`` is
-    exact to rounding near full rank.
-
-    Parameters
-    ----------
-    eigenvalues : array_like (k,)
-        Signed eigenvalues of ``W`` sorted by ``|lambda|`` descending.
-    frobenius_norm : float, optional
-        ``||W||_F`` of the *whole* double-centered matrix (the norm, not its square), so that the
-        curve is right when only k eigenpairs were computed.  If omitted the spectrum is taken to
-        be complete (``||W||_F^2 = sum lambda^2``).
-    rtol : float
-        ``sum lambda^2`` may exceed ``||W||_F^2`` by rounding; up to a relative ``rtol`` this is
-        accepted (nothing unexplained is left), beyond that the inputs are inconsistent and
-        ValueError is raised.
-
-    Returns
-    -------
-    numpy.ndarray float64 (k,), non-decreasing, in [0, 1].
-
-    Examples
-    --------
-    >>> explained_stress([3.0, -4.0]).tolist()         # complete spectrum: reaches 1
-    [0.19999999999999996, 1.0]
-    >>> explained_stress([3.0], frobenius_norm=5.0).tolist()   # ||W||_F = 5: 1 - sqrt(16/25)
-    [0.19999999999999996]
-    """
-    lam = np.asarray(eigenvalues, dtype=np.float64)
-    if lam.ndim != 1:
-        raise ValueError(f"eigenvalues must be 1-D; got shape {lam.shape}")
-    if not np.all(np.isfinite(lam)):
-        raise ValueError(f"eigenvalues contain NaN or inf at index {np.flatnonzero(~np.isfinite(lam))[0]}")
-    sq = lam ** 2
-    total = float(np.sum(sq))
-    if frobenius_norm is None:
-        fro_sq = total
-        if fro_sq == 0.0:
-            raise ValueError("all eigenvalues are zero: every point coincides, stress is undefined")
-    else:
-        fro = float(frobenius_norm)
-        if not (np.isfinite(fro) and fro > 0):
-            raise ValueError(f"frobenius_norm must be positive and finite; got {frobenius_norm!r}")
-        fro_sq = fro ** 2
-        if total > fro_sq * (1.0 + rtol):
-            k = int(np.argmax(np.cumsum(sq) > fro_sq * (1.0 + rtol)))
-            raise ValueError(f"sum of the first {k + 1} squared eigenvalues exceeds ||W||_F^2 by a relative "
-                             f"{np.cumsum(sq)[k] / fro_sq - 1:.3g}: pass the Frobenius norm (not its square) "
-                             "of the whole W")
-    tail = np.concatenate([np.cumsum(sq[::-1])[::-1][1:], [0.0]])
-    unseen = max(fro_sq - total, 0.0)  # below 0 only by rounding (bounded by rtol above)
-    return 1.0 - np.sqrt((unseen + tail) / fro_sq)
 
 
 def embedded_distances(X, signature, Y=None):

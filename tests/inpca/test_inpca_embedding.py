@@ -105,10 +105,15 @@ def test_frobenius_identity_and_stress():
 
 
 def test_explained_stress_function_checks():
-    assert explained_stress([3.0, 4.0], 5.0)[-1] == pytest.approx(1.0)
-    assert explained_stress([3.0], 5.0)[0] == pytest.approx(1 - np.sqrt(1 - 9 / 25))
+    import theory
+
+    assert explained_stress is theory.explained_stress  # one implementation in the project
+    assert explained_stress([4.0, -3.0], 5.0)[-1] == pytest.approx(1.0)
+    assert explained_stress([-3.0], 5.0)[0] == pytest.approx(1 - np.sqrt(1 - 9 / 25))
     with pytest.raises(ValueError, match="not its square"):
-        explained_stress([3.0, 4.0], 5.0 * 0.5)
+        explained_stress([4.0, 3.0], 5.0 * 0.5)
+    with pytest.raises(ValueError, match="sorted"):
+        explained_stress([3.0, 4.0], 5.0)
     with pytest.raises(ValueError, match="positive"):
         explained_stress([1.0], 0.0)
 
