@@ -149,3 +149,24 @@ def test_a_saved_and_reloaded_trajectory_gives_the_same_inputs(tmp_path):
     for name in ("eigenvalues", "teacher", "init", "steps", "times"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
     assert (a.lr, a.dynamics, a.loss, a.n_classes) == (b.lr, b.dynamics, b.loss, b.n_classes)
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=12)
+@given(lambda_1=st.floats(0.1, 10.0), frac=st.one_of(st.none(), st.floats(0.05, 1.9)),
+       optimizer=st.sampled_from(["gd", "flow"]), steps=st.integers(0, 500))
+def test_inputs_carry_the_learning_rate_and_steps_that_were_used(lambda_1, frac, optimizer, steps):
+    lr = None if frac is None else frac / lambda_1
+    cfg = EnsembleConfig(n_samples=8, dim=3, n_classes=2, n_runs=2, steps=steps, n_checkpoints=4,
+                         lambda_1=lambda_1, lr=lr, optimizer=optimizer)
+    traj = simulate(cfg)
+    inp = theory_inputs(traj)
+    assert inp.lr == traj.params["lr_effective"] == (1 / lambda_1 if lr is None else lr)
+    assert inp.steps.tolist() == traj.arrays["steps"].tolist()
+    np.testing.assert_allclose(inp.eigenvalues[0], lambda_1, rtol=1e-12)
+    from_cfg = theory_inputs(cfg)
+    assert from_cfg.lr == inp.lr and from_cfg.steps.tolist() == inp.steps.tolist()
+    np.testing.assert_allclose(from_cfg.times, inp.times, rtol=1e-15)

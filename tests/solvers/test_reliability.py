@@ -150,3 +150,26 @@ def test_flow_times_and_sgd_seeds_are_not_coerced():
         sgd_simulate(X, Y, W0, 0.05, 2, [1], np.random.default_rng(0))
     with pytest.raises(ValueError, match="seed is required"):
         sgd_simulate(X, Y, W0, 0.05, 2, [1], None)
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@given(st.lists(st.integers(0, MAX_STEPS), min_size=1, max_size=6),
+       st.sampled_from([np.int64, np.uint64, np.float64, object]))
+def test_check_steps_is_exact_for_every_representable_count(values, dtype):
+    arr = np.array(values, dtype=dtype)
+    if dtype is np.float64:  # only integers that float64 holds exactly reach here unchanged
+        values = [int(v) for v in arr]
+    out = check_steps(arr)
+    assert out.dtype == np.int64 and out.tolist() == values
+
+
+@given(st.integers(MAX_STEPS + 1, 2**70))
+def test_check_steps_refuses_every_count_beyond_the_limit(value):
+    with pytest.raises(ValueError, match="steps"):
+        check_steps([value])
+    if value < 2**64:
+        with pytest.raises(ValueError, match="exceeds"):
+            check_steps(np.array([value], dtype=np.uint64))
