@@ -135,10 +135,10 @@ def thread_limit(n_threads: int = 1) -> Iterator[int]:
     process; restore the caller's settings on exit.
 
     Uses ``threadpoolctl`` for the native thread pools and ``torch.set_num_threads``.  The
-    context is re-entrant and thread-safe: the process-wide BLAS pools keep the most recently
-    entered limit while any thread is inside a ``thread_limit`` block and get the settings
-    found by the first entry back when the last block exits; torch's and numba's settings,
-    which are per thread, are restored in each thread as it leaves.
+    context is re-entrant and thread-safe: the process-wide pools (BLAS, torch's MKL) keep the
+    most recently entered limit while any thread is inside a ``thread_limit`` block and get
+    the settings found by the first entry back when the last block exits; per-thread settings
+    (OpenMP, numba) are restored in each thread as it leaves.
 
     Parameters
     ----------
@@ -162,12 +162,13 @@ def thread_limit(n_threads: int = 1) -> Iterator[int]:
     n = check_n_workers(n_threads, "n_threads")
     if n is None:
         raise ValueError("n_threads must be a positive integer; got None")
-    import torch
+    import scipy.linalg  # noqa: F401  (load scipy's own OpenBLAS before limiting: a pool
+    import torch         # loaded later would escape the limit)
     from threadpoolctl import threadpool_limits
 
     token = object()
     st = _LimitState
-    # this thread's torch / numba settings, read before OpenMP is limited (which changes them)
+    # this thread's settings, read before OpenMP is limited (which changes what torch reports)
     torch_before = torch.get_num_threads()
     numba_before = _numba_threads()
     with st.lock:
@@ -176,7 +177,8 @@ def thread_limit(n_threads: int = 1) -> Iterator[int]:
         else:
             threadpool_limits(limits=n)
         st.active.append((token, n))
-    _set_torch_threads(n)
+        # sets this thread's OpenMP threads and torch's process-wide MKL threads
+        _set_torch_threads(n)
     _set_numba_threads(n)
     try:
         yield n
@@ -184,11 +186,14 @@ def thread_limit(n_threads: int = 1) -> Iterator[int]:
         with st.lock:
             st.active = [a for a in st.active if a[0] is not token]
             if st.active:
+                # others are still inside: keep the process-wide pools (BLAS, torch's MKL) at
+                # their limit and give back only this thread's own OpenMP setting
                 threadpool_limits(limits=st.active[-1][1], user_api="blas")
+                threadpool_limits(limits=torch_before, user_api="openmp")
             else:
                 st.blas_limiter.restore_original_limits()
                 st.blas_limiter = None
-        _set_torch_threads(torch_before)
+                _set_torch_threads(torch_before)
         if numba_before is not None:
             _set_numba_threads(numba_before)
 
@@ -321,7 +326,11 @@ class Engine(abc.ABC):
         if own:
             self.open()
         try:
-            with sigterm_as_exit():
+            # The calling thread is limited too: it runs the serial engine's items, and for a
+            # cluster of threads in this process the process-wide BLAS pool must be limited from
+            # here (OpenBLAS 0.3.31 ignores a limit set from another thread after the main
+            # thread has set and restored one).
+            with sigterm_as_exit(), thread_limit(self.threads_per_worker):
                 yield from self._map(_Limited(fn, self.threads_per_worker), items)
         finally:
             if own:

@@ -199,3 +199,19 @@ def _alive(pids):
         except OSError:
             pass
     return out
+
+
+def test_thread_limit_covers_blas_libraries_loaded_inside_the_block():
+    # scipy brings its own OpenBLAS; loaded after the limit was applied it used to escape it
+    # (two BLAS threads inside a dask thread changed results in the last bits).
+    code = textwrap.dedent("""
+        import numpy
+        from linsim.parallel import thread_limit
+        from threadpoolctl import threadpool_info
+        with thread_limit(1):
+            import scipy.linalg
+            print(sorted({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}))
+    """)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[1]"

@@ -26,7 +26,7 @@ import_theory()  # a shadowing theory.py is named here, before linsim.metrics fa
 from linsim.sweep.axes import (  # noqa: E402
     ALIASES, AXIS_INFO, AxisInfo, PhaseSpec, Unit, axis_info, canonical_axis,
                                fine_axis, is_integer_axis, is_log_axis, with_values)
-from linsim.sweep.cells import N_STRESS, THEORY_MODELS, CellResult, logit_scale, run_cell, theory_spectra
+from linsim.sweep.cells import N_STRESS, CellResult, logit_scale, run_cell, theory_spectra
 from linsim.sweep.dataset import PREFIXES, assemble, cells_folder, save_dataset, variable_attrs
 from linsim.sweep.runner import SweepFailedError, SweepInterrupted, run_phase
 from linsim.sweep.summary import PREDICTIONS, agreement
@@ -42,7 +42,7 @@ def __getattr__(name):
 
 __all__ = [
     "ALIASES", "AXIS_INFO", "AxisInfo", "CellResult", "FINE_MAP_DRAWS", "N_STRESS", "PREDICTIONS", "PREFIXES",
-    "PhaseSpec", "REGIME_LOGIT_RMS", "SweepFailedError", "SweepInterrupted", "THEORY_MODELS",
+    "PhaseSpec", "REGIME_LOGIT_RMS", "SweepFailedError", "SweepInterrupted",
     "TheoryShadowedError", "Unit", "agreement", "assemble", "axis_info", "canonical_axis", "cells_folder",
     "fine_axis", "import_theory", "is_integer_axis", "is_log_axis", "logit_scale", "run_cell", "run_phase",
     "save_dataset", "theory_map", "theory_spectra", "variable_attrs", "with_values",

@@ -355,8 +355,11 @@ class PhaseSpec:
 
     @property
     def supports_theory_map(self) -> bool:
-        """True when :func:`linsim.sweep.theory_map` applies (linear model, GD, >= 2 axes)."""
-        return (self.base.model, self.base.optimizer) == ("linear", "gd") and len(self.axes) >= 2
+        """True when :func:`linsim.sweep.theory_map` applies: the base model's runner has a
+        theory hook (:func:`linsim.runners.has_theory`) and there are at least two axes."""
+        from linsim.runners import has_theory
+
+        return has_theory(self.base.model, self.base.optimizer) and len(self.axes) >= 2
 
     def validate_for_theory_map(self, resolution: int) -> dict[str, np.ndarray]:
         """Check, before computing anything, that the fine theory map can be drawn.
@@ -364,16 +367,18 @@ class PhaseSpec:
         Raises ``ValueError`` naming the problem (model, number of axes, resolution, or an axis
         value the theory refuses).  Returns the fine axes ``{name: values}``.
         """
-        from linsim.data import spectrum
+        from linsim.theory_inputs import theory_inputs
 
         if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)):
             raise TypeError(f"theory-map resolution must be an integer; got {resolution!r}")
         if resolution < 2:
             raise ValueError(f"theory-map resolution must be >= 2 (or 0 for no map); got {resolution}")
-        if (self.base.model, self.base.optimizer) != ("linear", "gd"):
+        from linsim.runners import has_theory, theory_runners
+
+        if not has_theory(self.base.model, self.base.optimizer):
             raise ValueError(
-                "the fine theory map is available for the linear model trained by GD; got "
-                f"model={self.base.model!r}, optimizer={self.base.optimizer!r} (use resolution 0)"
+                f"the fine theory map needs a model the theory covers ({', '.join('/'.join(k) for k in theory_runners())}); "
+                f"got model={self.base.model!r}, optimizer={self.base.optimizer!r} (use resolution 0)"
             )
         if len(self.axes) < 2:
             raise ValueError("the fine theory map needs at least two axes (use resolution 0)")
@@ -384,8 +389,7 @@ class PhaseSpec:
             for j, value in enumerate(fine[name]):
                 cfg = with_values(self.base, {name: value, other: fine[other][0]})
                 try:
-                    cfg.validate()
-                    spectrum(cfg.dim, kind=cfg.spectrum, slope=cfg.slope, lambda_1=cfg.lambda_1)
+                    theory_inputs(cfg)  # validates the config and builds what the theory takes
                 except (ValueError, TypeError) as exc:
                     raise ValueError(
                         f"the theory map cannot use axis {name!r} value {value:g} (fine point {j}): {exc}"

@@ -5,10 +5,10 @@ Per-cell values (the keys of :attr:`CellResult.scalars` and :attr:`CellResult.cu
 
 * ``sim_*``: metrics of the simulated ensemble (exact outputs, Bhattacharyya distances mean
   over samples, InPCA), see :func:`linsim.metrics.summarize`;
-* ``theory_*``: the same metrics of :func:`theory.expected_spectrum` (expectation over
-  teachers and initializations);
-* ``draw_*``: the same metrics of :func:`theory.quadratic_spectrum` for the very teacher and
-  initializations that were simulated;
+* ``theory_*``: the same metrics of the expected spectrum (expectation over teachers and
+  initializations), ``draw_*``: of the small-logit spectrum of the very teacher and
+  initializations that were simulated; both from :func:`linsim.theory_inputs.predict_spectra`
+  and only for models whose runner has a theory hook (:mod:`linsim.runners`);
 * ``logit_rms`` (:func:`theory.centred_logit_rms`), ``logit_max`` and ``in_regime``
   (:func:`theory.in_regime`, the one definition of the small-logit regime).
 """
@@ -26,12 +26,10 @@ from linsim.ensemble import EnsembleConfig
 from linsim.metrics import RibbonCriterion
 from linsim.sweep._theory import import_theory
 
-__all__ = ["CellResult", "N_STRESS", "THEORY_MODELS", "logit_scale", "run_cell", "theory_spectra"]
+__all__ = ["CellResult", "N_STRESS", "logit_scale", "run_cell", "theory_spectra"]
 
 #: Number of explained-stress values stored per cell (k = 1..N_STRESS).
 N_STRESS = 10
-#: (model, optimizer) pairs the small-logit theory predicts.
-THEORY_MODELS = frozenset({("linear", "gd"), ("linear", "flow")})
 
 
 @dataclass(frozen=True)
@@ -94,39 +92,23 @@ def logit_scale(traj) -> tuple[float, float]:
     return theory.centred_logit_rms(z), float(np.max(np.abs(zc)))
 
 
-def _theory_inputs(cfg: EnsembleConfig, traj) -> dict[str, Any]:
-    lr = cfg.lr if cfg.lr is not None else 1.0 / cfg.lambda_1
-    steps = np.rint(traj.times / (lr if traj.time_unit == "time" else 1.0)).astype(np.int64)
-    return {"eigenvalues": traj.arrays["eigenvalues"], "lr": lr, "steps": steps}
-
-
 def theory_spectra(cfg: EnsembleConfig, traj) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Expected and same-draw small-logit spectra of a simulated cell (``None`` without theory).
+
+    Delegates to :func:`linsim.theory_inputs.predict_spectra`, the one gate of "can the theory
+    handle this model" (the runner registry) and the one builder of the theory's inputs.
 
     Returns
     -------
     (expected, draw) : float64 arrays of signed InPCA eigenvalues, or (None, None).
     """
-    if (cfg.model, cfg.optimizer) not in THEORY_MODELS:
+    from linsim.theory_inputs import predict_spectra
+
+    pred = predict_spectra(traj)
+    if pred is None:
         return None, None
-    theory = import_theory()
-    inp = _theory_inputs(cfg, traj)
-    V = traj.arrays["eigenvectors"]
-    teacher = traj.arrays["teacher"] @ V
-    init = traj.arrays["init"] @ V
-    if cfg.optimizer == "gd":
-        expected = theory.expected_spectrum(
-            inp["eigenvalues"], cfg.n_classes, cfg.teacher_scale, cfg.init_scale,
-            inp["lr"], inp["steps"], cfg.n_runs,
-        )
-        draw = theory.quadratic_spectrum(inp["eigenvalues"], teacher, init, inp["lr"], inp["steps"])
-    else:
-        expected = theory.expected_spectrum(
-            inp["eigenvalues"], cfg.n_classes, cfg.teacher_scale, cfg.init_scale,
-            None, traj.times, cfg.n_runs, dynamics="flow",
-        )
-        draw = theory.quadratic_spectrum_flow(inp["eigenvalues"], teacher, init, traj.times)
-    return np.asarray(expected, dtype=np.float64), np.asarray(draw, dtype=np.float64)
+    draw = None if pred.draw is None else np.asarray(pred.draw, dtype=np.float64)
+    return np.asarray(pred.expected, dtype=np.float64), draw
 
 
 def run_cell(cfg: EnsembleConfig, criterion: RibbonCriterion = RibbonCriterion()) -> CellResult:

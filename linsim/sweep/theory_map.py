@@ -18,20 +18,13 @@ def _theory_row(item) -> tuple[np.ndarray, np.ndarray]:
     """``k_χ`` and ``χ_{k*}`` of the expected spectrum along one row of the fine map."""
     base, names, a, fine_b, criterion, n_draws = item
     from linsim import metrics
-    from linsim.data import spectrum
-    from linsim.ensemble import checkpoint_steps
+    from linsim.theory_inputs import predict_spectra
 
-    theory = import_theory()
     kc = np.full(fine_b.size, np.nan)
     sk = np.full(fine_b.size, np.nan)
     for j, b in enumerate(fine_b):
         cfg = with_values(base, {names[0]: a, names[1]: b})
-        lam = spectrum(cfg.dim, kind=cfg.spectrum, slope=cfg.slope, lambda_1=cfg.lambda_1)
-        lr = cfg.lr if cfg.lr is not None else 1.0 / cfg.lambda_1
-        steps = checkpoint_steps(cfg.steps, cfg.n_checkpoints)
-        pred = theory.expected_spectrum(
-            lam, cfg.n_classes, cfg.teacher_scale, cfg.init_scale, lr, steps, cfg.n_runs, n_draws=n_draws,
-        )
+        pred = predict_spectra(cfg, n_draws=n_draws).expected
         kc[j] = metrics.k_chi(pred, criterion.chi)
         sk[j] = metrics.stress_at(pred, min(criterion.k_star, len(pred)))
     return kc, sk
@@ -43,15 +36,15 @@ def theory_map(spec: PhaseSpec, resolution: int = 24, n_workers: int | None = No
 
     The fine axes span each swept axis's range, geometrically on log axes
     (:func:`linsim.sweep.is_log_axis`), linearly otherwise; integer axes are rounded.  Rows
-    run on an engine (:func:`linsim.parallel.get_engine`); each point uses ``n_draws``
-    Gaussian draws of :func:`theory.expected_spectrum` with a fixed seed, so the map does not
-    depend on the engine or the number of workers.  The theory uses the population spectrum
-    (:func:`linsim.data.spectrum`), which the "exact" data mode reproduces exactly.
+    run on an engine (:func:`linsim.parallel.get_engine`); each point is the expected spectrum
+    of :func:`linsim.theory_inputs.predict_spectra` for the point's configuration (population
+    eigenvalues, which the "exact" data mode reproduces exactly) with ``n_draws`` Gaussian
+    draws and a fixed seed, so the map does not depend on the engine or the worker count.
 
     Parameters
     ----------
     spec : PhaseSpec
-        Linear model trained by GD, two or more axes (see
+        A model with a theory hook, two or more axes (see
         :meth:`PhaseSpec.validate_for_theory_map`, called first).
     resolution : int >= 2
     n_workers : int, optional
