@@ -9,10 +9,17 @@ import numpy as np
 import pytest
 
 from linsim.deep.config import TrainConfig
-from linsim.deep.train import run_streams, train
+from linsim.deep.train import run_streams, torch_threads, train
 from linsim.solvers.linear import linear_gd
 from linsim.solvers.softmax import softmax_gd
 from linsim.solvers.two_layer import two_layer_gd
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny nets: one intra-op thread is several times faster on a busy CPU (restored after)."""
+    with torch_threads(1):
+        yield
 
 
 def _arrays(n=60, n_test=20, d=6, C=3, seed=0):

@@ -1,0 +1,252 @@
+"""Grids: TOML expansion, the built-in grids, running with resume, kills, Ctrl-C, bad folders."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from argparse import Namespace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from linsim.deep.command import add_arguments, main, run
+from linsim.deep.config import TrainConfig
+from linsim.deep.grid import (builtin_grid_text, expand_grid, load_grid, result_path,
+                              run_grid)
+from linsim.deep.train import TrainResult, torch_threads, train
+from linsim.storage import read_netcdf
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny nets: one intra-op thread is several times faster on a busy CPU (restored after)."""
+    with torch_threads(1):
+        yield
+
+TINY = """
+dataset = "digits"
+n_train = 48
+n_test = 16
+steps = 4
+n_checkpoints = 2
+n_runs = 2
+batch_size = 16
+device = "cpu"
+architecture = ["linear", "mlp"]
+width = 0.25
+
+[grid.sgd]
+optimizer = "sgd"
+lr = [0.05, 0.1]
+
+[grid.adam]
+optimizer = "adam"
+lr = 0.001
+"""
+
+
+def _write(tmp_path, text, name="grid.toml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_expansion_is_a_product_per_subgrid_concatenated_in_order(tmp_path):
+    entries = load_grid(_write(tmp_path, TINY))
+    got = [(e.subgrid, e.config.architecture, e.config.optimizer, e.config.lr) for e in entries]
+    assert got == [("sgd", "linear", "sgd", 0.05), ("sgd", "linear", "sgd", 0.1),
+                   ("sgd", "mlp", "sgd", 0.05), ("sgd", "mlp", "sgd", 0.1),
+                   ("adam", "linear", "adam", 0.001), ("adam", "mlp", "adam", 0.001)]
+    assert all(e.config.n_train == 48 and e.config.width == 0.25 for e in entries)
+
+
+def test_grid_without_subgrids_and_duplicates_listed_once():
+    spec = {"dataset": "digits", "seed": [1, 2], "augment": [False, True],
+            "dataset_options": [{}, {}]}
+    assert len(expand_grid(spec)) == 4
+    spec = {"dataset": "digits", "grid": {"a": {"lr": 0.1}, "b": {"lr": [0.1, 0.2]}}}
+    assert [e.config.lr for e in expand_grid(spec)] == [0.1, 0.2]
+
+
+@pytest.mark.parametrize("text, match", [
+    ("dataset = 'digits'\nlrate = 0.1\n", "unknown TrainConfig field 'lrate'"),
+    ("dataset = 'digits'\n[grid.fast]\nsteps = -3\n", "grid.fast.*steps"),
+    ("dataset = 'digits'\nwidth = []\n", "empty list"),
+    ("dataset = 'digits'\n[grid.x]\noptimizer = 'lion'\n", "grid.x.*valid: .*sgd"),
+    ("dataset = 'digits'\nsteps = [1, 2\n", "not valid TOML"),
+    ("dataset = 'digits'\n[other]\nlr = 1\n", "only dataset_options"),
+])
+def test_bad_grids_name_the_problem_and_the_place(tmp_path, text, match):
+    with pytest.raises(ValueError, match=match):
+        load_grid(_write(tmp_path, text))
+
+
+def test_default_grid_covers_the_study_factors():
+    entries = load_grid()
+    cfgs = [e.config for e in entries]
+    assert {c.dataset for c in cfgs} == {"mnist1d"}
+    assert len({c.architecture for c in cfgs}) >= 4
+    assert {c.optimizer for c in cfgs} == {"sgd", "nesterov", "adam"}
+    assert len({c.batch_size for c in cfgs}) == 2
+    assert {c.augment for c in cfgs} == {False, True}
+    assert len({c.width for c in cfgs}) == 2
+    assert min(c.n_runs for c in cfgs) >= 4
+    assert len(cfgs) == 4 * 3 * 2 * 2 * 2
+    gpu = [e.config for e in load_grid(builtin="gpu")]
+    assert len({c.architecture for c in gpu}) >= 6 and min(c.n_runs for c in gpu) >= 10
+    # the printed grid is the grid
+    assert tomllib.loads(builtin_grid_text("small"))["dataset"] == "mnist1d"
+
+
+def test_run_writes_every_configuration_and_a_rerun_skips_them(tmp_path):
+    entries = load_grid(_write(tmp_path, TINY))
+    out = tmp_path / "out"
+    s1 = run_grid(entries, out, progress=False, log=None)
+    assert (s1.n_trained, s1.n_skipped) == (6, 0)
+    files = sorted(out.glob("*.nc"))
+    assert len(files) == 6 and files == sorted(s1.files)
+    manifest = json.loads((out / "index.json").read_text())
+    assert manifest["n_complete"] == 6
+    assert {c["file"] for c in manifest["configs"]} == {f.name for f in files}
+    # a file holds exactly what train() returns, with every hyper-parameter as an attribute
+    e = entries[3]
+    tr, te, div, params = TrainResult.load_trajectories(result_path(out, e.config))
+    fresh = train(e.config)
+    np.testing.assert_array_equal(tr.outputs, fresh.train.outputs)
+    np.testing.assert_array_equal(te.outputs, fresh.test.outputs)
+    np.testing.assert_array_equal(tr.arrays["loss"], fresh.train.arrays["loss"])
+    assert tr.outputs.dtype == np.float32 and params["lr"] == e.config.lr
+    ds = read_netcdf(result_path(out, e.config))
+    assert ds.attrs["param_optimizer"] == "sgd" and ds.attrs["param_architecture"] == "mlp"
+    assert "history" in ds.attrs and ds.attrs["config_id"] == e.config.config_id()
+    mtimes = [f.stat().st_mtime_ns for f in files]
+    s2 = run_grid(entries, out, progress=False, log=None)
+    assert (s2.n_trained, s2.n_skipped) == (0, 6)
+    assert [f.stat().st_mtime_ns for f in files] == mtimes
+
+
+def test_verify_retrains_a_corrupted_file(tmp_path):
+    entries = load_grid(_write(tmp_path, TINY))[:2]
+    out = tmp_path / "out"
+    run_grid(entries, out, progress=False, log=None)
+    victim = result_path(out, entries[0].config)
+    raw = bytearray(victim.read_bytes())
+    ds = read_netcdf(victim)
+    # flip bytes of the logits in place: find the float32 payload and perturb it
+    payload = ds["train_outputs"].values.astype(np.float32).tobytes()[:64]
+    pos = bytes(raw).find(payload)
+    assert pos > 0
+    raw[pos:pos + 8] = b"\x00" * 8
+    victim.write_bytes(bytes(raw))
+    msgs = []
+    s = run_grid(entries, out, progress=False, verify=True, log=msgs.append)
+    assert s.n_trained == 1 and any("corrupt" in m for m in msgs)
+    assert victim.with_name(victim.name + ".corrupt").is_file()
+    read_netcdf(victim)  # the retrained file is sound
+
+
+def test_a_diverging_configuration_is_recorded_and_the_grid_goes_on(tmp_path):
+    text = TINY.replace('[grid.sgd]\noptimizer = "sgd"\nlr = [0.05, 0.1]',
+                        '[grid.sgd]\noptimizer = "sgd"\nloss = "mse"\nsteps = 40\nlr = [1e4, 0.1]')
+    entries = load_grid(_write(tmp_path, text))
+    msgs = []
+    s = run_grid(entries, tmp_path / "out", progress=False, log=msgs.append)
+    assert s.n_trained == len(entries) and s.n_diverged_runs >= 2
+    manifest = json.loads((tmp_path / "out" / "index.json").read_text())
+    first = manifest["configs"][0]
+    assert first["n_diverged"] == 2 and all(d >= 0 for d in first["diverged_step"])
+    assert any("diverged" in m for m in msgs)
+    tr, _, div, _ = TrainResult.load_trajectories(tmp_path / "out" / first["file"])
+    assert tr.n_runs == 0 and np.all(div >= 0)
+
+
+def test_unwritable_output_is_refused_before_training(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    grid = _write(tmp_path, TINY)
+    args = add_arguments(__import__("argparse").ArgumentParser()).parse_args(
+        [str(grid), "--out", str(blocker / "sub"), "--no-progress"])
+    t = time.perf_counter()
+    assert run(args) == 2
+    assert time.perf_counter() - t < 5
+    assert "output folder" in capsys.readouterr().err
+
+
+def test_print_default_grid_and_dry_run(tmp_path, capsys):
+    assert main(["--print-default-grid"]) == 0
+    assert tomllib.loads(capsys.readouterr().out) == tomllib.loads(builtin_grid_text())
+    assert main([str(_write(tmp_path, TINY)), "--dry-run", "--out", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr().out
+    assert "6 configurations, 12 runs" in out and not (tmp_path / "o").exists()
+    assert main([str(tmp_path / "missing.toml")]) == 2
+
+
+SLOW_GRID = """
+dataset = "digits"
+n_train = 100
+n_test = 20
+steps = 60
+n_checkpoints = 4
+n_runs = 2
+batch_size = 20
+device = "cpu"
+architecture = "mlp"
+width = 0.25
+seed = [0, 1, 2, 3, 4]
+"""
+
+
+def _spawn(grid, out):
+    code = ("import sys; from linsim.deep.command import main; "
+            f"sys.exit(main([{str(grid)!r}, '--out', {str(out)!r}, '--no-progress']))")
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_files(out, n, proc, timeout=120):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if len(list(Path(out).glob("*.nc"))) >= n:
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.slow
+def test_sigkill_mid_grid_loses_at_most_one_configuration(tmp_path):
+    grid = _write(tmp_path, SLOW_GRID)
+    out = tmp_path / "out"
+    proc = _spawn(grid, out)
+    assert _wait_for_files(out, 1, proc), proc.communicate()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = list(out.glob("*.nc"))
+    assert 1 <= len(done) < 5
+    for f in done:
+        read_netcdf(f)  # every file with a final name is complete and uncorrupted
+    entries = load_grid(grid)
+    s = run_grid(entries, out, progress=False, log=None)
+    assert s.n_skipped == len(done) and s.n_trained == 5 - len(done)
+    assert sorted(out.glob("*.nc")) == sorted(result_path(out, e.config) for e in entries)
+    assert not list(out.glob(".*.tmp")) and not (out / ".lock").exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_cleanly_with_a_message(tmp_path):
+    grid = _write(tmp_path, SLOW_GRID)
+    out = tmp_path / "out"
+    proc = _spawn(grid, out)
+    assert _wait_for_files(out, 1, proc), proc.communicate()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "resume" in err and "Traceback" not in err
+    assert not list(out.glob(".*.tmp")) and not (out / ".lock").exists()
+    for f in out.glob("*.nc"):
+        read_netcdf(f)
