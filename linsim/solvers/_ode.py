@@ -11,9 +11,15 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
-from scipy.integrate import solve_ivp
 
 from linsim.solvers._checks import ODEFailureError
+
+
+def solve_ivp(*args, **kwargs):
+    """:func:`scipy.integrate.solve_ivp`, imported on first use (it is slow to import)."""
+    from scipy.integrate import solve_ivp as _solve_ivp
+
+    return _solve_ivp(*args, **kwargs)
 
 
 def integrate_flow(rhs: Callable, y0: np.ndarray, times: np.ndarray, *, method: str, rtol: float,

@@ -23,7 +23,6 @@ with ``q_i`` one-hot labels or teacher probabilities.  There is no closed form.
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 from scipy.special import log_softmax, softmax
 
 from linsim.solvers._checks import (
@@ -187,6 +186,8 @@ def _integrate_group(X, Q, W0, t_sorted, method, rtol, atol):
 
     def rhs(_t, y):
         return -cross_entropy_grad(X, Q, y.reshape(shape)).ravel()
+
+    import scipy.sparse as sp
 
     jac = None
     if method in ("BDF", "Radau"):
