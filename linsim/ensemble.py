@@ -54,9 +54,12 @@ class EnsembleConfig:
         ``linear``: ``W x`` on the squared loss (closed form); ``kernel``: kernel machine on the
         squared loss (closed form); ``softmax``: ``W x`` on softmax cross-entropy toward the
         teacher probabilities (ODE / explicit GD); ``two_layer``: ``W2 W1 x`` on the squared
-        loss (ODE / explicit GD).
+        loss (ODE / explicit GD).  Any model registered with
+        :func:`linsim.runners.register_runner` is accepted too.
     optimizer : {"gd", "flow", "sgd"}
-        ``sgd`` only for ``model="linear"``.
+        The pair ``(model, optimizer)`` must have a registered runner
+        (:func:`linsim.runners.registered`; ``sgd`` only for ``model="linear"``), which also
+        supplies the GD stability limit checked here.
     n_samples, n_test, dim, n_classes : int
         ``n``, held-out ``n_test``, input dimension ``d``, classes ``C``.
     spectrum, slope, lambda_1 : input spectrum kind, its slope (c or a), largest eigenvalue.
@@ -68,7 +71,7 @@ class EnsembleConfig:
     lr : float or None
         Learning rate (None: default above); for flow only sets the time unit ``t = lr * step``.
     steps, n_checkpoints : int
-        ``T`` and ``K``.
+        ``T`` (at most ``2**53``) and ``K`` (see :func:`checkpoint_steps`).
     batch_size : int
         SGD batch size (without replacement within a step).
     kernel, kernel_bandwidth : kernel of ``model="kernel"`` ("linear", "rbf", "arccos", "ntk").
