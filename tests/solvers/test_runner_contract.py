@@ -148,3 +148,17 @@ def test_register_runner_plugs_a_new_model_into_simulate_and_validate():
 def test_runner_validates_its_fields(kwargs, match):
     with pytest.raises((ValueError, TypeError), match=match):
         Runner(**kwargs)
+
+
+@pytest.mark.parametrize("key", runners.theory_runners(), ids=lambda k: "/".join(k))
+def test_theory_hook_predicts_its_runner_at_small_logits(key):
+    """A runner that declares a theory hook must be predicted by it where the theory is exact."""
+    from linsim.embed import embed
+    from linsim.theory_inputs import predict_spectra
+
+    cfg = _cfg(key, n_samples=40, dim=6, n_runs=4, teacher_scale=0.01, init_scale=0.01, steps=40)
+    traj = simulate(cfg)
+    sim = embed(traj).model.eigenvalues_[:4]
+    pred = predict_spectra(traj, n_draws=2)
+    np.testing.assert_allclose(pred.draw[:4], sim, rtol=0.02)
+    assert pred.expected.shape == pred.draw.shape
