@@ -393,3 +393,36 @@ def test_subcommands_plug_in_through_the_registry(tmp_path, monkeypatch, capsys)
     with pytest.raises(SystemExit):
         main(["ghost"])  # hidden, so argparse refuses it
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_a_sweep_whose_cells_all_fail_exits_1_with_the_error(tmp_path, capsys):
+    from linsim import runners
+
+    def broken(problem):
+        raise RuntimeError("this runner always fails")
+
+    runners.register_runner(runners.Runner("broken_model", "gd", run=broken))
+    try:
+        status = main(phase(tmp_path, "--model", "broken_model", "--axis", "c=0,1"))
+    finally:
+        runners.unregister_runner("broken_model", "gd")
+    assert status == 1
+    err = capsys.readouterr().err
+    assert "this runner always fails" in err and "all 2 cells" in err
+    assert not (tmp_path / "out" / "phase.png").exists()
+
+
+def test_a_registered_kernel_is_a_choice_and_may_read_the_bandwidth(tmp_path, capsys):
+    from linsim.solvers.kernel import KERNELS, register_kernel
+
+    def laplace(A, B, bandwidth):  # exp(-|x - y|_1 / bandwidth): positive definite
+        return np.exp(-np.abs(A[:, None, :] - B[None, :, :]).sum(-1) / bandwidth)
+
+    register_kernel("laplace_test", laplace)
+    try:
+        assert "laplace_test" in _flag(build_parser("ribbon"), "--kernel").choices
+        assert main(["ribbon", *TINY, "--model", "kernel", "--kernel", "laplace_test", "--kernel-bandwidth",
+                     "3", "--no-figure", "--json", "--out", str(tmp_path)]) == 0
+    finally:
+        del KERNELS["laplace_test"]
+    assert json.loads(capsys.readouterr().out)["points"] == 3 * 5

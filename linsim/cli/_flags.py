@@ -48,9 +48,10 @@ FIELD_HELP = {
     "seed": "seed of the random streams (data, teacher, initial weights, SGD batches)",
 }
 
-#: Fields read only for some values of another field: field -> (other field, values).
-#: (The runner registry says which fields a model reads; this refines it within a model.)
-FIELD_CONDITIONS = {"kernel_bandwidth": ("kernel", ("rbf",))}
+#: Fields that some values of another field ignore: field -> (other field, values ignoring it).
+#: (The runner registry says which fields a model reads; this refines it within a model: the
+#: built-in kernels without a length scale ignore the bandwidth, a registered kernel may not.)
+FIELD_IGNORED_BY = {"kernel_bandwidth": ("kernel", ("linear", "arccos", "ntk"))}
 
 
 def _config_class():
@@ -185,11 +186,11 @@ def unused_fields(config, names) -> list[tuple[str, str]]:
             readers = [f"{m}/{o}" for (m, o) in runners.registered()
                        if name in runners.get_runner(m, o).config_fields]
             out.append((name, f"{here} does not read it (read by: {', '.join(readers) or 'no model'})"))
-        elif name in FIELD_CONDITIONS:
-            other, values = FIELD_CONDITIONS[name]
-            if getattr(config, other) not in values:
-                out.append((name, f"it is only read with {flag_name(other)} {' or '.join(values)}; "
-                                  f"this run has {flag_name(other)} {getattr(config, other)}"))
+        elif name in FIELD_IGNORED_BY:
+            other, values = FIELD_IGNORED_BY[name]
+            if getattr(config, other) in values:
+                out.append((name, f"{flag_name(other)} {getattr(config, other)} ignores it (so do "
+                                  f"{', '.join(v for v in values if v != getattr(config, other))})"))
     return out
 
 
