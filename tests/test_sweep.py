@@ -29,7 +29,7 @@ def test_axis_aliases_and_errors():
     with pytest.raises(ValueError, match="NaN"):
         PhaseSpec(TINY, {"c": [0.1, np.nan]})
     with pytest.raises(ValueError, match="k\\*"):
-        PhaseSpec(TINY, {"c": [0.1]}, criterion=RibbonCriterion(k_max=100))
+        PhaseSpec(TINY, {"c": [0.1]}, criterion=RibbonCriterion(k_star=100))
 
 
 def test_with_values_sets_ratio_and_integers():
@@ -83,7 +83,8 @@ def _fake(sim, pred, regime):
     )
 
 
-def test_agreement_counts_by_hand():
+def test_agreement_counts_by_hand_on_older_float_datasets():
+    # files written before booleans were stored as booleans (0/1 floats with NaN) still summarize
     ds = _fake([[1, 0], [1, 1]], [[1, 1], [1, np.nan]], [[1, 0], [1, 1]])
     s = agreement(ds)
     assert s["cells"] == 3 and s["agreement"] == pytest.approx(2 / 3)
