@@ -246,6 +246,22 @@ def input_eigenpairs(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ev, vt.T.copy()
 
 
+#: Arrays that simulate itself stores; a runner may not return them.
+_RESERVED_ARRAYS = ("eigenvalues", "eigenvectors", "population_eigenvalues", "teacher", "steps")
+
+
+def _check_result(entry, result, shape) -> None:
+    who = f"runner {entry.model}/{entry.optimizer}"
+    if not isinstance(result, runners.RunResult):
+        raise TypeError(f"{who} must return a linsim.runners.RunResult; got {type(result).__name__}")
+    got = np.shape(result.outputs)
+    if got != shape:
+        raise ValueError(f"{who} returned outputs of shape {got}; expected (R, K, m, C) = {shape}")
+    clash = sorted(set(result.arrays) & set(_RESERVED_ARRAYS))
+    if clash:
+        raise ValueError(f"{who} returned arrays {clash}, which simulate stores itself")
+
+
 def simulate(config: EnsembleConfig, split: str = "train") -> Trajectory:
     """Draw the data, teacher and initializations of ``config``, train, return the trajectory.
 
@@ -294,6 +310,7 @@ def simulate(config: EnsembleConfig, split: str = "train") -> Trajectory:
     problem = runners.Problem(config=c, X=X, X_test=X_test, teacher=teacher, lr=lr, steps=steps,
                               split=split, init_seed=s_init, sgd_seed=s_sgd)
     result = entry.run(problem)
+    _check_result(entry, result, (c.n_runs, steps.size, problem.inputs.shape[0], c.n_classes))
     flow = entry.time_unit == "time"
     times = problem.flow_times if flow else steps.astype(np.float64)
     ev, V = input_eigenpairs(X)

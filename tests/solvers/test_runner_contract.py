@@ -162,3 +162,20 @@ def test_theory_hook_predicts_its_runner_at_small_logits(key):
     pred = predict_spectra(traj, n_draws=2)
     np.testing.assert_allclose(pred.draw[:4], sim, rtol=0.02)
     assert pred.expected.shape == pred.draw.shape
+
+
+@pytest.mark.parametrize(
+    "result, match",
+    [
+        (lambda p: np.zeros(3), "must return a linsim.runners.RunResult"),
+        (lambda p: RunResult(np.zeros((1, 1, 1, 1))), r"returned outputs of shape \(1, 1, 1, 1\); expected"),
+        (lambda p: RunResult(_zero_run(p).outputs, {"teacher": np.zeros(2)}), r"returned arrays \['teacher'\]"),
+    ],
+)
+def test_simulate_checks_what_a_runner_returns(result, match):
+    register_runner(Runner("broken", "gd", result))
+    try:
+        with pytest.raises((TypeError, ValueError), match=f"runner broken/gd {match}" if "must" in match else match):
+            simulate(replace(BASE, model="broken"))
+    finally:
+        unregister_runner("broken", "gd")
