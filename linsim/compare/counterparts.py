@@ -308,7 +308,7 @@ def _solve_random_features(problem, ss, lr_scale, n_features=512):
     return out, {"lr": lr, "init_std": sigma, "loss": "mse", "n_features": int(n_features)}
 
 
-def _solve_ntk(problem, ss, lr_scale, device=None):
+def _solve_ntk(problem, ss, lr_scale, device=None, dtype="float64"):
     import torch
 
     from linsim.deep.ntk import empirical_ntk, ntk_spectrum
@@ -321,8 +321,9 @@ def _solve_ntk(problem, ss, lr_scale, device=None):
     Xe = torch.as_tensor(problem.X_eval)
     for r in range(problem.n_runs):
         net = problem.networks(r)
-        K = empirical_ntk(net, Xt, device=device)
-        Kc = empirical_ntk(net, Xe, Xt, device=device)
+        tdt = {"float64": torch.float64, "float32": torch.float32}[dtype]
+        K = empirical_ntk(net, Xt, device=device, dtype=tdt)
+        Kc = empirical_ntk(net, Xe, Xt, device=device, dtype=tdt)
         was = net.training
         net.eval()
         with torch.no_grad():
@@ -350,7 +351,7 @@ register_counterpart(CounterpartEntry(
 
 
 def build_counterparts(problem, kinds=("linear", "softmax", "ntk", "random_features"), *, lr_scale=1.0,
-                       device=None):
+                       device=None, ntk_dtype="float64"):
     """Trajectories of the linear counterparts of one deep configuration.
 
     Parameters
@@ -362,6 +363,8 @@ def build_counterparts(problem, kinds=("linear", "softmax", "ntk", "random_featu
         Each counterpart runs GD at ``lr_scale / lambda_max`` of its own curvature (``< 2``).
     device : optional
         Device of the NTK Jacobians.
+    ntk_dtype : {"float64", "float32"}
+        Precision of the NTK Jacobians (the kernel is accumulated in float64 either way).
 
     Returns
     -------
@@ -381,6 +384,8 @@ def build_counterparts(problem, kinds=("linear", "softmax", "ntk", "random_featu
     >>> trajs["linear"].outputs.shape, trajs["random_features"].params["family"]
     ((2, 3, 10, 3), 'random_features')
     """
+    if ntk_dtype not in ("float64", "float32"):
+        raise ValueError(f"ntk_dtype must be 'float64' or 'float32'; got {ntk_dtype!r}")
     if not 0 < float(lr_scale) < 2:
         raise ValueError(f"lr_scale must be in (0, 2) (GD stability); got {lr_scale}")
     unknown = [k for k in kinds if k not in COUNTERPARTS]
@@ -393,6 +398,7 @@ def build_counterparts(problem, kinds=("linear", "softmax", "ntk", "random_featu
         kwargs = dict(entry.options)
         if name == "ntk":
             kwargs["device"] = device
+            kwargs["dtype"] = ntk_dtype
         outputs, info = entry.solve(problem, seeds[name], float(lr_scale), **kwargs)
         if name == "ntk":
             ntk = info.pop("ntk")

@@ -18,10 +18,13 @@ tuned with both); parameters in :data:`IGNORED_PARAMS` (devices, seeds, bookkeep
 
 Equal-progress distances
 ------------------------
-Runs are resampled at a common progress grid (:mod:`linsim.compare.progress`); ``T[g, i, j]`` is
-the distance between runs ``i`` and ``j`` at grid value ``g``.  The distance between two
-configurations is ``T`` averaged over the grid and over all pairs of their runs (distinct runs
-when a configuration is compared with itself: the seed-to-seed distance).
+Runs are resampled at a common progress grid (:mod:`linsim.compare.progress`), from the largest
+starting progress to the median over configurations of their final seed-mean progress;
+``T[g, i, j]`` is the distance between runs ``i`` and ``j`` at grid value ``g``, ``nan`` unless
+both runs reached ``g`` (a run that stops short is not compared beyond its end).  The distance
+between two configurations is ``T`` averaged over the grid and over all pairs of their runs
+(distinct runs when a configuration is compared with itself: the seed-to-seed distance),
+ignoring the ``nan`` entries; ``nan`` when no pair of runs shares a grid value.
 
 (b) separability of factor ``f`` = mean configuration distance over pairs that differ only in
 architecture / the same over pairs that differ only in ``f`` (> 1: the factor matters less than
@@ -39,7 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .progress import (checkpoint_progress, equal_progress, geodesic_gap, progress_distance_tensor,
-                       progress_grid, steps_to_progress, tube_width)
+                       progress_grid, reached, steps_to_progress, tube_width)
 
 __all__ = ["FACTORS", "IGNORED_PARAMS", "Findings", "ProgressStudy", "differing_factor", "measure_findings",
            "progress_study"]
@@ -93,11 +96,14 @@ class ProgressStudy:
     times : list of arrays (K_c,)
     progress : list of arrays (R_c, K_c)
     grid : array (G,)
+    reached : bool array (M, G), grid values each run reached
     run_config : int array (M,), configuration of each run
     tensor : array (G, M, M), equal-progress distances
     config_distance : array (P, P), averaged as in the module docstring (nan diagonal when R = 1)
     tube : list of arrays (R_c, G), each seed's distance to its configuration's mean model
+        (``nan`` where some seed of the configuration has not reached ``g``)
     geodesic_gap : list of arrays (R_c, G), distance to the geodesic point at the same progress
+        (``nan`` where the run has not reached ``g``)
     """
 
     names: list
@@ -105,6 +111,7 @@ class ProgressStudy:
     times: list
     progress: list
     grid: np.ndarray
+    reached: np.ndarray
     run_config: np.ndarray
     tensor: np.ndarray
     config_distance: np.ndarray
@@ -113,20 +120,18 @@ class ProgressStudy:
 
 
 def _config_distance(tensor, run_config, P):
-    mean_t = tensor.mean(axis=0)
     out = np.full((P, P), np.nan)
     for a in range(P):
         ia = np.flatnonzero(run_config == a)
         for b in range(a, P):
             ib = np.flatnonzero(run_config == b)
-            block = mean_t[np.ix_(ia, ib)]
+            block = tensor[:, ia][:, :, ib]  # (G, Ra, Rb)
             if a == b:
                 if ia.size < 2:
                     continue
-                val = block[~np.eye(ia.size, dtype=bool)].mean()
-            else:
-                val = block.mean()
-            out[a, b] = out[b, a] = val
+                block = block[:, ~np.eye(ia.size, dtype=bool)]
+            if np.isfinite(block).any():
+                out[a, b] = out[b, a] = float(np.nanmean(block))
     return out
 
 
@@ -153,16 +158,25 @@ def progress_study(trajectories, names=None, *, n_grid=50, device=None):
     if len(names) != len(trajs):
         raise ValueError(f"got {len(names)} names for {len(trajs)} trajectories")
     prog = [checkpoint_progress(t)[0] for t in trajs]
-    grid = progress_grid(prog, n_grid)
+    grid = progress_grid(prog, n_grid, rule="median")
     res = [equal_progress(t, grid, p) for t, p in zip(trajs, prog)]
+    masks = [reached(p, grid) for p in prog]
+    ok = np.concatenate(masks)
     run_config = np.concatenate([np.full(r.shape[0], i) for i, r in enumerate(res)])
     tensor = progress_distance_tensor(np.concatenate(res), device=device)
+    tensor[~(ok.T[:, :, None] & ok.T[:, None, :])] = np.nan
+    tubes, gaps = [], []
+    for r, m in zip(res, masks):
+        t = tube_width(r, device=device)
+        t[:, ~m.all(axis=0)] = np.nan
+        tubes.append(t)
+        g = geodesic_gap(r, grid, trajs[0].labels)
+        g[~m] = np.nan
+        gaps.append(g)
     return ProgressStudy(
         names=names, params=[dict(t.params) for t in trajs], times=[t.times for t in trajs], progress=prog,
-        grid=grid, run_config=run_config, tensor=tensor,
-        config_distance=_config_distance(tensor, run_config, len(trajs)),
-        tube=[tube_width(r, device=device) for r in res],
-        geodesic_gap=[geodesic_gap(r, grid, trajs[0].labels) for r in res])
+        grid=grid, reached=ok, run_config=run_config, tensor=tensor,
+        config_distance=_config_distance(tensor, run_config, len(trajs)), tube=tubes, geodesic_gap=gaps)
 
 
 def _pair_means(study, factors):
@@ -171,7 +185,7 @@ def _pair_means(study, factors):
     for a in range(P):
         for b in range(a + 1, P):
             f = differing_factor(study.params[a], study.params[b], factors)
-            if f is not None:
+            if f is not None and np.isfinite(study.config_distance[a, b]):
                 groups[f].append(study.config_distance[a, b])
     return {f: (float(np.mean(v)) if v else math.nan, len(v)) for f, v in groups.items()}
 
@@ -185,9 +199,11 @@ def _permutation_importance(study, factors, seed):
     for a in range(P):
         for b in range(a + 1, P):
             pa, pb = study.params[a], study.params[b]
+            if not np.isfinite(study.config_distance[a, b]):
+                continue
             rows.append([float(pa.get(names[0]) != pb.get(names[0])) for names in factors.values()])
             y.append(study.config_distance[a, b])
-    X, y = np.array(rows), np.array(y)
+    X, y = np.array(rows).reshape(-1, len(factors)), np.array(y)
     varying = X.std(axis=0) > 0
     out = {f: math.nan for f in factors}
     if len(y) < 4 or not varying.any():
@@ -205,9 +221,9 @@ def _dendrogram(study):
 
     D = study.config_distance.copy()
     P = D.shape[0]
-    if P < 2:
-        return np.zeros((0, 4)), list(range(P))
     np.fill_diagonal(D, 0.0)
+    if P < 2 or not np.isfinite(D).all():  # a configuration shares no progress with another
+        return np.zeros((0, 4)), list(range(P))
     Z = linkage(squareform(D, checks=False), method="complete", optimal_ordering=True)
     return Z, [int(i) for i in dendrogram(Z, no_plot=True)["leaves"]]
 
@@ -338,5 +354,10 @@ def measure_findings(study, deep_stress, *, factors=None, seed=0):
         importance=_permutation_importance(study, factors, seed), linkage=Z, leaves=leaves,
         seed_distance=seed_d, width_ratio=ratio(width_d, arch), steps_to_half=steps_half, width_speedup=speed,
         init_ratio=ratio(init_d, arch), init_vs_seed=ratio(init_d, seed_d),
-        tube_width={n: float(t.mean()) for n, t in zip(study.names, study.tube)},
-        geodesic_gap={n: float(g.mean()) for n, g in zip(study.names, study.geodesic_gap)})
+        tube_width={n: _nanmean(t) for n, t in zip(study.names, study.tube)},
+        geodesic_gap={n: _nanmean(g) for n, g in zip(study.names, study.geodesic_gap)})
+
+
+def _nanmean(x):
+    x = np.asarray(x, dtype=np.float64)
+    return float(np.nanmean(x)) if np.isfinite(x).any() else math.nan

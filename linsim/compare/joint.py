@@ -18,7 +18,7 @@ The geodesic from the uniform to the one-hot model is projected into the ``all``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -158,6 +158,10 @@ def joint_embedding(deep, linear, *, n_components=10, n_geodesic=21, device=None
         if t.labels is None or not np.array_equal(t.labels, labels):
             raise ValueError(f"trajectory {j} has different labels than trajectory 0: "
                              "all models must be evaluated on the same labelled samples")
+    # float64 log-probabilities for everyone: mixed float32 (deep) / float64 (linear) stacks would be
+    # checked against the float64 normalization tolerance with float32-rounded log-softmax values
+    trajs = tuple(t if t.outputs.dtype == np.float64 else replace(t, outputs=t.outputs.astype(np.float64))
+                  for t in trajs)
     D = distance_matrix(*trajs, device=device)
     member, run, ckpt, time = _points(trajs)
     is_deep = member < len(deep)

@@ -12,8 +12,9 @@ Conventions
   geodesic (:func:`linsim.inpca.progress`, Bhattacharyya objective), in ``[0, 1]``.
 * **Equal-progress resampling**: every run is resampled at a common grid of progress values by
   slerp between neighbouring checkpoints (:func:`linsim.inpca.reindex`, first crossing for a
-  non-monotone progress).  Grid values a run has not reached give its last checkpoint, so
-  the default grid (:func:`progress_grid`) stays inside the range every run covers.
+  non-monotone progress).  Grid values a run has not reached give its last checkpoint; either
+  the grid stays inside the range every run covers (``progress_grid(rule="common")``) or the
+  unreached values are masked (:func:`reached`).
 * **Distance tensor** ``T[g, i, j]``: Bhattacharyya distance (mean over samples) between
   resampled models ``i`` and ``j`` at grid value ``g``.
 * **Tube width** of a configuration at ``g``: distance of each seed's resampled model to the
@@ -35,6 +36,7 @@ __all__ = [
     "geodesic_gap",
     "progress_distance_tensor",
     "progress_grid",
+    "reached",
     "steps_to_progress",
     "tube_width",
 ]
@@ -91,8 +93,8 @@ def checkpoint_progress(traj):
     return np.asarray(s).reshape(shape), np.asarray(d).reshape(shape) + 0.0  # no -0.0
 
 
-def progress_grid(progress_values, n_points=50, *, lower=None, upper=None):
-    """A common grid of progress values covered by every run.
+def progress_grid(progress_values, n_points=50, *, lower=None, upper=None, rule="common"):
+    """A grid of progress values for equal-progress resampling.
 
     Parameters
     ----------
@@ -101,8 +103,12 @@ def progress_grid(progress_values, n_points=50, *, lower=None, upper=None):
     n_points : int
         Grid size ``G`` (>= 2).
     lower, upper : float, optional
-        Ends of the grid.  Default: the largest starting progress and the smallest final
-        (maximum) progress over all runs, so that no run is extrapolated.
+        Ends of the grid.  Default lower end: the largest starting progress over all runs.
+    rule : {"common", "median"}
+        Default upper end.  ``"common"``: the smallest final (maximum) progress over all runs,
+        so that no run is held at its last checkpoint.  ``"median"``: the median over the
+        trajectories of the final progress of their seed-mean; runs that stop short of a grid
+        value must then be masked (:func:`reached`).
 
     Returns
     -------
@@ -113,18 +119,49 @@ def progress_grid(progress_values, n_points=50, *, lower=None, upper=None):
     >>> import numpy as np
     >>> progress_grid([np.array([[0.0, 0.5, 0.9]]), np.array([[0.1, 0.7]])], 3).tolist()
     [0.1, 0.4, 0.7]
+    >>> progress_grid([np.array([[0.0, 0.5, 0.9]]), np.array([[0.1, 0.2]]), np.array([[0.0, 0.6]])], 2,
+    ...               rule="median").tolist()
+    [0.1, 0.6]
     """
     runs = [np.asarray(p, dtype=np.float64).reshape(-1, np.shape(p)[-1]) for p in progress_values]
     if not runs:
         raise ValueError("progress_values is empty")
+    if rule not in ("common", "median"):
+        raise ValueError(f"rule must be 'common' or 'median'; got {rule!r}")
     lo = max(float(r[:, 0].max()) for r in runs) if lower is None else float(lower)
-    hi = min(float(r.max(axis=1).min()) for r in runs) if upper is None else float(upper)
+    if upper is not None:
+        hi = float(upper)
+    elif rule == "common":
+        hi = min(float(r.max(axis=1).min()) for r in runs)
+    else:
+        hi = float(np.median([r.mean(axis=0).max() for r in runs]))
     if int(n_points) < 2:
         raise ValueError(f"n_points must be >= 2; got {n_points}")
     if not 0 <= lo < hi <= 1:
         raise ValueError(f"the runs share no progress range: need 0 <= lower < upper <= 1, got lower={lo:.4g}, "
                          f"upper={hi:.4g} (some run never gets past where another starts; pass lower/upper)")
     return np.linspace(lo, hi, int(n_points))
+
+
+def reached(progress_values, grid):
+    """Which grid values each run has reached: ``grid[g] <= max_k progress[r, k]``.
+
+    Parameters
+    ----------
+    progress_values : array (R, K)
+    grid : array (G,)
+
+    Returns
+    -------
+    bool array (R, G)
+
+    Examples
+    --------
+    >>> reached([[0.0, 0.3, 0.2]], [0.1, 0.3, 0.5]).tolist()
+    [[True, True, False]]
+    """
+    p = np.asarray(progress_values, dtype=np.float64)
+    return np.asarray(grid, dtype=np.float64)[None, :] <= p.max(axis=1)[:, None]
 
 
 def equal_progress(traj, grid, progress_values=None):

@@ -51,9 +51,12 @@ def test_same_path_at_another_speed_is_at_zero_equal_progress_distance(grid):
     names = study.names
     i, j = names.index("mlp"), names.index("mlp-w2")
     ri, rj = np.flatnonzero(study.run_config == i), np.flatnonzero(study.run_config == j)
-    np.testing.assert_allclose(study.tensor[:, ri, rj], 0.0, atol=1e-12)  # run r vs its faster copy
-    # all 3 x 3 run pairs: the 6 off-diagonal ones are seed pairs, so 6/9 of the seed distance
-    assert study.config_distance[i, j] == pytest.approx(6 / 9 * study.config_distance[i, i], rel=1e-9)
+    matched = study.tensor[:, ri, rj]  # run r against its faster copy, nan beyond where it stopped
+    assert np.isfinite(matched).sum() >= 3 * 5
+    np.testing.assert_allclose(matched[np.isfinite(matched)], 0.0, atol=1e-12)
+    np.testing.assert_array_equal(study.reached[ri], study.reached[rj])
+    # the 3 matched pairs are at distance 0, the 6 others are seed pairs: below the seed distance
+    assert 0 < study.config_distance[i, j] < study.config_distance[i, i]
     f = measure_findings(study, np.array([0.5, 0.7, 0.8]))
     # twice as fast in steps; linear interpolation of progress between checkpoints scales exactly
     assert f.steps_to_half["mlp-w2"] == pytest.approx(f.steps_to_half["mlp"] / 2, rel=1e-9)
@@ -88,6 +91,11 @@ def test_tube_is_zero_for_identical_seeds_and_positive_otherwise():
     same = Trajectory(np.repeat(lin.outputs[:1], 3, axis=0), lin.times, params={"architecture": "a"},
                       labels=lin.labels)
     study = progress_study([same, lin], n_grid=8)
-    np.testing.assert_allclose(study.tube[0], 0.0, atol=1e-12)
-    assert study.tube[1][:, 1:].mean() > 1e-4
+    t0, t1 = study.tube
+    assert np.isfinite(t0).any() and np.isfinite(t1[:, 1:]).any()
+    np.testing.assert_allclose(t0[np.isfinite(t0)], 0.0, atol=1e-12)
+    assert np.nanmean(t1[:, 1:]) > 1e-4
     assert np.isfinite(study.config_distance).all()
+    # nan exactly where a seed of the configuration stopped short of the grid value
+    m = study.reached[study.run_config == 1].all(axis=0)
+    np.testing.assert_array_equal(np.isfinite(t1).all(axis=0), m)

@@ -149,3 +149,14 @@ def test_wide_mlp_follows_its_ntk_prediction_and_deviation_shrinks_with_width():
     dev = np.array([[_lazy_deviation(m, seed) for m in widths] for seed in (0, 1)]).mean(axis=0)
     assert dev[-1] < 0.06, dev
     assert dev[0] > 1.5 * dev[1] > 1.5 * 1.5 * dev[2], dev
+
+
+def test_float32_jacobians_agree_with_float64_to_single_precision():
+    torch.manual_seed(2)
+    net = torch.nn.Sequential(torch.nn.Conv1d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+                              torch.nn.Linear(4 * 6, 3))
+    X = np.random.default_rng(0).normal(size=(5, 1, 6))
+    k64 = empirical_ntk(net, X, device="cpu")
+    k32 = empirical_ntk(net, X, device="cpu", dtype=torch.float32)
+    assert k32.dtype == np.float64
+    np.testing.assert_allclose(k32, k64, rtol=1e-5, atol=1e-6 * np.abs(k64).max())
