@@ -300,7 +300,14 @@ def _need(mapping, key: str, where: str):
 def _runner_with_theory(model, optimizer):
     from linsim.runners import get_runner, theory_runners
 
-    entry = get_runner(model, optimizer)
+    try:
+        entry = get_runner(model, optimizer)
+    except ValueError as exc:
+        have = ", ".join(f"{m}/{o}" for m, o in theory_runners())
+        raise ValueError(
+            f"theory_inputs: model={model!r}, optimizer={optimizer!r} is not a linsim runner ({exc}); "
+            f"the theory covers: {have}"
+        ) from None
     if entry.theory is None:
         have = ", ".join(f"{m}/{o}" for m, o in theory_runners())
         raise ValueError(
@@ -456,7 +463,9 @@ def predict_spectra(source: "Trajectory | EnsembleConfig", *, n_draws: int = 64,
     Returns
     -------
     TheorySpectra or None
-        ``draw`` is None for a config.
+        None when the runner named by the config or the trajectory's ``params`` has no theory
+        hook, or is not a registered runner at all (e.g. a deep-net trajectory); ``draw`` is
+        None for a config.
 
     Examples
     --------
@@ -469,16 +478,17 @@ def predict_spectra(source: "Trajectory | EnsembleConfig", *, n_draws: int = 64,
     (3,)
     """
     from linsim.ensemble import EnsembleConfig
-    from linsim.runners import get_runner
+    from linsim.runners import get_runner, has_theory
 
     if isinstance(source, EnsembleConfig):
+        source.validate()
         model, optimizer = source.model, source.optimizer
     else:
         params = getattr(source, "params", {})
         model, optimizer = _need(params, "model", "params"), _need(params, "optimizer", "params")
-    entry = get_runner(model, optimizer)
-    if entry.theory is None:
+    if not has_theory(model, optimizer):  # including trajectories of models that are not runners
         return None
+    entry = get_runner(model, optimizer)
     return entry.theory(theory_inputs(source), n_draws=n_draws, seed=seed)
 
 

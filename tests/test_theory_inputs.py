@@ -94,6 +94,8 @@ def test_predict_spectra_is_the_registry_gate():
         cfg = replace(SMALL_LOGITS, model=model, optimizer=optimizer, n_runs=2, steps=5, n_checkpoints=2)
         out = predict_spectra(cfg, n_draws=2)
         assert (out is not None) == runners.has_theory(model, optimizer)
+    deep = Trajectory(outputs=np.zeros((1, 2, 3, 2)), times=[0.0, 1.0], params=dict(model="mlp", optimizer="adam"))
+    assert predict_spectra(deep) is None
     traj = simulate(replace(SMALL_LOGITS, n_runs=3))
     spectra = predict_spectra(traj, n_draws=3)
     assert isinstance(spectra, TheorySpectra)
@@ -108,6 +110,8 @@ def test_predict_spectra_is_the_registry_gate():
         (lambda: simulate(replace(SMALL_LOGITS, n_test=5, n_runs=2), "test"), "split='test'"),
         (lambda: simulate(replace(SMALL_LOGITS, n_runs=3)).select(runs=[0, 2]), r"select\(runs"),
         (lambda: Trajectory(outputs=np.zeros((1, 2, 3, 2)), times=[0.0, 1.0]), r"params\['model'\]"),
+        (lambda: Trajectory(outputs=np.zeros((1, 2, 3, 2)), times=[0.0, 1.0], params=dict(model="mlp", optimizer="adam")),
+         "model='mlp', optimizer='adam' is not a linsim runner.*the theory covers: linear/gd"),
         (lambda: Trajectory(outputs=np.zeros((1, 2, 3, 2)), times=[0.0, 1.5],
                             params=dict(model="linear", optimizer="gd", lr_effective=1.0)), r"arrays\['eigenvalues'\]"),
     ],
