@@ -150,3 +150,27 @@ def test_other_config_errors():
     lam_max = simulate(sampled).arrays["eigenvalues"][0]
     with pytest.raises(ValueError, match="stability limit"):  # sampled data: caught by the solver
         simulate(replace(sampled, lr=2.01 / lam_max))
+
+
+def test_default_learning_rates_come_from_the_runner_entries():
+    from linsim.ensemble import default_lr
+
+    cfg = replace(SMALL, lambda_1=2.0)
+    assert default_lr(cfg) == 0.5 and simulate(cfg).params["lr_effective"] == 0.5
+    two = replace(cfg, model="two_layer", hidden=4, teacher_scale=2.0)
+    traj = simulate(two)
+    s_max = np.linalg.svd(traj.arrays["teacher"], compute_uv=False)[0]
+    assert 2 * s_max > 1  # so the teacher-dependent branch is the one tested
+    assert traj.params["lr_effective"] == pytest.approx(1 / (2.0 * 2 * s_max), rel=1e-14)
+    with pytest.raises(ValueError, match="depends on the teacher"):
+        default_lr(two)
+    assert default_lr(replace(two, lr=0.01)) == 0.01
+
+
+def test_legacy_constants_follow_the_registry():
+    import linsim.ensemble as ens
+    from linsim import runners
+
+    assert ens.MODELS == runners.models() and ens.OPTIMIZERS == runners.optimizers()
+    with pytest.raises(AttributeError):
+        ens.NOT_A_NAME  # noqa: B018
