@@ -245,8 +245,10 @@ class MLP(nn.Module):
     ----------
     d, n_classes : int
         Flattened input size and outputs.
-    hidden, depth : int
-        Units per hidden layer and number of hidden layers.
+    hidden : int or sequence of int
+        Units of each hidden layer (an int: the same for all ``depth`` layers).
+    depth : int
+        Number of hidden layers.
     activation : callable
         Module factory (a value of :data:`ACTIVATIONS`).
     batch_norm : bool
@@ -256,12 +258,17 @@ class MLP(nn.Module):
     --------
     >>> MLP(40, 10, hidden=8, depth=1, activation=nn.Tanh, batch_norm=False)(torch.zeros(2, 1, 40)).shape
     torch.Size([2, 10])
+    >>> [m.out_features for m in MLP(6, 2, [4, 3], 2, nn.ReLU, False).modules() if isinstance(m, nn.Linear)]
+    [4, 3, 2]
     """
 
     def __init__(self, d, n_classes, hidden, depth, activation, batch_norm):
         super().__init__()
+        sizes = [hidden] * depth if isinstance(hidden, int) else list(hidden)
+        if len(sizes) != depth:
+            raise ValueError(f"MLP: {len(sizes)} hidden sizes for depth={depth}")
         blocks, a = [], d
-        for _ in range(depth):
+        for hidden in sizes:
             blocks += [nn.Linear(a, hidden, bias=not batch_norm)]
             if batch_norm:
                 blocks += [nn.BatchNorm1d(hidden)]
@@ -274,8 +281,13 @@ class MLP(nn.Module):
         return self.head(self.hidden(x.flatten(1)))
 
 
-def _build_mlp(input_shape, n_classes, *, width, depth, activation, batch_norm, base_width):
-    return MLP(math.prod(input_shape), n_classes, _units(width, base_width), depth, activation, batch_norm)
+def _build_mlp(input_shape, n_classes, *, width, depth, activation, batch_norm, base_width, shrink):
+    if isinstance(shrink, bool) or not isinstance(shrink, (int, float)) or not (math.isfinite(shrink) and shrink > 0):
+        raise ValueError(f"mlp: shrink must be a finite number > 0; got {shrink!r}")
+    # hidden layer i has round(width * base_width * shrink**i) units (shrink=0.5, base 1024,
+    # depth 4: the study's 3072-1024-512-256-128-10 net)
+    sizes = [_units(width, base_width * shrink**i) for i in range(depth)]
+    return MLP(math.prod(input_shape), n_classes, sizes, depth, activation, batch_norm)
 
 
 # --------------------------------------------------------------------------------------
@@ -613,8 +625,8 @@ register_architecture(ArchitectureEntry(
     batch_norm=None, uses_activation=False, description="product of depth matrices, no biases",
 ))
 register_architecture(ArchitectureEntry(
-    "mlp", "dense", _build_mlp, (1, 2, 3), default_depth=2, options={"base_width": 100},
-    description="fully connected, depth hidden layers",
+    "mlp", "dense", _build_mlp, (1, 2, 3), default_depth=2, options={"base_width": 100, "shrink": 1.0},
+    description="fully connected, depth hidden layers (layer i: round(width * base_width * shrink**i))",
 ))
 register_architecture(ArchitectureEntry(
     "cnn", "conv", _build_cnn, (2, 3), default_depth=3, options={"base_channels": 16, "kernel_size": 3},
@@ -689,7 +701,8 @@ def build_model(
     dtype : torch.dtype, optional
         Parameter dtype (default: torch's default dtype).
     device : torch.device or str, optional
-        Where the parameters live (default CPU).
+        Where the parameters live (default CPU).  ``"meta"`` builds the structure only
+        (no memory, no initialization): for parameter counts or a ``torch.func`` base module.
     **options
         Family options (``ARCHITECTURES[name].options``), e.g. ``base_width``, ``kernel_size``.
 
@@ -744,9 +757,13 @@ def build_model(
     opts = {**entry.options, **options}
     # layer constructors draw from torch's global generator: draw in a fork so the caller's
     # state is untouched, then re-draw every weight from our own seeded generator
+    kwargs = dict(width=float(width), depth=depth, activation=ACTIVATIONS[activation], batch_norm=bool(batch_norm))
+    if device is not None and torch.device(device).type == "meta":
+        # shapes only (parameter counts, a base module for torch.func): nothing to draw
+        with torch.device("meta"):
+            return entry.builder(shape, n_classes, **kwargs, **opts).to(dtype=dtype)
     with torch.random.fork_rng(devices=[]):
-        model = entry.builder(shape, n_classes, width=float(width), depth=depth,
-                              activation=ACTIVATIONS[activation], batch_norm=bool(batch_norm), **opts)
+        model = entry.builder(shape, n_classes, **kwargs, **opts)
     model.to(dtype=dtype, device=device)
     initialize(model, "default", generator=torch.Generator().manual_seed(int(seed)))
     return model

@@ -247,7 +247,7 @@ def test_unknown_names_list_the_valid_ones():
     with pytest.raises(KeyError) as err:
         build_model("mlp", (1, 40), 10, activation="swish")
     assert all(name in str(err.value) for name in ACTIVATIONS)
-    with pytest.raises(TypeError, match=r"mlp does not take option\(s\) \['channels'\]; valid options: \['base_width'\]"):
+    with pytest.raises(TypeError, match=r"mlp does not take option\(s\) \['channels'\]; valid options: \['base_width', 'shrink'\]"):
         build_model("mlp", (1, 40), 10, channels=3)
 
 
@@ -318,3 +318,39 @@ def test_any_size_builds_and_maps_to_logits(spec):
         return
     out = net(torch.randn(2, *shape))
     assert out.shape == (2, n_classes) and torch.isfinite(out).all()
+
+
+def test_study_sizes_reproduce_its_parameter_counts():
+    """Parameter counts the deep-network study reports (shared/reference/deepnets.md §2),
+    rebuilt from our families on the meta device (no memory, no initialization)."""
+    cifar = (3, 32, 32)
+
+    def n(name, **kw):
+        net = build_model(name, cifar, 10, device="meta", **kw)
+        assert all(p.is_meta for p in net.parameters())
+        return count_parameters(net)
+
+    # fully connected 3072-1024-512-256-128-10 with BatchNorm: 3.84M
+    assert round(n("mlp", depth=4, base_width=1024, shrink=0.5, batch_norm=True) / 1e6, 2) == 3.84
+    # wide ResNet 16-4 with base width 64, BatchNorm without affine parameters: 43.9M
+    assert round(n("wide_resnet", depth=16, widen_factor=4, base_channels=64) / 1e6, 1) == 43.9
+    # ConvMixer dim 256, depth 8, kernel 5, patch 2: 0.59M
+    assert round(n("convmixer", depth=8, base_dim=256, kernel_size=5, patch_size=2) / 1e6, 2) == 0.59
+    # ViT patch 4, dim 512, depth 6, 8 heads (MLP dim = dim): 9.5M
+    assert round(n("vit", depth=6, base_dim=512, heads=8, patch_size=4, mlp_ratio=1) / 1e6, 1) == 9.5
+
+
+def test_meta_models_match_real_ones():
+    for name, entry in ARCHITECTURES.items():
+        shape = SHAPES[max(entry.input_ranks)]
+        real = build_model(name, shape, 10)
+        meta = build_model(name, shape, 10, device="meta")
+        assert [(k, p.shape) for k, p in real.named_parameters()] == [(k, p.shape) for k, p in meta.named_parameters()]
+        assert [k for k, _ in real.named_buffers()] == [k for k, _ in meta.named_buffers()]
+
+
+def test_mlp_shrink_tapers_the_hidden_layers():
+    net = build_model("mlp", (8,), 3, depth=3, base_width=40, shrink=0.5, width=2.0)
+    assert [m.out_features for m in net.modules() if isinstance(m, torch.nn.Linear)] == [80, 40, 20, 3]
+    with pytest.raises(ValueError, match="shrink must be a finite number > 0"):
+        build_model("mlp", (8,), 3, shrink=0.0)
