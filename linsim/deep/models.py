@@ -42,6 +42,20 @@ vit              17962     18154     21098
 =============  ========  ========  ========
 
 (checked by ``tests/deep/test_models.py``).
+
+The deep-network study's sizes (for a GPU) are options of the same families; these
+reproduce its reported parameter counts (also checked by the tests):
+
+* fully connected 3072-1024-512-256-128-10 with BatchNorm (3.84M):
+  ``build_model("mlp", (3, 32, 32), 10, depth=4, base_width=1024, shrink=0.5, batch_norm=True)``
+* WRN-16-4, base width 64 (43.9M):
+  ``build_model("wide_resnet", (3, 32, 32), 10, depth=16, widen_factor=4, base_channels=64)``
+* ConvMixer-256/8, kernel 5, patch 2 (0.59M):
+  ``build_model("convmixer", (3, 32, 32), 10, depth=8, base_dim=256, activation="gelu")``
+* ViT, patch 4, dim 512, depth 6, 8 heads (9.5M):
+  ``build_model("vit", (3, 32, 32), 10, depth=6, base_dim=512, heads=8, patch_size=4, mlp_ratio=1)``
+
+``width`` then scales all of them ("bigger networks" is one knob).
 """
 
 from __future__ import annotations
