@@ -479,14 +479,17 @@ def predict_spectra(source: "Trajectory | EnsembleConfig", *, n_draws: int = 64,
     """
     from linsim.ensemble import EnsembleConfig
     from linsim.runners import get_runner, has_theory
+    from linsim.trajectory import Trajectory
 
     if isinstance(source, EnsembleConfig):
         source.validate()
         model, optimizer = source.model, source.optimizer
     else:
-        params = getattr(source, "params", {})
-        model, optimizer = _need(params, "model", "params"), _need(params, "optimizer", "params")
-    if not has_theory(model, optimizer):  # including trajectories of models that are not runners
+        if not isinstance(source, Trajectory):
+            raise TypeError(f"predict_spectra takes a Trajectory or an EnsembleConfig; got {type(source).__name__}")
+        model, optimizer = source.params.get("model"), source.params.get("optimizer")
+    # None for runners without a hook and for trajectories of other origins (deep nets)
+    if not (isinstance(model, str) and isinstance(optimizer, str) and has_theory(model, optimizer)):
         return None
     entry = get_runner(model, optimizer)
     return entry.theory(theory_inputs(source), n_draws=n_draws, seed=seed)

@@ -166,3 +166,20 @@ def test_simulate_and_embed_leave_the_callers_thread_settings_alone():
     for model in ("linear", "softmax"):
         embed(simulate(EnsembleConfig(**{**cfg.__dict__, "model": model})))
     assert state() == before
+
+
+def test_the_deep_trainers_float32_trajectories_plug_in_unchanged():
+    import linsim
+    from linsim.deep import TrainConfig, train
+
+    cfg = TrainConfig(dataset="digits", n_train=32, n_test=8, architecture="linear", batch_size=16, steps=4,
+                      n_checkpoints=2, n_runs=2, device="cpu")
+    res = train(cfg)
+    t = res.train
+    assert t.outputs.dtype == np.float32
+    emb = embed(t)
+    P = _softmax(t.flat_outputs().astype(np.float64))
+    np.testing.assert_allclose(emb.distances, _categorical_reference(P, P), atol=1e-5)
+    assert linsim.predict_spectra(t) is None  # no analytic theory for a deep net: the gate says so
+    with pytest.raises(ValueError, match=r"params\['model'\]"):
+        linsim.theory_inputs(t)
