@@ -110,7 +110,9 @@ class Normalization:
         if self.kind not in NORMALIZATIONS:
             raise ValueError(f"Normalization.kind must be one of {sorted(NORMALIZATIONS)}; got {self.kind!r}")
         if len(self.mean) != len(self.std) or not self.mean:
-            raise ValueError(f"Normalization.mean and .std need the same non-zero length; got {len(self.mean)} and {len(self.std)}")
+            raise ValueError(
+                f"Normalization.mean and .std need the same non-zero length; got {len(self.mean)} and {len(self.std)}"
+            )
         for i, s in enumerate(self.std):
             if not (np.isfinite(s) and s > 0):
                 raise ValueError(f"Normalization.std[{i}] must be finite and > 0; got {s}")
@@ -571,7 +573,9 @@ def load_dataset(
         params: dict[str, Any] = {"dataset": spec}
     elif isinstance(spec, (tuple, list)):
         if len(spec) != 4:
-            raise ValueError(f"user arrays must be the 4-tuple (X_train, y_train, X_test, y_test); got {len(spec)} items")
+            raise ValueError(
+                f"user arrays must be the 4-tuple (X_train, y_train, X_test, y_test); got {len(spec)} items"
+            )
         unknown = sorted(set(options) - {"n_classes"})
         if unknown:
             raise TypeError(f"user arrays take only the option 'n_classes'; got {unknown}")
@@ -899,7 +903,10 @@ def _load_mnist(*, root, n_train, n_test, seed):
         X = _read_idx(paths[f"{split}_x"], 3)
         y = _read_idx(paths[f"{split}_y"], 1)
         if X.shape[0] != y.shape[0]:
-            raise DatasetFileError(f"mnist: {paths[f'{split}_x']} has {X.shape[0]} images but {paths[f'{split}_y']} has {y.shape[0]} labels")
+            raise DatasetFileError(
+                f"mnist: {paths[f'{split}_x']} has {X.shape[0]} images but "
+                f"{paths[f'{split}_y']} has {y.shape[0]} labels"
+            )
         if y.size and (y.min() < 0 or y.max() > 9):
             raise DatasetFileError(f"mnist: {paths[f'{split}_y']} labels must lie in 0..9")
         if X.dtype != np.uint8:

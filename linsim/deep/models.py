@@ -514,11 +514,14 @@ def _check_patch(name, input_shape, patch_size):
         raise ValueError(f"{name}: patch_size must be a positive integer; got {patch_size!r}")
     bad = [s for s in _spatial(input_shape) if s % patch_size]
     if bad:
-        raise ValueError(f"{name}: patch_size={patch_size} does not divide the input's spatial size {_spatial(input_shape)}")
+        raise ValueError(
+            f"{name}: patch_size={patch_size} does not divide the input's spatial size {_spatial(input_shape)}"
+        )
     return patch_size
 
 
-def _build_convmixer(input_shape, n_classes, *, width, depth, activation, batch_norm, base_dim, kernel_size, patch_size):
+def _build_convmixer(input_shape, n_classes, *, width, depth, activation, batch_norm, base_dim, kernel_size,
+                     patch_size):
     _check_odd("kernel_size", kernel_size)
     _check_patch("convmixer", input_shape, patch_size)
     return ConvMixer(input_shape, n_classes, _units(width, base_dim), depth, kernel_size, patch_size,
@@ -767,7 +770,9 @@ def build_model(
         raise ValueError(f"{architecture} has no BatchNorm variant; pass batch_norm=False or None")
     unknown = sorted(set(options) - set(entry.options))
     if unknown:
-        raise TypeError(f"{architecture} does not take option(s) {unknown}; valid options: {sorted(entry.options) or 'none'}")
+        raise TypeError(
+            f"{architecture} does not take option(s) {unknown}; valid options: {sorted(entry.options) or 'none'}"
+        )
     opts = {**entry.options, **options}
     # layer constructors draw from torch's global generator: draw in a fork so the caller's
     # state is untouched, then re-draw every weight from our own seeded generator
