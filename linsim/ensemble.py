@@ -44,6 +44,11 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+#: Largest accepted ``n_checkpoints`` (a log-spaced schedule has at most ``steps + 1`` distinct
+#: checkpoints anyway; beyond this the request is a typo, not a schedule).
+MAX_CHECKPOINTS = 10**6
+
+
 @dataclass(frozen=True)
 class EnsembleConfig:
     """Every knob of the standard ensemble (see the module docstring for the conventions).
@@ -157,6 +162,11 @@ class EnsembleConfig:
             raise ValueError(
                 f"EnsembleConfig.steps={self.steps} exceeds {MAX_STEPS} = 2**53, the largest step count "
                 "that float64 step arithmetic represents exactly"
+            )
+        if self.n_checkpoints > MAX_CHECKPOINTS:
+            raise ValueError(
+                f"EnsembleConfig.n_checkpoints={self.n_checkpoints} exceeds {MAX_CHECKPOINTS}; the "
+                "schedule and the outputs (R x K x n x C) would not fit in memory"
             )
         real("slope", 0.0, strict=False)
         real("lambda_1", 0.0, strict=True)

@@ -130,6 +130,8 @@ def test_every_model_runs_and_moves_toward_the_teacher(overrides):
         ("n_checkpoints", 0, "n_checkpoints"),
         ("seed", -1, "seed"),
         ("steps", 1.5, "integer"),
+        ("n_checkpoints", 10**9, "n_checkpoints=1000000000 exceeds"),
+        ("model", 3, "model"),
     ],
 )
 def test_validation_errors(field, value, match):
