@@ -3,8 +3,9 @@
 One configuration trains ``n_runs`` seeds of one architecture at once.  The configuration
 is frozen; :meth:`TrainConfig.params` gives its scalar hyper-parameters (what goes into
 ``Trajectory.params`` and the netCDF attributes) and :meth:`TrainConfig.config_id` a stable
-hash of the fields that define the result (everything but ``device`` and ``engine``, which
-change only round-off), used to name result files.
+hash of the fields that define the result (everything but ``device``, ``engine``,
+``compile`` and ``eval_batch_size``, which change only round-off or memory), used to name
+result files.
 
 Names are checked against the registries: datasets (:data:`linsim.deep.data.DATASETS`),
 architectures (:data:`linsim.deep.models.ARCHITECTURES`), initializations
@@ -34,7 +35,7 @@ DTYPES = ("float32", "float64")
 #: How the R runs are trained: one vmapped group, or a Python loop of plain modules.
 ENGINES = ("vmap", "loop")
 #: Fields that do not change the result beyond round-off (left out of ``config_id``).
-_NOT_IDENTITY = ("device", "engine")
+_NOT_IDENTITY = ("device", "engine", "compile", "eval_batch_size")
 
 
 def _registry(kind: str) -> Mapping[str, Any]:
@@ -167,6 +168,9 @@ class TrainConfig:
         ``torch.optim`` (the reference the tests and benchmarks compare against).
     eval_batch_size : int
         Samples per evaluation forward pass (memory only; no effect on results).
+    compile : bool
+        Wrap the vmapped gradient in ``torch.compile`` (``engine="vmap"`` only; faster per
+        step after a compilation of tens of seconds; changes only round-off).
 
     Examples
     --------
@@ -210,6 +214,7 @@ class TrainConfig:
     device: str | None = None
     engine: str = "vmap"
     eval_batch_size: int = 1024
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.dataset, str):
@@ -276,6 +281,11 @@ class TrainConfig:
         if self.engine not in ENGINES:
             raise ValueError(f"TrainConfig.engine must be one of {ENGINES}; got {self.engine!r}")
         _check_int("eval_batch_size", self.eval_batch_size, 1)
+        if not isinstance(self.compile, (bool, np.bool_)):
+            raise ValueError(f"TrainConfig.compile must be True or False; got {self.compile!r}")
+        object.__setattr__(self, "compile", bool(self.compile))
+        if self.compile and self.engine != "vmap":
+            raise ValueError("TrainConfig.compile=True needs engine='vmap'")
         for name in ("width", "init_scale", "lr", "weight_decay"):
             object.__setattr__(self, name, float(getattr(self, name)))
         if self.momentum is not None:
@@ -328,7 +338,8 @@ class TrainConfig:
         return out
 
     def identity(self) -> dict[str, Any]:
-        """The fields that define the result (for hashing): :meth:`params` minus device/engine."""
+        """The fields that define the result (for hashing): :meth:`params` minus the ones that
+        change only round-off or memory (device, engine, compile, eval_batch_size)."""
         p = self.params()
         for name in _NOT_IDENTITY:
             p.pop(name, None)

@@ -96,6 +96,10 @@ class Ensemble(ABC):
 class VmapEnsemble(Ensemble):
     """R models as one stacked, vmapped functional model (``torch.func``).
 
+    ``compile=True`` wraps the vmapped gradient in ``torch.compile`` (needs a working
+    compiler tool chain; the first steps are slow while it compiles; batch shapes must stay
+    fixed, which the trainer guarantees by dropping the last partial batch).
+
     Examples
     --------
     >>> from linsim.deep.optim import OPTIMIZERS, make_hyper
@@ -107,7 +111,7 @@ class VmapEnsemble(Ensemble):
     (torch.Size([4]), torch.Size([4, 7, 2]))
     """
 
-    def __init__(self, models, optimizer, hyper, loss) -> None:
+    def __init__(self, models, optimizer, hyper, loss, *, compile: bool = False) -> None:
         super().__init__(models, optimizer, hyper, loss)
         params, buffers = stack_module_state(list(models))
         self.params = {k: v.detach() for k, v in params.items()}
@@ -123,6 +127,8 @@ class VmapEnsemble(Ensemble):
             return functional_call(base, (p, b), (x,))
 
         self._grad_and_loss = vmap(grad_and_value(batch_loss), in_dims=(0, 0, 0, 0))
+        if compile:
+            self._grad_and_loss = torch.compile(self._grad_and_loss, dynamic=False)
         self._forward = vmap(forward, in_dims=(0, 0, None))
         self.state = optimizer.init_state(self.params)
 

@@ -372,7 +372,8 @@ def _train(config: TrainConfig, progress, data) -> TrainResult:
     hyper = make_hyper(R, lr=config.lr, momentum=config.effective_momentum,
                        weight_decay=config.weight_decay, device=device, dtype=dtype)
     models = _build_models(config, data, dtype, device)
-    ens = ENSEMBLES[config.engine](models, opt, hyper, loss_fn)
+    engine_kw = {"compile": True} if config.compile else {}
+    ens = ENSEMBLES[config.engine](models, opt, hyper, loss_fn, **engine_kw)
 
     diverged = torch.full((R,), -1, dtype=torch.long, device=device)
     corner_diverged = torch.zeros(R, dtype=torch.bool, device=device)
