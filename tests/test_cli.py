@@ -426,3 +426,18 @@ def test_a_registered_kernel_is_a_choice_and_may_read_the_bandwidth(tmp_path, ca
     finally:
         del KERNELS["laplace_test"]
     assert json.loads(capsys.readouterr().out)["points"] == 3 * 5
+
+
+def test_resume_reuses_a_finished_sweep(tmp_path, capsys):
+    from linsim.storage import read_netcdf
+
+    args = phase(tmp_path, "--axis", "c=0,1", "--theory-resolution", "0", "--json")
+    assert main(args) == 0
+    first = read_netcdf(tmp_path / "out" / "phase.nc")
+    assert (tmp_path / "out" / "phase.png").exists()  # a one-axis sweep is drawn as a curve
+    capsys.readouterr()
+    assert main([*args, "--resume"]) == 0
+    again = read_netcdf(tmp_path / "out" / "phase.nc")
+    assert json.loads(capsys.readouterr().out)["cells"] == 2
+    for name in first.data_vars:  # nothing recomputed: even the wall times are the stored ones
+        np.testing.assert_array_equal(first[name].values, again[name].values, err_msg=name)

@@ -10,7 +10,7 @@ import pytest
 import xarray as xr
 from matplotlib.figure import Figure
 
-from linsim.plotting import (axis_label, eigenvalue_ladder, embedding_3d, phase_figure, phase_map,
+from linsim.plotting import (axis_label, eigenvalue_ladder, embedding_3d, phase_curve, phase_figure, phase_map,
                              ribbon_figure, stress_curve)
 
 
@@ -276,3 +276,26 @@ def test_a_boundary_outside_the_grid_is_said_so():
     labels = [t.get_text() for t in phase_map(ds).get_legend().get_texts()]
     assert "theory boundary: none in this range (theory per cell)" in labels
     assert "simulated boundary: none in this range" in labels
+
+
+def test_one_axis_sweeps_draw_a_curve_with_the_theory():
+    ds = xr.Dataset({"status": ("steps", np.array(["ok", "ok", "failed"])),
+                     "sim_stress_k": ("steps", [0.95, 0.85, np.nan]),
+                     "sim_stress_k_std": ("steps", [0.01, 0.02, np.nan]),
+                     "theory_stress_k": ("steps", [0.93, 0.92, 0.9]),
+                     "sim_is_ribbon": ("steps", [True, False, False]),
+                     "theory_is_ribbon": ("steps", [True, True, True])},
+                    coords={"steps": [10, 100, 1000]}, attrs={"criterion_chi": 0.9, "criterion_k_star": 3})
+    fig = phase_figure(ds)
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "training steps T" and ax.get_xscale() == "log"
+    sim = ax.lines[0]
+    np.testing.assert_allclose(sim.get_ydata()[:2], [0.95, 0.85])
+    assert np.isnan(sim.get_ydata()[2])  # a failed cell is not drawn as a value
+    xs = next(ln for ln in ax.lines if ln.get_marker() == "X")
+    np.testing.assert_array_equal(xs.get_xdata(), [100])  # the one disagreement (the failed cell is not one)
+    assert any(np.allclose(ln.get_ydata(), 0.9) for ln in ax.lines if len(ln.get_ydata()) == 2)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "failed cell (1)" in labels and any("± 1 s.d." in t for t in labels)
+    with pytest.raises(ValueError, match="one axis"):
+        phase_curve(_sweep(C3, R3, K_SIM, K_TH))

@@ -234,7 +234,7 @@ def run(args) -> int:
     options = _run_options(args)
     out_dir = output_folder(args.out)
 
-    figure = not args.no_figure and len(spec.axes) >= 2
+    figure = not args.no_figure
     outputs = Outputs(out_dir, "phase.png", command_line(args))
     outputs.remove_old_figure()  # phase.nc is replaced by the sweep: no stale figure beside it
     t0 = time.perf_counter()

@@ -14,7 +14,7 @@ import numpy as np
 
 from linsim.plotting._canvas import integer_ticks, new_figure
 
-__all__ = ["axis_label", "phase_figure", "phase_map"]
+__all__ = ["axis_label", "phase_curve", "phase_figure", "phase_map"]
 
 #: Short words for the sweep axes; the symbol (c, ρ/σ₀, T, ...) comes from the sweep's own
 #: table (:func:`linsim.sweep.axis_info`) or from the coordinate's ``symbol`` attribute.
@@ -328,8 +328,106 @@ def phase_map(ds, metric: str = "stress_k", *, ax=None, index: dict | None = Non
     return ax
 
 
+def phase_curve(ds, metric: str = "stress_k", *, ax=None, legend: bool = True):
+    """Draw a one-axis sweep: the simulated metric against the axis, the theory beside it.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        From :func:`linsim.sweep.run_phase` with one sweep axis.
+    metric : str
+        Metric without its prefix (default ``stress_k``); drawn for the simulation (with
+        ``±`` one standard deviation over replicates when ``sim_<metric>_std`` exists), the
+        expected-spectrum theory (``theory_``) and the same-draw theory (``draw_``).
+    ax : matplotlib Axes, optional
+        Where to draw; default a new free-standing figure.
+    legend : bool
+        Add the legend below the axes.
+
+    Returns
+    -------
+    matplotlib Axes
+        For ``stress_k`` the threshold ``χ`` is a dashed line (cells above it are ribbons);
+        cells where theory and simulation disagree on ribbon / no ribbon carry a white ``X``.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> ds = xr.Dataset({"status": ("slope", np.full(3, "ok")),
+    ...                  "sim_stress_k": ("slope", [0.95, 0.9, 0.8]),
+    ...                  "theory_stress_k": ("slope", [0.94, 0.91, 0.85])},
+    ...                 coords={"slope": [0.0, 1.0, 2.0]})
+    >>> ax = phase_curve(ds)
+    >>> ax.get_xlabel(), len(ax.get_legend().get_texts())
+    ('input-spectrum slope c', 2)
+    """
+    from matplotlib.lines import Line2D
+
+    from linsim.plotting._canvas import axes_or_new
+
+    if "status" not in ds:
+        raise ValueError("phase_curve needs a sweep dataset from linsim.sweep.run_phase (no 'status' variable)")
+    dims = [d for d in ds["status"].dims if d not in _REPLICATE_DIMS]
+    if len(dims) != 1:
+        raise ValueError(f"phase_curve draws a sweep over one axis; this one has {dims} (use phase_map)")
+    if f"sim_{metric}" not in ds:
+        raise ValueError(f"the dataset has no simulated metric 'sim_{metric}'")
+    name = dims[0]
+    chi, k_star = _criterion(ds)
+    ax = axes_or_new(ax, figsize=(6.4, 4.8))
+    x = np.asarray(ds[name].values, dtype=np.float64)
+    ok = np.asarray(ds["status"].values == "ok")
+    if ok.ndim > 1:
+        ok = ok.all(axis=tuple(range(1, ok.ndim)))
+
+    def values(var):
+        if var not in ds:
+            return None
+        v = np.asarray(ds[var].values, dtype=np.float64)
+        family = var.split("_", 1)[0]
+        keep = ok.copy()
+        if f"{family}_valid" in ds:
+            keep &= np.asarray(ds[f"{family}_valid"].values, dtype=bool)
+        return np.where(keep, v, np.nan)
+
+    sim = values(f"sim_{metric}")
+    std = values(f"sim_{metric}_std")
+    ax.plot(x, sim, "o-", color="black", label="simulation")
+    if std is not None and np.isfinite(std).any():
+        ax.fill_between(x, sim - std, sim + std, color="0.6", alpha=0.3, lw=0, label="simulation ± 1 s.d. (replicates)")
+    for prefix, style, label in (("theory", "s--", "theory (expected spectrum)"), ("draw", "^:", "theory (same draw)")):
+        v = values(f"{prefix}_{metric}")
+        if v is not None and np.isfinite(v).any():
+            ax.plot(x, v, style, color="tab:blue" if prefix == "theory" else "tab:orange", ms=5, label=label)
+    if metric == "stress_k":
+        ax.axhline(chi, color="0.4", ls="--", lw=1)
+        ax.text(0.99, chi, rf"$\chi = {chi:g}$: ribbon above", transform=ax.get_yaxis_transform(),
+                ha="right", va="bottom", fontsize=8, color="0.3")
+        ax.set_ylabel(rf"explained stress $\chi_k$ at $k = k^* = {k_star}$")
+    else:
+        ax.set_ylabel(metric)
+    s_r, p_r = values("sim_is_ribbon"), values("theory_is_ribbon")
+    if s_r is not None and p_r is not None:
+        bad = np.isfinite(s_r) & np.isfinite(p_r) & ((s_r >= 0.5) != (p_r >= 0.5))
+        if bad.any():
+            ax.plot(x[bad], sim[bad], "X", ms=11, mfc="white", mec="black", ls="none",
+                    label=f"theory ≠ simulation ({int(bad.sum())} cells)")
+    if (~ok).any():
+        ax.plot(x[~ok], np.zeros((~ok).sum()), "s", mfc="none", mec="red", ls="none", transform=ax.get_xaxis_transform(),
+                label=f"failed cell ({int((~ok).sum())})")
+    if _is_log(x, ds[name]):
+        ax.set_xscale("log")
+    if name in _INTEGER_AXES and not _is_log(x, ds[name]):
+        integer_ticks(ax.xaxis)
+    ax.set_xlabel(axis_label(name, ds[name].attrs.get("symbol")))
+    ax.grid(alpha=0.3)
+    if legend:
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, fontsize=8, frameon=False)
+    return ax
+
+
 def phase_figure(ds, metric: str = "stress_k", title: str = "", *, index: dict | None = None, fig=None):
-    """A figure holding one :func:`phase_map` (see there for what is drawn).
+    """A figure holding one :func:`phase_map` (two or three axes) or :func:`phase_curve` (one axis).
 
     Parameters
     ----------
@@ -362,7 +460,13 @@ def phase_figure(ds, metric: str = "stress_k", title: str = "", *, index: dict |
     elif fig.axes:
         raise ValueError("phase_figure: the given figure already has axes; pass an empty one")
     ax = fig.add_subplot()
-    phase_map(ds, metric, ax=ax, index=index)
+    one_axis = "status" in ds and len([d for d in ds["status"].dims if d not in _REPLICATE_DIMS]) == 1
+    if one_axis:
+        if index:
+            raise ValueError("index selects a third sweep axis; this sweep has one axis")
+        phase_curve(ds, metric, ax=ax)
+    else:
+        phase_map(ds, metric, ax=ax, index=index)
     chi, k_star = _criterion(ds)
     fig.suptitle(title or rf"hyper-ribbon phase diagram: ribbon if $k_\chi \leq {k_star}$ at $\chi = {chi:g}$")
     return fig
