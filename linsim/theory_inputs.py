@@ -232,6 +232,32 @@ class TheoryInputs:
         )
 
 
+    def expected_explained_stress(self, *, n_components: int | None = None, n_draws: int = 64,
+                                  seed: int = 0, method: str | None = None):
+        """Expected explained-stress curve ``E[chi_k]`` (:func:`theory.expected_explained_stress`).
+
+        What an average of the simulated curve over seeds measures; ``n_components`` limits
+        ``k`` (default: all).
+
+        Examples
+        --------
+        >>> from linsim.ensemble import EnsembleConfig
+        >>> inp = theory_inputs(EnsembleConfig(dim=3, n_samples=6, n_classes=2, n_runs=2,
+        ...                                    steps=4, n_checkpoints=2))
+        >>> curve = np.asarray(inp.expected_explained_stress(n_components=2, n_draws=2))
+        >>> curve.shape, bool(np.all(np.diff(curve) >= 0))
+        ((2,), True)
+        """
+        theory = _theory()
+        extra = {} if method is None else {"method": method}
+        return theory.expected_explained_stress(
+            self.eigenvalues, self.n_classes, self.teacher_scale, self.init_scale, self.theory_lr,
+            self.times if self.dynamics == "flow" else self.steps, self.n_runs,
+            dynamics=self.dynamics, loss=self.loss, n_draws=n_draws, seed=seed,
+            n_components=n_components, **extra,
+        )
+
+
 @dataclass(frozen=True, eq=False)
 class TheorySpectra:
     """Predicted InPCA spectra of one ensemble.
