@@ -183,3 +183,23 @@ def test_the_deep_trainers_float32_trajectories_plug_in_unchanged():
     assert linsim.predict_spectra(t) is None  # no analytic theory for a deep net: the gate says so
     with pytest.raises(ValueError, match=r"params\['model'\]"):
         linsim.theory_inputs(t)
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=15)
+@given(model=st.sampled_from(["softmax", "bernoulli", "gaussian"]), R=st.integers(1, 3), K=st.integers(1, 3),
+       n=st.integers(1, 4), scale=st.floats(0.0, 30.0), seed=st.integers(0, 2**16))
+def test_distance_matrices_are_symmetric_nonnegative_with_zero_diagonal(model, R, K, n, scale, seed):
+    rng = np.random.default_rng(seed)
+    C = 1 if model == "bernoulli" else 3
+    t = _traj(rng, R=R, K=K, n=n, C=C, model=model, scale=scale)
+    D = distance_matrix(t)
+    assert D.shape == (R * K, R * K) and D.dtype == np.float64
+    assert np.all(np.isfinite(D)) and np.all(np.diag(D) == 0.0)
+    np.testing.assert_array_equal(D, D.T)
+    assert D.min() >= -1e-12 * max(1.0, D.max())
+    # the cross block of a trajectory with itself is the same matrix
+    np.testing.assert_allclose(distance_matrix(t, others=[t]), D, atol=1e-10 * max(1.0, D.max()))
