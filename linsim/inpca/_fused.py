@@ -30,7 +30,7 @@ import math
 
 import numpy as np
 
-__all__ = ["FLUSH", "TINY", "exact_pair_logbc", "tile_logbc"]
+__all__ = ["FLUSH", "TINY", "blocks_of", "exact_pair_logbc", "fused_impl", "prepare_blocks", "tile_logbc"]
 
 #: running products of coefficients are logged (and restarted at 1) once they fall below this
 FLUSH = 2.0 ** -500
@@ -75,6 +75,66 @@ def _kernel():
                 out[a, j] = 0.0 if flag[a, j] else acc[a, j] + math.log(Q[a, j])
 
     return kernel
+
+
+@functools.cache
+def _prep_kernel():
+    import numba
+
+    @numba.njit(cache=True, nogil=True, error_model="numpy")
+    def prep(lp, m0, s0, s1, tol, normalize, X, logz):  # pragma: no cover - compiled
+        """X[i, c, m] = sqrt(p / Z) of model m0 + m, sample s0 + i; logz[i, m] = log Z.
+        Returns -1, or the flat index m * (s1 - s0) + i of the first row with |log Z| > tol."""
+        w = X.shape[2]
+        C = X.shape[1]
+        for m in range(w):
+            for i in range(s1 - s0):
+                z = 0.0
+                for c in range(C):
+                    v = math.exp(0.5 * np.float64(lp[m0 + m, s0 + i, c]))
+                    X[i, c, m] = v
+                    z += v * v
+                lz = math.log(z)
+                if not abs(lz) <= tol:  # NaN, +inf, unnormalized: the caller raises the located error
+                    return m * (s1 - s0) + i
+                logz[i, m] = lz
+                if normalize:
+                    inv = 1.0 / math.sqrt(z)
+                    for c in range(C):
+                        X[i, c, m] *= inv
+                else:
+                    logz[i, m] = 0.0
+        return -1
+
+    return prep
+
+
+def prepare_blocks(lp, s0, s1, width, tol, normalize=True):
+    """Square-root probabilities of samples ``s0:s1`` in model blocks of ``width``.
+
+    Parameters
+    ----------
+    lp : ndarray (M, n, C) float32 or float64 (any strides)
+    tol : float
+        Accepted ``|log Z|`` per (model, sample).
+
+    Returns
+    -------
+    list of (X (s, C, w) float64, logz (s, w) float64) per block, or None when some row fails the
+    tolerance (the caller then runs the located checks).
+    """
+    M, _, C = lp.shape
+    s = s1 - s0
+    out = []
+    k = _prep_kernel()
+    for m0 in range(0, M, width):
+        w = min(M, m0 + width) - m0
+        X = np.empty((s, C, w))
+        logz = np.empty((s, w))
+        if k(lp, m0, s0, s1, float(tol), bool(normalize), X, logz) >= 0:
+            return None
+        out.append((X, logz))
+    return out
 
 
 def tile_logbc(Xa, aoff, ta, Yb, tb, group):
@@ -141,9 +201,10 @@ def fused_impl(tp, tq, *, prepare, logprobs, out, tile=None, group=None, workers
     Parameters
     ----------
     tp, tq : objects with ``shape`` (M, n, C); ``tq`` None for the self case
-    prepare : callable ``(which, s0, s1) -> (X, logz)``
-        Square-root probabilities ``X`` (s, M, C) float64 torch of samples ``s0:s1`` of ensemble
-        ``which`` (0: p, 1: q), and their log normalizers (checked inputs).
+    prepare : callable ``(which, s0, s1, width) -> list of (X, logz)``
+        Square-root probabilities of samples ``s0:s1`` of ensemble ``which`` (0: p, 1: q) in
+        model blocks of ``width``: ``X`` (s, C, w) float64 C-contiguous and the log normalizers
+        ``logz`` (s, w) (checked inputs).
     logprobs : callable ``(which, models, s0, s1) -> ndarray (k, s, C)``
         Normalized float64 log-probabilities of the given models (for the exact recomputation).
     out : ndarray (Ma, Mb) float64, C-contiguous
@@ -181,15 +242,8 @@ def fused_impl(tp, tq, *, prepare, logprobs, out, tile=None, group=None, workers
     try:
         for s0 in range(0, n, s_chunk):
             s1 = min(n, s0 + s_chunk)
-            Xp, _ = prepare(0, s0, s1)
-            rows = _blocks_of(Xp, tb_max)
-            del Xp
-            if sym:
-                cols = rows
-            else:
-                Xq, _ = prepare(1, s0, s1)
-                cols = _blocks_of(Xq, tb_max)
-                del Xq
+            rows = [X for X, _ in prepare(0, s0, s1, tb_max)]
+            cols = rows if sym else [X for X, _ in prepare(1, s0, s1, tb_max)]
 
             def run(task):
                 a0, a1, jb = task
@@ -220,7 +274,7 @@ def fused_impl(tp, tq, *, prepare, logprobs, out, tile=None, group=None, workers
     return len(disjoint), (first[0][0], first[0][1], first[1])
 
 
-def _blocks_of(X, width):
+def blocks_of(X, width):
     """Contiguous ``(s, C, width)`` numpy copies of consecutive model blocks of ``X`` (s, M, C)."""
     XT = X.permute(0, 2, 1)
     M = X.shape[1]

@@ -66,12 +66,15 @@ class StoredMatrix:
 
     ``block(r0, r1, c0, c1)`` returns a float64 copy of ``D[r0:r1, c0:c1]``; ``tile`` is the
     edge of the square tiles used for passes (a multiple of the zarr chunk edge when chunked);
-    the eigensolver reads row blocks of at most ``row_block_bytes`` (64 MiB).
+    the eigensolver reads row blocks of at most ``row_block_bytes`` (64 MiB), or of one tile of
+    rows for a chunked (zarr) array when that is more (whole chunks are read anyway).
     ``reads`` counts block reads and ``max_block_elems`` the largest block read (so a test can
     check that the whole matrix was never requested at once).
     """
 
     def __init__(self, arr, name: str = "D", tile: int | None = None, row_block_bytes: int = 64 << 20):
+        chunks = getattr(arr, "chunks", None) if not isinstance(arr, np.ndarray) else None
+        self.chunk_rows = int(chunks[0]) if chunks else None
         self.arr = arr
         self.row_block_bytes = int(row_block_bytes)
         self.name = name
@@ -104,7 +107,9 @@ class StoredMatrix:
     def row_block_size(self) -> int:
         """Rows per row block of at most ``row_block_bytes`` float64, aligned to the tile edge."""
         rows = max(1, self.row_block_bytes // (8 * self.shape[1]))
-        if rows >= self.tile:
+        if self.chunk_rows:  # whole chunk rows: a partial chunk row would be read (and decoded) again
+            rows = max(self.chunk_rows, (rows // self.chunk_rows) * self.chunk_rows)
+        elif rows >= self.tile:
             rows = (rows // self.tile) * self.tile
         return min(rows, self.shape[0])
 
