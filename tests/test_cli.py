@@ -441,3 +441,28 @@ def test_resume_reuses_a_finished_sweep(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["cells"] == 2
     for name in first.data_vars:  # nothing recomputed: even the wall times are the stored ones
         np.testing.assert_array_equal(first[name].values, again[name].values, err_msg=name)
+
+
+def test_train_and_compare_are_registry_entries():
+    from linsim.cli.registry import get_subcommand
+
+    assert get_subcommand("train").module == "linsim.deep.command"
+    assert get_subcommand("compare").module == "linsim.compare.command"
+    with pytest.raises(ValueError, match="available"):
+        get_subcommand("nonsense")
+
+
+@pytest.mark.parametrize("name", ["ribbon", "phase", "train", "compare"])
+def test_every_available_subcommand_honours_the_contract(name, capsys):
+    from linsim.cli.registry import get_subcommand
+
+    entry = get_subcommand(name)
+    if not entry.is_available():
+        pytest.skip(f"{entry.module} is not installed")
+    mod = entry.load()
+    assert callable(mod.add_arguments) and callable(mod.run)
+    with pytest.raises(SystemExit) as exc:
+        main([name, "--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"usage: linsim {name}") and len(text.splitlines()) > 5

@@ -82,7 +82,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--chi", type=_fraction, default=0.9, help="explained-stress threshold χ (default 0.9)")
     g.add_argument("--k-star", dest="k_star", type=_flags.positive_integer, default=3, metavar="K_STAR",
                    help="a cell is a hyper-ribbon if k_χ <= k* (default 3)")
-    g.add_argument("--k-max", dest="k_star", type=_flags.positive_integer, help=argparse.SUPPRESS)
+    g.add_argument("--k-max", dest="k_star", type=_flags.positive_integer, default=argparse.SUPPRESS,
+                   help=argparse.SUPPRESS)  # older spelling of --k-star
     g.add_argument("--workers", type=_flags.positive_integer, default=None,
                    help="worker processes, >= 1 (default: all cores); results do not depend on it")
     g.add_argument("--theory-resolution", type=_theory_resolution, default=None, metavar="N",

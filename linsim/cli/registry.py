@@ -11,8 +11,8 @@ them (and stays fast); a module that is not installed is left out of the listing
 
 Examples
 --------
->>> sorted(s.name for s in subcommands())[:2]
-['phase', 'ribbon']
+>>> [s.name for s in subcommands()][:2]
+['ribbon', 'phase']
 >>> get_subcommand("phase").module
 'linsim.cli.phase'
 """
@@ -116,9 +116,10 @@ for _entry in (
                "simulate one ensemble, embed it with InPCA, report the ribbon (ribbon.nc, ribbon.png)"),
     Subcommand("phase", "linsim.cli.phase",
                "sweep 1-3 parameters into a phase diagram with the theory beside it (phase.nc, phase.png)"),
-    Subcommand("train", "linsim.deep.command", "train deep networks with PyTorch and record their outputs"),
+    Subcommand("train", "linsim.deep.command",
+               "train a grid of deep networks with PyTorch, resumably (one netCDF per configuration)"),
     Subcommand("compare", "linsim.compare.command",
-               "embed trajectories of different models together and compare them"),
+               "deep networks against the linear theory (compare.nc, figures, compare.md)"),
 ):
     register_subcommand(_entry)
 del _entry
