@@ -466,3 +466,62 @@ def test_every_available_subcommand_honours_the_contract(name, capsys):
     assert exc.value.code == 0
     text = capsys.readouterr().out
     assert text.startswith(f"usage: linsim {name}") and len(text.splitlines()) > 5
+
+
+# ----------------------------------------------------------------------------- properties
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(kind=st.sampled_from(["lin", "log"]), start=st.floats(0.01, 100), stop=st.floats(0.01, 100),
+       num=st.integers(1, 12), name=st.sampled_from(["slope", "c", "scale-ratio", "lambda_1"]))
+def test_real_axes_span_their_spec(kind, start, stop, num, name):
+    key, v = parse_axis(f"{name}={kind}:{start!r}:{stop!r}:{num}")
+    assert key in ("slope", "scale_ratio", "lambda_1") and v.shape == (num,)
+    assert v[0] == pytest.approx(start) and (num == 1 or v[-1] == pytest.approx(stop))
+    if num > 2 and kind == "log" and start != stop:
+        ratios = v[1:] / v[:-1]
+        np.testing.assert_allclose(ratios, ratios[0])
+
+
+@settings(max_examples=60, deadline=None)
+@given(kind=st.sampled_from(["lin", "log"]), start=st.integers(1, 50), span=st.integers(0, 5000),
+       num=st.integers(1, 12), name=st.sampled_from(["T", "steps", "n-runs", "R", "dim"]))
+def test_integer_axes_are_rounded_or_refused(kind, start, span, num, name):
+    text = f"{name}={kind}:{start}:{start + span}:{num}"
+    exact = np.geomspace(start, start + span, num) if kind == "log" else np.linspace(start, start + span, num)
+    rounded = np.rint(exact)
+    if np.unique(rounded).size < num:
+        with pytest.raises(Exception, match="repeated values"):
+            parse_axis(text)
+        return
+    _, v = parse_axis(text)
+    np.testing.assert_array_equal(v, rounded)
+    assert np.all(np.abs(v - exact) <= 0.5)
+
+
+def test_outputs_never_leave_an_old_figure_or_temp_files(tmp_path):
+    from matplotlib.figure import Figure
+
+    from linsim.cli._outputs import Outputs
+
+    def interrupted(path, command):
+        raise KeyboardInterrupt
+
+    (tmp_path / "x.png").write_bytes(b"old figure")
+    (tmp_path / "x.nc").write_bytes(b"old data")
+    fig = Figure()
+    fig.add_subplot().plot([0, 1])
+    out = Outputs(tmp_path, "x.png", "linsim test")
+    out.figure = fig
+    out.add_writer("x.nc", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        out.write()
+    # old data kept, old figure gone (it would describe data that is being replaced), no debris
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.nc"]
+    out = Outputs(tmp_path, "x.png", "linsim test")
+    out.figure = fig
+    out.add_writer("x.nc", lambda path, command: path.write_text(command))
+    assert out.write() == [str(tmp_path / "x.nc"), str(tmp_path / "x.png")]
+    assert (tmp_path / "x.nc").read_text() == "linsim test"
+    assert (tmp_path / "x.png").read_bytes()[:4] == b"\x89PNG"
