@@ -272,7 +272,7 @@ def _check_result(entry, result, shape) -> None:
         raise ValueError(f"{who} returned arrays {clash}, which simulate stores itself")
 
 
-def simulate(config: EnsembleConfig, split: str = "train") -> Trajectory:
+def simulate(config: EnsembleConfig, split: str = "train", *, progress: bool = False) -> Trajectory:
     """Draw the data, teacher and initializations of ``config``, train, return the trajectory.
 
     The training itself is done by the runner registered for ``(config.model,
@@ -283,6 +283,9 @@ def simulate(config: EnsembleConfig, split: str = "train") -> Trajectory:
     config : EnsembleConfig
     split : {"train", "test"}
         Evaluate the outputs on the training inputs or on the ``n_test`` held-out inputs.
+    progress : bool
+        Show a progress bar while a stepped runner (explicit GD, SGD) trains; closed forms
+        and ODE solvers have no steps to show.
 
     Returns
     -------
@@ -318,7 +321,7 @@ def simulate(config: EnsembleConfig, split: str = "train") -> Trajectory:
     lr = default_lr(c, teacher)
     steps = checkpoint_steps(c.steps, c.n_checkpoints)
     problem = runners.Problem(config=c, X=X, X_test=X_test, teacher=teacher, lr=lr, steps=steps,
-                              split=split, init_seed=s_init, sgd_seed=s_sgd)
+                              split=split, init_seed=s_init, sgd_seed=s_sgd, progress=bool(progress))
     result = entry.run(problem)
     _check_result(entry, result, (c.n_runs, steps.size, problem.inputs.shape[0], c.n_classes))
     flow = entry.time_unit == "time"

@@ -69,6 +69,8 @@ class Problem:
         Where the outputs are evaluated.
     init_seed, sgd_seed : numpy.random.SeedSequence
         Streams for the initialization and for the SGD batches.
+    progress : bool
+        Whether a stepped runner should show a progress bar (``simulate(progress=True)``).
 
     Examples
     --------
@@ -89,6 +91,7 @@ class Problem:
     split: str
     init_seed: np.random.SeedSequence
     sgd_seed: np.random.SeedSequence
+    progress: bool = False
 
     @property
     def Y(self) -> np.ndarray:
@@ -344,7 +347,7 @@ def _run_linear_sgd(problem: Problem) -> RunResult:
     W0 = problem.gaussian_init()
     c = problem.config
     out = sgd_simulate(problem.X, problem.Y, W0, problem.lr, c.batch_size, problem.steps,
-                       problem.sgd_seed, inputs=problem.inputs)
+                       problem.sgd_seed, inputs=problem.inputs, progress=problem.progress)
     return RunResult(out, {"init": W0})
 
 
@@ -384,7 +387,8 @@ def _run_softmax(problem: Problem) -> RunResult:
     if problem.config.optimizer == "flow":
         out = softmax_flow(problem.X, Q, W0, problem.flow_times, inputs=problem.inputs)
     else:
-        out = softmax_gd(problem.X, Q, W0, problem.lr, problem.steps, inputs=problem.inputs)
+        out = softmax_gd(problem.X, Q, W0, problem.lr, problem.steps, inputs=problem.inputs,
+                         progress=problem.progress)
     return RunResult(out, {"init": W0})
 
 
@@ -400,7 +404,8 @@ def _run_two_layer(problem: Problem) -> RunResult:
         out = two_layer_flow(problem.X, problem.Y, W1, W2, problem.flow_times, inputs=problem.inputs,
                              rtol=1e-8, atol=1e-10)
     else:
-        out = two_layer_gd(problem.X, problem.Y, W1, W2, problem.lr, problem.steps, inputs=problem.inputs)
+        out = two_layer_gd(problem.X, problem.Y, W1, W2, problem.lr, problem.steps, inputs=problem.inputs,
+                           progress=problem.progress)
     return RunResult(out, {"init": W2 @ W1, "init_W1": W1, "init_W2": W2})
 
 

@@ -14,7 +14,8 @@ from typing import Callable
 import numpy as np
 
 
-def step_through(steps: np.ndarray, advance: Callable[[int], None], record: Callable[[int], None]) -> None:
+def step_through(steps: np.ndarray, advance: Callable[[int], None], record: Callable[[int], None], *,
+                 progress: bool = False, desc: str = "steps") -> None:
     """Call ``advance(t)`` for ``t = 0 .. max(steps) - 1`` and ``record(k)`` at checkpoint ``k``.
 
     Parameters
@@ -25,6 +26,10 @@ def step_through(steps: np.ndarray, advance: Callable[[int], None], record: Call
         ``advance(t)`` takes the state from step ``t`` to step ``t + 1`` (in place).
     record : callable
         ``record(k)`` stores the current state as checkpoint ``k`` (an index into ``steps``).
+    progress : bool
+        Show a tqdm progress bar over the ``max(steps)`` steps (on stderr; closed on errors).
+    desc : str
+        Label of the progress bar.
 
     Examples
     --------
@@ -34,13 +39,21 @@ def step_through(steps: np.ndarray, advance: Callable[[int], None], record: Call
     >>> seen
     [(1, 0), (3, 1), (0, 3), (2, 3)]
     """
-    t = 0
-    for k in np.argsort(steps, kind="stable"):
-        target = int(steps[k])
-        while t < target:
-            advance(t)
-            t += 1
-        record(int(k))
+    from tqdm.auto import tqdm
+
+    total = int(steps.max()) if steps.size else 0
+    with tqdm(total=total, desc=desc, unit="step", disable=not progress, mininterval=0.5) as bar:
+        t = 0
+        for k in np.argsort(steps, kind="stable"):
+            target = int(steps[k])
+            start = t
+            while t < target:
+                advance(t)
+                t += 1
+                if progress and (t - start) % 256 == 0:
+                    bar.update(256)
+            bar.update((t - start) % 256 if progress else 0)
+            record(int(k))
 
 
 __all__ = ["step_through"]

@@ -307,10 +307,11 @@ def linear_flow(X, Y, W0, times, *, inputs=None) -> np.ndarray:
     return linear_predictor(X, Y, lr=None)(times, W0, inputs)
 
 
-def linear_gd_explicit(X, Y, W0, lr, steps, *, inputs=None) -> np.ndarray:
+def linear_gd_explicit(X, Y, W0, lr, steps, *, inputs=None, progress=False) -> np.ndarray:
     """Reference implementation: step GD one iteration at a time (cost grows with T).
 
     Same arguments and return as :func:`linear_gd`; used by tests and the benchmark.
+    ``progress=True`` shows a progress bar over the steps.
 
     Examples
     --------
@@ -334,7 +335,7 @@ def linear_gd_explicit(X, Y, W0, lr, steps, *, inputs=None) -> np.ndarray:
     def record(k):
         out[:, k] = Z @ W.transpose(0, 2, 1)
 
-    step_through(steps, advance, record)
+    step_through(steps, advance, record, progress=progress, desc="linear GD")
     return out
 
 

@@ -86,7 +86,7 @@ def sample_batches(n: int, batch_size: int, n_runs: int, rng: np.random.Generato
 
 
 def sgd_simulate(X, Y, W0, lr, batch_size, steps, seed, *, inputs=None, allow_divergence=False,
-                 return_weights=False):
+                 return_weights=False, progress=False):
     """Seeded minibatch SGD of ``R`` runs; outputs after each listed number of steps.
 
     Parameters
@@ -106,6 +106,8 @@ def sgd_simulate(X, Y, W0, lr, batch_size, steps, seed, *, inputs=None, allow_di
         Evaluate on these inputs (default ``X``).
     return_weights : bool
         Also return the weights (R, K, C, d).
+    progress : bool
+        Show a progress bar over the steps (tqdm, stderr).
 
     Returns
     -------
@@ -148,13 +150,13 @@ def sgd_simulate(X, Y, W0, lr, batch_size, steps, seed, *, inputs=None, allow_di
         if return_weights:
             weights[:, k] = W
 
-    step_through(steps, advance, record)
+    step_through(steps, advance, record, progress=progress, desc="SGD")
     if not np.all(np.isfinite(out)):
         raise ValueError(f"SGD diverged (non-finite weights) with lr={lr:g}, batch_size={b}")
     return (out, weights) if return_weights else out
 
 
-def sgd_moments(X, Y, mean0, cov0, lr, batch_size, steps, *, allow_divergence=False):
+def sgd_moments(X, Y, mean0, cov0, lr, batch_size, steps, *, allow_divergence=False, progress=False):
     """Exact mean and covariance of the SGD weights over batch sampling (and a random init).
 
     Parameters
@@ -168,6 +170,8 @@ def sgd_moments(X, Y, mean0, cov0, lr, batch_size, steps, *, allow_divergence=Fa
         be symmetric positive semi-definite (else ``ValueError``).
     lr, batch_size : as :func:`sgd_simulate`
     steps : sequence of K non-negative ints
+    progress : bool
+        Show a progress bar over the steps.
 
     Returns
     -------
@@ -226,7 +230,7 @@ def sgd_moments(X, Y, mean0, cov0, lr, batch_size, steps, *, allow_divergence=Fa
         mean_out[k] = state["m"]
         cov_out[k] = state["S"]
 
-    step_through(steps, advance, record)
+    step_through(steps, advance, record, progress=progress, desc="SGD moments")
     return mean_out, cov_out
 
 

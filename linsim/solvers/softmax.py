@@ -202,10 +202,11 @@ def _integrate_group(X, Q, W0, t_sorted, method, rtol, atol):
     return ys.reshape(t_sorted.size, R, C, d)
 
 
-def softmax_gd(X, Q, W0, lr, steps, *, inputs=None, allow_divergence=False) -> np.ndarray:
+def softmax_gd(X, Q, W0, lr, steps, *, inputs=None, allow_divergence=False, progress=False) -> np.ndarray:
     """Logits after each listed number of explicit GD steps on the mean cross-entropy.
 
-    Parameters as :func:`softmax_flow`, with ``lr`` (> 0, below ``4 / lambda_max(Sigma)``)
+    Parameters as :func:`softmax_flow`, plus ``progress`` (a progress bar over the steps), with
+    ``lr`` (> 0, below ``4 / lambda_max(Sigma)``)
     and ``steps`` (K non-negative ints).  Cost grows linearly with ``max(steps)``.
 
     Returns
@@ -233,7 +234,7 @@ def softmax_gd(X, Q, W0, lr, steps, *, inputs=None, allow_divergence=False) -> n
     def record(k):
         out[:, k] = np.einsum("md,rcd->rmc", Z, W)
 
-    step_through(steps, advance, record)
+    step_through(steps, advance, record, progress=progress, desc="softmax GD")
     return out
 
 

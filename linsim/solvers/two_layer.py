@@ -159,11 +159,12 @@ def two_layer_flow(X, Y, W1_0, W2_0, times, *, inputs=None, method="DOP853", rto
     return np.einsum("md,rkcd->rkmc", Z, W2 @ W1)
 
 
-def two_layer_gd(X, Y, W1_0, W2_0, lr, steps, *, inputs=None) -> np.ndarray:
+def two_layer_gd(X, Y, W1_0, W2_0, lr, steps, *, inputs=None, progress=False) -> np.ndarray:
     """Outputs (R, K, m, C) after each listed number of explicit GD steps.
 
     ``lr > 0``; there is no closed-form stability limit (it depends on the weights): a run
     that overflows raises ``ValueError`` naming the step, so reduce ``lr``.
+    ``progress=True`` shows a progress bar over the steps.
 
     Examples
     --------
@@ -181,13 +182,13 @@ def two_layer_gd(X, Y, W1_0, W2_0, lr, steps, *, inputs=None) -> np.ndarray:
     Z = X if inputs is None else check_inputs(inputs, X.shape[1])
     out = np.empty((W1.shape[0], steps.size, Z.shape[0], Y.shape[1]))
     with np.errstate(over="ignore", invalid="ignore"):
-        _two_layer_loop(sigma, B, W1, W2, lr, steps, Z, out)
+        _two_layer_loop(sigma, B, W1, W2, lr, steps, Z, out, progress)
     if not np.all(np.isfinite(out)):
         raise ValueError(f"two-layer GD diverged with lr={lr:g}; use a smaller lr")
     return out
 
 
-def _two_layer_loop(sigma, B, W1, W2, lr, steps, Z, out):
+def _two_layer_loop(sigma, B, W1, W2, lr, steps, Z, out, progress=False):
     def advance(t):
         g1, g2 = two_layer_grads(sigma, B, W1, W2)
         W1[...] -= lr * g1
@@ -198,7 +199,7 @@ def _two_layer_loop(sigma, B, W1, W2, lr, steps, Z, out):
     def record(k):
         out[:, k] = np.einsum("md,rcd->rmc", Z, W2 @ W1)
 
-    step_through(steps, advance, record)
+    step_through(steps, advance, record, progress=progress, desc="two-layer GD")
 
 
 def aligned_modes(X, Y, tol: float = 1e-8):

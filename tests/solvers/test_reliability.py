@@ -173,3 +173,13 @@ def test_check_steps_refuses_every_count_beyond_the_limit(value):
     if value < 2**64:
         with pytest.raises(ValueError, match="exceeds"):
             check_steps(np.array([value], dtype=np.uint64))
+
+
+def test_progress_bars_show_the_steps_and_change_nothing(capsys):
+    cfg = EnsembleConfig(model="softmax", n_samples=10, dim=3, n_classes=2, n_runs=2, steps=600, n_checkpoints=3)
+    quiet = simulate(cfg)
+    assert capsys.readouterr().err == ""
+    loud = simulate(cfg, progress=True)
+    err = capsys.readouterr().err
+    assert "softmax GD" in err and "600/600" in err
+    np.testing.assert_array_equal(quiet.outputs, loud.outputs)
