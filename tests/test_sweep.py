@@ -47,17 +47,14 @@ def test_cell_seeds_are_distinct_and_reproducible():
     assert seeds != [cfg.seed for _, cfg in PhaseSpec(TINY, spec.axes, root_seed=8).cells()]
 
 
-@pytest.mark.slow
-def test_results_do_not_depend_on_workers_and_failures_are_recorded():
+def test_failures_are_recorded_and_the_rest_runs():
     # slope = -1 is outside the domain: that cell must fail and be recorded, the rest must run.
+    # (Independence of the worker count and engine: tests/test_sweep_reliability.py, test_dask.py.)
     spec = PhaseSpec(TINY, {"c": [-1.0, 0.5], "ratio": [0.5, 50.0]}, root_seed=3)
     one = run_phase(spec, n_workers=1, progress=False)
-    two = run_phase(spec, n_workers=2, progress=False)
     assert list(one["status"].values[0]) == ["failed", "failed"]
-    assert "slope" in str(one["error"].values[0, 0]) or "c" in str(one["error"].values[0, 0])
+    assert "slope" in str(one["error"].values[0, 0])
     assert list(one["status"].values[1]) == ["ok", "ok"]
-    for name in ("sim_stress_k", "sim_k_chi", "theory_stress_k", "draw_stress_k", "logit_rms", "seed"):
-        np.testing.assert_array_equal(one[name].values, two[name].values)
     # A larger output-to-weight ratio makes the ensemble more ribbon-like (theory.md table).
     assert one["sim_stress_k"].values[1, 1] > one["sim_stress_k"].values[1, 0]
     summary = agreement(one)

@@ -131,7 +131,7 @@ def run_phase(spec: PhaseSpec, n_workers: int | None = None, progress: bool = Tr
                 done = read_netcdf(out)
                 if (done.attrs.get("sweep_fingerprint") == fingerprint
                         and not (done["status"].values == "missing").any()
-                        and ("fine_k_chi" in done) == bool(theory_resolution)):
+                        and int(done.attrs.get("theory_resolution", -1)) == theory_resolution):
                     return done
             results = {k: v for k, v in load_cells(folder, fingerprint).items() if v.ok}
         else:
@@ -164,7 +164,9 @@ def run_phase(spec: PhaseSpec, n_workers: int | None = None, progress: bool = Tr
                 if theory_resolution:
                     from linsim.sweep.theory_map import theory_map
 
-                    ds = ds.merge(theory_map(spec, theory_resolution, engine=eng), combine_attrs="override")
+                    fine = theory_map(spec, theory_resolution, engine=eng, progress=progress)
+                    ds = ds.merge(fine, combine_attrs="drop_conflicts")
+                ds.attrs["theory_resolution"] = int(theory_resolution)
             finally:
                 if own:
                     eng.close()
