@@ -338,7 +338,7 @@ def run_grid(entries: Sequence[GridEntry], out_dir: str | Path, *, progress: boo
     removed; everything finished before stays complete, and a rerun resumes.
     """
     from linsim.storage import CorruptFileError, check_writable_dir, read_netcdf
-    from linsim.deep.train import TrainResult, _load_data, train
+    from linsim.deep.train import _load_data, check_runnable, train
 
     t0 = time.perf_counter()
     out = check_writable_dir(out_dir)
@@ -346,6 +346,20 @@ def run_grid(entries: Sequence[GridEntry], out_dir: str | Path, *, progress: boo
     if device is not None:
         entries = [GridEntry(e.config.replace(device=device), e.subgrid, e.index) for e in entries]
     paths = [result_path(out, e.config) for e in entries]
+    checked: set[str] = set()
+    for e in entries:  # refuse what cannot run before training anything
+        key = json.dumps({k: v for k, v in e.config.params().items()
+                          if k in ("dataset", "architecture", "width", "depth", "activation",
+                                   "batch_norm", "augment", "batch_size", "n_train", "device")
+                          or k.startswith("dataset_")}, sort_keys=True, default=str)
+        if key in checked:
+            continue
+        try:
+            check_runnable(e.config)
+        except ValueError as exc:
+            where = f"grid.{e.subgrid} " if e.subgrid else ""
+            raise ValueError(f"{where}entry {e.index}: {exc}") from None
+        checked.add(key)
     summary = GridSummary(out_dir=out, n_configs=len(entries))
     with _folder_lock(out):
         _remove_stale_temporaries(out, (p.name for p in paths))

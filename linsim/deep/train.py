@@ -65,7 +65,8 @@ from linsim.deep.optim import OPTIMIZERS, lr_multiplier, make_hyper
 from linsim.deep.schedule import checkpoints as checkpoint_schedule
 from linsim.trajectory import Trajectory
 
-__all__ = ["TrainResult", "resolve_device", "run_streams", "torch_threads", "train"]
+__all__ = ["TrainResult", "check_runnable", "resolve_device", "run_streams", "torch_threads",
+           "train"]
 
 _TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 _N_STREAMS = 4  # init, order, augmentation, corner labels
@@ -297,6 +298,48 @@ def _load_data(config: TrainConfig):
 
 def _params_numpy(ens: Ensemble) -> dict[str, np.ndarray]:
     return {k: v.detach().cpu().numpy().copy() for k, v in ens.stacked_parameters().items()}
+
+
+def check_runnable(config: TrainConfig) -> None:
+    """Refuse, before any training, a configuration that cannot run on its data.
+
+    Checks without loading the data set (:func:`linsim.deep.data.dataset_signature`): the
+    architecture accepts the data's input shape and the model builds with the given width,
+    depth, activation and BatchNorm; augmentation has an axis to shift; the batch fits in
+    ``n_train`` when that is given; the device exists.
+
+    Raises
+    ------
+    ValueError
+        Naming the field and the problem.
+
+    Examples
+    --------
+    >>> check_runnable(TrainConfig(dataset="mnist1d", architecture="cnn"))
+    >>> check_runnable(TrainConfig(dataset="mnist1d", n_train=50, batch_size=64))
+    Traceback (most recent call last):
+    ...
+    ValueError: TrainConfig.batch_size=64 exceeds n_train=50
+    """
+    from linsim.deep.data import dataset_signature
+    from linsim.deep.models import build_model
+
+    resolve_device(config.device)
+    try:
+        shape, n_classes = dataset_signature(config.dataset, **dict(config.dataset_options))
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"TrainConfig.dataset_options: {exc}") from None
+    if config.n_train is not None and config.batch_size > config.n_train:
+        raise ValueError(f"TrainConfig.batch_size={config.batch_size} exceeds n_train={config.n_train}")
+    if config.augment:
+        augmentation_kind(shape)
+    try:
+        build_model(config.architecture, tuple(shape), int(n_classes), width=config.width,
+                    depth=config.depth, activation=config.activation, batch_norm=config.batch_norm)
+    except (KeyError, TypeError, ValueError) as exc:
+        msg = exc.args[0] if exc.args else str(exc)
+        raise ValueError(f"TrainConfig.architecture={config.architecture!r} on {config.dataset_name} "
+                         f"(input shape {tuple(shape)}): {msg}") from None
 
 
 def train(config: TrainConfig, *, progress: Callable[[int], None] | None = None,

@@ -250,3 +250,11 @@ def test_ctrl_c_stops_cleanly_with_a_message(tmp_path):
     assert not list(out.glob(".*.tmp")) and not (out / ".lock").exists()
     for f in out.glob("*.nc"):
         read_netcdf(f)
+
+
+def test_a_configuration_that_cannot_run_is_refused_before_any_training(tmp_path):
+    text = TINY + '\n[grid.bad]\ndataset = "synthetic"\ndataset_options = {d = 8}\narchitecture = "cnn"\n'
+    entries = load_grid(_write(tmp_path, text))
+    with pytest.raises(ValueError, match=r"grid.bad entry 0: .*cnn.*\(8,\)"):
+        run_grid(entries, tmp_path / "out", progress=False, log=None)
+    assert not list((tmp_path / "out").glob("*.nc"))
