@@ -208,6 +208,7 @@ def test_non_positive_workers_are_refused(tmp_path, capsys, no_compute, workers)
     (["--model", "two_layer", "--axis", "c=0,1", "--axis", "ratio=1,10", "--theory-resolution", "5"],
      "two_layer"),
     (["--chi", "1.5"], "--chi"),
+    (["--scheduler", "nonsense"], "--scheduler"),
 ])
 def test_bad_sweeps_are_refused_before_computing(tmp_path, capsys, no_compute, extra, named):
     try:
@@ -276,6 +277,15 @@ def test_all_cells_failed_exits_non_zero(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(linsim.sweep, "run_phase", failing)
     assert main(phase(tmp_path, "--axis", "c=0,1")) == 1
     assert "boom" in capsys.readouterr().err
+
+
+def test_an_unreachable_scheduler_exits_1(tmp_path, capsys, monkeypatch):
+    def unreachable(spec, *a, **k):
+        raise OSError("Timed out trying to connect to tcp://h:1")
+
+    monkeypatch.setattr(linsim.sweep, "run_phase", unreachable)
+    assert main(phase(tmp_path, "--axis", "c=0,1", "--scheduler", "tcp://h:1")) == 1
+    assert "Timed out" in capsys.readouterr().err
 
 
 def test_bad_config_exits_with_message(tmp_path, capsys):

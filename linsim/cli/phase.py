@@ -60,6 +60,17 @@ def _theory_resolution(text: str) -> int:
     return value
 
 
+def _scheduler(text: str) -> str:
+    """A Dask scheduler address: ``SCHEME://HOST:PORT`` or ``HOST:PORT``."""
+    import re
+
+    if not re.fullmatch(r"([a-z][a-z0-9+.-]*://)?[^\s/:]+(:\d+)?(/\S*)?", text.strip()) or \
+            not (":" in text):
+        raise argparse.ArgumentTypeError(
+            f"expected a scheduler address such as tcp://host:8786 or host:8786; got {text!r}")
+    return text.strip()
+
+
 def _fraction(text: str) -> float:
     value = _flags.real(text)
     if not 0 < value < 1:
@@ -94,7 +105,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--resume", action="store_true",
                    help="keep the cells already finished in --out from an interrupted run with the same "
                    "settings, compute only the rest")
-    g.add_argument("--scheduler", default=None, metavar="ADDRESS",
+    g.add_argument("--scheduler", type=_scheduler, default=None, metavar="ADDRESS",
                    help="run the cells on a Dask cluster at ADDRESS (e.g. tcp://host:8786) instead of local processes")
     g = parser.add_argument_group("output")
     g.add_argument("--out", type=Path, default=Path("linsim-out"),
@@ -251,6 +262,9 @@ def run(args) -> int:
         return 130
     except TheoryShadowedError as exc:
         print(f"linsim phase: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a scheduler that cannot be reached, a full disk, ...
+        print(f"linsim phase: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     seconds = time.perf_counter() - t0
     files = [str(out_dir / "phase.nc")]
