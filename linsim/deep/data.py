@@ -30,6 +30,16 @@ Conventions
 * ``eval_stride=s`` evaluates on training samples ``0, s, 2s, ...`` (the deep-network
   study used ``s = 2``).
 * All randomness flows from ``numpy.random.SeedSequence(seed)``.
+
+The synthetic set
+-----------------
+``x ~ N(0, diag(lambda))`` with ``lambda_i = b exp(-c i)``, ``i = 0 .. d-1``
+(:func:`synthetic_spectrum`; ``b = 50 c`` for ``c > 0`` and 1 for ``c = 0`` unless given),
+so the slope ``c`` is the theory's ``c``.  Labels are ``argmax(W2 tanh(W1 x))`` with
+``W1 ~ N(0, 1/d)`` of shape ``(hidden, d)`` and ``W2 ~ N(0, 1/hidden)`` of shape
+``(n_classes, hidden)`` (defaults 50 and 5), no biases.  ``SeedSequence(seed)`` is split into
+teacher, training and test streams; inputs are drawn row by row, so the first ``m`` samples
+do not depend on ``n_train``.
 """
 
 from __future__ import annotations
