@@ -284,8 +284,8 @@ def simulate(config: EnsembleConfig, split: str = "train", *, progress: bool = F
     split : {"train", "test"}
         Evaluate the outputs on the training inputs or on the ``n_test`` held-out inputs.
     progress : bool
-        Show a progress bar while a stepped runner (explicit GD, SGD) trains; closed forms
-        and ODE solvers have no steps to show.
+        Show a progress bar while a stepped runner (explicit GD, SGD) trains, or the flow
+        time an ODE runner has reached; closed forms finish at once and show nothing.
 
     Returns
     -------

@@ -385,7 +385,8 @@ def _run_softmax(problem: Problem) -> RunResult:
     W0 = problem.gaussian_init()
     Q = softmax_probs(problem.Y)
     if problem.config.optimizer == "flow":
-        out = softmax_flow(problem.X, Q, W0, problem.flow_times, inputs=problem.inputs)
+        out = softmax_flow(problem.X, Q, W0, problem.flow_times, inputs=problem.inputs,
+                           progress=problem.progress)
     else:
         out = softmax_gd(problem.X, Q, W0, problem.lr, problem.steps, inputs=problem.inputs,
                          progress=problem.progress)
@@ -402,7 +403,7 @@ def _run_two_layer(problem: Problem) -> RunResult:
     W2 = std * rng.standard_normal((c.n_runs, c.n_classes, c.hidden))
     if c.optimizer == "flow":
         out = two_layer_flow(problem.X, problem.Y, W1, W2, problem.flow_times, inputs=problem.inputs,
-                             rtol=1e-8, atol=1e-10)
+                             rtol=1e-8, atol=1e-10, progress=problem.progress)
     else:
         out = two_layer_gd(problem.X, problem.Y, W1, W2, problem.lr, problem.steps, inputs=problem.inputs,
                            progress=problem.progress)

@@ -23,7 +23,7 @@ def solve_ivp(*args, **kwargs):
 
 
 def integrate_flow(rhs: Callable, y0: np.ndarray, times: np.ndarray, *, method: str, rtol: float,
-                   atol: float, what: str, jac: Callable | None = None) -> np.ndarray:
+                   atol: float, what: str, jac: Callable | None = None, progress: bool = False) -> np.ndarray:
     """States of ``dy/dt = rhs(t, y)`` at ``times``, shape (K, y0.size), rows in the order given.
 
     Parameters
@@ -39,6 +39,8 @@ def integrate_flow(rhs: Callable, y0: np.ndarray, times: np.ndarray, *, method: 
         Name of the flow, used in error messages.
     jac : callable, optional
         Jacobian for implicit methods.
+    progress : bool
+        Show a tqdm bar of the flow time reached (the furthest time the integrator evaluated).
 
     Raises
     ------
@@ -58,11 +60,23 @@ def integrate_flow(rhs: Callable, y0: np.ndarray, times: np.ndarray, *, method: 
     if t_end == 0.0:
         return np.repeat(y0[None], times.size, axis=0)
     kwargs = {} if jac is None else {"jac": jac}
-    try:
-        sol = solve_ivp(rhs, (0.0, t_end), y0, method=method, t_eval=t_sorted, rtol=rtol, atol=atol,
-                        **kwargs)
-    except (ValueError, FloatingPointError, ArithmeticError) as exc:
-        raise ODEFailureError(f"solve_ivp ({method}) raised for the {what}: {exc}") from exc
+    from tqdm.auto import tqdm
+
+    with tqdm(total=t_end, desc=what, unit="time", disable=not progress, mininterval=0.5,
+              bar_format="{l_bar}{bar}| t = {n:.4g}/{total:.4g} [{elapsed}<{remaining}]") as bar:
+        fun = rhs
+        if progress:
+            def fun(t, y):
+                if t > bar.n:
+                    bar.update(min(t, t_end) - bar.n)
+                return rhs(t, y)
+        try:
+            sol = solve_ivp(fun, (0.0, t_end), y0, method=method, t_eval=t_sorted, rtol=rtol, atol=atol,
+                            **kwargs)
+        except (ValueError, FloatingPointError, ArithmeticError) as exc:
+            raise ODEFailureError(f"solve_ivp ({method}) raised for the {what}: {exc}") from exc
+        if progress and sol.status == 0:
+            bar.update(t_end - bar.n)
     if sol.status != 0 or sol.y.shape[1] != t_sorted.size or not np.all(np.isfinite(sol.y)):
         raise ODEFailureError(
             f"solve_ivp ({method}, rtol={rtol}, atol={atol}) failed for the {what} before "

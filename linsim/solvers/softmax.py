@@ -103,7 +103,7 @@ def _hessian_blocks(X, W):
 
 
 def softmax_flow(X, Q, W0, times, *, inputs=None, method="LSODA", rtol=1e-8, atol=1e-10,
-                 max_group_state=1000) -> np.ndarray:
+                 max_group_state=1000, progress=False) -> np.ndarray:
     """Logits under gradient flow of the mean softmax cross-entropy at the listed times.
 
     Parameters
@@ -127,6 +127,8 @@ def softmax_flow(X, Q, W0, times, *, inputs=None, method="LSODA", rtol=1e-8, ato
     max_group_state : int
         For LSODA, runs are integrated in groups of at most this many state variables
         (at least one run per group) so the dense Jacobian stays small.
+    progress : bool
+        Show the flow time reached by each group's integration (tqdm, stderr).
 
     Returns
     -------
@@ -146,13 +148,13 @@ def softmax_flow(X, Q, W0, times, *, inputs=None, method="LSODA", rtol=1e-8, ato
     True
     """
     W = softmax_flow_weights(X, Q, W0, times, method=method, rtol=rtol, atol=atol,
-                             max_group_state=max_group_state)
+                             max_group_state=max_group_state, progress=progress)
     Z = np.asarray(X, dtype=np.float64) if inputs is None else check_inputs(inputs, W.shape[-1])
     return np.einsum("md,rkcd->rkmc", Z, W)
 
 
 def softmax_flow_weights(X, Q, W0, times, *, method="LSODA", rtol=1e-8, atol=1e-10,
-                         max_group_state=1000) -> np.ndarray:
+                         max_group_state=1000, progress=False) -> np.ndarray:
     """Weights ``W_t`` (R, K, C, d) of :func:`softmax_flow`.
 
     Examples
@@ -175,12 +177,13 @@ def softmax_flow_weights(X, Q, W0, times, *, method="LSODA", rtol=1e-8, atol=1e-
     for start in range(0, R, group):
         stop = min(R, start + group)
         out[start:stop] = _integrate_group(
-            X, Q, W0[start:stop], t_sorted, method, rtol, atol
+            X, Q, W0[start:stop], t_sorted, method, rtol, atol,
+            progress=progress, what=f"softmax flow (runs {start}-{stop - 1} of {R})",
         ).transpose(1, 0, 2, 3)
     return out[:, inverse]
 
 
-def _integrate_group(X, Q, W0, t_sorted, method, rtol, atol):
+def _integrate_group(X, Q, W0, t_sorted, method, rtol, atol, *, progress=False, what="softmax flow"):
     R, C, d = W0.shape
     shape = (R, C, d)
 
@@ -198,7 +201,7 @@ def _integrate_group(X, Q, W0, t_sorted, method, rtol, atol):
             return -sp.block_diag(list(_hessian_blocks(X, y.reshape(shape)))).toarray()
 
     ys = integrate_flow(rhs, W0.ravel(), t_sorted, method=method, rtol=rtol, atol=atol,
-                        what="softmax flow", jac=jac)
+                        what=what, jac=jac, progress=progress)
     return ys.reshape(t_sorted.size, R, C, d)
 
 

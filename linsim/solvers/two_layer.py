@@ -96,12 +96,14 @@ def two_layer_grads(sigma, B, W1, W2):
     return W2.transpose(0, 2, 1) @ E, E @ W1.transpose(0, 2, 1)
 
 
-def two_layer_flow_weights(X, Y, W1_0, W2_0, times, *, method="DOP853", rtol=1e-9, atol=1e-12):
+def two_layer_flow_weights(X, Y, W1_0, W2_0, times, *, method="DOP853", rtol=1e-9, atol=1e-12,
+                           progress=False):
     """Weights ``(W1_t, W2_t)`` of gradient flow, shapes (R, K, h, d) and (R, K, C, h).
 
     Integrated with ``scipy.integrate.solve_ivp`` (default ``DOP853``: the problem is not stiff
     for moderate weights; ``rtol=1e-9``, ``atol=1e-12`` on the weights).  Raises
     :class:`ODEFailureError` if the integrator stops early or produces non-finite values.
+    ``progress=True`` shows the flow time reached.
 
     Examples
     --------
@@ -124,14 +126,16 @@ def two_layer_flow_weights(X, Y, W1_0, W2_0, times, *, method="DOP853", rtol=1e-
         return -np.concatenate([g1.ravel(), g2.ravel()])
 
     y0 = np.concatenate([W1_0.ravel(), W2_0.ravel()])
-    ys = integrate_flow(rhs, y0, times, method=method, rtol=rtol, atol=atol, what="two-layer flow")
+    ys = integrate_flow(rhs, y0, times, method=method, rtol=rtol, atol=atol, what="two-layer flow",
+                        progress=progress)
     K = times.size
     W1 = ys[:, :n1].reshape(K, R, h, d).transpose(1, 0, 2, 3)
     W2 = ys[:, n1:].reshape(K, R, C, h).transpose(1, 0, 2, 3)
     return W1, W2
 
 
-def two_layer_flow(X, Y, W1_0, W2_0, times, *, inputs=None, method="DOP853", rtol=1e-9, atol=1e-12):
+def two_layer_flow(X, Y, W1_0, W2_0, times, *, inputs=None, method="DOP853", rtol=1e-9, atol=1e-12,
+                   progress=False):
     """Outputs ``Z (W2 W1)_t^T`` (R, K, m, C) under gradient flow, by ODE integration.
 
     Parameters
@@ -144,6 +148,8 @@ def two_layer_flow(X, Y, W1_0, W2_0, times, *, inputs=None, method="DOP853", rto
         Non-negative flow times.
     inputs : array (m, d), optional
         Evaluation inputs (default ``X``).
+    progress : bool
+        Show the flow time reached (tqdm, stderr).
 
     Examples
     --------
@@ -153,7 +159,8 @@ def two_layer_flow(X, Y, W1_0, W2_0, times, *, inputs=None, method="DOP853", rto
     >>> bool(np.allclose(ode, two_layer_closed_form(X, Y, W1[None], W2[None], [0.5, 1.0]), atol=1e-8))
     True
     """
-    W1, W2 = two_layer_flow_weights(X, Y, W1_0, W2_0, times, method=method, rtol=rtol, atol=atol)
+    W1, W2 = two_layer_flow_weights(X, Y, W1_0, W2_0, times, method=method, rtol=rtol, atol=atol,
+                                    progress=progress)
     X = np.asarray(X, dtype=np.float64)
     Z = X if inputs is None else check_inputs(inputs, X.shape[1])
     return np.einsum("md,rkcd->rkmc", Z, W2 @ W1)

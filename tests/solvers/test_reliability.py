@@ -183,3 +183,10 @@ def test_progress_bars_show_the_steps_and_change_nothing(capsys):
     err = capsys.readouterr().err
     assert "softmax GD" in err and "600/600" in err
     np.testing.assert_array_equal(quiet.outputs, loud.outputs)
+    flow = replace(cfg, optimizer="flow", steps=20)
+    quiet = simulate(flow)
+    capsys.readouterr()
+    loud = simulate(flow, progress=True)
+    err = capsys.readouterr().err
+    assert "softmax flow (runs 0-1 of 2)" in err and "t = 20/20" in err
+    np.testing.assert_array_equal(quiet.outputs, loud.outputs)
