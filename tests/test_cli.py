@@ -280,7 +280,7 @@ def test_all_cells_failed_exits_non_zero(tmp_path, capsys, monkeypatch):
 
 
 def test_an_unreachable_scheduler_exits_1(tmp_path, capsys, monkeypatch):
-    def unreachable(spec, *a, **k):
+    def unreachable(spec, *a, scheduler=None, **k):
         raise OSError("Timed out trying to connect to tcp://h:1")
 
     monkeypatch.setattr(linsim.sweep, "run_phase", unreachable)
