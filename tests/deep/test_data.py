@@ -3,6 +3,7 @@
 import contextlib
 import random
 import socket
+import struct
 
 import numpy as np
 import pytest
@@ -559,3 +560,34 @@ def test_synthetic_train_and_test_share_one_teacher():
     assert clf.score(ds.X_test, ds.y_test) > 0.9
     shuffled = np.random.default_rng(0).permutation(ds.y_test)
     assert clf.score(ds.X_test, shuffled) < 0.6
+
+
+def test_cifar10_reads_only_the_batches_a_prefix_needs(fake_cifar):
+    root = fake_cifar[0]
+    (root / "cifar-10-batches-py" / "data_batch_5").write_bytes(b"corrupt")
+    ds = load_dataset("cifar10", root=root, n_train=8)  # batches 1 and 2 suffice
+    assert ds.n_train == 8
+    with pytest.raises(DatasetFileError, match="data_batch_5: not a CIFAR-10 python batch"):
+        load_dataset("cifar10", root=root)
+
+
+def test_mnist_idx_of_another_element_type_is_refused(fake_mnist):
+    root = fake_mnist[0]
+    payload = bytes([0, 0, 0x0D, 3]) + struct.pack(">III", 5, 28, 28) + np.zeros(5 * 28 * 28, ">f4").tobytes()
+    (root / "t10k-images-idx3-ubyte").write_bytes(payload)
+    with pytest.raises(DatasetFileError, match="must hold unsigned bytes; got >f4"):
+        load_dataset("mnist", root=root)
+
+
+def test_environment_root_that_does_not_exist(monkeypatch, tmp_path):
+    monkeypatch.setenv("LINSIM_DATA", str(tmp_path / "missing"))
+    with pytest.raises(DatasetFileError, match=r"data folder '.*missing' for dataset 'mnist' does not exist.*IDX"):
+        load_dataset("mnist")
+
+
+def test_global_normalization_and_list_spec():
+    X = np.stack([np.arange(12.0).reshape(4, 3), 10 * np.arange(12.0).reshape(4, 3)], axis=1)  # (4, 2, 3)
+    ds = load_dataset([X, np.array([0, 1, 0, 1]), X[:1], np.array([1])], normalize="global", dtype="float64")
+    assert len(ds.normalization.mean) == 1
+    np.testing.assert_allclose(ds.normalization.mean, [X.mean()], rtol=1e-15)
+    np.testing.assert_allclose(ds.X_train, (X - X.mean()) / X.std(), rtol=1e-14)
