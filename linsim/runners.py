@@ -168,6 +168,8 @@ class Runner:
     --------
     >>> Runner("linear", "gd", run=lambda problem: None, stability_limit=2.0).limit_for(None)
     2.0
+    >>> get_runner("softmax", "flow")
+    Runner(softmax/flow, stability_limit=None, theory=cross_entropy, time_unit='time')
     """
 
     model: str
@@ -196,6 +198,12 @@ class Runner:
             if not limit > 0:
                 raise ValueError(f"Runner.stability_limit must be > 0; got {limit}")
             object.__setattr__(self, "stability_limit", limit)
+
+    def __repr__(self) -> str:
+        limit = "callable" if callable(self.stability_limit) else self.stability_limit
+        theory = None if self.theory is None else getattr(self.theory, "loss", type(self.theory).__name__)
+        return (f"Runner({self.model}/{self.optimizer}, stability_limit={limit}, theory={theory}, "
+                f"time_unit={self.time_unit!r})")
 
     @property
     def key(self) -> tuple[str, str]:
