@@ -273,10 +273,21 @@ class TheorySpectra:
     --------
     >>> TheorySpectra(expected=np.array([2.0, 1.0])).draw is None
     True
+    >>> TheorySpectra(expected=np.arange(5.0, 0.0, -1.0), draw=np.array([4.5]))
+    TheorySpectra(expected=[5, 4, 3, ...] (5), draw=[4.5] (1))
     """
 
     expected: np.ndarray
     draw: np.ndarray | None = None
+
+    def __repr__(self) -> str:
+        def top(a):
+            a = np.asarray(a)
+            head = ", ".join(f"{v:.3g}" for v in a[:3])
+            return f"[{head}{', ...' if a.size > 3 else ''}] ({a.size})"
+
+        draw = "None" if self.draw is None else top(self.draw)
+        return f"TheorySpectra(expected={top(self.expected)}, draw={draw})"
 
 
 @dataclass(frozen=True)
