@@ -22,7 +22,13 @@ _REQUIRED = ("expected_spectrum", "quadratic_spectrum", "quadratic_spectrum_flow
 
 
 class TheoryShadowedError(ImportError):
-    """Another module called ``theory`` hides linsim's ``theory`` package."""
+    """Another module called ``theory`` hides linsim's ``theory`` package.
+
+    Examples
+    --------
+    >>> issubclass(TheoryShadowedError, ImportError)
+    True
+    """
 
 
 def _genuine_location() -> Path | None:

@@ -72,7 +72,13 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
 
 
 class WorkerError(RuntimeError):
-    """A worker process died, or sent back an exception that could not be transferred."""
+    """A worker process died, or sent back an exception that could not be transferred.
+
+    Examples
+    --------
+    >>> issubclass(WorkerError, RuntimeError)
+    True
+    """
 
 
 # ----------------------------------------------------------------------------- validation

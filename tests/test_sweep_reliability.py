@@ -227,3 +227,22 @@ def test_replicates_average_independent_seeds():
     assert ds["replicates_ok"].values.tolist() == [3, 3]
     # the spread is real: different seeds give different ensembles
     assert np.all(ds["sim_stress_k_std"].values > 0)
+
+
+def test_resume_recomputes_a_damaged_cell_file(tmp_path, monkeypatch):
+    spec = PhaseSpec(TINY, {"ratio": [0.5, 5.0, 50.0]}, root_seed=9)
+    full = run_phase(spec, n_workers=1, progress=False)
+    out = tmp_path / "p.nc"
+    monkeypatch.setattr(runner_module, "write_cell", _interrupting(runner_module.write_cell, 2))
+    with pytest.raises(SweepInterrupted):
+        run_phase(spec, n_workers=1, progress=False, out=out)
+    monkeypatch.undo()
+    victim = sorted(cells_folder(out).glob("cell-*.nc"))[0]
+    value = read_netcdf(victim, verify=False)["sim_stress_k"].values
+    raw = victim.read_bytes()
+    where = raw.find(np.float64(value).tobytes())
+    assert where > 0
+    victim.write_bytes(raw[:where] + np.float64(0.123).tobytes() + raw[where + 8:])  # 8 bytes overwritten
+    with pytest.warns(RuntimeWarning, match="damaged sweep cell file"):
+        resumed = run_phase(spec, n_workers=1, progress=False, out=out, resume=True)
+    _data_equal(full, resumed)

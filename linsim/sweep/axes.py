@@ -34,7 +34,13 @@ ALIASES = {"c": "slope", "T": "steps", "ratio": "scale_ratio", "C": "n_classes",
 
 @dataclass(frozen=True)
 class AxisInfo:
-    """How a swept quantity is shown: its symbol, a CF ``long_name`` and ``units``."""
+    """How a swept quantity is shown: its symbol, a CF ``long_name`` and ``units``.
+
+    Examples
+    --------
+    >>> AXIS_INFO["steps"].symbol
+    'T'
+    """
 
     symbol: str
     long_name: str
@@ -184,6 +190,12 @@ class Unit:
         Replicate number, 0-based.
     config : EnsembleConfig
         The cell's configuration with this replicate's seed.
+
+    Examples
+    --------
+    >>> u = PhaseSpec(EnsembleConfig(), {"c": [0.0, 1.0]}, replicates=2).units()[3]
+    >>> u.index, u.flat, u.replicate, u.config.slope
+    ((1,), 1, 1, 1.0)
     """
 
     index: tuple[int, ...]
@@ -308,15 +320,29 @@ class PhaseSpec:
 
     @property
     def n_cells(self) -> int:
+        """Number of grid cells (replicates not counted)."""
         return int(np.prod(self.shape))
 
     def cell_config(self, index: tuple[int, ...], seed: int) -> EnsembleConfig:
-        """The ensemble configuration of the cell at a grid index, with ``seed``."""
+        """The ensemble configuration of the cell at a grid index, with ``seed``.
+
+        Examples
+        --------
+        >>> PhaseSpec(EnsembleConfig(), {"c": [0.0, 1.0]}).cell_config((1,), 7).slope
+        1.0
+        """
         values = {name: vals[i] for (name, vals), i in zip(self.axes.items(), index)}
         return with_values(dataclasses.replace(self.base, seed=int(seed)), values)
 
     def seeds(self) -> np.ndarray:
-        """Seeds of every cell and replicate: int64 array of shape ``shape + (replicates,)``."""
+        """Seeds of every cell and replicate: int64 array of shape ``shape + (replicates,)``.
+
+        Examples
+        --------
+        >>> spec = PhaseSpec(EnsembleConfig(), {"c": [0.0, 1.0]}, replicates=3)
+        >>> spec.seeds().shape, len(set(spec.seeds().ravel()))
+        ((2, 3), 6)
+        """
         children = np.random.SeedSequence(self.root_seed).spawn(self.n_cells)
         out = np.empty((self.n_cells, self.replicates), dtype=np.int64)
         for i, child in enumerate(children):
@@ -327,7 +353,13 @@ class PhaseSpec:
         return out.reshape(self.shape + (self.replicates,))
 
     def units(self) -> list[Unit]:
-        """Every (cell, replicate) simulation, cells in C order, replicates inside each cell."""
+        """Every (cell, replicate) simulation, cells in C order, replicates inside each cell.
+
+        Examples
+        --------
+        >>> [(u.index, u.replicate) for u in PhaseSpec(EnsembleConfig(), {"c": [0, 1]}, replicates=2).units()]
+        [((0,), 0), ((0,), 1), ((1,), 0), ((1,), 1)]
+        """
         seeds = self.seeds()
         return [
             Unit(idx, flat, r, self.cell_config(idx, seeds[idx + (r,)]))
@@ -336,7 +368,13 @@ class PhaseSpec:
         ]
 
     def cells(self) -> list[tuple[tuple[int, ...], EnsembleConfig]]:
-        """``(grid index, config)`` of replicate 0 of every cell, in C order."""
+        """``(grid index, config)`` of replicate 0 of every cell, in C order.
+
+        Examples
+        --------
+        >>> [(idx, cfg.slope) for idx, cfg in PhaseSpec(EnsembleConfig(), {"c": [0, 1]}).cells()]
+        [((0,), 0.0), ((1,), 1.0)]
+        """
         return [(u.index, u.config) for u in self.units() if u.replicate == 0]
 
     # ------------------------------------------------------------------ checks
@@ -344,6 +382,12 @@ class PhaseSpec:
         """Cells whose configuration :meth:`EnsembleConfig.validate` refuses, with the reason.
 
         Such cells are recorded as failed by a sweep; a front end may refuse them up front.
+
+        Examples
+        --------
+        >>> bad = PhaseSpec(EnsembleConfig(), {"c": [-1.0, 0.5]}).invalid_cells()
+        >>> [idx for idx, _ in bad], "slope" in bad[0][1]
+        ([(0,)], True)
         """
         bad = []
         for idx, cfg in self.cells():
@@ -356,7 +400,13 @@ class PhaseSpec:
     @property
     def supports_theory_map(self) -> bool:
         """True when :func:`linsim.sweep.theory_map` applies: the base model's runner has a
-        theory hook (:func:`linsim.runners.has_theory`) and there are at least two axes."""
+        theory hook (:func:`linsim.runners.has_theory`) and there are at least two axes.
+
+        Examples
+        --------
+        >>> PhaseSpec(EnsembleConfig(), {"c": [0, 1], "ratio": [1, 10]}).supports_theory_map
+        True
+        """
         from linsim.runners import has_theory
 
         return has_theory(self.base.model, self.base.optimizer) and len(self.axes) >= 2
@@ -366,6 +416,16 @@ class PhaseSpec:
 
         Raises ``ValueError`` naming the problem (model, number of axes, resolution, or an axis
         value the theory refuses).  Returns the fine axes ``{name: values}``.
+
+        Examples
+        --------
+        >>> spec = PhaseSpec(EnsembleConfig(), {"c": [0.0, 2.0], "ratio": [0.1, 100.0]})
+        >>> {k: v.size for k, v in spec.validate_for_theory_map(5).items()}
+        {'slope': 5, 'scale_ratio': 5}
+        >>> spec.validate_for_theory_map(1)
+        Traceback (most recent call last):
+        ...
+        ValueError: theory-map resolution must be >= 2 (or 0 for no map); got 1
         """
         from linsim.theory_inputs import theory_inputs
 

@@ -50,6 +50,11 @@ class CellResult:
     curves : dict of str -> float64 array (N_STRESS,)
         ``sim_stress_curve``, ``theory_stress_curve``, ``draw_stress_curve``: χ_k for k = 1..10
         (NaN past the number of eigenvalues).
+
+    Examples
+    --------
+    >>> CellResult(seed=1, seconds=0.1, error="ValueError: bad").ok
+    False
     """
 
     seed: int
@@ -101,6 +106,14 @@ def theory_spectra(cfg: EnsembleConfig, traj) -> tuple[np.ndarray | None, np.nda
     Returns
     -------
     (expected, draw) : float64 arrays of signed InPCA eigenvalues, or (None, None).
+
+    Examples
+    --------
+    >>> from linsim.ensemble import simulate
+    >>> cfg = EnsembleConfig(dim=4, n_samples=8, n_classes=2, n_runs=2, steps=10, n_checkpoints=2)
+    >>> expected, draw = theory_spectra(cfg, simulate(cfg))
+    >>> expected.dtype, draw.ndim
+    (dtype('float64'), 1)
     """
     from linsim.theory_inputs import predict_spectra
 

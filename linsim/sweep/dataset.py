@@ -45,8 +45,8 @@ import numpy as np
 from linsim.sweep.axes import PhaseSpec, axis_info
 from linsim.sweep.cells import N_STRESS, CellResult
 
-__all__ = ["PREFIXES", "assemble", "cells_folder", "load_cells", "save_dataset", "variable_attrs",
-           "write_cell"]
+__all__ = ["PREFIXES", "assemble", "cells_folder", "clear_cells", "load_cells", "save_dataset",
+           "variable_attrs", "write_cell"]
 
 #: Families of per-cell metrics: prefix -> what produced them.
 PREFIXES = {
@@ -126,7 +126,18 @@ def _cell_path(folder: Path, flat: int, replicate: int) -> Path:
 
 
 def write_cell(folder: Path, spec_fingerprint: str, flat: int, replicate: int, result: CellResult) -> Path:
-    """Write one finished (cell, replicate) atomically, with checksums, into the store."""
+    """Write one finished (cell, replicate) atomically, with checksums, into the store.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> res = CellResult(5, 0.1, "", {"sim_k_chi": 2.0, "sim_is_ribbon": True}, {})
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     _ = write_cell(Path(d), "abc", 3, 0, res)
+    ...     back = load_cells(Path(d), "abc")[(3, 0)]
+    >>> back.scalars == res.scalars, back.seed
+    (True, 5)
+    """
     import xarray as xr
 
     from linsim.storage import write_netcdf
@@ -150,6 +161,13 @@ def load_cells(folder: Path, spec_fingerprint: str) -> dict[tuple[int, int], Cel
 
     A file of another sweep (different fingerprint) raises ``ValueError``; a damaged file is
     removed with a warning (its cell is computed again).
+
+    Examples
+    --------
+    See :func:`write_cell`; a missing folder is an empty store:
+
+    >>> load_cells(Path("no-such-folder.cells"), "abc")
+    {}
     """
     from linsim.storage import CorruptFileError, read_netcdf
 
@@ -187,7 +205,19 @@ def load_cells(folder: Path, spec_fingerprint: str) -> dict[tuple[int, int], Cel
 
 
 def clear_cells(folder: Path) -> None:
-    """Remove a per-cell store (only the files a sweep writes, then the folder if empty)."""
+    """Remove a per-cell store (only the files a sweep writes, then the folder if empty).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     store = Path(d) / "x.nc.cells"
+    ...     store.mkdir()
+    ...     _ = (store / "cell-000000-r000.nc").write_bytes(b"")
+    ...     clear_cells(store)
+    ...     store.exists()
+    False
+    """
     if not folder.is_dir():
         return
     for path in folder.glob("cell-*.nc"):
@@ -228,6 +258,14 @@ def assemble(spec: PhaseSpec, results: Mapping[tuple[int, int], CellResult], *, 
     Returns
     -------
     xarray.Dataset (see the module docstring)
+
+    Examples
+    --------
+    >>> from linsim.ensemble import EnsembleConfig
+    >>> spec = PhaseSpec(EnsembleConfig(), {"c": [0.0, 1.0]})
+    >>> ds = assemble(spec, {(0, 0): CellResult(1, 0.5, "", {"sim_k_chi": 2.0, "sim_is_ribbon": True})})
+    >>> ds["status"].values.tolist(), ds["sim_is_ribbon"].values.tolist(), ds["sim_valid"].values.tolist()
+    (['ok', 'missing'], [True, False], [True, False])
     """
     import xarray as xr
 
@@ -365,6 +403,16 @@ def save_dataset(ds, path, *, command=None) -> Path:
     Returns
     -------
     Path
+
+    Examples
+    --------
+    >>> import tempfile, xarray as xr
+    >>> from linsim.storage import read_netcdf
+    >>> ds = xr.Dataset({"status": ("c", np.array(["ok"])), "sim_is_ribbon": ("c", [True])})
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     back = read_netcdf(save_dataset(ds, Path(d) / "phase.nc", command="doctest"))
+    >>> back["sim_is_ribbon"].dtype, back.attrs["Conventions"]
+    (dtype('bool'), 'CF-1.10')
     """
     from linsim.storage import write_netcdf
 

@@ -14,7 +14,17 @@ __all__ = ["SweepFailedError", "SweepInterrupted", "run_phase"]
 
 
 class SweepFailedError(RuntimeError):
-    """Every cell of a sweep failed (``.dataset`` holds the per-cell errors)."""
+    """Every cell of a sweep failed (``.dataset`` holds the per-cell errors).
+
+    Examples
+    --------
+    >>> from linsim.ensemble import EnsembleConfig
+    >>> try:
+    ...     run_phase(PhaseSpec(EnsembleConfig(), {"c": [-1.0]}), n_workers=1, progress=False)
+    ... except SweepFailedError as exc:
+    ...     print(exc.dataset["status"].values.tolist())
+    ['failed']
+    """
 
     def __init__(self, message: str, dataset=None) -> None:
         super().__init__(message)
@@ -23,7 +33,13 @@ class SweepFailedError(RuntimeError):
 
 class SweepInterrupted(KeyboardInterrupt):
     """The sweep was interrupted; ``.dataset`` holds the cells finished so far (the others
-    have ``status == "missing"``), and with ``out=`` they are also on disk for ``resume``."""
+    have ``status == "missing"``), and with ``out=`` they are also on disk for ``resume``.
+
+    Examples
+    --------
+    >>> issubclass(SweepInterrupted, KeyboardInterrupt)
+    True
+    """
 
     def __init__(self, message: str, dataset=None) -> None:
         super().__init__(message)
