@@ -261,15 +261,6 @@ def test_replicates_resume_scheduler_pass_through(tmp_path, no_compute):
     assert (call["replicates"], call["resume"], call["scheduler"]) == (3, True, "tcp://h:1")
 
 
-def test_options_the_sweep_lacks_are_refused(tmp_path, capsys, monkeypatch):
-    def old_run_phase(spec, n_workers=None, progress=True, theory_resolution=0, *, out=None, command=None):
-        raise Computed
-
-    monkeypatch.setattr(linsim.sweep, "run_phase", old_run_phase)
-    assert main(phase(tmp_path, "--axis", "c=0,1", "--replicates", "2")) == 2
-    assert "--replicates" in capsys.readouterr().err
-
-
 def test_all_cells_failed_exits_non_zero(tmp_path, capsys, monkeypatch):
     def failing(spec, *a, **k):
         raise linsim.sweep.SweepFailedError("all 2 cells of the sweep failed: RuntimeError: boom", None)

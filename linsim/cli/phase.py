@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import inspect
 import json
 import math
 import sys
@@ -135,23 +134,9 @@ def _refuse_overridden_flags(args, axes: dict) -> None:
                                  f"{field} in every cell; drop one of them")
 
 
-def _sweep_option(name: str) -> bool:
-    from linsim.sweep import run_phase
-
-    return name in inspect.signature(run_phase).parameters
-
-
 def _check_cells(spec) -> None:
     """Every cell's configuration must be valid (the error names the first bad cell)."""
-    if hasattr(spec, "invalid_cells"):
-        bad = spec.invalid_cells()
-    else:  # an older sweep without the helper
-        bad = []
-        for idx, cfg in spec.cells():
-            try:
-                cfg.validate()
-            except (ValueError, TypeError) as exc:
-                bad.append((idx, str(exc)))
+    bad = spec.invalid_cells()
     if bad:
         idx, why = bad[0]
         where = ", ".join(f"{n} = {v[i]:g}" for (n, v), i in zip(spec.axes.items(), idx))
@@ -187,19 +172,6 @@ def _resolution(args, spec) -> int:
     if problem is not None:
         raise ValueError(f"--theory-resolution {args.theory_resolution}: {problem}")
     return args.theory_resolution
-
-
-def _run_options(args) -> dict:
-    """Pass-through options of the sweep library; refused when this linsim lacks them."""
-    options = {}
-    for flag, key, value, active in (("--replicates", "replicates", args.replicates, args.replicates is not None),
-                                     ("--resume", "resume", args.resume, args.resume),
-                                     ("--scheduler", "scheduler", args.scheduler, args.scheduler is not None)):
-        if active:
-            if not _sweep_option(key):
-                raise ValueError(f"{flag}: this version of linsim.sweep.run_phase has no {key!r} option")
-            options[key] = value
-    return options
 
 
 # ----------------------------------------------------------------------------- run
@@ -243,7 +215,6 @@ def run(args) -> int:
         raise ValueError(f"--axis: {exc}") from None
     _check_cells(spec)
     resolution = _resolution(args, spec)
-    options = _run_options(args)
     out_dir = output_folder(args.out)
 
     figure = not args.no_figure
@@ -253,7 +224,7 @@ def run(args) -> int:
     try:
         ds = run_phase(spec, n_workers=args.workers, progress=not args.no_progress and not args.json,
                        theory_resolution=resolution, out=out_dir / "phase.nc", command=outputs.command,
-                       **options)
+                       replicates=args.replicates, resume=args.resume, scheduler=args.scheduler)
     except SweepFailedError as exc:
         print(f"linsim phase: error: {exc}", file=sys.stderr)
         return 1
