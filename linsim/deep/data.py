@@ -269,7 +269,9 @@ class DeepDataset:
         Statistics used (from the training split).
     params : dict of str -> str | int | float | bool
         Everything needed to rebuild the data set with :func:`load_dataset`
-        (``load_dataset(**...)`` after popping ``"dataset"``), scalars only.
+        (``load_dataset(**...)`` after popping ``"dataset"``), scalars only; the data folder
+        of on-disk sets is not recorded (it differs between machines), and user arrays are
+        identified by a content ``fingerprint`` (sha256 prefix).
 
     Examples
     --------
@@ -465,6 +467,32 @@ def _scalar_option(name: str, key: str, value):
 # --------------------------------------------------------------------------------------
 # the public entry points
 # --------------------------------------------------------------------------------------
+def _lookup(name: str, options: Mapping[str, Any]) -> DatasetEntry:
+    if name not in DATASETS:
+        raise KeyError(f"unknown dataset {name!r}; valid names: {sorted(DATASETS)} (or a 4-tuple of arrays)")
+    entry = DATASETS[name]
+    unknown = sorted(set(options) - set(entry.options))
+    if unknown:
+        raise TypeError(
+            f"dataset {name!r} does not take option(s) {unknown}; valid options: {sorted(entry.options) or 'none'}"
+        )
+    return entry
+
+
+def _check_raw(name: str, raw) -> RawSplits:
+    """Check what a (possibly user-registered) loader returned before anything is built on it."""
+    if not isinstance(raw, RawSplits):
+        raise TypeError(f"dataset {name!r}: the loader must return RawSplits; got {type(raw).__name__}")
+    if raw.X_train.ndim < 2 or raw.X_train.shape[1:] != raw.X_test.shape[1:]:
+        raise ValueError(f"dataset {name!r}: loader gave inputs {raw.X_train.shape} and {raw.X_test.shape}")
+    for split in ("train", "test"):
+        X = getattr(raw, f"X_{split}")
+        _check_labels(f"{name}: y_{split}", getattr(raw, f"y_{split}"), X.shape[0], raw.n_classes)
+        if np.issubdtype(X.dtype, np.floating):
+            _check_finite(f"{name}: X_{split}", X)
+    return raw
+
+
 def dataset_signature(spec, **options) -> tuple[tuple[int, ...], int]:
     """``(input_shape, n_classes)`` of a data set without loading or generating it.
 
@@ -482,14 +510,7 @@ def dataset_signature(spec, **options) -> tuple[tuple[int, ...], int]:
     ((30,), 3)
     """
     if isinstance(spec, str):
-        if spec not in DATASETS:
-            raise KeyError(f"unknown dataset {spec!r}; valid names: {sorted(DATASETS)} (or a 4-tuple of arrays)")
-        entry = DATASETS[spec]
-        unknown = sorted(set(options) - set(entry.options))
-        if unknown:
-            raise TypeError(
-                f"dataset {spec!r} does not take option(s) {unknown}; valid options: {sorted(entry.options) or 'none'}"
-            )
+        entry = _lookup(spec, options)
         if entry.signature is None:
             ds = load_dataset(spec, n_train=1, n_test=1, normalize="none", **options)
             return ds.input_shape, ds.n_classes
@@ -567,18 +588,11 @@ def load_dataset(
     seed = _check_seed(seed)
 
     if isinstance(spec, str):
-        if spec not in DATASETS:
-            raise KeyError(f"unknown dataset {spec!r}; valid names: {sorted(DATASETS)} (or a 4-tuple of arrays)")
-        entry = DATASETS[spec]
-        unknown = sorted(set(options) - set(entry.options))
-        if unknown:
-            raise TypeError(
-                f"dataset {spec!r} does not take option(s) {unknown}; valid options: {sorted(entry.options) or 'none'}"
-            )
+        entry = _lookup(spec, options)
         opts = {**entry.options, **options}
         opts = {k: _scalar_option(spec, k, v) for k, v in opts.items()}
         root_path = _resolve_root(root, spec) if entry.needs_root else None
-        raw = entry.loader(root=root_path, n_train=n_train, n_test=n_test, seed=seed, **opts)
+        raw = _check_raw(spec, entry.loader(root=root_path, n_train=n_train, n_test=n_test, seed=seed, **opts))
         name, default_norm = spec, entry.normalize
         params: dict[str, Any] = {"dataset": spec}
     elif isinstance(spec, (tuple, list)):

@@ -591,3 +591,22 @@ def test_global_normalization_and_list_spec():
     assert len(ds.normalization.mean) == 1
     np.testing.assert_allclose(ds.normalization.mean, [X.mean()], rtol=1e-15)
     np.testing.assert_allclose(ds.X_train, (X - X.mean()) / X.std(), rtol=1e-14)
+
+
+def test_registered_loaders_are_checked(monkeypatch):
+    def bad_loader(*, root, n_train, n_test, seed):
+        X = np.zeros((3, 2))
+        return D.RawSplits(X, np.array([0, 1, 5]), X, np.array([0, 1, 1]), 3)
+
+    monkeypatch.setitem(DATASETS, "bad", D.DatasetEntry("bad", bad_loader))
+    with pytest.raises(ValueError, match=r"bad: y_train\[2\] = 5 is out of range for n_classes=3"):
+        load_dataset("bad")
+
+    def not_raw(*, root, n_train, n_test, seed):
+        return np.zeros((3, 2))
+
+    monkeypatch.setitem(DATASETS, "bad", D.DatasetEntry("bad", not_raw))
+    with pytest.raises(TypeError, match="the loader must return RawSplits"):
+        load_dataset("bad")
+    with pytest.raises(ValueError, match="already registered"):
+        D.register_dataset(D.DatasetEntry("digits", not_raw))
