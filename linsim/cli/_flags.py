@@ -42,8 +42,9 @@ FIELD_HELP = {
     "steps": "T, number of training steps (integral floats such as 1e4 are accepted)",
     "n_checkpoints": "K, log-spaced checkpoints after step 0 (duplicates after rounding dropped)",
     "batch_size": "SGD batch size (optimizer sgd only)",
-    "kernel": "kernel of model kernel",
-    "kernel_bandwidth": "RBF length scale (model kernel with kernel rbf only)",
+    "kernel": "kernel of model kernel (registered kernels: linsim.solvers.kernel.register_kernel)",
+    "kernel_bandwidth": "length scale of the kernel (model kernel; rbf reads it, linear, arccos "
+                        "and ntk ignore it)",
     "hidden": "h, hidden width of the two-layer net (model two_layer only)",
     "seed": "seed of the random streams (data, teacher, initial weights, SGD batches)",
 }

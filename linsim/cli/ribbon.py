@@ -22,9 +22,18 @@ from linsim.cli._outputs import Outputs, command_line, output_folder
 
 __all__ = ["EPILOG", "add_arguments", "embedding_dataset", "run"]
 
-EPILOG = ("defaults: the standard ensemble, linsim.ensemble.EnsembleConfig() (16 runs, "
-          "sigma_0 = 0.1, rho = 1, d = 50, n = 200, T = 1000); 'linsim phase' starts from a "
-          "different base (small weights, 12 runs, d = 40, n = 160), see 'linsim phase --help'.")
+def _epilog() -> str:
+    from linsim.cli.phase import PHASE_BASE
+    from linsim.ensemble import EnsembleConfig
+
+    c = EnsembleConfig()
+    return (f"defaults: the standard ensemble EnsembleConfig() (R = {c.n_runs} runs, sigma_0 = "
+            f"{c.init_scale:g}, rho = {c.teacher_scale:g}, d = {c.dim}, n = {c.n_samples}, T = {c.steps}); "
+            "'linsim phase' starts from a different base ("
+            + ", ".join(f"{k} = {v}" for k, v in PHASE_BASE.items()) + "), see 'linsim phase --help'.")
+
+
+EPILOG = _epilog()
 
 
 def _defaults() -> dict:
