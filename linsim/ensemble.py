@@ -250,7 +250,9 @@ def input_eigenpairs(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     [2.0, 0.5]
     """
     n, d = X.shape
-    _, sv, vt = np.linalg.svd(X, full_matrices=True)
+    # full_matrices only when n < d, where the null-space rows of V^T are needed; otherwise the
+    # (n, n) left factor would be computed for nothing
+    _, sv, vt = np.linalg.svd(X, full_matrices=n < d)
     ev = np.zeros(d)
     ev[: sv.size] = sv**2 / n
     return ev, vt.T.copy()

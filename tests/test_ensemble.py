@@ -176,3 +176,15 @@ def test_legacy_constants_follow_the_registry():
     assert ens.MODELS == runners.models() and ens.OPTIMIZERS == runners.optimizers()
     with pytest.raises(AttributeError):
         ens.NOT_A_NAME  # noqa: B018
+
+
+@pytest.mark.parametrize("n, d", [(30, 6), (6, 6), (4, 9)])
+def test_input_eigenpairs_diagonalize_sigma_with_a_full_basis(n, d):
+    from linsim.ensemble import input_eigenpairs
+
+    X = np.random.default_rng(n * d).standard_normal((n, d))
+    lam, V = input_eigenpairs(X)
+    assert lam.shape == (d,) and V.shape == (d, d) and np.all(lam >= 0) and np.all(np.diff(lam) <= 0)
+    np.testing.assert_allclose(V.T @ V, np.eye(d), atol=1e-12)
+    np.testing.assert_allclose((X.T @ X / n) @ V, V * lam, atol=1e-12)
+    assert np.count_nonzero(lam) == min(n, d)
