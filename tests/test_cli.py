@@ -526,3 +526,24 @@ def test_outputs_never_leave_an_old_figure_or_temp_files(tmp_path):
     assert out.write() == [str(tmp_path / "x.nc"), str(tmp_path / "x.png")]
     assert (tmp_path / "x.nc").read_text() == "linsim test"
     assert (tmp_path / "x.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_sigterm_during_a_write_leaves_no_temporary_file(tmp_path):
+    script = f"""
+import os, signal, time, sys
+import xarray as xr
+from linsim.cli import main
+
+real = xr.Dataset.to_netcdf
+def killed_midway(self, path, *a, **k):
+    with open(path, "wb") as fh:
+        fh.write(b"half a file")
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(30)
+
+xr.Dataset.to_netcdf = killed_midway
+sys.exit(main(["ribbon", {", ".join(repr(a) for a in TINY)}, "--no-figure", "--out", {str(tmp_path)!r}]))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 143, proc.stderr[-2000:]
+    assert [p.name for p in tmp_path.iterdir()] == [], "a temporary or partial file was left behind"

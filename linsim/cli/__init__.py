@@ -15,7 +15,8 @@ Subcommands come from a registry (:mod:`linsim.cli.registry`): each is a module 
 ``add_arguments(parser)`` and ``run(args) -> int``, imported only when it is chosen.
 
 Exit status: 0 on success, 1 when the computation failed (e.g. every sweep cell failed),
-2 for bad arguments (the message names the flag), 130 when interrupted.
+2 for bad arguments (the message names the flag), 130 when interrupted (Ctrl-C), 143 on
+SIGTERM (after removing temporary files; finished files are complete).
 
 Examples
 --------
@@ -113,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     -------
     int
         0 success, 1 computation failed, 2 bad arguments (argparse's own errors exit with
-        ``SystemExit(2)``), 130 interrupted.
+        ``SystemExit(2)``), 130 interrupted; SIGTERM raises ``SystemExit(143)`` after the
+        command's cleanup ran.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     chosen = _chosen(argv)
@@ -124,8 +126,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     args._argv = argv
+    from linsim.parallel import sigterm_as_exit
+
     try:
-        return int(args._run(args) or 0)
+        with sigterm_as_exit():  # SIGTERM unwinds like Ctrl-C: temporary files are removed
+            return int(args._run(args) or 0)
     except (ValueError, PermissionError, NotADirectoryError) as exc:
         print(f"linsim {args.command}: error: {exc}", file=sys.stderr)
         return 2
