@@ -273,7 +273,9 @@ def _init_weights(rng, R, C, features, init_rms):
 
 
 def _lam_max(F):
-    return float(np.linalg.eigvalsh(F.T @ F / F.shape[0])[-1])
+    """Largest eigenvalue of ``F^T F / n`` (from the smaller of the two Gram matrices)."""
+    G = F.T @ F if F.shape[1] <= F.shape[0] else F @ F.T
+    return float(np.linalg.eigvalsh(G)[-1]) / F.shape[0]
 
 
 def _solve_linear(problem, ss, lr_scale):

@@ -144,7 +144,11 @@ def phase_axes(rows, boundary_c, boundary_ratio, *, k_star=3, ax=None):
     ax = _axes(ax)
     bc, br = np.asarray(boundary_c, dtype=float), np.asarray(boundary_ratio, dtype=float)
     ok = np.isfinite(br) & (br > 0)
-    ax.plot(bc[ok], br[ok], color="cyan", lw=2, label=f"theory boundary (k_χ = {k_star})")
+    ax.plot(bc[ok], br[ok], color="cyan", lw=2, label=f"theory boundary (k_χ = {k_star}; ribbon above)")
+    if not ok.any():
+        where = "everywhere" if np.all(br == 0) else "nowhere" if np.all(~np.isfinite(br)) else "off this axis"
+        ax.text(0.5, 0.04, f"theory at these T, d, C, R: ribbon predicted {where}", transform=ax.transAxes,
+                ha="center", fontsize=7, color="teal")
     for key, marker, label in (("c_input", "o", "deep net at c of inputs"), ("c_ntk", "s", "deep net at c of NTK")):
         c = np.array([getattr(r, key) for r in rows], dtype=float)
         ratio = np.array([r.ratio for r in rows], dtype=float)
@@ -157,6 +161,8 @@ def phase_axes(rows, boundary_c, boundary_ratio, *, k_star=3, ax=None):
         ax.scatter(c[fin & ~ribbon], ratio[fin & ~ribbon], marker=marker, facecolors="none", edgecolors="C3",
                    s=25, label=f"{label}: no ribbon")
     ax.set_yscale("log")
+    if bc.size:
+        ax.set_xlim(0.0, float(bc.max()))
     ax.set_xlabel("decay rate c")
     ax.set_ylabel("output-to-weight ratio ρ/σ₀")
     ax.legend(fontsize=6)

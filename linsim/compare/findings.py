@@ -159,20 +159,23 @@ def progress_study(trajectories, names=None, *, n_grid=50, device=None):
         raise ValueError(f"got {len(names)} names for {len(trajs)} trajectories")
     prog = [checkpoint_progress(t)[0] for t in trajs]
     grid = progress_grid(prog, n_grid, rule="median")
-    res = [equal_progress(t, grid, p) for t, p in zip(trajs, prog)]
     masks = [reached(p, grid) for p in prog]
     ok = np.concatenate(masks)
-    run_config = np.concatenate([np.full(r.shape[0], i) for i, r in enumerate(res)])
-    tensor = progress_distance_tensor(np.concatenate(res), device=device)
-    tensor[~(ok.T[:, :, None] & ok.T[:, None, :])] = np.nan
-    tubes, gaps = [], []
-    for r, m in zip(res, masks):
-        t = tube_width(r, device=device)
-        t[:, ~m.all(axis=0)] = np.nan
-        tubes.append(t)
+    res, tubes, gaps = [], [], []
+    for t, p, m in zip(trajs, prog, masks):
+        r = equal_progress(t, grid, p)
+        tw = tube_width(r, device=device)
+        tw[:, ~m.all(axis=0)] = np.nan
+        tubes.append(tw)
         g = geodesic_gap(r, grid, trajs[0].labels)
         g[~m] = np.nan
         gaps.append(g)
+        # kept for the distance tensor as float32 (the deep nets' output precision): at the default
+        # grid size float64 copies of every run would take ~1 GB; the distances accumulate in float64
+        res.append(r.astype(np.float32))
+    run_config = np.concatenate([np.full(r.shape[0], i) for i, r in enumerate(res)])
+    tensor = progress_distance_tensor(np.concatenate(res), device=device)
+    tensor[~(ok.T[:, :, None] & ok.T[:, None, :])] = np.nan
     return ProgressStudy(
         names=names, params=[dict(t.params) for t in trajs], times=[t.times for t in trajs], progress=prog,
         grid=grid, reached=ok, run_config=run_config, tensor=tensor,

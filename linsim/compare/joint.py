@@ -181,7 +181,7 @@ def joint_embedding(deep, linear, *, n_components=10, n_geodesic=21, device=None
     p0, ps = geodesic_ends(labels, trajs[0].n_outputs)
     s = np.linspace(0.0, 1.0, int(n_geodesic))
     geo = geodesic(p0, ps, s)
-    logp = np.concatenate([t.log_probs() for t in trajs])
+    logp = np.concatenate([t.log_probs() for t in trajs])  # float64: trajs were converted above
     Dg = bhattacharyya(geo, logp, device=device, on_disjoint="raise")
     return JointEmbedding(distances=D, member=member, run=run, checkpoint=ckpt, time=time,
                           is_deep=is_deep, model=full, geodesic_s=s,

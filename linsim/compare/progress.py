@@ -50,6 +50,14 @@ def _labels_of(traj):
     return traj.labels
 
 
+def _log_probs64(traj):
+    """float64 log-softmax of the outputs (M, n, C), whatever the outputs' dtype (float32 logits give
+    log-probabilities normalized to float64 rounding, as the geometry's float64 checks expect)."""
+    from scipy.special import log_softmax
+
+    return log_softmax(traj.flat_outputs().astype(np.float64), axis=-1)
+
+
 def geodesic_ends(labels, n_classes):
     """The uniform and one-hot end points ``(logp0, logp_star)``, each ``(n, C)``.
 
@@ -87,8 +95,7 @@ def checkpoint_progress(traj):
     """
     labels = _labels_of(traj)
     p0, ps = geodesic_ends(labels, traj.n_outputs)
-    lp = traj.log_probs()
-    s, d = progress(lp, p0, ps, return_distance=True)
+    s, d = progress(_log_probs64(traj), p0, ps, return_distance=True)
     shape = (traj.n_runs, traj.n_checkpoints)
     return np.asarray(s).reshape(shape), np.asarray(d).reshape(shape) + 0.0  # no -0.0
 
@@ -186,7 +193,7 @@ def equal_progress(traj, grid, progress_values=None):
     if prog.shape != (traj.n_runs, traj.n_checkpoints):
         raise ValueError(f"progress_values must have shape (R, K) = {(traj.n_runs, traj.n_checkpoints)}; "
                          f"got {prog.shape}")
-    lp = traj.log_probs().reshape(traj.n_runs, traj.n_checkpoints, traj.n_samples, -1)
+    lp = _log_probs64(traj).reshape(traj.n_runs, traj.n_checkpoints, traj.n_samples, -1)
     return np.stack([reindex(lp[r], prog[r], grid, norm_tol=np.inf) for r in range(traj.n_runs)])
 
 

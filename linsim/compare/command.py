@@ -1,0 +1,134 @@
+"""The ``linsim compare`` subcommand: deep networks against the linear theory.
+
+Usage::
+
+    linsim compare DIR                 # a `linsim train` output folder
+    linsim compare                     # the built-in default: trains the default grid into
+                                       # linsim-out/train first (resuming) if it is not complete
+    linsim compare DIR --json          # one JSON object on stdout (keys in the README)
+
+Writes ``compare.nc`` (every number), five figures and ``compare.md`` (one page answering
+"do these networks behave like the theory says?") into ``--out`` (default
+``linsim-out/compare``), and prints the findings, each with its measured number.  Exit status 0
+on success, 2 for bad input, 130 when interrupted.
+
+``add_arguments(parser)`` and ``run(args)`` plug the command into ``linsim``'s parser;
+``python -m linsim.compare.command ...`` runs it on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["DEFAULT_OUT", "add_arguments", "main", "run"]
+
+DEFAULT_OUT = "linsim-out/compare"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the ``linsim compare`` arguments to ``parser``; returns it.
+
+    Examples
+    --------
+    >>> p = add_arguments(argparse.ArgumentParser(prog="linsim compare"))
+    >>> a = p.parse_args(["runs", "--json", "--no-ntk"])
+    >>> a.directory, a.json, a.no_ntk, a.out
+    ('runs', True, True, 'linsim-out/compare')
+    """
+    parser.add_argument("directory", nargs="?", default=None,
+                        help="a `linsim train` output folder (default: train the built-in grid into "
+                             "linsim-out/train, resuming, and compare that)")
+    parser.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
+    parser.add_argument("--json", action="store_true", help="print one JSON object with every summary number")
+    parser.add_argument("--scale", default="small",
+                        help="built-in grid to train when no directory is given (default 'small')")
+    parser.add_argument("--chi", type=float, default=0.9, help="explained-stress threshold of k_chi (default 0.9)")
+    parser.add_argument("--k-star", type=int, default=3, help="ribbon criterion k_chi <= k_star (default 3)")
+    parser.add_argument("--n-components", type=int, default=10, help="InPCA components per view (default 10)")
+    parser.add_argument("--n-grid", type=int, default=50, help="equal-progress grid size (default 50)")
+    parser.add_argument("--counterpart-runs", type=int, default=2,
+                        help="runs of each linear counterpart (default 2)")
+    parser.add_argument("--ntk-max-train", type=int, default=500,
+                        help="training samples of the NTK kernel machines (default 500; 0 = all)")
+    parser.add_argument("--no-ntk", action="store_true", help="skip the NTK counterparts (and c of the NTK)")
+    parser.add_argument("--device", default=None, help="torch device (default: CUDA when available, else CPU)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the counterparts' draws (default 0)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress messages on stderr")
+    return parser
+
+
+def _train_default(args, say):
+    from linsim.deep.command import DEFAULT_OUT as TRAIN_OUT
+    from linsim.deep.grid import load_grid, run_grid
+
+    entries = load_grid(None, builtin=args.scale)
+    say(f"training the built-in grid {args.scale!r} ({len(entries)} configurations) into {TRAIN_OUT} "
+        "(complete configurations are skipped)")
+    run_grid(entries, TRAIN_OUT, progress=not args.no_progress, device=args.device, command=sys.argv,
+             source=f"built-in grid {args.scale!r}", log=say)
+    return Path(TRAIN_OUT)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``linsim compare`` with parsed ``args``; returns the exit status."""
+    from .pipeline import CompareConfig, compare, load_grid_results
+    from .report import write_report
+
+    t0 = time.perf_counter()
+    quiet = args.no_progress
+
+    def say(msg):
+        if not quiet:
+            print(f"linsim compare [{time.perf_counter() - t0:6.1f} s]: {msg}", file=sys.stderr, flush=True)
+
+    try:
+        kinds = ("linear", "softmax", "random_features") + (() if args.no_ntk else ("ntk",))
+        config = CompareConfig(chi=args.chi, k_star=args.k_star, n_components=args.n_components,
+                               n_grid=args.n_grid, counterparts=kinds, counterpart_runs=args.counterpart_runs,
+                               ntk_max_train=None if args.ntk_max_train == 0 else args.ntk_max_train,
+                               seed=args.seed, device=args.device)
+    except ValueError as exc:
+        print(f"linsim compare: {exc}", file=sys.stderr)
+        return 2
+    try:
+        directory = Path(args.directory) if args.directory else _train_default(args, say)
+        trajs, notes = load_grid_results(directory)
+        for n in notes:
+            say(n)
+        say(f"{len(trajs)} configurations from {directory}")
+        comp = compare(trajs, config=config, progress=say)
+        paths = write_report(comp, args.out, command=sys.argv)
+    except KeyboardInterrupt:
+        print("\nlinsim compare: interrupted; nothing partial was left in the output folder", file=sys.stderr)
+        return 130
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        print(f"linsim compare: {exc}", file=sys.stderr)
+        return 2
+    summary = comp.summary()
+    summary["files"] = {k: str(v) for k, v in paths.items()}
+    summary["wall_time_s"] = round(time.perf_counter() - t0, 1)
+    if args.json:
+        print(json.dumps(summary, indent=1, allow_nan=False))
+    else:
+        for line in comp.findings.lines():
+            print(line)
+        agree = sum(1 for r in comp.controls if (r.measured_k <= args.k_star) == (r.predicted_k_input <= args.k_star))
+        print(f"theory vs deep: the ribbon call at the measured controls agrees for {agree} of "
+              f"{len(comp.controls)} configurations (table in {paths['markdown']})")
+        print(f"linsim compare: wrote {paths['netcdf']}, {paths['markdown']} and {len(paths) - 2} figures "
+              f"in {summary['wall_time_s']} s")
+    return 0
+
+
+def main(argv=None) -> int:
+    """Entry point of ``python -m linsim.compare.command``."""
+    parser = add_arguments(argparse.ArgumentParser(prog="linsim compare", description=__doc__.split("\n\n")[0]))
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""`linsim compare` end to end on a tiny trained grid: files, JSON keys, numbers from the stored results."""
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("linsim.deep.grid")
+
+GRID = """
+dataset = "digits"
+n_train = 64
+n_test = 16
+eval_stride = 2
+n_runs = 2
+steps = 24
+n_checkpoints = 5
+batch_size = 16
+engine = "loop"
+device = "cpu"
+
+[grid.sgd]
+architecture = ["linear", "mlp"]
+optimizer = "sgd"
+lr = 0.1
+
+[grid.adam]
+architecture = "mlp"
+optimizer = "adam"
+lr = 0.01
+"""
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory):
+    from linsim.compare.command import main
+    from linsim.deep.grid import load_grid, run_grid
+
+    root = tmp_path_factory.mktemp("cmp")
+    (root / "grid.toml").write_text(GRID)
+    run_grid(load_grid(root / "grid.toml"), root / "train", progress=False, log=None)
+    out = root / "out"
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        status = main([str(root / "train"), "--out", str(out), "--json", "--n-grid", "8", "--ntk-max-train", "40",
+                       "--counterpart-runs", "1", "--no-progress"])
+    return status, json.loads(buf.getvalue()), root
+
+
+def test_exit_status_files_and_json_keys(compared):
+    status, summary, root = compared
+    assert status == 0
+    for key in ("deep_stress", "joint_stress", "linear_basis_all", "linear_basis_deep", "separability", "width",
+                "theory_vs_deep"):
+        assert key in summary, key
+    assert len(summary["deep_stress"]) == 10
+    assert len(summary["theory_vs_deep"]) == 3
+    assert {"measured_k", "predicted_k_input", "predicted_k_ntk"} <= set(summary["theory_vs_deep"][0])
+    assert summary["separability"]["optimizer"] > 0  # one architecture pair, one optimizer pair
+    out = root / "out"
+    for name in ("compare.nc", "compare.md", "compare_embedding.png", "compare_stress.png", "compare_progress.png",
+                 "compare_dendrogram.png", "compare_phase.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert not list(out.glob("*.tmp*"))
+
+
+def test_numbers_are_the_stored_ones_and_recomputed_independently(compared):
+    from linsim.compare.pipeline import load_grid_results
+    from linsim.embed import distance_matrix
+    from linsim.inpca import InPCA
+    from linsim.storage import read_netcdf
+
+    _, summary, root = compared
+    ds = read_netcdf(root / "out" / "compare.nc")  # checksums verified
+    np.testing.assert_allclose(summary["deep_stress"], ds["explained_stress"].sel(view="deep").values)
+    # deep-only stress straight from the training files, without linsim.compare
+    trajs, _ = load_grid_results(root / "train")
+    f64 = [t.__class__(t.outputs.astype(np.float64), t.times, labels=t.labels) for t in trajs]
+    D = distance_matrix(*f64)
+    own = InPCA(10).fit(D).explained_stress_
+    np.testing.assert_allclose(summary["deep_stress"], own, atol=1e-6)
+    # linear-basis view: the stored counterparts' points as the basis, the deep points projected
+    is_deep = ds["point_is_deep"].values.astype(bool)
+    assert is_deep.sum() == D.shape[0]
+    assert summary["top3_deep_stress"] == pytest.approx(own[2], abs=1e-6)
+    # one row per configuration, in the stored table too
+    np.testing.assert_array_equal(ds["control_measured_k"].values,
+                                  [r["measured_k"] for r in summary["theory_vs_deep"]])
+
+
+def test_report_text_follows_the_stored_numbers(compared):
+    from linsim.compare.report import markdown_report
+    from linsim.storage import read_netcdf
+
+    _, summary, root = compared
+    text = (root / "out" / "compare.md").read_text()
+    ds = read_netcdf(root / "out" / "compare.nc")
+    top3 = float(ds["top3_stress"])
+    assert f"{100 * top3:.1f}%" in text
+    ds["top3_stress"] = ds["top3_stress"] * 0 + 0.123
+    assert "12.3%" in markdown_report(ds)  # the page is built from the dataset, not from constants
+    assert "| deep |" in text and "![" in text
+
+
+def test_bad_directory_is_a_clean_error(tmp_path, capsys):
+    from linsim.compare.command import main
+
+    assert main([str(tmp_path), "--out", str(tmp_path / "o"), "--no-progress"]) == 2
+    assert "no index.json" in capsys.readouterr().err
+    assert main([str(tmp_path), "--chi", "1.5", "--no-progress"]) == 2
