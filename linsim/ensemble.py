@@ -322,13 +322,14 @@ def simulate(config: EnsembleConfig, split: str = "train", *, progress: bool = F
     teacher = linear_teacher(c.n_classes, c.dim, c.teacher_scale, s_teacher)
     lr = default_lr(c, teacher)
     steps = checkpoint_steps(c.steps, c.n_checkpoints)
+    ev, V = input_eigenpairs(X)  # stored in the trajectory and shared with the runner
     problem = runners.Problem(config=c, X=X, X_test=X_test, teacher=teacher, lr=lr, steps=steps,
-                              split=split, init_seed=s_init, sgd_seed=s_sgd, progress=bool(progress))
+                              split=split, init_seed=s_init, sgd_seed=s_sgd, progress=bool(progress),
+                              eigenpairs=(ev, V))
     result = entry.run(problem)
     _check_result(entry, result, (c.n_runs, steps.size, problem.inputs.shape[0], c.n_classes))
     flow = entry.time_unit == "time"
     times = problem.flow_times if flow else steps.astype(np.float64)
-    ev, V = input_eigenpairs(X)
     arrays = dict(result.arrays)
     arrays.update(
         eigenvalues=ev,

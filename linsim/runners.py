@@ -71,6 +71,9 @@ class Problem:
         Streams for the initialization and for the SGD batches.
     progress : bool
         Whether a stepped runner should show a progress bar (``simulate(progress=True)``).
+    eigenpairs : (array (d,), array (d, d)) or None
+        Eigenvalues and eigenvectors of ``Sigma = X^T X / n`` that simulate stores in the
+        trajectory; the closed-form linear runner solves in this very basis.
 
     Examples
     --------
@@ -92,6 +95,7 @@ class Problem:
     init_seed: np.random.SeedSequence
     sgd_seed: np.random.SeedSequence
     progress: bool = False
+    eigenpairs: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def Y(self) -> np.ndarray:
@@ -344,7 +348,8 @@ def _run_linear(problem: Problem) -> RunResult:
 
     W0 = problem.gaussian_init()
     flow = problem.config.optimizer == "flow"
-    predict = linear_predictor(problem.X, problem.Y, lr=None if flow else problem.lr)
+    predict = linear_predictor(problem.X, problem.Y, lr=None if flow else problem.lr,
+                               eigenpairs=problem.eigenpairs)
     t = problem.flow_times if flow else problem.steps
     return RunResult(predict(t, W0, problem.inputs), {"init": W0})
 

@@ -188,3 +188,22 @@ def test_input_eigenpairs_diagonalize_sigma_with_a_full_basis(n, d):
     np.testing.assert_allclose(V.T @ V, np.eye(d), atol=1e-12)
     np.testing.assert_allclose((X.T @ X / n) @ V, V * lam, atol=1e-12)
     assert np.count_nonzero(lam) == min(n, d)
+
+
+def test_the_linear_runner_solves_in_the_stored_eigenbasis(monkeypatch):
+    calls = []
+    real_svd = np.linalg.svd
+
+    def counting_svd(*a, **k):
+        calls.append("svd")
+        return real_svd(*a, **k)
+
+    def no_eigh(*a, **k):
+        raise AssertionError("a second eigendecomposition of Sigma")
+
+    monkeypatch.setattr(np.linalg, "svd", counting_svd)
+    monkeypatch.setattr(np.linalg, "eigh", no_eigh)
+    for optimizer in ("gd", "flow"):
+        calls.clear()
+        simulate(replace(SMALL, optimizer=optimizer))
+        assert calls == ["svd"]  # one decomposition, stored and used

@@ -40,6 +40,7 @@ from typing import Callable
 import numpy as np
 
 from linsim.solvers._checks import (
+    as_matrix,
     check_inputs,
     check_lr,
     check_steps,
@@ -119,6 +120,11 @@ class LinearDynamics:
         Training inputs.
     Y : array (n, C)
         Training targets (any, realizable or not).
+    eigenpairs : (array (d,), array (d, d)), optional
+        Eigenvalues (descending, >= 0) and orthonormal eigenvectors (columns) of ``Sigma``
+        computed elsewhere (e.g. from the SVD of ``X``, as :func:`linsim.simulate` does), so
+        that the solver and whoever stored them share one eigenbasis.  They are checked:
+        ``||Sigma V - V diag(lambda)|| <= 1e-8 lambda_max`` and ``V^T V = I`` to ``1e-8``.
 
     Attributes
     ----------
@@ -140,15 +146,18 @@ class LinearDynamics:
     ([2.0, 0.5], 1.0)
     """
 
-    def __init__(self, X, Y):
+    def __init__(self, X, Y, *, eigenpairs=None):
         X, Y = check_xy(X, Y)
         n, d = X.shape
         self.n_samples_, self.n_features_, self.n_outputs_ = n, d, Y.shape[1]
         self.X_ = X
         sigma = X.T @ X / n
-        lam, V = np.linalg.eigh(sigma)
-        order = np.argsort(lam)[::-1]
-        lam, V = lam[order], V[:, order]
+        if eigenpairs is None:
+            lam, V = np.linalg.eigh(sigma)
+            order = np.argsort(lam)[::-1]
+            lam, V = lam[order], V[:, order]
+        else:
+            lam, V = _check_eigenpairs(eigenpairs, sigma)
         tol = rank_tolerance(lam, d)
         self.null_mask_ = lam <= tol
         self.eigenvalues_ = np.where(self.null_mask_, 0.0, lam)
@@ -201,6 +210,29 @@ class LinearDynamics:
         return _spectral_outputs(Z @ self.eigenvectors_, W0 @ self.eigenvectors_, self.drive_, a, phi)
 
 
+def _check_eigenpairs(eigenpairs, sigma):
+    try:
+        lam, V = eigenpairs
+    except (TypeError, ValueError):
+        raise TypeError("eigenpairs must be a pair (eigenvalues (d,), eigenvectors (d, d))") from None
+    d = sigma.shape[0]
+    lam = as_matrix("eigenpairs[0] (eigenvalues)", lam, ndim=1)
+    V = as_matrix("eigenpairs[1] (eigenvectors)", V)
+    if lam.shape != (d,) or V.shape != (d, d):
+        raise ValueError(f"eigenpairs must have shapes (d,) and (d, d) with d={d}; got {lam.shape} and {V.shape}")
+    if np.any(np.diff(lam) > 0) or np.any(lam < 0):
+        raise ValueError("eigenpairs[0] must be non-negative and in descending order")
+    scale = max(float(lam[0]), np.finfo(np.float64).tiny)
+    resid = float(np.abs(sigma @ V - V * lam).max())
+    ortho = float(np.abs(V.T @ V - np.eye(d)).max())
+    if resid > 1e-8 * scale or ortho > 1e-8:
+        raise ValueError(
+            f"eigenpairs are not the eigendecomposition of Sigma = X^T X / n: max |Sigma V - V diag(lambda)| "
+            f"= {resid:.3g} (lambda_max {scale:.3g}), max |V^T V - I| = {ortho:.3g}"
+        )
+    return lam, V
+
+
 def _spectral_outputs(Zt, Wt0, drive, a, phi) -> np.ndarray:
     """``out[r,k,i,c] = sum_j Zt[i,j] (Wt0[r,c,j] a[k,j] + drive[c,j] phi[k,j])``."""
     R, C, p = Wt0.shape
@@ -215,7 +247,8 @@ def _spectral_outputs(Zt, Wt0, drive, a, phi) -> np.ndarray:
     return out
 
 
-def linear_predictor(X, Y, *, lr: float | None = None, allow_divergence: bool = False) -> Callable:
+def linear_predictor(X, Y, *, lr: float | None = None, allow_divergence: bool = False,
+                     eigenpairs=None) -> Callable:
     """Eigendecompose ``Sigma`` once and return ``predict(t, W0, inputs=None)``.
 
     Parameters
@@ -228,6 +261,8 @@ def linear_predictor(X, Y, *, lr: float | None = None, allow_divergence: bool = 
         GD learning rate (then ``t`` counts steps); ``None`` for gradient flow (``t`` is time).
     allow_divergence : bool
         Permit ``lr >= 2 / lambda_max`` (the iterates then grow without bound).
+    eigenpairs : (array (d,), array (d, d)), optional
+        Precomputed eigenpairs of ``Sigma`` (see :class:`LinearDynamics`).
 
     Returns
     -------
@@ -244,7 +279,7 @@ def linear_predictor(X, Y, *, lr: float | None = None, allow_divergence: bool = 
     >>> predict([0.0, 100.0], W0)[0, :, :, 0].round(12).tolist()
     [[0.0, 0.0], [1.0, 2.0]]
     """
-    dyn = LinearDynamics(X, Y)
+    dyn = LinearDynamics(X, Y, eigenpairs=eigenpairs)
     if lr is not None:
         check_lr(lr, dyn.lam_max_, allow_divergence=allow_divergence)
 

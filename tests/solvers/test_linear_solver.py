@@ -170,3 +170,27 @@ def test_least_squares_weights_are_the_minimum_norm_solution_and_the_flow_limit(
     # gradient flow from zero converges to it (the null-space part of W0 = 0 stays 0)
     far = dyn.weights(np.zeros((1, 3, 8)), [1e6])[0, 0]
     np.testing.assert_allclose(far, W, atol=1e-8)
+
+
+def test_precomputed_eigenpairs_are_used_and_checked():
+    from linsim.ensemble import input_eigenpairs
+
+    rng = np.random.default_rng(12)
+    X = rng.standard_normal((20, 5))
+    Y = rng.standard_normal((20, 2))
+    W0 = rng.standard_normal((2, 2, 5))
+    lam, V = input_eigenpairs(X)
+    V = V * np.where(np.arange(5) % 2 == 0, 1.0, -1.0)  # another valid sign choice
+    dyn = LinearDynamics(X, Y, eigenpairs=(lam, V))
+    np.testing.assert_array_equal(dyn.eigenvectors_, V)  # the basis given, not a new one
+    ref = linear_gd(X, Y, W0, 0.3, [0, 5, 50])
+    np.testing.assert_allclose(linear_predictor(X, Y, lr=0.3, eigenpairs=(lam, V))([0, 5, 50], W0), ref,
+                               rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="not the eigendecomposition"):
+        LinearDynamics(X, Y, eigenpairs=(lam, np.roll(V, 1, axis=1)))
+    with pytest.raises(ValueError, match="descending"):
+        LinearDynamics(X, Y, eigenpairs=(lam[::-1], V[:, ::-1]))
+    with pytest.raises(ValueError, match=r"shapes \(d,\) and \(d, d\)"):
+        LinearDynamics(X, Y, eigenpairs=(lam[:3], V))
+    with pytest.raises(TypeError, match="pair"):
+        LinearDynamics(X, Y, eigenpairs=lam)
