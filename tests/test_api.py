@@ -56,10 +56,10 @@ def test_import_is_light_and_leaves_global_state_alone():
     code = (
         "import os, sys; env = dict(os.environ); import linsim; "
         "print('torch' in sys.modules, 'sklearn' in sys.modules, 'matplotlib' in sys.modules, "
-        "dict(os.environ) == env)"
+        "'scipy.integrate' in sys.modules, dict(os.environ) == env)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["False", "False", "False", "True"]
+    assert out.split() == ["False", "False", "False", "False", "True"]
 
 
 def test_readme_style_usage_through_the_flat_namespace():
