@@ -6,7 +6,8 @@ This package uses sympy, numpy and scipy only; it never imports the simulators i
 Derivations: ``theory/derivations.md``; symbolic checks of each step: :mod:`theory.symbolic`.
 """
 
-from .asymptotics import (active_modes, critical_ratio, geometric_spectrum, k_chi_init_estimate,
+from .asymptotics import (active_modes, critical_ratio, energy_terms, geometric_spectrum, k_chi_init,
+                          k_chi_init_estimate, k_chi_teacher,
                           k_chi_teacher_bound, phase_boundary, phase_map, teacher_decay_bound,
                           teacher_decay_ratio)
 from .ensemble import (StressCurve, expected_explained_stress, expected_frobenius_sq,
@@ -22,7 +23,8 @@ from .variants import (kernel_quadratic_spectrum, sgd_expected_gram, sgd_minibat
                        sgd_quadratic_spectrum)
 
 __all__ = [
-    "active_modes", "critical_ratio", "geometric_spectrum", "k_chi_init_estimate", "k_chi_teacher_bound",
+    "active_modes", "critical_ratio", "energy_terms", "geometric_spectrum", "k_chi_init", "k_chi_init_estimate",
+    "k_chi_teacher", "k_chi_teacher_bound",
     "phase_boundary", "phase_map", "teacher_decay_bound", "teacher_decay_ratio",
     "StressCurve", "expected_explained_stress", "expected_frobenius_sq", "expected_spectrum",
     "mean_field_blocks", "mode_profiles", "class_contrast_basis", "effective_rates",

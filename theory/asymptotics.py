@@ -8,8 +8,9 @@ from __future__ import annotations
 import numpy as np
 
 from ._checks import integer, nonnegative, positive
-from .ensemble import expected_explained_stress, mean_field_blocks
+from .ensemble import _analytic_spectrum, _setup, expected_explained_stress, mode_profiles
 from .schedule import checkpoint_steps
+from .stress import k_chi
 
 __all__ = [
     "geometric_spectrum",
@@ -18,6 +19,9 @@ __all__ = [
     "teacher_decay_bound",
     "k_chi_teacher_bound",
     "k_chi_init_estimate",
+    "k_chi_teacher",
+    "k_chi_init",
+    "energy_terms",
     "critical_ratio",
     "phase_map",
     "phase_boundary",
@@ -119,40 +123,171 @@ def k_chi_init_estimate(c, n_classes, n_runs, chi=0.9, d=None):
     return max(1, min(iso, (C - 1) * int(np.ceil(np.log(1.0 / (1.0 - chi)) / c))))
 
 
-def critical_ratio(eigenvalues, n_classes, lr, steps, n_runs, *, chi=0.9, k_star=3, dynamics="gd",
-                   loss="squared"):
-    """Smallest ρ/σ0 satisfying a sufficient energy condition for a mean-field hyper-ribbon ``k_χ <= k*``.
+def k_chi_teacher(eigenvalues, lr, steps, *, chi=0.9, dynamics="gd", loss="squared", n_classes=2):
+    """``k_χ`` of the teacher-dominated limit (σ0 → 0) on the actual checkpoint schedule.
 
-    Being sufficient, not necessary, it lies slightly above the exact mean-field threshold
-    (0-1.6% in the cells measured in derivations.md §7.3).
+    All runs follow one trajectory; its InPCA eigenvalues are the squared singular values of
+    the centred mode-profile matrix ``J_K Φ`` (K checkpoints × d modes), i.e. the eigenvalues
+    of ``J S J`` (derivations.md §7.2). Unlike :func:`k_chi_teacher_bound` this uses the
+    checkpoints actually recorded (log-spaced or not), so it has no ``ln T`` artefact. It is the
+    mean-field value (exact as C → ∞); ``n_classes`` only matters for cross-entropy rates.
 
-    Energy balance of the two mean-field blocks (derivations.md §7.3): with ``S = ΦΦᵀ``, teacher
-    eigenvalues ``ν`` of ``J S J`` and tail fraction ``τ = Σ_{i>k*} ν_i² / Σ ν_i²``, the ribbon needs the
-    initialization share of ``||W||_F²`` below ``β = ((1-χ)² - τ)/(1-τ)``, i.e.
-    ``(1 + R (ρ/σ0)²)² >= (R-1)(1-β)||S||_F² / (β ||JSJ||_F²)``. Returns inf if ``τ >= (1-χ)²`` (the teacher
-    part alone needs more than k* dimensions).
+    Examples
+    --------
+    >>> import numpy as np
+    >>> k_chi_teacher(np.exp(-0.5 * np.arange(30)), 1.0, [0, 1, 3, 10, 30, 100, 300, 1000])
+    2.0
     """
     chi = _chi(chi)
-    tb, ib = mean_field_blocks(eigenvalues, n_classes, 1.0, 1.0, lr, steps, n_runs, dynamics=dynamics,
-                               loss=loss)
-    R = int(n_runs)
-    K = tb.shape[0]
-    if int(k_star) < 1 or int(k_star) >= R * K:
+    lam, C, _, _, _, F = _setup(eigenvalues, n_classes, 1.0, 1.0, lr, steps, 1, dynamics, loss)
+    Phi = mode_profiles(lam, C, F)
+    sv = np.linalg.svd(Phi - Phi.mean(axis=0, keepdims=True), compute_uv=False)
+    if not np.any(sv > 0):
+        raise ValueError("the trajectory does not move (all checkpoints coincide): k_χ is undefined")
+    return k_chi(sv**2, chi)
+
+
+def k_chi_init(eigenvalues, n_classes, lr, steps, n_runs, *, chi=0.9, dynamics="gd", loss="squared"):
+    """``k_χ`` of the initialization-dominated limit (ρ/σ0 → 0), counting time directions.
+
+    ``k_χ`` of the analytic finite-R, finite-C curve (:func:`theory.expected_explained_stress`,
+    ``method='analytic'``) at ρ = 0: the R-1 run directions of every time direction of the
+    mode Gram ``S`` on the actual checkpoints, with their finite-C degrees of freedom and the
+    run-mean trajectory. ``inf`` is impossible (the curve is complete).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> k_chi_init(np.exp(-2.0 * np.arange(20)), 2, 1.0, [0, 1, 10, 100], 8)
+    2.0
+    """
+    chi = _chi(chi)
+    curve = expected_explained_stress(eigenvalues, n_classes, 0.0, 1.0, lr, steps, n_runs,
+                                      dynamics=dynamics, loss=loss, method="analytic")
+    return curve.k_chi(chi)
+
+
+def energy_terms(eigenvalues, n_classes, lr, steps, n_runs, *, dynamics="gd", loss="squared"):
+    """The three coefficients of the exact ``E‖W‖_F²`` as a polynomial in ``a = Rρ² + σ0²`` (σ0 = 1).
+
+    ``E‖W‖_F² = a² T2 + a X1 + I0`` (derivations.md §7.3) with
+
+    * ``T2 = (C-1)²‖JSJ‖_F² + 2(C-1) Σ_k ‖Jφ_k‖⁴``: the run-mean (teacher) block, mean and
+      fluctuation (each mode's weight is ``a χ²_{C-1}``);
+    * ``X1 = 2(C-1)(R-1) Σ_k ‖Jφ_k‖² ‖φ_k‖²``: teacher-initialization coupling;
+    * ``I0 = (C-1)(R-1)[(C-1)‖S‖_F² + R Σ_k ‖φ_k‖⁴]``: the initialization block, whose
+      fourth-moment part ``R Σ_k ‖φ_k‖⁴`` grows like R² and dominates at large R.
+
+    Returns ``(T2, X1, I0, nu)`` with ``nu`` the eigenvalues of ``JSJ`` (descending, for the
+    teacher tail). Units: ``σ0⁴`` times squared Bhattacharyya distance.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> T2, X1, I0, nu = energy_terms(np.exp(-np.arange(5.0)), 3, 1.0, [0, 1, 10], 4)
+    >>> bool(T2 > 0 and X1 > 0 and I0 > 0), nu.shape
+    (True, (3,))
+    """
+    lam, C, _, _, R, F = _setup(eigenvalues, n_classes, 1.0, 1.0, lr, steps, n_runs, dynamics, loss)
+    Phi = mode_profiles(lam, C, F)
+    Psi = Phi - Phi.mean(axis=0, keepdims=True)
+    S = Phi @ Phi.T
+    JSJ = Psi @ Psi.T
+    nc = np.sum(Psi**2, axis=0)
+    npl = np.sum(Phi**2, axis=0)
+    T2 = (C - 1) ** 2 * np.sum(JSJ**2) + 2 * (C - 1) * np.sum(nc**2)
+    X1 = 2 * (C - 1) * (R - 1) * np.sum(nc * npl)
+    I0 = (C - 1) * (R - 1) * ((C - 1) * np.sum(S**2) + R * np.sum(npl**2))
+    nu = np.sort(np.abs(np.linalg.eigvalsh(JSJ)))[::-1]
+    return float(T2), float(X1), float(I0), nu
+
+
+def critical_ratio(eigenvalues, n_classes, lr, steps, n_runs, *, chi=0.9, k_star=3, dynamics="gd",
+                   loss="squared"):
+    """Ratio ρ/σ0 at which the seed-averaged ``χ_{k*}`` crosses ``χ`` (closed form, finite C and R).
+
+    Three branches (derivations.md §7.3):
+
+    * ``0.0`` -- the initialization cloud alone is already a ribbon: the analytic expected
+      curve (:func:`theory.expected_explained_stress`, ``method='analytic'``) at ρ = 0 has
+      ``χ_{k*} >= χ`` (few classes and a steep spectrum);
+    * ``inf`` -- the teacher block alone leaves more than ``(1-χ)²`` of its energy outside its
+      top ``k*`` directions (``τ >= (1-χ)²``), so no ratio gives a ribbon;
+    * otherwise the smallest root over the splits ``m = 0..k*`` (``k*-m`` teacher and ``m``
+      initialization directions among the top ``k*``) of the energy balance
+      ``τ_{k*-m} a² T2 + (1 - g_m) I0 = β (a² T2 + a X1 + I0)``, ``β = (1-χ)²``:
+      ``a* = [-β X1 + sqrt(β² X1² + 4 (β-τ) T2 (1-g_m-β) I0)] / (2 (β-τ) T2)`` and
+      ``ρ/σ0 = sqrt(max(a* - 1, 0) / R)``, with the exact energy coefficients of
+      :func:`energy_terms`.
+
+    ``τ_j`` is the mean-field teacher tail ``Σ_{i>j} ν_i² / Σ ν_i²``, ``g_m`` the share of the
+    initialization energy in its top m levels (analytic spectrum at ρ = 0); the coupling energy
+    counts as explained (the top directions absorb it when the teacher dominates). Large R:
+    ``I0 ∝ R²`` and the ratio saturates; large C: ``I0 ∝ (C-1)² R`` and the ratio falls like
+    ``R^{-1/4}``.
+
+    Parameters
+    ----------
+    eigenvalues : (d,) array
+        Input-correlation spectrum λ.
+    n_classes : int >= 2
+        C.
+    lr : float or None
+        GD learning rate (None for flow).
+    steps : (K,) array
+        Checkpoints.
+    n_runs : int >= 1
+        R.
+    chi : float in (0, 1)
+        Target explained stress.
+    k_star : int in [1, R*K - 1]
+        Ribbon dimension.
+
+    Returns
+    -------
+    float: ρ/σ0 at the crossing, ``0.0`` or ``inf``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> lam = np.exp(-0.5 * np.arange(20))
+    >>> r = critical_ratio(lam, 5, 1.0, [0, 1, 3, 10, 30, 100], 8)
+    >>> bool(0.5 < r < 5)
+    True
+    """
+    chi = _chi(chi)
+    lam, C, _, _, R, F = _setup(eigenvalues, n_classes, 1.0, 1.0, lr, steps, n_runs, dynamics, loss)
+    K = F.shape[0]
+    k_star = integer(k_star, "k_star", minimum=1)
+    if k_star >= R * K:
         raise ValueError(f"k_star must be in [1, number of points - 1 = {R * K - 1}], got {k_star}")
-    nu = np.sort(np.abs(np.linalg.eigvalsh(tb)))[::-1]
-    tot = np.sum(nu**2)
-    if tot <= 0:
-        return float("inf")
-    tau = np.sum(nu[int(k_star):] ** 2) / tot
-    beta = ((1 - chi) ** 2 - tau) / (1 - tau)
-    if beta <= 0:
-        return float("inf")
-    if R == 1:
+    init = expected_explained_stress(lam, C, 0.0, 1.0, lr, steps, R, dynamics=dynamics, loss=loss,
+                                     method="analytic").chi
+    if init.size >= k_star and init[k_star - 1] >= chi:
         return 0.0
-    S2 = np.sum((ib / (n_classes - 1)) ** 2)
-    JSJ2 = tot / (R + 1.0) ** 2 / (n_classes - 1) ** 2  # tb was built with ρ = σ0 = 1
-    x_min = (R - 1) * (1 - beta) * S2 / (beta * JSJ2)
-    return float(np.sqrt(max(np.sqrt(x_min) - 1.0, 0.0) / R))
+    T2, X1, I0, nu = energy_terms(lam, C, lr, steps, R, dynamics=dynamics, loss=loss)
+    tot = float(np.sum(nu**2))
+    if tot <= 0 or T2 <= 0:
+        return float("inf")
+    beta = (1.0 - chi) ** 2
+    # energy shares: teacher tail after j directions, initialization share of its top m levels
+    tail = np.concatenate([np.cumsum((nu**2)[::-1])[::-1], [0.0]]) / tot
+    _, g = _analytic_spectrum(lam, C, 0.0, 1.0, R, F, parts=True)
+    g2 = g**2
+    top = np.concatenate([[0.0], np.cumsum(g2)]) / g2.sum() if g2.sum() > 0 else np.zeros(1)
+    best = np.inf
+    for m in range(0, min(k_star, top.size - 1) + 1):
+        tau = float(tail[min(k_star - m, tail.size - 1)])
+        left = max(1.0 - float(top[m]), 0.0)  # initialization share left unexplained
+        A = (beta - tau) * T2
+        if A <= 0:
+            continue
+        c0 = (left - beta) * I0
+        a_star = (-beta * X1 + np.sqrt(beta**2 * X1**2 + 4.0 * A * max(c0, 0.0))) / (2.0 * A)
+        best = min(best, a_star)
+    if not np.isfinite(best):
+        return float("inf")
+    return float(np.sqrt(max(best - 1.0, 0.0) / R))
 
 
 def _cell_params(params):

@@ -132,7 +132,79 @@ def _draw_spectra(lam, C, rho, s0, R, F, n_draws, seed):
     return np.array(out)
 
 
-_METHODS = ("monte-carlo", "mean-field")
+def _mp_typical(p: int, n: float, scale: float) -> np.ndarray:
+    """Typical locations of the p eigenvalues of a p-dimensional isotropic Wishart with n dof.
+
+    Marchenko-Pastur law with ratio ``γ = p/n`` and mean eigenvalue ``n·scale`` per nonzero
+    dimension: the i-th largest value is where the counting function equals ``i - 1/2``; only
+    ``min(p, n)`` values are nonzero (a fractional remainder gets its share at the lower edge).
+    Deterministic (a 4001-point trapezoid integral of the closed-form density).
+    """
+    out = np.zeros(p)
+    if n <= 0 or scale <= 0:
+        return out
+    g = p / n
+    lo, hi = (1 - np.sqrt(g)) ** 2, (1 + np.sqrt(g)) ** 2
+    x = np.linspace(lo, hi, 4001)
+    dens = np.sqrt(np.maximum((hi - x) * (x - lo), 0.0)) / (2 * np.pi * g * np.maximum(x, 1e-300))
+    below = np.concatenate([[0.0], np.cumsum(0.5 * (dens[1:] + dens[:-1]) * np.diff(x))])
+    above = (below[-1] - below) * p  # number of eigenvalues above x
+    nz = int(np.floor(min(p, n) + 1e-9))
+    out[:nz] = np.interp(np.arange(nz) + 0.5, above[::-1], x[::-1]) * n * scale
+    if nz < p and min(p, n) - nz > 0:
+        out[nz] = (min(p, n) - nz) * lo * n * scale
+    return out
+
+
+def _analytic_spectrum(lam, C, rho, s0, R, F, parts=False):
+    """Deterministic finite-R, finite-C spectrum (derivations.md §4.4): sequential dof accounting.
+
+    With ``parts=True`` returns the run-mean (teacher) and initialization values separately.
+    """
+    Phi = mode_profiles(lam, C, F)  # (K, d)
+    K, d = Phi.shape
+    Psi = Phi - Phi.mean(axis=0, keepdims=True)
+    a = R * rho**2 + s0**2
+    nf = C - 1  # independent features (contrast rows) per mode
+    nuT, eT = np.linalg.eigh(a * Psi @ Psi.T)
+    nuI, qI = np.linalg.eigh(s0**2 * Phi @ Phi.T)
+    dirs = [(nf * nuT[i], 1, a * (eT[:, i] @ Psi) ** 2) for i in range(K)]
+    if R > 1:
+        dirs += [(nf * nuI[i], R - 1, s0**2 * (qI[:, i] @ Phi) ** 2) for i in range(K)]
+    dirs.sort(key=lambda t: -t[0])
+    avail = np.ones(d)
+    ev, kind = [], []
+
+    def consume(load):
+        nonlocal avail
+        norm = nf * np.sum(avail**2 * load)
+        if norm > 0:
+            avail = np.maximum(avail - avail**2 * load / norm, 0.0)
+
+    for nu, mult, load in dirs:
+        w = avail * load
+        t = nf * float(np.sum(w))
+        kind += [mult == 1] * mult
+        if nu <= 0 or t <= 0:
+            ev += [0.0] * mult
+            continue
+        if mult == 1:
+            ev.append(t)
+            consume(load)
+            continue
+        wn = w / w.max()  # scale-free participation number (no underflow of w²)
+        n_eff = min(nf * float(np.sum(wn)) ** 2 / float(np.sum(wn * wn)), nf * float(np.sum(avail)))
+        ev += list(_mp_typical(mult, n_eff, t / n_eff))
+        for _ in range(int(min(mult, np.ceil(n_eff)))):
+            consume(load)
+    ev = np.asarray(ev)
+    if parts:
+        kind = np.asarray(kind, dtype=bool)
+        return np.sort(ev[kind])[::-1], np.sort(ev[~kind])[::-1]
+    return ev[np.argsort(-np.abs(ev), kind="stable")]
+
+
+_METHODS = ("analytic", "monte-carlo", "mean-field")
 
 
 def _method(method):
@@ -162,9 +234,14 @@ def expected_spectrum(eigenvalues, n_classes, teacher_scale, init_scale, lr, ste
         Checkpoints (steps for GD, times for flow).
     n_runs : int >= 1
         Number of runs R.
-    method : {'monte-carlo', 'mean-field'}
+    method : {'monte-carlo', 'analytic', 'mean-field'}
         ``'monte-carlo'``: mean over ``n_draws`` seeded Gaussian draws of the sorted small-logit
         spectrum (``E[μ_i]``; contains all finite-R and finite-C effects, up to sampling error).
+        ``'analytic'``: deterministic finite-R, finite-C approximation (no sampling;
+        derivations.md §4.4): mean-field eigen-directions taken in decreasing order, each
+        using up degrees of freedom of the C-1 contrast rows of every mode; the R-1-fold
+        initialization levels are spread by the Marchenko-Pastur law of their effective
+        number of degrees of freedom.
         ``'mean-field'``: eigenvalues of the expected Gram matrix (closed form; exact as C → ∞;
         overstates the dimension of the initialization cloud when (C-1)·(active modes) is not
         >> R·K).
@@ -177,7 +254,7 @@ def expected_spectrum(eigenvalues, n_classes, teacher_scale, init_scale, lr, ste
     -------
     (m,) array
         Eigenvalues (units of the mean-over-samples Bhattacharyya distance) sorted by |λ|
-        descending; ``m = min(R*K, (C-1)*d)`` for Monte Carlo, ``R*K`` for mean-field.
+        descending; ``m = min(R*K, (C-1)*d)`` for Monte Carlo, ``R*K`` for the others.
 
     Examples
     --------
@@ -188,7 +265,10 @@ def expected_spectrum(eigenvalues, n_classes, teacher_scale, init_scale, lr, ste
     """
     lam, C, rho, s0, R, F = _setup(eigenvalues, n_classes, teacher_scale, init_scale, lr, steps,
                                    n_runs, dynamics, loss)
-    if _method(method) == "mean-field":
+    method = _method(method)
+    if method == "analytic":
+        return _analytic_spectrum(lam, C, rho, s0, R, F)
+    if method == "mean-field":
         tb, ib = mean_field_blocks(lam, C, rho, s0, lr, steps, R, dynamics=dynamics, loss=loss)
         ev = np.concatenate([np.linalg.eigvalsh(tb), np.repeat(np.linalg.eigvalsh(ib), R - 1)])
         return ev[np.argsort(-np.abs(ev), kind="stable")]
@@ -251,8 +331,10 @@ def expected_explained_stress(eigenvalues, n_classes, teacher_scale, init_scale,
 
     Parameters are those of :func:`expected_spectrum`. ``method='monte-carlo'`` averages the
     per-draw curves (what an average over simulated seeds measures) and reports the standard
-    error of that average; ``'mean-field'`` is the curve of the mean-field spectrum itself
-    (normalised by its own sum of squares).
+    error of that average; ``'analytic'`` and ``'mean-field'`` are the curves of the
+    deterministic spectra of :func:`expected_spectrum` (normalised by their own sum of squares).
+    Measured accuracy of ``'analytic'`` against Monte Carlo: derivations.md §4.4 (median
+    deviation 0.03, worst 0.28 at C = 2; mean-field: median 0.13, worst 0.96).
 
     Returns
     -------
@@ -269,7 +351,8 @@ def expected_explained_stress(eigenvalues, n_classes, teacher_scale, init_scale,
     lam, C, rho, s0, R, F = _setup(eigenvalues, n_classes, teacher_scale, init_scale, lr, steps,
                                    n_runs, dynamics, loss)
     m = None if n_components is None else integer(n_components, "n_components", minimum=1)
-    if _method(method) == "monte-carlo":
+    method = _method(method)
+    if method == "monte-carlo":
         spectra = _draw_spectra(lam, C, rho, s0, R, F, n_draws, seed)
         curves = np.array([explained_stress(s) for s in spectra])
         chi = curves.mean(axis=0)
@@ -277,7 +360,7 @@ def expected_explained_stress(eigenvalues, n_classes, teacher_scale, init_scale,
         n = curves.shape[0]
     else:
         ev = expected_spectrum(lam, C, rho, s0, lr, steps, R, dynamics=dynamics, loss=loss,
-                               method="mean-field")
+                               method=method)
         chi = explained_stress(ev)
         se = np.zeros_like(chi)
         n = 0
