@@ -229,7 +229,7 @@ class PhaseSpec:
         One to three axes, in order (first axis = x of the figure, second = y).  A name given
         twice (also as an alias, e.g. ``c`` and ``slope``) is refused.  Values of integer
         axes are rounded to integers and de-duplicated, with a warning (recorded in
-        :attr:`notes`).
+        :attr:`notes`); a repeated value on a real axis is refused.
     criterion : RibbonCriterion
         Hyper-ribbon criterion ``k_χ ≤ k*`` (defaults χ = 0.9, k* = 3).
     root_seed : int >= 0
@@ -286,12 +286,15 @@ class PhaseSpec:
             bad = np.flatnonzero(~np.isfinite(arr))
             if bad.size:
                 raise ValueError(f"axis {name!r} contains NaN or inf at index {bad[0]}")
-            if is_integer_axis(key) and np.any(arr != np.rint(arr)):
+            if is_integer_axis(key) and (np.any(arr != np.rint(arr)) or np.unique(arr).size < arr.size):
                 rounded = np.rint(arr)
                 _, first = np.unique(rounded, return_index=True)
                 kept = rounded[np.sort(first)]
-                note = (f"axis {key!r} takes integers: rounded {np.array2string(arr, precision=4)} to "
-                        f"{kept.astype(np.int64).tolist()}")
+                if np.any(arr != rounded):
+                    note = (f"axis {key!r} takes integers: rounded {np.array2string(arr, precision=4)} "
+                            f"to {kept.astype(np.int64).tolist()}")
+                else:
+                    note = f"axis {key!r}: repeated values removed, {kept.astype(np.int64).tolist()} kept"
                 if kept.size < arr.size:
                     note += f" ({arr.size - kept.size} duplicate(s) removed)"
                 notes.append(note)
