@@ -110,7 +110,7 @@ def ribbon_figure(embedding, title: str = "", *, chi: float = 0.9, fig=None):
     ...                                     n_checkpoints=3)))
     >>> fig = ribbon_figure(emb, title="tiny")
     >>> [ax.get_title() for ax in fig.axes if ax.get_title()]
-    ['InPCA embedding', 'eigenvalue ladder', 'explained stress']
+    ['InPCA embedding', 'eigenvalue ladder (red: λ < 0, time-like)', 'explained stress']
     """
     if fig is None:
         fig = new_figure((14, 4.8))
@@ -122,9 +122,7 @@ def ribbon_figure(embedding, title: str = "", *, chi: float = 0.9, fig=None):
     ax3.set_title("InPCA embedding")
     ax = fig.add_subplot(1, 3, 2)
     eigenvalue_ladder(model.eigenvalues_, ax=ax)
-    ax.set_title("eigenvalue ladder")
-    ax.text(0.98, 0.97, "black: λ > 0\nred: λ < 0 (time-like)", transform=ax.transAxes, ha="right",
-            va="top", fontsize=8)
+    ax.set_title("eigenvalue ladder (red: λ < 0, time-like)")
     ax = fig.add_subplot(1, 3, 3)
     stress_curve(model.explained_stress_, chi, ax=ax)
     ax.set_title("explained stress")
