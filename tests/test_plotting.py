@@ -299,3 +299,26 @@ def test_one_axis_sweeps_draw_a_curve_with_the_theory():
     assert "failed cell (1)" in labels and any("± 1 s.d." in t for t in labels)
     with pytest.raises(ValueError, match="one axis"):
         phase_curve(_sweep(C3, R3, K_SIM, K_TH))
+
+
+def test_no_library_module_touches_pyplot_or_the_backend():
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    offenders = []
+    for path in sorted((root / "linsim").rglob("*.py")) + sorted((root / "theory").rglob("*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [f"{node.module}.{a.name}" for a in node.names] + [node.module or ""]
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                target = ast.unparse(node.func.value)
+                if node.func.attr in ("use", "switch_backend") and ("matplotlib" in target or "plt" in target):
+                    offenders.append(f"{path.relative_to(root)}:{node.lineno}: {ast.unparse(node)}")
+            offenders += [f"{path.relative_to(root)}:{node.lineno}: imports {n}" for n in names
+                          if n == "matplotlib.pyplot" or n.startswith("matplotlib.pyplot.")]
+    assert not offenders, "\n".join(offenders)
