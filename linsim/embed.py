@@ -29,7 +29,8 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Sequence
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Callable, ClassVar, Sequence
 
 import numpy as np
 
@@ -238,6 +239,64 @@ def distance_matrix(*trajectories: Trajectory, others: Sequence[Trajectory] | No
 
 
 # ----------------------------------------------------------------------------- embedding
+@dataclass(frozen=True, eq=False)
+class EmbeddingPoints(Mapping):
+    """Where each embedded point comes from: four int/float arrays of shape (M,).
+
+    Points are ordered run-major within each trajectory, trajectories concatenated.  Fields
+    are attributes (``points.run``) and, for code that treats them as a table, keys
+    (``points["run"]``; iteration gives the four names).
+
+    Attributes
+    ----------
+    trajectory : int64 array (M,)
+        Index of the trajectory among those embedded.
+    run, checkpoint : int64 arrays (M,)
+        Run ``r`` and checkpoint ``k`` within that trajectory.
+    time : float64 array (M,)
+        The checkpoint's time (steps or flow time, see ``Trajectory.time_unit``).
+
+    Examples
+    --------
+    >>> p = EmbeddingPoints(np.array([0, 0]), np.array([0, 0]), np.array([0, 1]), np.array([0.0, 5.0]))
+    >>> p.checkpoint.tolist(), p["time"].tolist(), list(p)
+    ([0, 1], [0.0, 5.0], ['trajectory', 'run', 'checkpoint', 'time'])
+    """
+
+    trajectory: np.ndarray
+    run: np.ndarray
+    checkpoint: np.ndarray
+    time: np.ndarray
+
+    _FIELDS: ClassVar[tuple[str, ...]] = ("trajectory", "run", "checkpoint", "time")
+
+    def __post_init__(self) -> None:
+        sizes = set()
+        for name in self._FIELDS:
+            arr = np.asarray(getattr(self, name), dtype=np.float64 if name == "time" else np.int64)
+            if arr.ndim != 1:
+                raise ValueError(f"EmbeddingPoints.{name} must be 1-D; got shape {arr.shape}")
+            arr.setflags(write=False)
+            object.__setattr__(self, name, arr)
+            sizes.add(arr.size)
+        if len(sizes) != 1:
+            raise ValueError(f"EmbeddingPoints fields must have one length M; got lengths {sorted(sizes)}")
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._FIELDS:
+            raise KeyError(f"{name!r}; EmbeddingPoints has {self._FIELDS}")
+        return getattr(self, name)
+
+    def __iter__(self):
+        return iter(self._FIELDS)
+
+    def __len__(self) -> int:
+        return len(self._FIELDS)
+
+    def __repr__(self) -> str:
+        return f"EmbeddingPoints(M={self.run.size}, trajectories={np.unique(self.trajectory).size})"
+
+
 @dataclass
 class Embedding:
     """InPCA of the points of one or more trajectories.
@@ -248,8 +307,9 @@ class Embedding:
         The fitted InPCA (eigenvalues, embedding, explained stress, ...).
     distances : array (M, M)
         The distance matrix that was embedded (see :func:`distance_matrix`).
-    points : dict of arrays (M,)
-        ``trajectory`` (index into the inputs), ``run``, ``checkpoint`` and ``time`` of each point.
+    points : EmbeddingPoints
+        ``trajectory`` (index into the inputs), ``run``, ``checkpoint`` and ``time`` of each
+        point, arrays (M,) (attributes, or keys as in a mapping).
     trajectories : tuple of Trajectory
 
     Examples
@@ -263,7 +323,7 @@ class Embedding:
 
     model: inpca.InPCA
     distances: np.ndarray
-    points: dict[str, np.ndarray]
+    points: EmbeddingPoints
     trajectories: tuple[Trajectory, ...]
 
     def __repr__(self) -> str:
@@ -334,17 +394,14 @@ def embed(*trajectories: Trajectory, n_components: int | None = None, device=Non
         idx_r.append(r)
         idx_k.append(k)
         times.append(traj.times[k])
-    points = {
-        "trajectory": np.concatenate(idx_t),
-        "run": np.concatenate(idx_r),
-        "checkpoint": np.concatenate(idx_k),
-        "time": np.concatenate(times),
-    }
+    points = EmbeddingPoints(trajectory=np.concatenate(idx_t), run=np.concatenate(idx_r),
+                             checkpoint=np.concatenate(idx_k), time=np.concatenate(times))
     return Embedding(model=model, distances=D, points=points, trajectories=trajectories)
 
 
 __all__ = [
     "Embedding",
+    "EmbeddingPoints",
     "OutputModel",
     "distance_matrix",
     "embed",

@@ -131,6 +131,12 @@ def test_embed_points_projection_and_repr():
     np.testing.assert_array_equal(emb.points["trajectory"], [0] * 6 + [1] * 3)
     np.testing.assert_array_equal(emb.points["run"], [0, 0, 0, 1, 1, 1, 0, 0, 0])
     np.testing.assert_array_equal(emb.points["checkpoint"], [0, 1, 2] * 3)
+    assert emb.points.run is emb.points["run"] and list(emb.points) == ["trajectory", "run", "checkpoint", "time"]
+    np.testing.assert_array_equal(emb.points.time, np.tile(a.times, 3))
+    with pytest.raises(ValueError):
+        emb.points.run[0] = 5  # read-only: the embedding's bookkeeping cannot drift
+    with pytest.raises(KeyError, match="'epoch'"):
+        emb.points["epoch"]
     # out-of-sample projection of the embedded points themselves reproduces their coordinates
     np.testing.assert_allclose(emb.project(a, b), emb.coordinates, atol=1e-10)
     text = repr(emb)
