@@ -29,7 +29,7 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse.linalg
 
-__all__ = ["SOLVERS", "CenteredOperator", "sort_by_magnitude", "fix_signs"]
+__all__ = ["SOLVERS", "CenteredOperator", "blas_threads_limited", "sort_by_magnitude", "fix_signs"]
 
 try:  # small dense factorizations run single-threaded: threaded OpenBLAS QR/eigh of tall-skinny
     # or tiny matrices is slower, and pathologically so on an oversubscribed machine
@@ -40,6 +40,11 @@ except ImportError:  # pragma: no cover
 
     def _threadpool_limits(limits=None):
         return contextlib.nullcontext()
+
+
+def blas_threads_limited(n):
+    """Context limiting the BLAS threads to ``n`` (restoring the caller's setting); ``None``: as is."""
+    return contextlib.nullcontext() if n is None else _threadpool_limits(n)
 
 
 def fix_signs(V):
@@ -83,8 +88,9 @@ class _InMemoryMatmul:
             self.pool = concurrent.futures.ThreadPoolExecutor(n)
 
     def __call__(self, V):
-        if self.pool is None:
-            return self.D @ V
+        if self.pool is None:  # small D (or one BLAS thread): one thread, robust on a loaded machine
+            with _threadpool_limits(1):
+                return self.D @ V
         out = np.empty((self.D.shape[0], V.shape[1]))
         b = self.bounds
 
@@ -245,7 +251,10 @@ def _arpack(op, k, *, tol, max_iter, rng):
 def _dense(op, k, *, tol, max_iter, rng):
     from .embedding import double_center
 
-    lam, V = scipy.linalg.eigh(double_center(op.D), lower=True)
+    # one thread up to M = 4000: LAPACK's threaded eigh was measured 10-75x slower on the shared,
+    # oversubscribed 2-core machine (M = 500: 0.07 s vs 5.5 s), and gains little when quiet
+    with _threadpool_limits(1 if op.M <= 4000 else None):
+        lam, V = scipy.linalg.eigh(double_center(op.D), lower=True)
     lam, V = sort_by_magnitude(lam, V)
     if k is None:
         M = op.M

@@ -43,9 +43,10 @@ Solvers (:mod:`linsim.inpca._eigensolvers`)
 ``"dense"`` (:func:`scipy.linalg.eigh` of the formed ``W``), ``"iterative"`` (block Krylov with
 Rayleigh-Ritz on ``V -> -1/2 J D (J V)``; one pass over ``D`` per iteration), ``"arpack"``
 (:func:`scipy.sparse.linalg.eigsh` on a ``LinearOperator``, one pass per matrix-vector product).
-``"auto"`` uses dense for an in-memory ``M <= 2000`` or when more than ``M/10`` components are
-asked for, ARPACK for an in-memory ``M <= 4000`` and block Krylov otherwise (always for a stored
-``D``, where each pass is a read of the store).
+``"auto"`` uses dense when ``n_components`` is None, for an in-memory ``M <= 200`` or when more
+than ``M/10`` components are asked for, ARPACK for an in-memory ``M <= 8000`` (measured faster
+than both others there: one cheap pass per matrix-vector product) and block Krylov otherwise
+(always for a stored ``D``, where each pass is a read of the store).
 """
 
 from __future__ import annotations
@@ -66,9 +67,11 @@ from .checks import DIST_TOL, check_distance_matrix
 __all__ = ["InPCA", "double_center", "explained_stress", "embedded_distances"]
 
 _SOLVERS = ("auto", *_eigensolvers.SOLVERS)
-#: in-memory sizes up to which "auto" picks the dense solver, then ARPACK
-_DENSE_MAX_M = 2000
-_ARPACK_MAX_M = 4000
+#: in-memory sizes up to which "auto" picks the dense solver, then ARPACK (measured on the 2-core
+#: machine with k = 10: ARPACK 28 matrix-vector products beat 8 block products up to M = 8000 and
+#: dense eigh from M = 500 on; block Krylov wins when each pass over D is expensive)
+_DENSE_MAX_M = 200
+_ARPACK_MAX_M = 8000
 
 
 def double_center(D, *, overwrite=False):
@@ -278,12 +281,15 @@ class InPCA(BaseEstimator):
                              "nothing to embed")
         fro = float(np.sqrt(stats.frobenius_sq))
 
-        op = _eigensolvers.CenteredOperator(D, stored=stored is not None)
-        try:
-            lam, V, n_iter = _eigensolvers.SOLVERS[solver](
-                op, k, tol=self.tol, max_iter=self.max_iter, rng=np.random.default_rng(self.random_state))
-        finally:
-            op.close()
+        # up to M = 4000 everything runs on one BLAS thread (restored after): small threaded
+        # products and factorizations were measured many times slower on a loaded machine
+        with _eigensolvers.blas_threads_limited(1 if M <= 4000 else None):
+            op = _eigensolvers.CenteredOperator(D, stored=stored is not None)
+            try:
+                lam, V, n_iter = _eigensolvers.SOLVERS[solver](
+                    op, k, tol=self.tol, max_iter=self.max_iter, rng=np.random.default_rng(self.random_state))
+            finally:
+                op.close()
 
         V = _eigensolvers.fix_signs(V)
         null = np.abs(lam) <= M * np.finfo(float).eps * abs(lam[0])
