@@ -58,7 +58,7 @@ _import_theory()
 
 # cheap imports (numpy/scipy only), bound eagerly: ``embed`` and ``theory_inputs`` must be
 # bound after their modules are imported so that the package attribute is the function
-from linsim.embed import Embedding, distance_matrix, embed  # noqa: E402
+from linsim.embed import Embedding, EmbeddingPoints, distance_matrix, embed  # noqa: E402
 from linsim.ensemble import EnsembleConfig, simulate  # noqa: E402
 from linsim.runners import Runner, get_runner, register_runner  # noqa: E402
 from linsim.theory_inputs import TheoryInputs, TheorySpectra, predict_spectra, theory_inputs  # noqa: E402
@@ -97,6 +97,7 @@ def __dir__():
 
 __all__ = [
     "Embedding",
+    "EmbeddingPoints",
     "EnsembleConfig",
     "InPCA",
     "PhaseSpec",
