@@ -279,6 +279,16 @@ def test_an_unreachable_scheduler_exits_1(tmp_path, capsys, monkeypatch):
     assert "Timed out" in capsys.readouterr().err
 
 
+def test_ribbon_device_is_checked(tmp_path, capsys):
+    import torch
+
+    for bad in ("toaster", *(() if torch.cuda.is_available() else ("cuda",))):
+        with pytest.raises(SystemExit) as exc:
+            main(["ribbon", *TINY, "--device", bad, "--out", str(tmp_path)])
+        assert exc.value.code == 2 and "--device" in capsys.readouterr().err
+    assert main(["ribbon", *TINY, "--device", "cpu", "--no-figure", "--json", "--out", str(tmp_path)]) == 0
+
+
 def test_bad_config_exits_with_message(tmp_path, capsys):
     assert main(["ribbon", *TINY, "--init-scale", "-1", "--out", str(tmp_path)]) == 2
     assert "init_scale" in capsys.readouterr().err

@@ -53,10 +53,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="explained-stress threshold χ of k_χ and of the ribbon verdict (default 0.9)")
     g.add_argument("--k-star", type=_flags.positive_integer, default=3, metavar="K_STAR",
                    help="hyper-ribbon if k_χ <= k* (default 3)")
+    g.add_argument("--device", type=_device, default=None,
+                   help="torch device of the distance kernel, e.g. cpu, cuda, cuda:1 (default: CUDA when "
+                   "available, else the CPU)")
     g.add_argument("--out", type=Path, default=Path("linsim-out"),
                    help="output folder, created if needed (default linsim-out)")
     g.add_argument("--no-figure", action="store_true", help="do not draw ribbon.png (an old one is removed)")
     g.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+
+
+def _device(text: str) -> str:
+    import torch
+
+    try:
+        dev = torch.device(text)
+    except (RuntimeError, TypeError):
+        raise argparse.ArgumentTypeError(f"not a torch device: {text!r} (e.g. cpu, cuda, cuda:0)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"{text!r}: CUDA is not available on this machine")
+    return str(dev)
 
 
 def embedding_dataset(emb, cfg):
@@ -143,7 +158,7 @@ def run(args) -> int:
     traj = simulate(cfg)
     t_sim = time.perf_counter() - t0
     k = min(args.n_components, traj.n_points)
-    emb = embed(traj, n_components=k)
+    emb = embed(traj, n_components=k, device=args.device)
     t_all = time.perf_counter() - t0
     m = emb.model
     summ = metrics.summarize(m.eigenvalues_, m.frobenius_norm_, criterion=criterion)
