@@ -286,7 +286,7 @@ def run(args) -> int:
             print(f"    {where}: k {rec['sim_k_chi']:g} vs {rec['predicted_k_chi']:g}, chi "
                   f"{rec['sim_stress_k']:.3f} vs {rec['predicted_stress_k']:.3f}, logit rms "
                   f"{rec['logit_rms']:.2f}{'' if rec['in_regime'] else ' (outside regime)'}")
-    for note in outputs.notes:
-        print(f"  {note}")
+    for note in summary["notes"]:
+        print(f"  note: {note}")
     print(f"  wrote {', '.join(files)}")
     return 0
