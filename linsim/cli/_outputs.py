@@ -1,7 +1,7 @@
 """Private: where a command's results go, and writing data and figure so they never disagree.
 
 A figure describes a data file; an old figure next to a new data file would be read as the
-new result.  :func:`write_outputs` therefore renders the figure into memory first, removes
+new result.  :meth:`Outputs.write` therefore renders the figure into memory first, removes
 the old figure, writes each data file atomically (:func:`linsim.storage.write_netcdf`) and
 only then writes the new figure atomically.  An interruption or failure at any point leaves
 either the old pair, or new data without a figure, never a stale figure beside new data.
@@ -9,7 +9,6 @@ either the old pair, or new data without a figure, never a stale figure beside n
 
 from __future__ import annotations
 
-import contextlib
 import io
 import shlex
 from dataclasses import dataclass, field
@@ -40,12 +39,17 @@ class Outputs:
     Attributes
     ----------
     folder : Path
-    data : list of (file name, writer)
     figure_name : str
         The figure's file name (written, or removed when there is no figure).
-    figure : matplotlib Figure or None
     command : str
         For the ``history`` attribute.
+    data : list of (file name, writer)
+        ``writer(path, command)`` writes one data file atomically.
+    figure : matplotlib Figure or None
+    written : list of str
+        Paths written so far.
+    notes : list of str
+        What the user should be told (e.g. an old figure removed).
     """
 
     folder: Path
@@ -108,13 +112,3 @@ class Outputs:
             raise RuntimeError(f"drawing {self.figure_name} failed ({type(error).__name__}: {error}); "
                                f"the data were written: {', '.join(self.written)}") from error
         return self.written
-
-
-@contextlib.contextmanager
-def closing_figure(fig):
-    """Release a free-standing figure's memory after use."""
-    try:
-        yield fig
-    finally:
-        if fig is not None:
-            fig.clear()
