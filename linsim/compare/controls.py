@@ -121,6 +121,14 @@ def measured_k_chi(traj, chi=0.9, *, n_components=10, device=None):
     k : int
         Smallest ``k`` with ``chi_k >= chi`` (``n_components + 1`` when not reached).
     curve : numpy.ndarray (k',)
+
+    Examples
+    --------
+    >>> from linsim.ensemble import EnsembleConfig, simulate
+    >>> traj = simulate(EnsembleConfig(n_samples=20, dim=5, n_runs=2, steps=50, n_checkpoints=4))
+    >>> k, curve = measured_k_chi(traj, 0.9)
+    >>> bool(curve[k - 1] >= 0.9)
+    True
     """
     D = distance_matrix(traj, device=device)
     fit = InPCA(n_components=min(int(n_components), D.shape[0] - 1)).fit(D)
@@ -157,6 +165,12 @@ class ControlRow:
 
     ``predicted_k_input`` / ``predicted_k_ntk`` use ``c_input`` / ``c_ntk`` (``nan`` when the
     NTK was not computed).
+
+    Examples
+    --------
+    >>> row = ControlRow("a", 0.5, 20, float("nan"), 0, 10.0, 100, 0.2, 2, 2.0, float("nan"))
+    >>> row.as_dict()["measured_k"], row.as_dict()["c_input"]
+    (2, 0.5)
     """
 
     config: str
@@ -195,6 +209,14 @@ def theory_controls(config, traj, X_train, ntk_spectrum=None, *, chi=0.9, n_fit=
     Returns
     -------
     ControlRow
+
+    Examples
+    --------
+    >>> from linsim.ensemble import EnsembleConfig, simulate
+    >>> traj = simulate(EnsembleConfig(slope=0.5, n_samples=40, dim=8, n_runs=2, steps=100, n_checkpoints=4))
+    >>> row = theory_controls("linear ensemble", traj, traj.inputs, n_draws=4)
+    >>> round(row.c_input, 6), row.steps
+    (0.5, 100)
     """
     lam = input_spectrum(X_train)
     c_in, n_in = fitted_decay(lam, n_fit)

@@ -168,6 +168,13 @@ class CounterpartProblem:
     eval_inputs : array (m, d) or None
         The flattened evaluation inputs stored in the deep trajectory (copied into the
         counterparts so that they compare as evaluated on the same inputs).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> p = CounterpartProblem(np.ones((4, 2)), [0, 1, 0, 1], np.ones((2, 2)), [0, 1], 2, [0, 3], init_rms=0.1)
+    >>> p.one_hot().tolist()[:2], p.steps.tolist()
+    ([[1.0, 0.0], [0.0, 1.0]], [0, 3])
     """
 
     X_train: np.ndarray
@@ -231,6 +238,12 @@ class NTKRecord:
     run : int
     spectrum : array (n,)
         Eigenvalues of ``Theta / n`` on the training inputs, descending.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> NTKRecord(0, np.array([2.0, 1.0])).spectrum.tolist()
+    [2.0, 1.0]
     """
 
     run: int
@@ -240,7 +253,13 @@ class NTKRecord:
 @dataclass(frozen=True)
 class CounterpartEntry:
     """One registered counterpart: ``solve(problem, seed_sequence, lr_scale, **options)``
-    returns ``(outputs (R, K, m, C), params dict)``; ``description`` is one line for reports."""
+    returns ``(outputs (R, K, m, C), params dict)``; ``description`` is one line for reports.
+
+    Examples
+    --------
+    >>> COUNTERPARTS["ntk"].description.split(" (")[0]
+    "kernel machine with the network's empirical NTK at initialization"
+    """
 
     name: str
     solve: Callable
@@ -253,7 +272,15 @@ COUNTERPARTS: dict[str, CounterpartEntry] = {}
 
 
 def register_counterpart(entry: CounterpartEntry) -> CounterpartEntry:
-    """Add a counterpart to :data:`COUNTERPARTS` (a new name; returns the entry)."""
+    """Add a counterpart to :data:`COUNTERPARTS` (a new name; returns the entry).
+
+    Examples
+    --------
+    >>> register_counterpart(COUNTERPARTS["linear"])
+    Traceback (most recent call last):
+    ...
+    ValueError: counterpart 'linear' is already registered
+    """
     if entry.name in COUNTERPARTS:
         raise ValueError(f"counterpart {entry.name!r} is already registered")
     COUNTERPARTS[entry.name] = entry
@@ -449,6 +476,13 @@ def problem_from_deep(traj, *, n_runs=2, seed=0, check_init=True):
     Returns
     -------
     CounterpartProblem
+
+    Examples
+    --------
+    >>> from linsim.compare._examples import tiny_trajectories
+    >>> prob = problem_from_deep(tiny_trajectories()[1], n_runs=1)
+    >>> prob.X_train.shape, prob.X_eval.shape, prob.steps.tolist()
+    ((32, 1, 8, 8), (16, 1, 8, 8), [0, 1, 2, 6])
     """
     import torch
 

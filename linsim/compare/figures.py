@@ -35,6 +35,13 @@ def embedding_axes(joint, families, *, ax=None):
         Family label of each trajectory (``joint.member`` indexes it), e.g. the architecture of a
         deep configuration or the counterpart name of a linear model.
     ax : 3-D Axes, optional
+
+    Examples
+    --------
+    >>> from linsim.compare._examples import tiny_comparison
+    >>> comp = tiny_comparison()
+    >>> embedding_axes(comp.joint, comp.families).name
+    '3d'
     """
     ax = _axes(ax, (6.0, 5.0), "3d")
     X = np.zeros((joint.coordinates.shape[0], 3))
@@ -74,7 +81,16 @@ _VIEW_LABELS = {
 
 
 def stress_axes(views, *, chi=0.9, ax=None):
-    """The four explained-stress curves ``chi_k`` against ``k`` (a :class:`StressViews`)."""
+    """The four explained-stress curves ``chi_k`` against ``k`` (a :class:`StressViews`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from linsim.compare import StressViews
+    >>> v = StressViews(*(np.array([0.5, 0.8, 0.9]),) * 4)
+    >>> len(stress_axes(v).lines)   # four curves and the chi line
+    5
+    """
     ax = _axes(ax)
     for i, (name, label) in enumerate(_VIEW_LABELS.items()):
         y = np.asarray(getattr(views, name))
@@ -91,7 +107,14 @@ def stress_axes(views, *, chi=0.9, ax=None):
 
 
 def progress_axes(study, *, ax=None):
-    """Seed-mean progress against step (log axis), colour by architecture, line style by width."""
+    """Seed-mean progress against step (log axis), colour by architecture, line style by width.
+
+    Examples
+    --------
+    >>> from linsim.compare._examples import tiny_comparison
+    >>> progress_axes(tiny_comparison().study).get_xscale()
+    'log'
+    """
     ax = _axes(ax)
     archs = list(dict.fromkeys(str(p.get("architecture", "?")) for p in study.params))
     widths = sorted({float(p.get("width", 1.0)) for p in study.params})
@@ -115,7 +138,15 @@ def progress_axes(study, *, ax=None):
 
 
 def dendrogram_axes(linkage, names, *, ax=None):
-    """Complete-linkage dendrogram of the configurations (``Findings.linkage``)."""
+    """Complete-linkage dendrogram of the configurations (``Findings.linkage``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ax = dendrogram_axes(np.array([[0.0, 1.0, 0.3, 2.0]]), ["a", "b"])
+    >>> [t.get_text() for t in ax.get_xticklabels()]
+    ['a', 'b']
+    """
     from scipy.cluster.hierarchy import dendrogram
 
     ax = _axes(ax, (7.0, 4.0))
@@ -140,6 +171,13 @@ def phase_axes(rows, boundary_c, boundary_ratio, *, k_star=3, ax=None):
         predicted above the curve.
     k_star : int
         Ribbon criterion ``k_chi <= k_star`` used for the markers.
+
+    Examples
+    --------
+    >>> from linsim.compare._examples import tiny_comparison
+    >>> comp = tiny_comparison()
+    >>> phase_axes(comp.controls, *comp.boundary).get_yscale()
+    'log'
     """
     ax = _axes(ax)
     bc, br = np.asarray(boundary_c, dtype=float), np.asarray(boundary_ratio, dtype=float)

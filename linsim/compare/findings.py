@@ -104,6 +104,13 @@ class ProgressStudy:
         (``nan`` where some seed of the configuration has not reached ``g``)
     geodesic_gap : list of arrays (R_c, G), distance to the geodesic point at the same progress
         (``nan`` where the run has not reached ``g``)
+
+    Examples
+    --------
+    >>> from linsim.compare._examples import tiny_comparison
+    >>> st = tiny_comparison().study
+    >>> st.tensor.shape, st.config_distance.shape
+    ((4, 4, 4), (2, 2))
     """
 
     names: list
@@ -150,6 +157,13 @@ def progress_study(trajectories, names=None, *, n_grid=50, device=None):
     Returns
     -------
     ProgressStudy
+
+    Examples
+    --------
+    >>> from linsim.compare._examples import tiny_trajectories
+    >>> st = progress_study(tiny_trajectories(), ["lin", "mlp"], n_grid=5)
+    >>> st.grid.shape, st.run_config.tolist()
+    ((5,), [0, 0, 1, 1])
     """
     trajs = list(trajectories)
     if not trajs:
@@ -263,6 +277,13 @@ class Findings:
         Mean tube width over seeds and progress.
     geodesic_gap : dict config name -> float
         Mean distance to the geodesic over seeds and progress.
+
+    Examples
+    --------
+    >>> from linsim.compare._examples import tiny_comparison
+    >>> f = tiny_comparison().findings
+    >>> f.lines()[0].startswith("(a) top 3 InPCA dimensions"), f.factor_distance["architecture"][1]
+    (True, 1)
     """
 
     top3_stress: float
@@ -333,6 +354,14 @@ def measure_findings(study, deep_stress, *, factors=None, seed=0):
     Returns
     -------
     Findings
+
+    Examples
+    --------
+    >>> from linsim.compare._examples import tiny_comparison
+    >>> comp = tiny_comparison()
+    >>> f = measure_findings(comp.study, [0.5, 0.7, 0.9])
+    >>> f.top3_stress, sorted(f.separability)[:2]
+    (0.9, ['architecture', 'augment'])
     """
     factors = FACTORS if factors is None else factors
     deep_stress = np.asarray(deep_stress, dtype=np.float64)

@@ -41,6 +41,12 @@ class StressViews:
     Attributes
     ----------
     all, deep, linear_basis_all, linear_basis_deep : numpy.ndarray float64 (k,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> StressViews(*(np.array([0.5, 1.0]),) * 4).as_dict()["deep"]
+    [0.5, 1.0]
     """
 
     all: np.ndarray
@@ -73,6 +79,13 @@ class JointEmbedding:
     geodesic_coordinates : array (G, k)
         The geodesic projected into the ``all`` embedding.
     views : StressViews
+
+    Examples
+    --------
+    >>> from linsim.compare._examples import tiny_comparison
+    >>> j = tiny_comparison().joint
+    >>> int(j.is_deep.sum()), j.coordinates.shape[1], j.geodesic_coordinates.shape
+    (16, 3, (21, 3))
     """
 
     distances: np.ndarray

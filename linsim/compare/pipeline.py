@@ -70,6 +70,15 @@ class CompareConfig:
     seed : int
     device : str or None
         Device of the distance kernels and NTK Jacobians (None: CUDA when available).
+
+    Examples
+    --------
+    >>> CompareConfig(chi=0.8).k_star
+    3
+    >>> CompareConfig(chi=1.5)
+    Traceback (most recent call last):
+    ...
+    ValueError: CompareConfig.chi must be in (0, 1); got 1.5
     """
 
     chi: float = 0.9
@@ -118,6 +127,13 @@ class Comparison:
     boundary : tuple (c values, critical ratios)
         The theory's ribbon boundary for the phase diagram.
     notes : list of str
+
+    Examples
+    --------
+    >>> from linsim.compare._examples import tiny_comparison
+    >>> comp = tiny_comparison()
+    >>> comp.names, len(comp.controls), sorted(comp.summary())[:3]
+    (['linear', 'mlp'], 2, ['deep_stress', 'init', 'joint_stress'])
     """
 
     config: CompareConfig
@@ -193,6 +209,15 @@ def load_grid_results(directory):
     trajectories : list of Trajectory
     notes : list of str
         Configurations skipped (not complete, or every run diverged).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     load_grid_results(d)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: ... is not a `linsim train` output folder: no index.json in it
     """
     from linsim.deep.train import TrainResult
 
@@ -251,6 +276,16 @@ def compare(deep, *, config=None, names=None, progress=None):
     Returns
     -------
     Comparison
+
+    Examples
+    --------
+    >>> from linsim.compare._examples import tiny_trajectories
+    >>> comp = compare(tiny_trajectories(), config=CompareConfig(n_components=3, n_grid=4, counterparts=("linear",),
+    ...                                                          counterpart_runs=1, n_draws=2, device="cpu"))
+    >>> comp.families
+    ['linear', 'mlp', 'linear']
+    >>> comp.joint.views.deep.shape, [r.config for r in comp.controls]
+    ((3,), ['linear', 'mlp'])
     """
     import theory
 

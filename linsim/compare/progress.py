@@ -186,6 +186,15 @@ def equal_progress(traj, grid, progress_values=None):
     Returns
     -------
     numpy.ndarray float64 (R, G, n, C) of log-probabilities.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from linsim.trajectory import Trajectory
+    >>> z = np.zeros((1, 2, 3, 2)); z[0, 1, :, 0] = [2.0, -2.0, 2.0]
+    >>> t = Trajectory(z, [0, 10], labels=[0, 1, 0])
+    >>> equal_progress(t, [0.0, 0.1]).shape
+    (1, 2, 3, 2)
     """
     if progress_values is None:
         progress_values = checkpoint_progress(traj)[0]
@@ -208,6 +217,13 @@ def progress_distance_tensor(resampled, *, device=None):
     Returns
     -------
     numpy.ndarray float64 (G, M, M)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.log(np.full((2, 3, 4, 2), 0.5))
+    >>> progress_distance_tensor(x).shape
+    (3, 2, 2)
     """
     x = np.asarray(resampled)
     if x.ndim != 4:
@@ -257,6 +273,15 @@ def geodesic_gap(resampled, grid, labels):
     Returns
     -------
     numpy.ndarray float64 (R, G): ``d_B(P_r(g), gamma(g))``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from linsim.inpca import geodesic
+    >>> p0, ps = geodesic_ends([0, 1], 2)
+    >>> on = geodesic(p0, ps, [0.2, 0.6])[None]          # (1, 2, n, C): on the geodesic
+    >>> bool(np.abs(geodesic_gap(on, [0.2, 0.6], [0, 1])).max() < 1e-12)
+    True
     """
     x = np.asarray(resampled, dtype=np.float64)
     grid = np.asarray(grid, dtype=np.float64)

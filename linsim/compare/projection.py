@@ -97,6 +97,18 @@ def projected_stress_from_fit(model, D_cross, D_new, n_components=None):
     Returns
     -------
     numpy.ndarray float64 (k,): ``chi_1 .. chi_k`` of the new models.
+
+    Examples
+    --------
+    Squared Euclidean distances of planar points: two basis axes reproduce new points exactly.
+
+    >>> import numpy as np
+    >>> from linsim.inpca import InPCA
+    >>> pts = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
+    >>> D = ((pts[:, None] - pts[None]) ** 2).sum(-1)
+    >>> basis = InPCA(2).fit(D[:3, :3])
+    >>> projected_stress_from_fit(basis, D[:, :3], D).round(6).tolist()
+    [0.711133, 1.0]
     """
     D_new = _check_square(D_new, "D_new")
     q = D_new.shape[0]

@@ -53,6 +53,13 @@ def comparison_dataset(comp):
     ``geodesic_point``, ``config`` (deep configurations), ``checkpoint_max``, ``run`` (all deep
     runs, configuration-major), ``progress`` (the equal-progress grid), ``factor``, ``merge``
     (dendrogram merges), ``boundary_point``.
+
+    Examples
+    --------
+    >>> from linsim.compare._examples import tiny_comparison
+    >>> ds = comparison_dataset(tiny_comparison())
+    >>> ds["explained_stress"].dims, ds.sizes["config"]
+    (('view', 'k'), 2)
     """
     import xarray as xr
 
@@ -141,6 +148,13 @@ def markdown_report(ds):
     """The one-page markdown report, built from a dataset written by :func:`comparison_dataset`.
 
     Every number on the page is read from ``ds`` (typically re-read from ``compare.nc``).
+
+    Examples
+    --------
+    >>> from linsim.compare._examples import tiny_comparison
+    >>> page = markdown_report(comparison_dataset(tiny_comparison()))
+    >>> page.splitlines()[0]
+    '# Do these networks behave like the linear theory says?'
     """
     chi, k_star = float(ds.attrs["chi"]), int(ds.attrs["k_star"])
     stress = {str(v): ds["explained_stress"].sel(view=v).values for v in ds["view"].values}
@@ -233,6 +247,15 @@ def write_report(comp, out_dir, *, command=None):
     Returns
     -------
     dict name -> Path of every file written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from linsim.compare._examples import tiny_comparison
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     paths = write_report(tiny_comparison(), d, command="doctest")
+    ...     sorted(p.name for p in paths.values())[:3]
+    ['compare.md', 'compare.nc', 'compare_dendrogram.png']
     """
     from matplotlib.figure import Figure
 
