@@ -1,9 +1,9 @@
 """The loop of one :class:`linsim.parallel.ProcessEngine` worker process (private).
 
-A worker is started by ``python -c`` with the parent's ``sys.path``, the file descriptor of
-its socket to the parent and the parent's process id.  It ignores SIGINT (the parent decides
-what an interrupt means), asks Linux to send it SIGTERM when the parent dies, and then runs
-``(fn, item)`` tasks until it receives ``None`` or its socket closes.  Each answer is
+A worker is started by ``python -c`` (the boot code in :mod:`linsim.parallel`, which first
+asks Linux to send it SIGTERM when the parent dies and ignores SIGINT) with the parent's
+``sys.path`` and the file descriptor of its socket to the parent.  It runs ``(fn, item)``
+tasks until it receives ``None`` or its socket closes.  Each answer is
 ``(True, result)`` or ``(False, exception)`` (``(False, text)`` when the exception cannot be
 pickled).
 """
@@ -12,25 +12,10 @@ from __future__ import annotations
 
 import os
 import pickle
-import signal
 import sys
 import traceback
 
 __all__: list[str] = []
-
-
-def _die_with_parent(parent_pid: int) -> None:
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            libc = ctypes.CDLL(None, use_errno=True)
-            PR_SET_PDEATHSIG = 1
-            libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
-        except Exception:  # pragma: no cover - no prctl: the closed socket still ends the loop
-            pass
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
-        os._exit(0)
 
 
 def _answer(ok: bool, value) -> bytes:
@@ -44,15 +29,13 @@ def _answer(ok: bool, value) -> bytes:
         return pickle.dumps((False, text), protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def main(fd: int, parent_pid: int) -> None:
+def main(fd: int) -> None:
     """Serve tasks on socket ``fd`` until told to stop."""
     from multiprocessing.connection import Connection
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     import linsim.parallel
 
     linsim.parallel._PINNED_THREADS = int(os.environ.get("LINSIM_WORKER_THREADS", "0")) or None
-    _die_with_parent(parent_pid)
     conn = Connection(fd)
     while True:
         try:

@@ -389,11 +389,23 @@ class SerialEngine(Engine):
 
 
 # ---- process pool
+# First thing in a worker, before any slow import: die with the parent (Linux), ignore SIGINT
+# (the parent decides what an interrupt means), then take the parent's sys.path.
 _BOOT = (
-    "import sys, pickle\n"
+    "import os, signal, sys\n"
+    "if sys.platform.startswith('linux'):\n"
+    "    try:\n"
+    "        import ctypes\n"
+    "        ctypes.CDLL(None).prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG\n"
+    "    except Exception:\n"
+    "        pass\n"
+    "if os.getppid() != int(sys.argv[3]):\n"
+    "    os._exit(0)  # the parent died before prctl took effect\n"
+    "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+    "import pickle\n"
     "sys.path[:] = pickle.loads(bytes.fromhex(sys.argv[1]))\n"
     "from linsim._parallel_worker import main\n"
-    "main(int(sys.argv[2]), int(sys.argv[3]))\n"
+    "main(int(sys.argv[2]))\n"
 )
 
 
