@@ -116,6 +116,15 @@ def main(argv: list[str] | None = None) -> int:
         0 success, 1 computation failed, 2 bad arguments (argparse's own errors exit with
         ``SystemExit(2)``), 130 interrupted; SIGTERM raises ``SystemExit(143)`` after the
         command's cleanup ran.
+
+    Examples
+    --------
+    A bad flag is refused before anything is computed (argparse prints the message):
+
+    >>> main(["phase", "--workers", "0"])
+    Traceback (most recent call last):
+    ...
+    SystemExit: 2
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     chosen = _chosen(argv)

@@ -78,7 +78,16 @@ def _fraction(text: str) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of ``linsim phase``: ensemble fields (with the phase defaults), axes, options."""
+    """The flags of ``linsim phase``: ensemble fields (with the phase defaults), axes, options.
+
+    Examples
+    --------
+    >>> p = argparse.ArgumentParser(prog="linsim phase")
+    >>> add_arguments(p)
+    >>> a = p.parse_args(["--axis", "n-runs=2,4", "--axis", "T=log:10:1000:3", "--seed", "5"])
+    >>> [(x.name, x.values.tolist()) for x in a.axis], a.cfg_seed, hasattr(a, "cfg_dim")  # dim: not given
+    ([('n_runs', [2.0, 4.0]), ('steps', [10.0, 100.0, 1000.0])], 5, False)
+    """
     _flags.add_config_flags(
         parser, _defaults(), title="base ensemble of every cell (fields of linsim.ensemble.EnsembleConfig; "
         "phase defaults differ from ribbon's)",
@@ -197,7 +206,20 @@ def _json_safe(obj):
 
 
 def run(args) -> int:
-    """Run ``linsim phase`` with parsed arguments; returns the exit status."""
+    """Run ``linsim phase`` with parsed arguments; returns the exit status.
+
+    Called by :func:`linsim.cli.main` (which parses the arguments).
+
+    Examples
+    --------
+    >>> import contextlib, io, tempfile
+    >>> from linsim.cli import main
+    >>> with tempfile.TemporaryDirectory() as d, contextlib.redirect_stdout(io.StringIO()) as out:
+    ...     status = main(["phase", "--axis", "c=0,1", "--n-runs", "2", "--dim", "4", "--n-samples", "8",
+    ...                    "--steps", "10", "--n-checkpoints", "3", "--workers", "1", "--json", "--out", d])
+    >>> status, json.loads(out.getvalue())["cells"]
+    (0, 2)
+    """
     from linsim.metrics import RibbonCriterion
     from linsim.sweep import (REGIME_LOGIT_RMS, PhaseSpec, SweepFailedError, SweepInterrupted,
                               TheoryShadowedError, agreement, run_phase)

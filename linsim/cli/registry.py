@@ -52,7 +52,13 @@ class Subcommand:
             raise ValueError(f"Subcommand.module must be a dotted module path; got {self.module!r}")
 
     def is_available(self) -> bool:
-        """Whether the module can be found, without importing it (or its packages)."""
+        """Whether the module can be found, without importing it (or its packages).
+
+        Examples
+        --------
+        >>> Subcommand("x", "no_such_package.command", "missing").is_available()
+        False
+        """
         if self.module in sys.modules:
             return True
         parts = self.module.split(".")
@@ -78,7 +84,17 @@ class Subcommand:
         return True
 
     def load(self):
-        """Import the module and check that it has ``add_arguments`` and ``run``."""
+        """Import the module and check that it has ``add_arguments`` and ``run``.
+
+        Examples
+        --------
+        >>> get_subcommand("ribbon").load().__name__
+        'linsim.cli.ribbon'
+        >>> Subcommand("x", "json", "not a command").load()
+        Traceback (most recent call last):
+        ...
+        TypeError: subcommand 'x': module json has no function add_arguments()
+        """
         mod = importlib.import_module(self.module)
         for attr in ("add_arguments", "run"):
             if not callable(getattr(mod, attr, None)):
@@ -90,7 +106,15 @@ _REGISTRY: dict[str, Subcommand] = {}
 
 
 def register_subcommand(entry: Subcommand, *, replace: bool = False) -> Subcommand:
-    """Add a subcommand (``replace=True`` to overwrite one of the same name)."""
+    """Add a subcommand (``replace=True`` to overwrite one of the same name).
+
+    Examples
+    --------
+    >>> register_subcommand(Subcommand("ribbon", "linsim.cli.ribbon", "again"))
+    Traceback (most recent call last):
+    ...
+    ValueError: subcommand 'ribbon' is already registered (pass replace=True)
+    """
     if not isinstance(entry, Subcommand):
         raise TypeError(f"register_subcommand takes a Subcommand; got {type(entry).__name__}")
     if entry.name in _REGISTRY and not replace:
@@ -100,12 +124,24 @@ def register_subcommand(entry: Subcommand, *, replace: bool = False) -> Subcomma
 
 
 def subcommands(*, available_only: bool = True) -> tuple[Subcommand, ...]:
-    """Registered subcommands in registration order (by default only those installed)."""
+    """Registered subcommands in registration order (by default only those installed).
+
+    Examples
+    --------
+    >>> {"ribbon", "phase", "train", "compare"} <= {s.name for s in subcommands(available_only=False)}
+    True
+    """
     return tuple(s for s in _REGISTRY.values() if not available_only or s.is_available())
 
 
 def get_subcommand(name: str) -> Subcommand:
-    """The entry called ``name``; the error lists the available ones."""
+    """The entry called ``name``; the error lists the available ones.
+
+    Examples
+    --------
+    >>> get_subcommand("phase").help.split(" (")[0]
+    'sweep 1-3 parameters into a phase diagram with the theory beside it'
+    """
     if name not in _REGISTRY:
         raise ValueError(f"no subcommand {name!r}; available: {', '.join(s.name for s in subcommands())}")
     return _REGISTRY[name]

@@ -43,7 +43,16 @@ def _defaults() -> dict:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of ``linsim ribbon``: one per EnsembleConfig field plus the output options."""
+    """The flags of ``linsim ribbon``: one per EnsembleConfig field plus the output options.
+
+    Examples
+    --------
+    >>> p = argparse.ArgumentParser(prog="linsim ribbon")
+    >>> add_arguments(p)
+    >>> a = p.parse_args(["--steps", "1e3", "--model", "kernel"])
+    >>> a.cfg_steps, a.cfg_model, a.chi
+    (1000, 'kernel', 0.9)
+    """
     _flags.add_config_flags(parser, _defaults(),
                             title="ensemble (every field of linsim.ensemble.EnsembleConfig)")
     g = parser.add_argument_group("embedding and output")
@@ -142,7 +151,20 @@ def _k_text(kc, n: int) -> str:
 
 
 def run(args) -> int:
-    """Run ``linsim ribbon`` with parsed arguments; returns the exit status."""
+    """Run ``linsim ribbon`` with parsed arguments; returns the exit status.
+
+    Called by :func:`linsim.cli.main` (which parses the arguments).
+
+    Examples
+    --------
+    >>> import contextlib, io, tempfile
+    >>> from linsim.cli import main
+    >>> with tempfile.TemporaryDirectory() as d, contextlib.redirect_stdout(io.StringIO()) as out:
+    ...     status = main(["ribbon", "--n-runs", "2", "--dim", "4", "--n-samples", "8", "--steps", "10",
+    ...                    "--n-checkpoints", "3", "--no-figure", "--json", "--out", d])
+    >>> status, json.loads(out.getvalue())["points"]
+    (0, 8)
+    """
     from linsim import metrics
     from linsim.embed import embed
     from linsim.ensemble import simulate
