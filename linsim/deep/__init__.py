@@ -78,7 +78,19 @@ __all__ = [
 ]
 
 # --- trainer re-exports (the names are owned by the trainer's modules) -----------------
+from .augment import AUGMENTATIONS, augment_batch  # noqa: E402
 from .config import TrainConfig  # noqa: E402
-from .train import TrainResult, train  # noqa: E402
+from .ensemble import ENSEMBLES, Ensemble, LoopEnsemble, VmapEnsemble  # noqa: E402
+from .grid import GridEntry, GridSummary, expand_grid, load_grid, result_path, run_grid  # noqa: E402
+from .losses import LOSSES  # noqa: E402
+from .optim import LR_SCHEDULES, OPTIMIZERS, FunctionalOptimizer, Hyper, make_hyper  # noqa: E402
+from .schedule import CHECKPOINT_SCHEDULES, log_schedule, study_schedule  # noqa: E402
+from .train import TrainResult, check_runnable, run_streams, torch_threads, train  # noqa: E402
 
-__all__ += ["TrainConfig", "TrainResult", "train"]
+__all__ += [
+    "AUGMENTATIONS", "CHECKPOINT_SCHEDULES", "ENSEMBLES", "LOSSES", "LR_SCHEDULES", "OPTIMIZERS",
+    "Ensemble", "FunctionalOptimizer", "GridEntry", "GridSummary", "Hyper", "LoopEnsemble",
+    "TrainConfig", "TrainResult", "VmapEnsemble", "augment_batch", "check_runnable",
+    "expand_grid", "load_grid", "log_schedule", "make_hyper", "result_path", "run_grid",
+    "run_streams", "study_schedule", "torch_threads", "train",
+]

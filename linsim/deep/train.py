@@ -226,6 +226,26 @@ class TrainResult:
         checksum = [n for n in ds.data_vars]
         return write_netcdf(ds, Path(path), command=command, checksum_vars=checksum)
 
+    @classmethod
+    def load(cls, path: str | Path) -> "TrainResult":
+        """Read a file written by :meth:`save` back into a :class:`TrainResult`.
+
+        The configuration is rebuilt from the stored parameters (same ``config_id``); files of
+        user-array data sets cannot rebuild theirs (use :meth:`load_trajectories`).
+        ``initial_params`` / ``final_params`` are not stored and come back empty.
+        """
+        train_t, test_t, div, params = cls.load_trajectories(path)
+        if params.get("dataset") == "arrays":
+            raise ValueError(f"{str(path)!r} was trained on user arrays, which the file does not "
+                             "hold; use TrainResult.load_trajectories")
+        names = set(TrainConfig.field_names())
+        options = {k[len("dataset_"):]: v for k, v in params.items()
+                   if k.startswith("dataset_") and k not in names and k != "dataset_sha256"}
+        fields_ = {k: v for k, v in params.items() if k in names and k != "dataset_options"}
+        config = TrainConfig(**fields_, dataset_options=options)
+        return cls(config=config, train=train_t, test=test_t, diverged_step=div,
+                   wall_time=float(train_t.params.get("wall_time_s", 0.0) or 0.0))
+
     @staticmethod
     def load_trajectories(path: str | Path) -> tuple[Trajectory, Trajectory, np.ndarray, dict]:
         """Read a file written by :meth:`save`: ``(train, test, diverged_step, params)``.
@@ -388,7 +408,14 @@ def _train(config: TrainConfig, progress, data) -> TrainResult:
     t_start = time.perf_counter()
     device = resolve_device(config.device)
     dtype = _TORCH_DTYPES[config.dtype]
-    data = _load_data(config) if data is None else data
+    if data is None:
+        data = _load_data(config)
+    else:
+        for key, want in (("dataset", config.dataset_name), ("eval_stride", config.eval_stride),
+                          ("dtype", config.dtype)):
+            if data.params.get(key) != want:
+                raise ValueError(f"train(data=...): the data set has {key}={data.params.get(key)!r} "
+                                 f"but the configuration asks for {want!r}")
     n_train = int(data.X_train.shape[0])
     if config.batch_size > n_train:
         raise ValueError(f"TrainConfig.batch_size={config.batch_size} exceeds the {n_train} "

@@ -120,6 +120,9 @@ def test_run_writes_every_configuration_and_a_rerun_skips_them(tmp_path):
     np.testing.assert_array_equal(te.outputs, fresh.test.outputs)
     np.testing.assert_array_equal(tr.arrays["loss"], fresh.train.arrays["loss"])
     assert tr.outputs.dtype == np.float32 and params["lr"] == e.config.lr
+    back = TrainResult.load(result_path(out, e.config))
+    assert back.config.config_id() == e.config.config_id() and back.config == e.config
+    np.testing.assert_array_equal(back.test.arrays["error"], fresh.test.arrays["error"])
     ds = read_netcdf(result_path(out, e.config))
     assert ds.attrs["param_optimizer"] == "sgd" and ds.attrs["param_architecture"] == "mlp"
     assert "history" in ds.attrs and ds.attrs["config_id"] == e.config.config_id()
