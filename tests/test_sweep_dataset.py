@@ -46,7 +46,7 @@ def test_every_variable_and_coordinate_is_described(sweep):
         assert ds["seconds"].attrs["units"] == "s"
         assert ds["slope"].attrs["symbol"] == "c" and ds["scale_ratio"].attrs["symbol"] == "ρ/σ₀"
         assert "ρ/σ₀" in ds["scale_ratio"].attrs["long_name"]
-        assert ds["sim_stress_curve"].dims == ("slope", "scale_ratio", "k")
+        assert ds["sim_stress_curve"].dims == ("slope", "scale_ratio", "component")
         assert ds["theory_stress_curve"].dims == ds["draw_stress_curve"].dims == ds["sim_stress_curve"].dims
         assert ds.attrs["Conventions"].startswith("CF-") and ds.attrs["criterion_k_star"] == 3
     mem, disk = sweep

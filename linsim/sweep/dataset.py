@@ -3,8 +3,8 @@
 Dataset layout
 --------------
 Dimensions are the swept axes (canonical names: ``slope``, ``scale_ratio``, ``steps``, ...),
-``k`` (number of InPCA dimensions, 1..10, for the explained-stress curves) and, with
-``replicates > 1``, ``replicate``.  Every variable and coordinate has CF ``long_name`` and
+``component`` (InPCA component k = 1..10 of the explained-stress curves, the dimension name of
+``linsim ribbon``'s ``ribbon.nc`` too) and, with ``replicates > 1``, ``replicate``.  Every variable and coordinate has CF ``long_name`` and
 ``units`` (``"1"`` for dimensionless numbers, ``"s"`` for seconds); axis coordinates also carry
 their ``symbol`` (c, ρ/σ₀, T, ...).  Variables:
 
@@ -146,7 +146,7 @@ def write_cell(folder: Path, spec_fingerprint: str, flat: int, replicate: int, r
     for key, value in result.scalars.items():
         data[key] = ((), np.asarray(value, dtype=bool if isinstance(value, bool) else np.float64))
     for key, curve in result.curves.items():
-        data[key] = (("k",), np.asarray(curve, dtype=np.float64))
+        data[key] = (("component",), np.asarray(curve, dtype=np.float64))
     ds = xr.Dataset(data, attrs={
         "linsim_type": "PhaseSweepCell", "sweep_fingerprint": spec_fingerprint, "flat_index": int(flat),
         "replicate": int(replicate), "seed": int(result.seed), "seconds": float(result.seconds),
@@ -192,7 +192,7 @@ def load_cells(folder: Path, spec_fingerprint: str) -> dict[tuple[int, int], Cel
         scalars = {}
         curves = {}
         for key, var in ds.data_vars.items():
-            if var.dims == ("k",):
+            if var.dims == ("component",):
                 curves[key] = np.asarray(var.values, dtype=np.float64)
             elif var.dtype == bool:
                 scalars[key] = bool(var.values)
@@ -356,17 +356,18 @@ def assemble(spec: PhaseSpec, results: Mapping[tuple[int, int], CellResult], *, 
     for key in sorted(curve_keys):
         values, has = gather(key, N_STRESS)
         if R == 1:
-            put(key, np.where(has[..., None], values, np.nan)[:, 0], ("k",))
+            put(key, np.where(has[..., None], values, np.nan)[:, 0], ("component",))
         else:
             mean, std = _stats(np.moveaxis(values, 1, -1), has[:, None, :])
-            put(key, mean, ("k",))
-            put(f"{key}_std", std, ("k",))
+            put(key, mean, ("component",))
+            put(f"{key}_std", std, ("component",))
 
     coords = {}
     for name, values in spec.axes.items():
         info = axis_info(name)
         coords[name] = (name, values, {"long_name": info.long_name, "units": info.units, "symbol": info.symbol})
-    coords["k"] = ("k", np.arange(1, N_STRESS + 1), {"long_name": "number of InPCA dimensions k", "units": "1"})
+    coords["component"] = ("component", np.arange(1, N_STRESS + 1),
+                           {"long_name": "InPCA component k (explained stress of the first k)", "units": "1"})
     if R > 1:
         coords["replicate"] = ("replicate", np.arange(R), {"long_name": "replicate (independent seed) number",
                                                            "units": "1"})
