@@ -8,9 +8,10 @@ from __future__ import annotations
 import numpy as np
 
 from ._checks import integer, nonnegative, positive
-from .ensemble import _analytic_spectrum, _setup, expected_explained_stress, mode_profiles
+from .ensemble import (_analytic_spectrum, _init_cloud_spectrum, _mp_typical, _setup,
+                       expected_explained_stress, mode_profiles)
 from .schedule import checkpoint_steps
-from .stress import k_chi
+from .stress import explained_stress, k_chi
 
 __all__ = [
     "geometric_spectrum",
@@ -150,10 +151,10 @@ def k_chi_teacher(eigenvalues, lr, steps, *, chi=0.9, dynamics="gd", loss="squar
 def k_chi_init(eigenvalues, n_classes, lr, steps, n_runs, *, chi=0.9, dynamics="gd", loss="squared"):
     """``k_χ`` of the initialization-dominated limit (ρ/σ0 → 0), counting time directions.
 
-    ``k_χ`` of the analytic finite-R, finite-C curve (:func:`theory.expected_explained_stress`,
-    ``method='analytic'``) at ρ = 0: the R-1 run directions of every time direction of the
-    mode Gram ``S`` on the actual checkpoints, with their finite-C degrees of freedom and the
-    run-mean trajectory. ``inf`` is impossible (the curve is complete).
+    ``k_χ`` of the deterministic ρ = 0 spectrum of derivations.md §4.4: the R-1 run copies of
+    every time direction of the mode Gram ``S`` on the actual checkpoints with their finite-C
+    degrees of freedom (or, when the runs outnumber the effective features, each mode's C-1
+    features in their own run directions), plus the run-mean trajectory.
 
     Examples
     --------
@@ -162,9 +163,8 @@ def k_chi_init(eigenvalues, n_classes, lr, steps, n_runs, *, chi=0.9, dynamics="
     2.0
     """
     chi = _chi(chi)
-    curve = expected_explained_stress(eigenvalues, n_classes, 0.0, 1.0, lr, steps, n_runs,
-                                      dynamics=dynamics, loss=loss, method="analytic")
-    return curve.k_chi(chi)
+    lam, C, _, _, R, F = _setup(eigenvalues, n_classes, 0.0, 1.0, lr, steps, n_runs, dynamics, loss)
+    return k_chi(_init_cloud_spectrum(lam, C, 1.0, R, F), chi)
 
 
 def energy_terms(eigenvalues, n_classes, lr, steps, n_runs, *, dynamics="gd", loss="squared"):
@@ -261,8 +261,7 @@ def critical_ratio(eigenvalues, n_classes, lr, steps, n_runs, *, chi=0.9, k_star
     k_star = integer(k_star, "k_star", minimum=1)
     if k_star >= R * K:
         raise ValueError(f"k_star must be in [1, number of points - 1 = {R * K - 1}], got {k_star}")
-    init = expected_explained_stress(lam, C, 0.0, 1.0, lr, steps, R, dynamics=dynamics, loss=loss,
-                                     method="analytic").chi
+    init = explained_stress(_init_cloud_spectrum(lam, C, 1.0, R, F))
     if init.size >= k_star and init[k_star - 1] >= chi:
         return 0.0
     T2, X1, I0, nu = energy_terms(lam, C, lr, steps, R, dynamics=dynamics, loss=loss)
@@ -272,7 +271,12 @@ def critical_ratio(eigenvalues, n_classes, lr, steps, n_runs, *, chi=0.9, k_star
     beta = (1.0 - chi) ** 2
     # energy shares: teacher tail after j directions, initialization share of its top m levels
     tail = np.concatenate([np.cumsum((nu**2)[::-1])[::-1], [0.0]]) / tot
-    _, g = _analytic_spectrum(lam, C, 0.0, 1.0, R, F, parts=True)
+    Phi = mode_profiles(lam, C, F)
+    nrm = np.sum(Phi**2, axis=0)
+    if R - 1 > 2.0 * (C - 1) * nrm.sum() ** 2 / np.sum(nrm**2):  # as _init_cloud_spectrum
+        g = np.sort(np.concatenate([_mp_typical(R - 1, C - 1, nk) for nk in nrm]))[::-1]
+    else:
+        _, g = _analytic_spectrum(lam, C, 0.0, 1.0, R, F, parts=True)
     g2 = g**2
     top = np.concatenate([[0.0], np.cumsum(g2)]) / g2.sum() if g2.sum() > 0 else np.zeros(1)
     best = np.inf

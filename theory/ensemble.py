@@ -204,6 +204,26 @@ def _analytic_spectrum(lam, C, rho, s0, R, F, parts=False):
     return ev[np.argsort(-np.abs(ev), kind="stable")]
 
 
+def _init_cloud_spectrum(lam, C, s0, R, F) -> np.ndarray:
+    """Deterministic spectrum at ρ = 0 (derivations.md §4.4, last paragraph).
+
+    When the runs clearly outnumber the effective features,
+    ``R - 1 > 2 (C-1)(Σ_k ‖φ_k‖²)² / Σ_k ‖φ_k‖⁴`` (the factor 2 is an empirical choice, §4.4),
+    each mode's ``C-1`` features get their own run directions (nearly orthogonal across
+    modes), so the initialization values are the union over modes of the Marchenko-Pastur
+    values of a ``(R-1)``-dimensional Wishart with ``C-1`` dof and scale ``σ0²‖φ_k‖²``;
+    otherwise the sequential accounting of :func:`_analytic_spectrum` is used.
+    """
+    tvals, ivals = _analytic_spectrum(lam, C, 0.0, s0, R, F, parts=True)
+    Phi = mode_profiles(lam, C, F)
+    nrm = np.sum(Phi**2, axis=0)
+    n_feat = (C - 1) * nrm.sum() ** 2 / np.sum(nrm**2) if np.any(nrm > 0) else 0.0
+    if R > 1 and R - 1 > 2.0 * n_feat:
+        ivals = np.concatenate([_mp_typical(R - 1, C - 1, s0**2 * nk) for nk in nrm])
+    ev = np.concatenate([tvals, ivals])
+    return ev[np.argsort(-np.abs(ev), kind="stable")]
+
+
 _METHODS = ("analytic", "monte-carlo", "mean-field")
 
 
