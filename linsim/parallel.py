@@ -47,7 +47,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Iterable, Iterator, Sequence

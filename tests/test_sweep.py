@@ -2,7 +2,6 @@
 and the agreement summary on a hand-built dataset."""
 
 import dataclasses
-import math
 
 import numpy as np
 import pytest
