@@ -114,7 +114,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="keep the cells already finished in --out from an interrupted run with the same "
                    "settings, compute only the rest")
     g.add_argument("--scheduler", type=_scheduler, default=None, metavar="ADDRESS",
-                   help="run the cells on a Dask cluster at ADDRESS (e.g. tcp://host:8786) instead of local processes")
+                   help="run the cells on a Dask cluster at ADDRESS (e.g. tcp://host:8786) instead of "
+                   "local processes")
     g = parser.add_argument_group("output")
     g.add_argument("--out", type=Path, default=Path("linsim-out"),
                    help="output folder, created if needed (default linsim-out)")

@@ -394,8 +394,10 @@ def phase_curve(ds, metric: str = "stress_k", *, ax=None, legend: bool = True):
     std = values(f"sim_{metric}_std")
     ax.plot(x, sim, "o-", color="black", label="simulation")
     if std is not None and np.isfinite(std).any():
-        ax.fill_between(x, sim - std, sim + std, color="0.6", alpha=0.3, lw=0, label="simulation ± 1 s.d. (replicates)")
-    for prefix, style, label in (("theory", "s--", "theory (expected spectrum)"), ("draw", "^:", "theory (same draw)")):
+        ax.fill_between(x, sim - std, sim + std, color="0.6", alpha=0.3, lw=0,
+                        label="simulation ± 1 s.d. (replicates)")
+    for prefix, style, label in (("theory", "s--", "theory (expected spectrum)"),
+                                 ("draw", "^:", "theory (same draw)")):
         v = values(f"{prefix}_{metric}")
         if v is not None and np.isfinite(v).any():
             ax.plot(x, v, style, color="tab:blue" if prefix == "theory" else "tab:orange", ms=5, label=label)
@@ -413,8 +415,8 @@ def phase_curve(ds, metric: str = "stress_k", *, ax=None, legend: bool = True):
             ax.plot(x[bad], sim[bad], "X", ms=11, mfc="white", mec="black", ls="none",
                     label=f"theory ≠ simulation ({int(bad.sum())} cells)")
     if (~ok).any():
-        ax.plot(x[~ok], np.zeros((~ok).sum()), "s", mfc="none", mec="red", ls="none", transform=ax.get_xaxis_transform(),
-                label=f"failed cell ({int((~ok).sum())})")
+        ax.plot(x[~ok], np.zeros((~ok).sum()), "s", mfc="none", mec="red", ls="none",
+                transform=ax.get_xaxis_transform(), label=f"failed cell ({int((~ok).sum())})")
     if _is_log(x, ds[name]):
         ax.set_xscale("log")
     if name in _INTEGER_AXES and not _is_log(x, ds[name]):
