@@ -64,13 +64,16 @@ def import_theory():
             raise TheoryShadowedError(f"cannot locate the 'theory' package: {exc}") from exc
         if spec is None:
             raise ImportError("linsim's 'theory' package is not installed (pip install -e . installs both)")
+        where = spec.origin if spec.origin not in (None, "namespace") else \
+            ", ".join(spec.submodule_search_locations or [])
         if spec.submodule_search_locations is None:  # a plain module, e.g. someone's theory.py
-            raise TheoryShadowedError(_shadow_message(spec.origin))
+            raise TheoryShadowedError(_shadow_message(where))
         try:
             mod = importlib.import_module("theory")
         except ImportError as exc:
-            raise TheoryShadowedError(_shadow_message(spec.origin) + f" ({exc})") from exc
+            raise TheoryShadowedError(_shadow_message(where) + f" ({exc})") from exc
     missing = [name for name in _REQUIRED if not hasattr(mod, name)]
     if missing or not hasattr(mod, "__path__"):
-        raise TheoryShadowedError(_shadow_message(getattr(mod, "__file__", None)))
+        where = getattr(mod, "__file__", None) or ", ".join(getattr(mod, "__path__", []) or [])
+        raise TheoryShadowedError(_shadow_message(where))
     return mod

@@ -8,14 +8,17 @@ can show progress and write results as they come.  Engines are registry entries
 ``"serial"``
     In the calling process, one item after the other.
 ``"process"``
-    A pool of fresh Python worker processes (``python -c`` bootstraps, not ``fork``).  The
-    workers never re-run the caller's ``__main__`` script, so a script without an
+    A pool of fresh Python worker processes (``python -c`` bootstraps, not ``fork``; POSIX).
+    The workers never re-run the caller's ``__main__`` script, so a script without an
     ``if __name__ == "__main__":`` guard works; functions must live in an importable module.
+    Workers start with every thread variable (``OMP_NUM_THREADS``, ...) set to one.
 ``"dask"``
     A ``dask.distributed`` cluster: the scheduler at ``scheduler=ADDRESS`` (or the
     ``DASK_SCHEDULER_ADDRESS`` environment variable), a given ``distributed.Client``, or a
     ``LocalCluster`` started (and closed) by the engine.  Dask is an optional extra
-    (``pip install 'linsim[dask]'``), imported only when this engine is used.
+    (``pip install 'linsim[dask]'``), imported only when this engine is used.  (A LocalCluster
+    of processes starts them with multiprocessing's spawn, which re-runs an unguarded
+    ``__main__``: from scripts, guard it, or use ``"process"``.)
 
 Bitwise-identical results
 -------------------------

@@ -66,15 +66,20 @@ def test_script_without_main_guard_runs_on_workers_with_the_serial_bits(tmp_path
     _data_equal(serial, read_netcdf(tmp_path / "two.nc"))
 
 
-def test_a_shadowing_theory_py_is_named(tmp_path):
-    (tmp_path / "theory.py").write_text("x = 1  # the user's own notes\n")
+@pytest.mark.parametrize("shadow", ["theory.py", "theory/__init__.py", "theory/notes.txt"])
+def test_a_shadowing_theory_module_is_named(tmp_path, shadow):
+    # a module, a package and a plain folder (namespace package) called theory
+    (tmp_path / shadow).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / shadow).write_text("x = 1  # the user's own notes\n")
     res = _run_script(tmp_path, f"""
         from linsim.sweep import PhaseSpec, run_phase
         from linsim.ensemble import EnsembleConfig
         run_phase(PhaseSpec({TINY_REPR}, {{"ratio": [0.5, 5.0]}}), n_workers=1, progress=False)
     """)
     assert res.returncode != 0
-    assert str(tmp_path / "theory.py") in res.stderr and "shadows" in res.stderr, res.stderr[-2000:]
+    named = str(tmp_path / shadow) if shadow.endswith(".py") else str(tmp_path / "theory")
+    assert "TheoryShadowedError" in res.stderr and named in res.stderr and "shadows" in res.stderr, \
+        res.stderr[-2000:]
 
 
 def test_a_sweep_whose_cells_all_fail_raises():
