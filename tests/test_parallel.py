@@ -129,7 +129,17 @@ def test_engine_contract(name, request):
         if name == "process":
             assert any("traceback in the worker process" in n for n in info.value.__notes__)
         assert dict(engine.map_unordered(_square, [2, 3])) == {0: 4, 1: 9}
+        # every item runs single-threaded (BLAS pools and torch), in this process or not
+        assert {r for _, r in engine.map_unordered(_threads_seen, range(3))} == {((1,), 1)}
     assert engine.workers >= 1
+
+
+def _threads_seen(_):
+    import torch
+    from threadpoolctl import threadpool_info
+
+    blas = tuple(sorted({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}))
+    return blas, torch.get_num_threads()
 
 
 def _square(x):
