@@ -341,13 +341,31 @@ def test_no_stale_figure_beside_new_data(tmp_path, capsys, monkeypatch):
     assert not old.exists() and (tmp_path / "ribbon.nc").exists()
 
 
-def test_phase_removes_an_old_figure_before_replacing_the_data(tmp_path, no_compute):
+def test_phase_keeps_the_old_figure_only_while_it_matches_the_data(tmp_path, monkeypatch):
     out = tmp_path / "out"
     out.mkdir()
-    (out / "phase.png").write_bytes(b"old")
+    (out / "phase.nc").write_bytes(b"old data")
+    (out / "phase.png").write_bytes(b"old figure")
+    seen = []
+
+    def replaces_then_fails(spec, *a, out=None, **k):
+        seen.append(sorted(p.name for p in out.parent.iterdir() if not p.name.startswith(".")))
+        out.write_bytes(b"new data, longer than the old")
+        raise KeyboardInterrupt
+
+    def fails_before_writing(spec, *a, out=None, **k):
+        seen.append(sorted(p.name for p in out.parent.iterdir() if not p.name.startswith(".")))
+        raise Computed
+
+    monkeypatch.setattr(linsim.sweep, "run_phase", fails_before_writing)
     with pytest.raises(Computed):
         main(phase(tmp_path, "--axis", "c=0,1"))
-    assert not (out / "phase.png").exists()
+    assert seen[-1] == ["phase.nc"]  # out of sight while the data may be replaced
+    assert (out / "phase.png").read_bytes() == b"old figure"  # data untouched: figure back
+
+    monkeypatch.setattr(linsim.sweep, "run_phase", replaces_then_fails)
+    assert main(phase(tmp_path, "--axis", "c=0,1")) == 130
+    assert sorted(p.name for p in out.iterdir()) == ["phase.nc"]  # new data: the old figure is gone
 
 
 def test_cli_leaves_the_backend_alone(tmp_path):
@@ -528,8 +546,20 @@ def test_outputs_never_leave_an_old_figure_or_temp_files(tmp_path):
     out.add_writer("x.nc", interrupted)
     with pytest.raises(KeyboardInterrupt):
         out.write()
-    # old data kept, old figure gone (it would describe data that is being replaced), no debris
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.nc"]
+    # nothing was replaced: the old pair is back as it was, and no debris
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.nc", "x.png"]
+    assert (tmp_path / "x.png").read_bytes() == b"old figure"
+
+    def replaced_then_interrupted(path, command):
+        path.write_text("new data")
+        raise KeyboardInterrupt
+
+    out = Outputs(tmp_path, "x.png", "linsim test")
+    out.figure = fig
+    out.add_writer("x.nc", replaced_then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        out.write()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.nc"]  # new data, no old figure
     out = Outputs(tmp_path, "x.png", "linsim test")
     out.figure = fig
     out.add_writer("x.nc", lambda path, command: path.write_text(command))

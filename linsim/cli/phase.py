@@ -242,12 +242,12 @@ def run(args) -> int:
 
     figure = not args.no_figure
     outputs = Outputs(out_dir, "phase.png", command_line(args))
-    outputs.remove_old_figure()  # phase.nc is replaced by the sweep: no stale figure beside it
     t0 = time.perf_counter()
     try:
-        ds = run_phase(spec, n_workers=args.workers, progress=not args.no_progress and not args.json,
-                       theory_resolution=resolution, out=out_dir / "phase.nc", command=outputs.command,
-                       replicates=args.replicates, resume=args.resume, scheduler=args.scheduler)
+        with outputs.figure_set_aside("phase.nc"):  # no old phase.png beside a new phase.nc
+            ds = run_phase(spec, n_workers=args.workers, progress=not args.no_progress and not args.json,
+                           theory_resolution=resolution, out=out_dir / "phase.nc", command=outputs.command,
+                           replicates=args.replicates, resume=args.resume, scheduler=args.scheduler)
     except SweepFailedError as exc:
         print(f"linsim phase: error: {exc}", file=sys.stderr)
         return 1
