@@ -22,6 +22,8 @@ import warnings
 import numpy as np
 import torch
 
+__all__ = ["DIST_TOL", "NORM_TOL", "as_float_tensor", "check_distance_matrix", "check_log_prob_chunk", "check_rank"]
+
 #: default tolerance on |log sum_c p_c| per dtype
 NORM_TOL = {torch.float64: 1e-8, torch.float32: 1e-4}
 
@@ -92,21 +94,6 @@ def check_log_prob_chunk(lp: torch.Tensor, name: str, model_offset: int, sample_
             f"{i + sample_offset} (sum = {total!r}; tolerance |log sum| <= {norm_tol:g}); pass "
             f"log-probabilities (e.g. log_softmax of the logits), not logits or probabilities")
     return logz
-
-
-def check_log_probs(x, name: str, norm_tol: float | None = None, chunk_elems: int = 1 << 24):
-    """Validate a whole ``(M, n, C)`` array of log-probabilities (chunked over models).
-
-    Returns the tensor (original dtype, not copied) and the tolerance used.
-    """
-    t = as_float_tensor(x, name)
-    check_rank(t, 3, name, "(M, n, C) = (models, samples, classes)")
-    tol = NORM_TOL[t.dtype] if norm_tol is None else float(norm_tol)
-    M, n, C = t.shape
-    step = max(1, chunk_elems // (n * C))
-    for m0 in range(0, M, step):
-        check_log_prob_chunk(t[m0:m0 + step].to(torch.float64), name, m0, 0, tol)
-    return t, tol
 
 
 def check_distance_matrix(D, name: str = "D", tol: float = DIST_TOL, square: bool = True) -> np.ndarray:

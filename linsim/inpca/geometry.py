@@ -93,6 +93,12 @@ def uniform_log_probs(n, C):
     Returns
     -------
     numpy.ndarray float64 (n, C) filled with ``-log C``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> bool(np.allclose(np.exp(uniform_log_probs(2, 4)), 0.25))
+    True
     """
     if not (int(n) == n and n >= 1 and int(C) == C and C >= 2):
         raise ValueError(f"need integers n >= 1 and C >= 2; got n={n!r}, C={C!r}")
@@ -110,6 +116,11 @@ def one_hot_log_probs(labels, C):
     Returns
     -------
     numpy.ndarray float64 (n, C): 0 at the label, ``-inf`` elsewhere.
+
+    Examples
+    --------
+    >>> one_hot_log_probs([2, 0], 3).tolist()
+    [[-inf, -inf, 0.0], [0.0, -inf, -inf]]
     """
     labels = np.asarray(labels)
     if labels.ndim != 1 or labels.size == 0:
@@ -152,6 +163,16 @@ def geodesic(logp, logq, s, *, norm_tol=None):
     -------
     numpy.ndarray float64: (n, C) for scalar ``s``, (S, n, C) for an array; log-probabilities,
     ``-inf`` where both end points have probability zero.
+
+    Examples
+    --------
+    Half way from ignorance to truth (C = 2): the great circle's midpoint, ``sqrt(p)`` at the
+    angle ``theta / 2`` with ``theta = arccos(1 / sqrt(2)) = pi / 4``.
+
+    >>> import numpy as np
+    >>> mid = geodesic(uniform_log_probs(1, 2), one_hot_log_probs([0], 2), 0.5)
+    >>> bool(np.allclose(np.exp(mid), [[np.cos(np.pi / 8) ** 2, np.sin(np.pi / 8) ** 2]]))
+    True
     """
     lp = _model(logp, "logp", norm_tol)
     lq = _model(logq, "logq", norm_tol)
@@ -172,6 +193,13 @@ def log_map(logp, logq, *, norm_tol=None):
     Returns ``theta_i / sin(theta_i) * (sqrt(q_i) - cos(theta_i) sqrt(p_i))`` per sample, in
     sqrt-probability coordinates; row ``i`` is orthogonal to ``sqrt(p_i)`` and has norm
     ``theta_i``.  Shape (n, C), float64.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> v = log_map(uniform_log_probs(1, 2), one_hot_log_probs([0], 2))
+    >>> bool(np.isclose(np.linalg.norm(v), np.pi / 4))    # the angle between sqrt(p) and sqrt(q)
+    True
     """
     lp = _model(logp, "logp", norm_tol)
     lq = _model(logq, "logq", norm_tol)
@@ -269,6 +297,12 @@ def progress(logr, logp, logq, *, objective="bhattacharyya", return_distance=Fal
     Returns
     -------
     float, or (m,) array for a stack; with ``return_distance`` a pair ``(s, distance)``.
+
+    Examples
+    --------
+    >>> P0, P1 = uniform_log_probs(3, 4), one_hot_log_probs([0, 1, 3], 4)
+    >>> round(progress(geodesic(P0, P1, 0.3), P0, P1), 8)    # a point on the geodesic
+    0.3
     """
     stack, rs, lp, lq = _model_and_ends(logr, logp, logq, objective, norm_tol)
     out = np.array([_progress_one(_geodesic_objective(r, lp, lq, objective), xatol) for r in rs])
@@ -288,6 +322,14 @@ def distance_to_geodesic(logr, logp, logq, s=None, *, objective="bhattacharyya",
     Returns
     -------
     float, or (m,) array for a stack ``logr`` of shape (m, n, C).
+
+    Examples
+    --------
+    >>> P0, P1 = uniform_log_probs(3, 4), one_hot_log_probs([0, 1, 3], 4)
+    >>> round(distance_to_geodesic(geodesic(P0, P1, 0.7), P0, P1), 12) + 0.0   # on it: 0
+    0.0
+    >>> round(distance_to_geodesic(P0, P0, P1, s=1.0), 12) == round(0.5 * float(np.log(4)), 12)
+    True
     """
     if s is None:
         return progress(logr, logp, logq, objective=objective, return_distance=True, norm_tol=norm_tol)[1]
@@ -319,6 +361,15 @@ def reindex(logp_traj, index_values, grid, *, norm_tol=None):
     Returns
     -------
     numpy.ndarray float64 (G, n, C) of log-probabilities.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> P0, P1 = uniform_log_probs(2, 3), one_hot_log_probs([0, 2], 3)
+    >>> traj = np.stack([P0, P1])                       # two checkpoints, index 0 and 1
+    >>> out = reindex(traj, [0.0, 1.0], [0.25, 2.0])
+    >>> bool(np.allclose(out[0], geodesic(P0, P1, 0.25))), bool(np.array_equal(out[1], P1))
+    (True, True)
     """
     traj = _model(logp_traj, "logp_traj", norm_tol, allow_stack=True)
     if traj.ndim != 3:
