@@ -322,3 +322,22 @@ def test_no_library_module_touches_pyplot_or_the_backend():
             offenders += [f"{path.relative_to(root)}:{node.lineno}: imports {n}" for n in names
                           if n == "matplotlib.pyplot" or n.startswith("matplotlib.pyplot.")]
     assert not offenders, "\n".join(offenders)
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis.extra.numpy import arrays  # noqa: E402
+
+
+@settings(max_examples=20, deadline=None)
+@given(k_sim=arrays(np.float64, (3, 4), elements=st.sampled_from([1.0, 2.0, 4.0, 6.0, np.inf])),
+       k_th=arrays(np.float64, (3, 4), elements=st.sampled_from([1.0, 3.0, 5.0, np.inf])),
+       failed=arrays(bool, (3, 4)))
+def test_disagreement_markers_are_exactly_the_disagreeing_ok_cells(k_sim, k_th, failed):
+    c, r = np.array([0.0, 1.0, 2.0]), np.array([0.1, 1.0, 10.0, 100.0])
+    status = np.where(failed, "failed", "ok")
+    ax = phase_map(_sweep(c, r, k_sim, k_th, status=status, fine=False), colorbar=False)
+    marks = [ln for ln in ax.lines if ln.get_marker() == "X"]
+    got = set(zip(marks[0].get_xdata(), marks[0].get_ydata())) if marks else set()
+    want = {(c[i], r[j]) for i in range(3) for j in range(4)
+            if not failed[i, j] and (k_sim[i, j] <= 3) != (k_th[i, j] <= 3)}
+    assert got == want
