@@ -247,7 +247,8 @@ def test_replicates_average_independent_seeds():
 
 
 def test_resume_recomputes_a_damaged_cell_file(tmp_path, monkeypatch):
-    spec = PhaseSpec(TINY, {"ratio": [0.5, 5.0, 50.0]}, root_seed=9)
+    # with replicates: each (cell, replicate) is its own unit in the store
+    spec = PhaseSpec(TINY, {"ratio": [0.5, 5.0, 50.0]}, root_seed=9, replicates=2)
     full = run_phase(spec, n_workers=1, progress=False)
     out = tmp_path / "p.nc"
     monkeypatch.setattr(runner_module, "write_cell", _interrupting(runner_module.write_cell, 2))
