@@ -152,7 +152,7 @@ def dendrogram_axes(linkage, names, *, ax=None):
     ax = _axes(ax, (7.0, 4.0))
     Z = np.asarray(linkage)
     if Z.shape[0] == 0:
-        ax.text(0.5, 0.5, "one configuration: no dendrogram", ha="center", transform=ax.transAxes)
+        ax.text(0.5, 0.5, "fewer than two configurations with distances: no dendrogram", ha="center", transform=ax.transAxes)
         return ax
     dendrogram(Z, labels=list(names), ax=ax, leaf_rotation=90, leaf_font_size=6, color_threshold=0)
     ax.set_ylabel("equal-progress distance (complete linkage)")

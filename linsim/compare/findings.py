@@ -18,10 +18,11 @@ tuned with both); parameters in :data:`IGNORED_PARAMS` (devices, seeds, bookkeep
 
 Equal-progress distances
 ------------------------
-Runs are resampled at a common progress grid (:mod:`linsim.compare.progress`), from the largest
+Runs are resampled at a common progress grid (:mod:`linsim.compare.progress`), from the smallest
 starting progress to the median over configurations of their final seed-mean progress;
 ``T[g, i, j]`` is the distance between runs ``i`` and ``j`` at grid value ``g``, ``nan`` unless
-both runs reached ``g`` (a run that stops short is not compared beyond its end).  The distance
+``g`` lies in both runs' own progress ranges (:func:`linsim.compare.progress.reached`: a run is
+not compared beyond where it stopped, nor before where it started).  The distance
 between two configurations is ``T`` averaged over the grid and over all pairs of their runs
 (distinct runs when a configuration is compared with itself: the seed-to-seed distance),
 ignoring the ``nan`` entries; ``nan`` when no pair of runs shares a grid value.
@@ -31,7 +32,9 @@ architecture / the same over pairs that differ only in ``f`` (> 1: the factor ma
 the architecture).  The permutation importance (scikit-learn, a random forest fitted on all
 configuration pairs with one 0/1 feature per factor: "the pair differs in it", scored in-sample)
 says how much each factor explains of the pairwise distance.  The dendrogram is complete
-linkage (``optimal_ordering=True``) on the configuration distances.
+linkage (``optimal_ordering=True``) on the configuration distances; pairs of configurations
+whose progress ranges do not overlap have no distance and enter the dendrogram at the largest
+measured distance (their number is ``Findings.dendrogram_filled``).
 """
 
 from __future__ import annotations
@@ -239,10 +242,13 @@ def _dendrogram(study):
     D = study.config_distance.copy()
     P = D.shape[0]
     np.fill_diagonal(D, 0.0)
-    if P < 2 or not np.isfinite(D).all():  # a configuration shares no progress with another
-        return np.zeros((0, 4)), list(range(P))
+    missing = ~np.isfinite(D)
+    n_filled = int(missing.sum() // 2)
+    if P < 2 or missing.all():
+        return np.zeros((0, 4)), list(range(P)), n_filled
+    D[missing] = np.nanmax(D)  # no common progress range: as far as the farthest measured pair
     Z = linkage(squareform(D, checks=False), method="complete", optimal_ordering=True)
-    return Z, [int(i) for i in dendrogram(Z, no_plot=True)["leaves"]]
+    return Z, [int(i) for i in dendrogram(Z, no_plot=True)["leaves"]], n_filled
 
 
 @dataclass(frozen=True)
@@ -267,8 +273,12 @@ class Findings:
         (c) width-pair distance / architecture-pair distance.
     steps_to_half : dict config name -> float
         (c) steps for the seed-mean progress to reach 0.5.
-    width_speedup : list of (architecture, width, steps_to_half)
-        (c) the same, for configurations that vary in width.
+    width_speedup : list of (architecture, width, steps_to_half, steps_to_mid)
+        (c) the same (and :attr:`steps_to_mid`), for grids that vary in width.
+    mid_level : float
+        The middle of the equal-progress grid (reached by about half the configurations).
+    steps_to_mid : dict config name -> float
+        (c) steps for the seed-mean progress to reach ``mid_level`` (short grids may never reach 0.5).
     init_ratio : float
         (d) init-pair distance / architecture-pair distance.
     init_vs_seed : float
@@ -277,6 +287,8 @@ class Findings:
         Mean tube width over seeds and progress.
     geodesic_gap : dict config name -> float
         Mean distance to the geodesic over seeds and progress.
+    dendrogram_filled : int
+        Configuration pairs without a common progress range (entered at the largest distance).
 
     Examples
     --------
@@ -300,6 +312,9 @@ class Findings:
     init_vs_seed: float = math.nan
     tube_width: dict = field(default_factory=dict)
     geodesic_gap: dict = field(default_factory=dict)
+    dendrogram_filled: int = 0
+    mid_level: float = math.nan
+    steps_to_mid: dict = field(default_factory=dict)
 
     def as_dict(self):
         """JSON-ready dict (nan becomes None)."""
@@ -331,8 +346,9 @@ class Findings:
         imp = ", ".join(f"{k} {f(v)}" for k, v in self.importance.items())
         out.append(f"(b) permutation importance for the pairwise distance: {imp}.")
         out.append(f"(c) width-pair distance / architecture-pair distance = {f(self.width_ratio)}; steps to "
-                   "progress 0.5 by width: " + (", ".join(f"{a} w={w:g}: {f(s, '.0f')}" for a, w, s in self.width_speedup)
-                                                or "n/a") + ".")
+                   f"progress 0.5 (and to {f(self.mid_level, '.3f')}, mid-grid) by width: "
+                   + (", ".join(f"{a} w={w:g}: {f(s, '.0f')} ({f(m, '.0f')})" for a, w, s, m in self.width_speedup)
+                      or "n/a") + ".")
         out.append(f"(d) init-pair distance / architecture-pair distance = {f(self.init_ratio)}; / seed-to-seed "
                    f"distance = {f(self.init_vs_seed)}.")
         return out
@@ -369,14 +385,16 @@ def measure_findings(study, deep_stress, *, factors=None, seed=0):
     pairs = _pair_means(study, factors)
     arch = pairs.get("architecture", (math.nan, 0))[0]
     sep = {f: (arch / d if d and np.isfinite(d) and np.isfinite(arch) else math.nan) for f, (d, _) in pairs.items()}
-    Z, leaves = _dendrogram(study)
+    Z, leaves, n_filled = _dendrogram(study)
     diag = np.diagonal(study.config_distance)
     seed_d = float(np.nanmean(diag)) if np.isfinite(diag).any() else math.nan
     steps_half = {n: steps_to_progress(t, p, 0.5) for n, t, p in zip(study.names, study.times, study.progress)}
+    mid = float(0.5 * (study.grid[0] + study.grid[-1]))
+    steps_mid = {n: steps_to_progress(t, p, mid) for n, t, p in zip(study.names, study.times, study.progress)}
     widths = {p.get("width") for p in study.params}
     speed = []
     if len(widths) > 1:
-        speed = sorted((str(p.get("architecture")), float(p.get("width")), steps_half[n])
+        speed = sorted((str(p.get("architecture")), float(p.get("width")), steps_half[n], steps_mid[n])
                        for n, p in zip(study.names, study.params))
     width_d = pairs.get("width", (math.nan, 0))[0]
     init_d = pairs.get("init", (math.nan, 0))[0]
@@ -386,6 +404,7 @@ def measure_findings(study, deep_stress, *, factors=None, seed=0):
         importance=_permutation_importance(study, factors, seed), linkage=Z, leaves=leaves,
         seed_distance=seed_d, width_ratio=ratio(width_d, arch), steps_to_half=steps_half, width_speedup=speed,
         init_ratio=ratio(init_d, arch), init_vs_seed=ratio(init_d, seed_d),
+        dendrogram_filled=n_filled, mid_level=mid, steps_to_mid=steps_mid,
         tube_width={n: _nanmean(t) for n, t in zip(study.names, study.tube)},
         geodesic_gap={n: _nanmean(g) for n, g in zip(study.names, study.geodesic_gap)})
 

@@ -168,7 +168,10 @@ class Comparison:
             "permutation_importance": f["importance"],
             "width": {"width_over_architecture_distance": f["width_ratio"],
                       "steps_to_progress_half": [{"architecture": a, "width": w, "steps": s}
-                                                 for a, w, s in f["width_speedup"]]},
+                                                 for a, w, s, _ in f["width_speedup"]],
+                      "mid_level": f["mid_level"],
+                      "steps_to_mid_level": [{"architecture": a, "width": w, "steps": m}
+                                             for a, w, _, m in f["width_speedup"]]},
             "init": {"init_over_architecture_distance": f["init_ratio"],
                      "init_over_seed_distance": f["init_vs_seed"]},
             "theory_vs_deep": rows,
@@ -330,6 +333,9 @@ def compare(deep, *, config=None, names=None, progress=None):
     say("equal-progress study")
     study = progress_study(deep, names, n_grid=config.n_grid, device=config.device)
     findings = measure_findings(study, joint.views.deep, seed=config.seed)
+    if findings.dendrogram_filled:
+        notes.append(f"{findings.dendrogram_filled} configuration pairs share no progress range; the dendrogram "
+                     "places them at the largest measured distance")
 
     say("theory controls")
     rows = []

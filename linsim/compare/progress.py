@@ -110,12 +110,13 @@ def progress_grid(progress_values, n_points=50, *, lower=None, upper=None, rule=
     n_points : int
         Grid size ``G`` (>= 2).
     lower, upper : float, optional
-        Ends of the grid.  Default lower end: the largest starting progress over all runs.
+        Ends of the grid (defaults from ``rule``).
     rule : {"common", "median"}
-        Default upper end.  ``"common"``: the smallest final (maximum) progress over all runs,
-        so that no run is held at its last checkpoint.  ``"median"``: the median over the
-        trajectories of the final progress of their seed-mean; runs that stop short of a grid
-        value must then be masked (:func:`reached`).
+        ``"common"``: from the largest starting progress to the smallest final (maximum)
+        progress over all runs, so that every run covers the whole grid.  ``"median"``: from the
+        smallest starting progress to the median over the trajectories of the final progress of
+        their seed-mean; grid values outside a run's own range must then be masked
+        (:func:`reached`).
 
     Returns
     -------
@@ -128,14 +129,19 @@ def progress_grid(progress_values, n_points=50, *, lower=None, upper=None, rule=
     [0.1, 0.4, 0.7]
     >>> progress_grid([np.array([[0.0, 0.5, 0.9]]), np.array([[0.1, 0.2]]), np.array([[0.0, 0.6]])], 2,
     ...               rule="median").tolist()
-    [0.1, 0.6]
+    [0.0, 0.6]
     """
     runs = [np.asarray(p, dtype=np.float64).reshape(-1, np.shape(p)[-1]) for p in progress_values]
     if not runs:
         raise ValueError("progress_values is empty")
     if rule not in ("common", "median"):
         raise ValueError(f"rule must be 'common' or 'median'; got {rule!r}")
-    lo = max(float(r[:, 0].max()) for r in runs) if lower is None else float(lower)
+    if lower is not None:
+        lo = float(lower)
+    elif rule == "common":
+        lo = max(float(r[:, 0].max()) for r in runs)
+    else:
+        lo = min(float(r[:, 0].min()) for r in runs)
     if upper is not None:
         hi = float(upper)
     elif rule == "common":
@@ -151,7 +157,10 @@ def progress_grid(progress_values, n_points=50, *, lower=None, upper=None, rule=
 
 
 def reached(progress_values, grid):
-    """Which grid values each run has reached: ``grid[g] <= max_k progress[r, k]``.
+    """Which grid values lie in each run's own range: ``progress[r, 0] <= grid[g] <= max_k progress[r, k]``.
+
+    Outside it the resampled model is the run's first or last checkpoint, not a model at
+    progress ``grid[g]``.
 
     Parameters
     ----------
@@ -164,11 +173,12 @@ def reached(progress_values, grid):
 
     Examples
     --------
-    >>> reached([[0.0, 0.3, 0.2]], [0.1, 0.3, 0.5]).tolist()
-    [[True, True, False]]
+    >>> reached([[0.0, 0.3, 0.2], [0.2, 0.5, 0.6]], [0.1, 0.3, 0.5]).tolist()
+    [[True, True, False], [False, True, True]]
     """
     p = np.asarray(progress_values, dtype=np.float64)
-    return np.asarray(grid, dtype=np.float64)[None, :] <= p.max(axis=1)[:, None]
+    g = np.asarray(grid, dtype=np.float64)[None, :]
+    return (g >= p[:, :1]) & (g <= p.max(axis=1)[:, None])
 
 
 def equal_progress(traj, grid, progress_values=None):

@@ -111,6 +111,9 @@ def comparison_dataset(comp):
             "linkage": (("merge", "linkage_column"), np.asarray(f.linkage, dtype=np.float64).reshape(-1, 4)),
             "leaves": (("leaf",), np.asarray(f.leaves, dtype=np.int64)),
             "steps_to_half": (("config",), np.array([f.steps_to_half[n] for n in comp.names]), {"units": "step"}),
+            "steps_to_mid": (("config",), np.array([f.steps_to_mid[n] for n in comp.names]),
+                             {"units": "step", "long_name": "steps for the seed-mean progress to reach mid_level"}),
+            "mid_level": ((), f.mid_level, {"long_name": "middle of the equal-progress grid"}),
             "mean_tube_width": (("config",), np.array([f.tube_width[n] for n in comp.names])),
             "mean_geodesic_gap": (("config",), np.array([f.geodesic_gap[n] for n in comp.names])),
             "top3_stress": ((), f.top3_stress),
@@ -202,8 +205,13 @@ def markdown_report(ds):
     answer.append(f"* **What distinguishes trajectories:** architecture-pair distance over factor-pair distance "
                   f"(>1 means the factor matters less than the architecture): {sep_txt}. Permutation importance: "
                   f"{imp_txt}.")
+    half = ds["steps_to_half"].values
     answer.append(f"* **Width:** width pairs are {_fmt(float(ds['width_ratio']))} × as far apart as architecture "
-                  "pairs at equal progress (small: the same manifold); steps to reach progress 0.5 are in the table.")
+                  "pairs at equal progress (small: the same manifold). "
+                  + (f"{int(np.isfinite(half).sum())} configurations reach progress 0.5; " if np.isfinite(half).any()
+                     else "No configuration reaches progress 0.5 in this grid; ")
+                  + f"steps to progress 0.5 and to the mid-grid progress {_fmt(float(ds['mid_level']), '.3f')} are in "
+                    "the table.")
     answer.append(f"* **Initialization:** init pairs are {_fmt(float(ds['init_ratio']))} × the architecture-pair "
                   f"distance and {_fmt(float(ds['init_vs_seed']))} × the seed-to-seed distance.")
     lines = ["# Do these networks behave like the linear theory says?", "",
@@ -217,14 +225,14 @@ def markdown_report(ds):
     for v in stress:
         lines.append(f"| {v} | {_fmt(at(v, 1))} | {_fmt(at(v, 2))} | {_fmt(at(v, 3))} | {k_of(v)} |")
     lines += ["", "| configuration | c (inputs) | c (NTK) | ρ/σ₀ | T | final logit rms | measured k_χ | "
-              "theory k_χ (c inputs) | theory k_χ (c NTK) | steps to progress 0.5 |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              "theory k_χ (c inputs) | theory k_χ (c NTK) | steps to progress 0.5 | steps to mid-grid |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for i, name in enumerate(ds["config"].values):
         g = {f: ds[f"control_{f}"].values[i] for f in _CONTROL_FIELDS}
         lines.append(f"| {name} | {_fmt(g['c_input'])} | {_fmt(g['c_ntk'])} | {_fmt(g['ratio'])} | "
                      f"{_fmt(g['steps'], '.0f')} | {_fmt(g['final_logit_rms'])} | {_fmt(g['measured_k'], '.0f')} | "
                      f"{_fmt(g['predicted_k_input'], '.0f')} | {_fmt(g['predicted_k_ntk'], '.0f')} | "
-                     f"{_fmt(ds['steps_to_half'].values[i], '.0f')} |")
+                     f"{_fmt(ds['steps_to_half'].values[i], '.0f')} | {_fmt(ds['steps_to_mid'].values[i], '.0f')} |")
     lines += ["", "Decay rates c are least-squares slopes of log λ_k over the leading "
               f"{int(np.nanmax(ds['control_c_input_n_fit'].values))} eigenvalues; the theory's k_χ is that of its "
               "expected explained stress on its standard ensemble at those controls (linsim.compare.controls).", ""]

@@ -63,7 +63,8 @@ def test_same_path_at_another_speed_is_at_zero_equal_progress_distance(grid):
     # width moves along the same manifold: no farther apart than seeds, far closer than architectures
     assert f.factor_distance["width"][0] <= f.seed_distance
     assert f.width_ratio < 0.1
-    assert [w for a, w, s in f.width_speedup if a == "mlp"] == [1.0, 1.0, 1.0, 2.0]
+    assert [row[1] for row in f.width_speedup if row[0] == "mlp"] == [1.0, 1.0, 1.0, 2.0]
+    assert f.steps_to_mid["mlp-w2"] == pytest.approx(f.steps_to_mid["mlp"] / 2, rel=1e-9)
 
 
 def test_architectures_separate_and_small_perturbations_do_not(grid):
