@@ -213,7 +213,15 @@ def checkpoint_steps(steps: int, n_checkpoints: int) -> np.ndarray:
     --------
     >>> checkpoint_steps(1000, 5).tolist()
     [0, 1, 6, 32, 178, 1000]
+    >>> checkpoint_steps(10**19, 3)
+    Traceback (most recent call last):
+    ...
+    ValueError: steps=10000000000000000000 exceeds 2**53 = 9007199254740992, the largest exactly representable step count
     """
+    if isinstance(steps, (int, np.integer)) and not isinstance(steps, bool) and steps > MAX_STEPS:
+        raise ValueError(
+            f"steps={steps} exceeds 2**53 = {MAX_STEPS}, the largest exactly representable step count"
+        )
     return _theory().checkpoint_steps(steps, n_checkpoints)
 
 
