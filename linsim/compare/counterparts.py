@@ -380,7 +380,7 @@ register_counterpart(CounterpartEntry(
 
 
 def build_counterparts(problem, kinds=("linear", "softmax", "ntk", "random_features"), *, lr_scale=1.0,
-                       device=None, ntk_dtype="float64"):
+                       device=None, ntk_dtype="float64", options=None):
     """Trajectories of the linear counterparts of one deep configuration.
 
     Parameters
@@ -394,6 +394,9 @@ def build_counterparts(problem, kinds=("linear", "softmax", "ntk", "random_featu
         Device of the NTK Jacobians.
     ntk_dtype : {"float64", "float32"}
         Precision of the NTK Jacobians (the kernel is accumulated in float64 either way).
+    options : dict name -> dict, optional
+        Overrides of a counterpart's registered options, e.g.
+        ``{"random_features": {"n_features": 64}}``; unknown option names are refused.
 
     Returns
     -------
@@ -420,11 +423,19 @@ def build_counterparts(problem, kinds=("linear", "softmax", "ntk", "random_featu
     unknown = [k for k in kinds if k not in COUNTERPARTS]
     if unknown:
         raise ValueError(f"unknown counterpart {unknown[0]!r}; valid: {sorted(COUNTERPARTS)}")
+    options = dict(options or {})
+    for name, opts in options.items():
+        if name not in COUNTERPARTS:
+            raise ValueError(f"options given for unknown counterpart {name!r}; valid: {sorted(COUNTERPARTS)}")
+        bad = set(opts) - set(COUNTERPARTS[name].options)
+        if bad:
+            raise ValueError(f"counterpart {name!r} has no option {sorted(bad)[0]!r}; its options: "
+                             f"{sorted(COUNTERPARTS[name].options) or 'none'}")
     seeds = dict(zip(sorted(COUNTERPARTS), np.random.SeedSequence(problem.seed).spawn(len(COUNTERPARTS))))
     out, ntk = {}, []
     for name in kinds:
         entry = COUNTERPARTS[name]
-        kwargs = dict(entry.options)
+        kwargs = {**entry.options, **options.get(name, {})}
         if name == "ntk":
             kwargs["device"] = device
             kwargs["dtype"] = ntk_dtype

@@ -57,9 +57,11 @@ def test_linear_counterpart_is_the_closed_form_with_bias_and_matched_init_scale(
 
 
 def test_same_seed_same_numbers_and_seed_changes_draws():
-    a, _ = build_counterparts(_problem(), ["linear", "softmax", "random_features"])
-    b, _ = build_counterparts(_problem(), ["linear", "softmax", "random_features"])
+    small = {"random_features": {"n_features": 32}}
+    a, _ = build_counterparts(_problem(), ["linear", "softmax", "random_features"], options=small)
+    b, _ = build_counterparts(_problem(), ["linear", "softmax", "random_features"], options=small)
     c, _ = build_counterparts(_problem(seed=6), ["linear"])
+    assert a["random_features"].params["n_features"] == 32
     for name in a:
         np.testing.assert_array_equal(a[name].outputs, b[name].outputs)
     assert not np.allclose(a["linear"].outputs, c["linear"].outputs)
@@ -83,6 +85,8 @@ def test_errors_name_the_problem():
         build_counterparts(_problem(), ["ntk"])
     with pytest.raises(ValueError, match="unknown counterpart 'svm'"):
         build_counterparts(_problem(), ["svm"])
+    with pytest.raises(ValueError, match="has no option 'depth'"):
+        build_counterparts(_problem(), ["random_features"], options={"random_features": {"depth": 2}})
     with pytest.raises(ValueError, match="y_eval"):
         _problem(y_eval=np.zeros(3, dtype=int))
     with pytest.raises(ValueError, match="K_train must be a square"):
