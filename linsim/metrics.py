@@ -112,7 +112,13 @@ def _spectrum(eigenvalues) -> np.ndarray:
 
 
 def stress_at(eigenvalues, k: int, frobenius_norm=None) -> float:
-    """Explained stress ``χ_k`` at a fixed ``k`` (``k`` must not exceed the number given)."""
+    """Explained stress ``χ_k`` at a fixed ``k`` (``k`` must not exceed the number given).
+
+    Examples
+    --------
+    >>> stress_at([3.0, -2.0, 1.0], 3)
+    1.0
+    """
     lam = _spectrum(eigenvalues)
     if not 1 <= k <= lam.size:
         raise ValueError(f"k must lie in 1..{lam.size} (number of eigenvalues given); got {k}")
@@ -134,6 +140,13 @@ def decay_rate(eigenvalues, k: int = 10) -> tuple[float, float, int]:
         Standard error of ``r`` from the residuals (``nan`` when only two points are used).
     n_used : int
         Number of eigenvalues in the fit (at least 2).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rate, err, used = decay_rate(np.exp(-0.5 * np.arange(5)), k=5)
+    >>> round(rate, 12), used
+    (0.5, 5)
     """
     lam = _spectrum(eigenvalues)
     if k < 2:
@@ -156,7 +169,13 @@ def decay_rate(eigenvalues, k: int = 10) -> tuple[float, float, int]:
 
 
 def negative_share(eigenvalues, frobenius_norm=None) -> tuple[int, float]:
-    """Count of negative (time-like) eigenvalues and their share ``Σ_{λ<0} λ² / ‖W‖_F²``."""
+    """Count of negative (time-like) eigenvalues and their share ``Σ_{λ<0} λ² / ‖W‖_F²``.
+
+    Examples
+    --------
+    >>> negative_share([3.0, -2.0, 1.0])  # (count, 4 / 14)
+    (1, 0.2857142857142857)
+    """
     lam = _spectrum(eigenvalues)
     explained_stress(lam, frobenius_norm)  # validates the norm against the spectrum
     fro_sq = float(np.sum(lam**2)) if frobenius_norm is None else float(frobenius_norm) ** 2
@@ -170,6 +189,11 @@ def widths(embedding) -> tuple[np.ndarray, np.ndarray]:
 
     Returns the RMS width (standard deviation of each column; equals ``sqrt(|λ_j|/M)`` for an
     InPCA embedding of ``M`` points) and the full extent ``max − min`` of each column.
+
+    Examples
+    --------
+    >>> widths([[1.0], [-1.0]])
+    (array([1.]), array([2.]))
     """
     x = np.asarray(embedding, dtype=np.float64)
     if x.ndim != 2 or x.shape[0] < 2:
@@ -190,6 +214,12 @@ def summarize(
     largest available ``k``), ``stress_1``, ``stress_2``, ``stress_3`` (nan when fewer
     eigenvalues), ``decay_rate``, ``decay_rate_stderr``, ``n_negative``, ``negative_share``,
     ``is_ribbon``.
+
+    Examples
+    --------
+    >>> s = summarize([3.0, -2.0, 1.0])
+    >>> s['k_chi'], s['n_negative'], s['is_ribbon']
+    (3.0, 1, True)
     """
     lam = _spectrum(eigenvalues)
     curve = explained_stress(lam, frobenius_norm)

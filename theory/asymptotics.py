@@ -41,7 +41,13 @@ def _chi(chi):
 
 
 def geometric_spectrum(c, d, lam1=1.0):
-    """``λ_k = lam1 * exp(-c (k-1))``, k = 1..d, shape (d,)."""
+    """``λ_k = lam1 * exp(-c (k-1))``, k = 1..d, shape (d,).
+
+    Examples
+    --------
+    >>> geometric_spectrum(1.0, 3)
+    array([1.        , 0.36787944, 0.13533528])
+    """
     c = _c(c)
     return positive(lam1, "lam1") * np.exp(-c * np.arange(integer(d, "d", minimum=1)))
 
@@ -51,6 +57,11 @@ def active_modes(c, T, lr_lambda1, d=None):
 
     Mode k has relaxed when ``ηλ_k T >= 1``. Clipped to [0, d] when d is given; ``inf`` for c = 0 without d.
     For gradient flow pass ``lr_lambda1 = λ_1`` and T = time.
+
+    Examples
+    --------
+    >>> active_modes(0.5, 1000, 1.0, d=30)
+    14.815510557964274
     """
     c = _c(c)
     T = nonnegative(T, "T")
@@ -67,7 +78,13 @@ def active_modes(c, T, lr_lambda1, d=None):
 
 
 def teacher_decay_ratio(rate_ratio):
-    """Zolotarev/Cauchy decay ratio ``r = exp(-π² / ln(4κ))`` for rates spanning a factor κ >= 1."""
+    """Zolotarev/Cauchy decay ratio ``r = exp(-π² / ln(4κ))`` for rates spanning a factor κ >= 1.
+
+    Examples
+    --------
+    >>> round(teacher_decay_ratio(100.0), 4)
+    0.1926
+    """
     kappa = float(rate_ratio)
     if not kappa >= 1:
         raise ValueError(f"rate_ratio must be >= 1, got {kappa}")
@@ -80,6 +97,11 @@ def teacher_decay_bound(k, rate_ratio):
     Exact statement: the teacher Gram of gradient flow observed uniformly in time is the Cauchy-like
     matrix ``√(λ_iλ_j)/(λ_i+λ_j)``; with rates in [a, b], ``κ = b/a``, its eigenvalues obey this bound
     (displacement rank 1, Zolotarev number of [a,b] vs [-b,-a]).
+
+    Examples
+    --------
+    >>> teacher_decay_bound([0, 1, 2], 100.0).round(3)
+    array([1.   , 0.77 , 0.148])
     """
     return np.minimum(1.0, 4.0 * teacher_decay_ratio(rate_ratio) ** np.asarray(k, dtype=float))
 
@@ -93,6 +115,11 @@ def k_chi_teacher_bound(c, T, lr_lambda1, chi=0.9, d=None):
 
     ``k_χ <= min( ceil( ln(4 / ((1-χ) sqrt(1-r²))) / ln(1/r) ), floor(k_T) + 1 )`` with
     ``r = teacher_decay_ratio(κ)``, ``κ = max(1, min(ηλ_1 T, e^{c(d-1)}))`` the span of resolved rates.
+
+    Examples
+    --------
+    >>> k_chi_teacher_bound(0.5, 1000, 1.0, d=30)
+    4
     """
     chi = _chi(chi)
     c = _c(c)
@@ -112,6 +139,11 @@ def k_chi_init_estimate(c, n_classes, n_runs, chi=0.9, d=None):
     ``N = min(R-1, (C-1) d)`` dimensions. Geometric decay: the first L levels capture
     ``1 - e^{-2cL}`` of ``Σλ²``, so ``k_χ ≈ (C-1) ceil(ln(1/(1-χ))/c)``; isotropic (c = 0):
     ``k_χ ≈ ceil(N (1 - (1-χ)²))``. The smaller of the two is returned.
+
+    Examples
+    --------
+    >>> k_chi_init_estimate(0.5, 5, 16)
+    15
     """
     chi = _chi(chi)
     c = _c(c)
@@ -322,13 +354,18 @@ def phase_map(axes, fixed, *, chi=0.9, k_star=3, method="critical", n_checkpoint
         Spectrum ``λ_k = lam1 e^{-c(k-1)}``; GD with ``η = lr_lambda1/λ_1``; checkpoints ``0`` and
         ``n_checkpoints`` log-spaced steps in [1, T] (:func:`theory.checkpoint_steps`, the
         simulator's schedule).
-    method : {'critical', 'monte-carlo'}
-        ``'critical'``: closed-form mean-field criterion ``ρ/σ0 >= critical_ratio``;
-        ``'monte-carlo'``: ``k_χ`` of the expected explained-stress curve (:func:`expected_explained_stress`).
+    method : {'critical', 'analytic', 'monte-carlo'}
+        ``'critical'``: the closed-form boundary ``ρ/σ0 >= critical_ratio`` (finite C and R);
+        ``'analytic'`` / ``'monte-carlo'``: ``k_χ`` of the expected explained-stress curve (:func:`expected_explained_stress`).
 
     Returns
     -------
     (len(axis0), len(axis1)) bool array, True where a hyper-ribbon is predicted.
+
+    Examples
+    --------
+    >>> phase_map({'c': [0.5], 'ratio': [0.1, 10.0]}, dict(d=12, n_classes=3, n_runs=4, T=100))
+    array([[False,  True]])
     """
     names = list(axes)
     if len(names) != 2 or not set(names) <= {"c", "ratio", "T"}:
@@ -351,19 +388,25 @@ def _ribbon_cell(p, chi, k_star, method, n_checkpoints, lr_lambda1, n_draws, see
     R = integer(p["n_runs"], "n_runs", minimum=1)
     if method == "critical":
         return bool(p["ratio"] >= critical_ratio(lam, C, lr, steps, R, chi=chi, k_star=k_star))
-    if method == "monte-carlo":
+    if method in ("monte-carlo", "analytic"):
         if int(k_star) >= R * steps.size:
             raise ValueError(f"k_star={k_star} must be < number of points {R * steps.size}")
         curve = expected_explained_stress(lam, C, p["ratio"], 1.0, lr, steps, R, n_draws=n_draws,
-                                          seed=seed)
+                                          seed=seed, method=method)
         return bool(curve.chi[int(k_star) - 1] >= chi) if curve.chi.size >= int(k_star) else False
-    raise ValueError(f"method must be 'critical' or 'monte-carlo', got {method!r}")
+    raise ValueError(f"method must be 'critical', 'analytic' or 'monte-carlo', got {method!r}")
 
 
 def phase_boundary(axis, values, fixed, *, chi=0.9, k_star=3, n_checkpoints=10, lr_lambda1=1.0):
     """Critical ρ/σ0 along one axis (``'c'`` or ``'T'``): the boundary curve in the (c, ρ/σ0) or
     (T, ρ/σ0) plane; for the (c, T) plane evaluate it on a T grid and take the level set
-    ``critical_ratio = ratio``. Returns an array like ``values`` (inf where no ratio gives a ribbon)."""
+    ``critical_ratio = ratio``. Returns an array like ``values`` (inf where no ratio gives a ribbon).
+
+    Examples
+    --------
+    >>> phase_boundary('c', [0.5, 1.0], dict(d=12, n_classes=3, n_runs=4, T=100)).round(3)
+    array([1.984, 1.709])
+    """
     if axis not in ("c", "T"):
         raise ValueError(f"axis must be 'c' or 'T', got {axis!r}")
     out = []

@@ -82,6 +82,13 @@ def mean_field_blocks(eigenvalues, n_classes, teacher_scale, init_scale, lr, ste
         ``(C-1)(Rρ² + σ0²) J_K S J_K``: the mean-over-runs direction (its eigenvalues occur once).
     init_block : (K, K) array
         ``(C-1) σ0² S``: the directions orthogonal to the run mean (eigenvalues occur R-1 times).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> tb, ib = mean_field_blocks(np.exp(-np.arange(4.0)), 3, 0.1, 0.1, 1.0, [0, 2, 8], 2)
+    >>> tb.shape, ib.shape
+    ((3, 3), (3, 3))
     """
     lam, C, rho, s0, R, F = _setup(eigenvalues, n_classes, teacher_scale, init_scale, lr, steps,
                                    n_runs, dynamics, loss)
@@ -100,6 +107,13 @@ def expected_frobenius_sq(eigenvalues, n_classes, teacher_scale, init_scale, lr,
     ``E||JGJ||² = ||E JGJ||² + (C-1) Σ_k [ (tr Σ_k)² + ||Σ_k||_F² ]``, with
     ``tr Σ_k = (Rρ²+σ0²)||J φ_k||² + (R-1)σ0²||φ_k||²`` and
     ``||Σ_k||² = (Rρ²+σ0²)²||J φ_k||⁴ + (R-1)σ0⁴||φ_k||⁴`` (derivations.md §4.2).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> f = expected_frobenius_sq(np.exp(-np.arange(4.0)), 3, 0.1, 0.1, 1.0, [0, 2, 8], 2)
+    >>> bool(f > 0)
+    True
     """
     lam, C, rho, s0, R, F = _setup(eigenvalues, n_classes, teacher_scale, init_scale, lr, steps,
                                    n_runs, dynamics, loss)

@@ -28,6 +28,12 @@ def class_contrast_basis(n_classes: int) -> np.ndarray:
     """Orthonormal basis ``Q`` (C, C-1) of the vectors orthogonal to the all-ones vector.
 
     ``Q Qᵀ = P⊥ = I - 11ᵀ/C`` and ``Qᵀ Q = I_{C-1}``. Deterministic (Helmert contrasts).
+
+    Examples
+    --------
+    >>> Q = class_contrast_basis(3)
+    >>> Q.shape, bool(abs(Q.sum(axis=0)).max() < 1e-15)
+    ((3, 2), True)
     """
     C = integer(n_classes, "n_classes", minimum=2)
     Q = np.zeros((C, C - 1))
@@ -43,6 +49,11 @@ def effective_rates(eigenvalues, n_classes: int | None = None, loss: str = "squa
 
     For cross-entropy toward teacher probabilities ``softmax(W* x)`` near the uniform point the gradient
     is ``(1/C) P⊥ (W - W*) Σ`` (derivations.md §5), so every rate is divided by ``C``.
+
+    Examples
+    --------
+    >>> effective_rates([1.0, 0.5], 2, loss='cross_entropy')
+    array([0.5 , 0.25])
     """
     lam = spectrum_array(eigenvalues)
     if loss == "squared":
@@ -105,6 +116,13 @@ def embedding_points(eigenvalues, teacher, init, factors) -> np.ndarray:
     Row ``(r, t)`` is ``Qᵀ (W_{r,t} - W*) Λ^{1/2} / sqrt(8C)`` flattened, with
     ``W_{r,t} - W* = (W0_r - W*) diag(factors[t])``. Squared Euclidean distances between rows equal the
     small-logit Bhattacharyya distances (mean over samples); the constant ``W*`` drops out on centering.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> Y = embedding_points([1.0, 0.5], np.zeros((2, 2)), np.ones((3, 2, 2)), np.ones((4, 2)))
+    >>> Y.shape
+    (12, 2)
     """
     lam, Wt, W0 = _check_weights(eigenvalues, teacher, init)
     F = as_float_array(factors, "factors", ndim=2)
@@ -124,6 +142,11 @@ def gram_spectrum(points) -> np.ndarray:
     Computed on the smaller side: ``eigvalsh`` of the (M, M) Gram if M <= p, else of the (p, p)
     scatter matrix; returns ``min(M, p)`` values (the remaining ones are exactly zero). Values are not
     clipped, so round-off may leave tiny negatives.
+
+    Examples
+    --------
+    >>> gram_spectrum([[0.0, 0.0], [2.0, 0.0]])
+    array([2., 0.])
     """
     Y = as_float_array(points, "points", ndim=2)
     Yc = Y - Y.mean(axis=0, keepdims=True)
@@ -164,6 +187,14 @@ def quadratic_spectrum(eigenvalues, teacher, init, lr, steps, *, dynamics: str =
         InPCA eigenvalues (units of the mean-over-samples Bhattacharyya distance), sorted by |λ|
         descending; points ordered run-major ``(r, t)``. Includes all nonzero eigenvalues, so
         ``theory.explained_stress`` can be formed from it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> g = np.random.default_rng(0)
+    >>> ev = quadratic_spectrum([1.0, 0.5], g.normal(size=(3, 2)), g.normal(size=(4, 3, 2)), 1.0, [0, 1, 5])
+    >>> ev.shape, bool(np.all(np.diff(np.abs(ev)) <= 0))
+    ((4,), True)
     """
     lam, Wt, W0 = _check_weights(eigenvalues, teacher, init)
     rates = effective_rates(lam, Wt.shape[0], loss)
@@ -172,5 +203,13 @@ def quadratic_spectrum(eigenvalues, teacher, init, lr, steps, *, dynamics: str =
 
 
 def quadratic_spectrum_flow(eigenvalues, teacher, init, times, *, loss: str = "squared") -> np.ndarray:
-    """Gradient-flow variant of :func:`quadratic_spectrum`: factors ``exp(-r_k t)`` at ``times`` (K,)."""
+    """Gradient-flow variant of :func:`quadratic_spectrum`: factors ``exp(-r_k t)`` at ``times`` (K,).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> g = np.random.default_rng(0)
+    >>> quadratic_spectrum_flow([1.0, 0.5], g.normal(size=(3, 2)), g.normal(size=(4, 3, 2)), [0.0, 1.0]).shape
+    (4,)
+    """
     return quadratic_spectrum(eigenvalues, teacher, init, None, times, dynamics="flow", loss=loss)

@@ -46,6 +46,14 @@ def kernel_quadratic_spectrum(gram, target_outputs, init_outputs, lr, steps, *, 
     -------
     (min(R*K, (C-1)*n),) array sorted by |λ| descending (distances: Bhattacharyya mean over the n
     training points, softmax outputs).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> g = np.random.default_rng(0)
+    >>> X = g.normal(size=(6, 2))
+    >>> kernel_quadratic_spectrum(X @ X.T, g.normal(size=(6, 2)), g.normal(size=(2, 6, 2)), 0.5, [0, 3]).shape
+    (4,)
     """
     Kmat = as_float_array(gram, "gram", ndim=2)
     n = Kmat.shape[0]
@@ -80,6 +88,14 @@ def sgd_minibatch_second_moment(inputs, M, batch_size):
     ``Σ_B = (1/b) Σ_{i∈B} x_i x_iᵀ``. Result: ``Σ M Σ + f_b (Γ(M) - Σ M Σ)`` with
     ``f_b = (n-b)/(b(n-1))`` and ``Γ(M) = (1/n) Σ_i x_i (x_iᵀ M x_i) x_iᵀ`` (derivations.md §5.2).
     ``inputs`` (n, d), ``M`` (d, d); returns (d, d).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.eye(2)
+    >>> sgd_minibatch_second_moment(X, np.eye(2), 2)  # full batch: Σ M Σ
+    array([[0.25, 0.  ],
+           [0.  , 0.25]])
     """
     X = as_float_array(inputs, "inputs", ndim=2)
     M = as_float_array(M, "M", ndim=2)
@@ -104,6 +120,14 @@ def sgd_expected_gram(inputs, teacher, init, lr, steps, batch_size):
     product of the GD means; for r = r', t <= t', ``(1/8C) tr(M_t A^{t'-t} Σ)``. Centred with ``J_M``;
     its eigenvalues are the expected InPCA matrix's in the small-logit limit. ``inputs`` (n, d) any
     basis; ``teacher`` (C, d); ``init`` (R, C, d); ``steps`` (K,) ints.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> g = np.random.default_rng(0)
+    >>> G = sgd_expected_gram(g.normal(size=(6, 2)), g.normal(size=(2, 2)), g.normal(size=(2, 2, 2)), 0.1, [0, 2], 3)
+    >>> G.shape
+    (4, 4)
     """
     X = as_float_array(inputs, "inputs", ndim=2)
     Wt = as_float_array(teacher, "teacher", ndim=2)
@@ -145,7 +169,15 @@ def sgd_expected_gram(inputs, teacher, init, lr, steps, batch_size):
 
 def sgd_quadratic_spectrum(inputs, teacher, init, lr, steps, batch_size):
     """Eigenvalues (|λ|-descending) of :func:`sgd_expected_gram`: the small-logit InPCA spectrum of the
-    SGD-noise-averaged ensemble geometry (GD spectrum plus an initialization-like noise spread)."""
+    SGD-noise-averaged ensemble geometry (GD spectrum plus an initialization-like noise spread).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> g = np.random.default_rng(0)
+    >>> sgd_quadratic_spectrum(g.normal(size=(6, 2)), g.normal(size=(2, 2)), g.normal(size=(2, 2, 2)), 0.1, [0, 2], 3).shape
+    (4,)
+    """
     G = sgd_expected_gram(inputs, teacher, init, lr, steps, batch_size)
     ev = np.linalg.eigvalsh((G + G.T) / 2)
     return ev[np.argsort(-np.abs(ev), kind="stable")]

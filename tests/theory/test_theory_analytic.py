@@ -161,3 +161,22 @@ def test_k_chi_init_counts_time_directions():
     curves = _draw_curves(lam, 3, 0.0, 1.0, 1.0, st, 8, 40, 9)
     k_draws = np.argmax(curves >= 0.9 - 1e-12, axis=1) + 1
     assert abs(theory.k_chi_init(lam, 3, 1.0, st, 8) - np.median(k_draws)) <= 1
+
+
+def test_energy_terms_regroup_the_exact_fourth_moment():
+    """a²T2 + a X1 + I0 (a = Rρ² + 1) is E‖W‖_F²; checked against independent draws' Σμ²."""
+    lam, C, R = LAM30(0.5)[:12], 3, 5
+    st = np.array([0, 1, 3, 10, 30])
+    T2, X1, I0, _ = theory.energy_terms(lam, C, 1.0, st, R)
+    Phi = _profiles(lam, C, 1.0, st)
+    g = np.random.default_rng(21)
+    for rho in (0.3, 2.0):
+        a = R * rho**2 + 1.0
+        vals = []
+        for _ in range(4000):
+            E = g.standard_normal((R, C - 1, lam.size)) - rho * g.standard_normal((1, C - 1, lam.size))
+            Y = (E[:, None] * Phi[None, :, None, :]).reshape(R * st.size, -1)
+            Y = Y - Y.mean(0)
+            vals.append(np.sum((Y @ Y.T) ** 2))
+        se = np.std(vals) / np.sqrt(len(vals))
+        assert abs(np.mean(vals) - (a * a * T2 + a * X1 + I0)) < 4 * se
