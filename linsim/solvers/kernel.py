@@ -335,10 +335,27 @@ def gp_prior_outputs(X, n_runs: int, C: int, scale: float, seed, *, kind="linear
         raise ValueError("seed is required (int or SeedSequence); randomness is always explicit")
     if isinstance(seed, np.random.Generator):
         raise TypeError("pass an int or numpy.random.SeedSequence as seed, not a Generator")
+    for name, value in (("n_runs", n_runs), ("C", C)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive integer; got {value!r}")
+    if isinstance(scale, bool) or not isinstance(scale, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(scale) or scale < 0:
+        raise ValueError(f"scale must be a finite number >= 0; got {scale!r}")
     X = as_matrix("X", X)
     G = kernel_matrix(X, X, kind, bandwidth)
+    name = getattr(kind, "__name__", kind)
+    g_max = float(np.abs(G).max()) if G.size else 0.0
+    asym = float(np.abs(G - G.T).max()) if G.size else 0.0
+    if asym > 1e-10 * g_max:
+        raise ValueError(f"the {name!r} kernel matrix is not symmetric (max |K - K^T| = {asym:.3g})")
     mu, U = np.linalg.eigh(0.5 * (G + G.T))
-    root = U * np.sqrt(np.clip(mu, 0.0, None))
+    tol = max(1e-10, X.shape[0] * np.finfo(np.float64).eps) * max(float(np.abs(mu).max()) if mu.size else 0.0, 0.0)
+    if mu.size and mu[0] < -tol:
+        raise ValueError(
+            f"the {name!r} kernel matrix is not positive semi-definite: smallest eigenvalue {mu[0]:.3e} "
+            f"(tolerance {tol:.3e}); a Gaussian process with this covariance does not exist"
+        )
+    root = U * np.sqrt(np.where(mu > 0, mu, 0.0))  # only round-off negatives (within tol) reach here
     xi = np.random.default_rng(seed).standard_normal((n_runs, X.shape[0], C))
     return scale * np.einsum("ij,rjc->ric", root, xi)
 

@@ -130,3 +130,19 @@ def test_kernel_registry_plugs_a_kernel_into_the_machinery():
         del KERNELS["bad_shape"]
     with pytest.raises(ValueError, match=r"one of \('linear', 'rbf', 'arccos', 'ntk'\)"):
         kernel_matrix(X, X, "poly")
+
+
+def test_gp_prior_refuses_what_is_not_a_covariance():
+    X = np.random.default_rng(1).standard_normal((5, 2))
+    with pytest.raises(ValueError, match="not positive semi-definite"):
+        gp_prior_outputs(X, 2, 1, 1.0, 0, kind=lambda A, B: -(A @ B.T))
+    with pytest.raises(ValueError, match="not symmetric"):
+        gp_prior_outputs(X, 2, 1, 1.0, 0, kind=lambda A, B: A @ B.T + np.triu(np.ones((len(A), len(B))), 1))
+    for kwargs, match in ((dict(n_runs=0), "n_runs"), (dict(C=1.5), "C must"), (dict(scale=-1.0), "scale")):
+        args = dict(n_runs=2, C=1, scale=1.0)
+        args.update(kwargs)
+        with pytest.raises(ValueError, match=match):
+            gp_prior_outputs(X, args["n_runs"], args["C"], args["scale"], 0)
+    # a rank-deficient PSD kernel (linear kernel, p > d) is fine: its round-off negatives are zeros
+    F = gp_prior_outputs(X, 3, 2, 0.5, 0)
+    assert F.shape == (3, 5, 2) and np.all(np.isfinite(F))
