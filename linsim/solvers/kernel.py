@@ -59,7 +59,7 @@ def _angle_terms(A: np.ndarray, B: np.ndarray):
     norms = np.outer(na, nb)
     with np.errstate(invalid="ignore", divide="ignore"):
         cos = np.where(norms > 0, dots / np.where(norms > 0, norms, 1.0), 1.0)
-    cos = np.clip(cos, -1.0, 1.0)
+    cos = np.clip(cos, -1.0, 1.0)  # |cos| <= 1 exactly; only round-off can step outside
     theta = np.arccos(cos)
     return dots, norms, cos, theta
 
@@ -73,7 +73,7 @@ def _rbf_kernel(A, B, bandwidth):
     if not np.isfinite(bandwidth) or bandwidth <= 0:
         raise ValueError(f"RBF bandwidth must be a positive finite number; got {bandwidth}")
     sq = (A**2).sum(1)[:, None] + (B**2).sum(1)[None, :] - 2 * A @ B.T
-    return np.exp(-np.maximum(sq, 0.0) / (2 * bandwidth**2))
+    return np.exp(-np.maximum(sq, 0.0) / (2 * bandwidth**2))  # sq >= 0 exactly; round-off only
 
 
 def _arccos_kernel(A, B, bandwidth):
