@@ -246,3 +246,19 @@ def test_thread_limit_covers_blas_libraries_loaded_inside_the_block():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "[1]"
+
+
+def _crash(code):
+    os._exit(code)
+
+
+def _unpicklable(_):
+    return threading.Lock()
+
+
+def test_process_engine_names_a_dead_worker_and_an_unsendable_result():
+    with ProcessEngine(1) as engine:
+        with pytest.raises(parallel.WorkerError, match=r"exited \(code 3\) while running item 0"):
+            list(engine.map_unordered(_crash, [3]))
+        with pytest.raises(parallel.WorkerError, match="could not be sent back"):
+            list(engine.map_unordered(_unpicklable, [0]))
