@@ -82,35 +82,37 @@ def _prep_kernel():
     import numba
 
     @numba.njit(cache=True, nogil=True, error_model="numpy")
-    def prep(lp, m0, s0, s1, tol, normalize, X, logz):  # pragma: no cover - compiled
-        """X[i, c, m] = sqrt(p / Z) of model m0 + m, sample s0 + i; logz[i, m] = log Z.
-        Returns -1, or the flat index m * (s1 - s0) + i of the first row with |log Z| > tol."""
-        w = X.shape[2]
-        C = X.shape[1]
-        for m in range(w):
-            for i in range(s1 - s0):
+    def prep(E, tol, normalize, X, logz):  # pragma: no cover - compiled
+        """From ``E[m, i, c] = sqrt(p)`` (unnormalized): ``X[i, c, m] = sqrt(p / Z)`` and
+        ``logz[i, m] = log Z``.  Returns -1, or the flat index ``m * s + i`` of the first row with
+        ``|log Z| > tol`` (NaN and +inf included)."""
+        w, s, C = E.shape
+        bad = -1
+        for i in range(s):
+            for m in range(w):
                 z = 0.0
                 for c in range(C):
-                    v = math.exp(0.5 * np.float64(lp[m0 + m, s0 + i, c]))
-                    X[i, c, m] = v
+                    v = E[m, i, c]
                     z += v * v
                 lz = math.log(z)
-                if not abs(lz) <= tol:  # NaN, +inf, unnormalized: the caller raises the located error
-                    return m * (s1 - s0) + i
-                logz[i, m] = lz
-                if normalize:
-                    inv = 1.0 / math.sqrt(z)
-                    for c in range(C):
-                        X[i, c, m] *= inv
-                else:
-                    logz[i, m] = 0.0
-        return -1
+                if not abs(lz) <= tol:  # the caller raises the located error
+                    if bad < 0 or m * s + i < bad:
+                        bad = m * s + i
+                    continue
+                inv = 1.0 / math.sqrt(z) if normalize else 1.0
+                logz[i, m] = lz if normalize else 0.0
+                for c in range(C):
+                    X[i, c, m] = E[m, i, c] * inv
+        return bad
 
     return prep
 
 
 def prepare_blocks(lp, s0, s1, width, tol, normalize=True):
     """Square-root probabilities of samples ``s0:s1`` in model blocks of ``width``.
+
+    The exponentials are taken by numpy (vectorized), the norms, normalization and the
+    transposition to the kernel's layout in one compiled pass.
 
     Parameters
     ----------
@@ -129,9 +131,11 @@ def prepare_blocks(lp, s0, s1, width, tol, normalize=True):
     k = _prep_kernel()
     for m0 in range(0, M, width):
         w = min(M, m0 + width) - m0
+        E = np.multiply(lp[m0:m0 + w, s0:s1], 0.5, dtype=np.float64)
+        np.exp(E, out=E)
         X = np.empty((s, C, w))
         logz = np.empty((s, w))
-        if k(lp, m0, s0, s1, float(tol), bool(normalize), X, logz) >= 0:
+        if k(E, float(tol), bool(normalize), X, logz) >= 0:
             return None
         out.append((X, logz))
     return out
@@ -248,7 +252,11 @@ def fused_impl(tp, tq, *, prepare, logprobs, out, tile=None, group=None, workers
             def run(task):
                 a0, a1, jb = task
                 b0, b1 = col_blocks[jb]
-                part, flag = tile_logbc(rows[a0 // tb_max], a0 % tb_max, a1 - a0, cols[jb], b1 - b0, g)
+                Y = cols[jb]
+                if sym and b0 < a0:  # diagonal block: only the columns from the tile's first row on
+                    Y = np.ascontiguousarray(Y[:, :, a0 - b0:])
+                    b0 = a0
+                part, flag = tile_logbc(rows[a0 // tb_max], a0 % tb_max, a1 - a0, Y, b1 - b0, g)
                 out[a0:a1, b0:b1] += part
                 if flag.any():
                     ia, ib = np.nonzero(flag)
