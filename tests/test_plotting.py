@@ -341,3 +341,24 @@ def test_disagreement_markers_are_exactly_the_disagreeing_ok_cells(k_sim, k_th, 
     want = {(c[i], r[j]) for i in range(3) for j in range(4)
             if not failed[i, j] and (k_sim[i, j] <= 3) != (k_th[i, j] <= 3)}
     assert got == want
+
+
+def test_three_axis_sweeps_get_one_panel_per_third_value():
+    vals = np.arange(12.0).reshape(2, 2, 3) / 12
+    ds = xr.Dataset({"status": (("slope", "steps", "n_runs"), np.full((2, 2, 3), "ok")),
+                     "sim_stress_k": (("slope", "steps", "n_runs"), vals)},
+                    coords={"slope": [0.0, 1.0], "steps": [10, 100], "n_runs": [2, 4, 8]})
+    fig = phase_figure(ds)
+    maps = [ax for ax in fig.axes if ax.get_xlabel()]
+    assert [ax.get_title() for ax in maps] == ["runs R = 2", "runs R = 4", "runs R = 8"]
+    for i, ax in enumerate(maps):
+        np.testing.assert_allclose(np.asarray(ax.collections[0].get_array()).reshape(2, 2), vals[:, :, i].T)
+    single = phase_figure(ds, index={"n_runs": 2})
+    assert [ax.get_title() for ax in single.axes if ax.get_xlabel()] == ["runs R = 8"]
+
+
+def test_two_values_a_decade_apart_are_on_a_log_axis():
+    ds = _sweep(np.array([0.0, 2.0]), np.array([0.3, 30.0]), [[5, 2], [5, 2]], [[5, 2], [5, 2]], fine=False)
+    ax = phase_map(ds)
+    assert ax.get_yscale() == "log" and ax.get_xscale() == "linear"
+    assert ax.get_ylim()[0] > 0

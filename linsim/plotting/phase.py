@@ -14,7 +14,7 @@ import numpy as np
 
 from linsim.plotting._canvas import integer_ticks, new_figure
 
-__all__ = ["axis_label", "phase_curve", "phase_figure", "phase_map"]
+__all__ = ["MAX_PANELS", "axis_label", "phase_curve", "phase_figure", "phase_map"]
 
 #: Short words for the sweep axes; the symbol (c, ρ/σ₀, T, ...) comes from the sweep's own
 #: table (:func:`linsim.sweep.axis_info`) or from the coordinate's ``symbol`` attribute.
@@ -38,6 +38,9 @@ _WORDS = {
 _INTEGER_AXES = {"steps", "n_classes", "n_runs", "n_checkpoints", "n_samples", "dim", "hidden",
                  "batch_size"}
 _REPLICATE_DIMS = ("replicate",)
+
+#: Most panels :func:`phase_figure` draws for the values of a third sweep axis.
+MAX_PANELS = 4
 
 #: Line styles of the two boundaries and the marker of disagreeing cells.
 THEORY_STYLE = {"colors": "black", "linewidths": 2.4, "linestyles": "solid"}
@@ -81,8 +84,10 @@ def _is_log(values, coord=None) -> bool:
     if spacing in ("log", "lin"):
         return spacing == "log"
     v = np.sort(np.asarray(values, dtype=np.float64))
-    if v.size < 3 or v[0] <= 0:
+    if v.size < 2 or v[0] <= 0:
         return False
+    if v.size == 2:  # two positive values a decade or more apart read best on a log axis
+        return bool(v[1] / v[0] >= 10)
     d_lin, d_log = np.diff(v), np.diff(np.log(v))
     lin = np.std(d_lin) / max(np.mean(d_lin), 1e-300)
     log = np.std(d_log) / max(np.mean(d_log), 1e-300)
@@ -161,7 +166,7 @@ def _finite_k(k: np.ndarray, k_star: int) -> np.ndarray:
 
 
 def phase_map(ds, metric: str = "stress_k", *, ax=None, index: dict | None = None,
-              colorbar: bool = True, legend: bool = True):
+              colorbar: bool = True, legend: bool = True, limits: tuple | None = None):
     """Draw one phase diagram: a simulated metric per cell, both ribbon boundaries, disagreements.
 
     Parameters
@@ -180,6 +185,9 @@ def phase_map(ds, metric: str = "stress_k", *, ax=None, index: dict | None = Non
         Add a colour bar that names the metric (and which ``k``).
     legend : bool
         Add the legend below the axes, off the data.
+    limits : (low, high), optional
+        Colour range of the metric (default: the data's; for ``stress_k`` the scale is
+        centred on ``χ`` and ends at 1), e.g. to share one scale between panels.
 
     Returns
     -------
@@ -229,16 +237,19 @@ def phase_map(ds, metric: str = "stress_k", *, ax=None, index: dict | None = Non
     if metric == "stress_k":
         # ribbon <=> chi_{k*} >= chi: a diverging scale centred on chi shows the verdict itself
         lo = float(np.nanmin(sim)) if np.isfinite(sim).any() else chi - 0.1
+        lo = lo if limits is None else float(limits[0])
         norm = colors.TwoSlopeNorm(vcenter=chi, vmin=min(lo, 2 * chi - 1.0), vmax=1.0)
         mesh = ax.pcolormesh(xe, ye, sim.T, cmap="RdBu", norm=norm, shading="flat")
     elif is_k:
         shown = _finite_k(sim, k_star)
         top = int(np.nanmax(shown)) if np.isfinite(shown).any() else k_star + 1
+        top = top if limits is None else int(_finite_k(np.asarray([limits[1]], float), k_star)[0])
         bounds = np.arange(0.5, max(top, k_star + 1) + 1.0)
         mesh = ax.pcolormesh(xe, ye, shown.T, cmap="viridis",
                              norm=colors.BoundaryNorm(bounds, 256), shading="flat")
     else:
-        mesh = ax.pcolormesh(xe, ye, sim.T, cmap="viridis", shading="flat")
+        lo, hi = (None, None) if limits is None else limits
+        mesh = ax.pcolormesh(xe, ye, sim.T, cmap="viridis", shading="flat", vmin=lo, vmax=hi)
     if colorbar:
         if metric == "stress_k":
             cl = rf"simulated $\chi_{{k^*}}$: explained stress of $k^* = {k_star}$ dims (ribbon if $\geq \chi$)"
@@ -439,7 +450,8 @@ def phase_figure(ds, metric: str = "stress_k", title: str = "", *, index: dict |
     title : str
         Figure title (default: names the criterion).
     index : dict, optional
-        Slice of a third sweep axis (default position 0).
+        Slice of a third sweep axis to draw alone; by default a three-axis sweep gets one
+        panel per value of its third axis (the first :data:`MAX_PANELS`).
     fig : matplotlib Figure or SubFigure, optional
         Draw into it (must be empty); default a new free-standing ``Figure``.
 
@@ -457,18 +469,26 @@ def phase_figure(ds, metric: str = "stress_k", title: str = "", *, index: dict |
     >>> fig.axes[0].get_ylabel()
     'training steps T'
     """
+    dims = [d for d in ds["status"].dims if d not in _REPLICATE_DIMS] if "status" in ds else []
+    third = dims[2] if len(dims) == 3 and not index else None
+    n_panels = min(ds.sizes[third], MAX_PANELS) if third else 1
     if fig is None:
-        fig = new_figure((6.6, 6.0))
+        fig = new_figure((6.6 * n_panels, 6.0))
     elif fig.axes:
         raise ValueError("phase_figure: the given figure already has axes; pass an empty one")
-    ax = fig.add_subplot()
-    one_axis = "status" in ds and len([d for d in ds["status"].dims if d not in _REPLICATE_DIMS]) == 1
-    if one_axis:
+    if len(dims) == 1:
         if index:
             raise ValueError("index selects a third sweep axis; this sweep has one axis")
-        phase_curve(ds, metric, ax=ax)
+        phase_curve(ds, metric, ax=fig.add_subplot())
+    elif third:  # one panel per value of the third axis (the first MAX_PANELS)
+        values = ds[f"sim_{metric}"].where(ds["status"] == "ok") if f"sim_{metric}" in ds else None
+        shared = None
+        if values is not None and np.isfinite(values.values).any():
+            shared = (float(values.min(skipna=True)), float(values.max(skipna=True)))
+        for i, ax in enumerate(np.atleast_1d(fig.subplots(1, n_panels))):
+            phase_map(ds, metric, ax=ax, index={third: i}, limits=shared)
     else:
-        phase_map(ds, metric, ax=ax, index=index)
+        phase_map(ds, metric, ax=fig.add_subplot(), index=index)
     chi, k_star = _criterion(ds)
     fig.suptitle(title or rf"hyper-ribbon phase diagram: ribbon if $k_\chi \leq {k_star}$ at $\chi = {chi:g}$")
     return fig
