@@ -174,3 +174,42 @@ def test_bad_combinations_with_the_data_are_refused_before_training():
     with pytest.raises(ValueError, match="feature vectors"):
         train(_small(dataset="synthetic", dataset_options={"d": 8}, n_train=32, n_test=8,
                      augment=True))
+
+
+def test_device_none_picks_cuda_only_when_present():
+    from linsim.deep.train import resolve_device
+
+    assert resolve_device(None).type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            resolve_device("cuda")
+    with pytest.raises(ValueError, match="not a torch device"):
+        resolve_device("tpu7")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_float64_equals_cpu_float64():
+    cfg = _small(optimizer="nesterov", dtype="float64", batch_norm=True, augment=True)
+    a = train(cfg)
+    b = train(cfg.replace(device="cuda"))
+    assert b.train.params["device_used"].startswith("cuda")
+    np.testing.assert_allclose(b.train.outputs, a.train.outputs, rtol=1e-8, atol=1e-10)
+    assert a.config.config_id() == b.config.config_id()
+
+
+def test_config_identity_and_params():
+    from hypothesis import given, settings, strategies as st
+
+    @settings(max_examples=20)
+    @given(c=st.floats(0, 2), d=st.integers(2, 50), lr=st.floats(1e-4, 1.0))
+    def check(c, d, lr):
+        a = TrainConfig(dataset="synthetic", dataset_options={"c": c, "d": d}, lr=lr)
+        b = TrainConfig(dataset="synthetic", dataset_options={"d": d, "c": c}, lr=lr, device="cpu",
+                        eval_batch_size=7)
+        assert a.config_id() == b.config_id() and a == b.replace(device=None, eval_batch_size=1024)
+        p = a.params()
+        assert p["dataset_c"] == c and p["dataset_d"] == d
+        assert all(isinstance(v, (str, int, float, bool)) or v is None for v in p.values())
+        assert a.config_id() != a.replace(seed=a.seed + 1).config_id()
+
+    check()
