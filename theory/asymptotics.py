@@ -107,7 +107,10 @@ def teacher_decay_bound(k, rate_ratio):
 
 
 def k_chi_teacher_bound(c, T, lr_lambda1, chi=0.9, d=None):
-    """Upper bound on k_χ in the teacher-dominated regime (σ0 → 0).
+    """Upper bound on k_χ in the teacher-dominated regime (σ0 → 0), from (c, T) alone.
+
+    It grows like ``ln T`` on log-spaced checkpoints (an artefact of its uniform-time premise);
+    for the value on the checkpoints actually used prefer :func:`k_chi_teacher`.
 
     Rigorous for the continuum gradient-flow matrix of derivations.md §7.2; for discrete GD with
     log-spaced, centred checkpoints it is empirical (never violated in 164 measured cells, and
@@ -133,7 +136,10 @@ def k_chi_teacher_bound(c, T, lr_lambda1, chi=0.9, d=None):
 
 
 def k_chi_init_estimate(c, n_classes, n_runs, chi=0.9, d=None):
-    """Estimate of k_χ in the initialization-dominated regime (ρ/σ0 → 0).
+    """Estimate of k_χ in the initialization-dominated regime (ρ/σ0 → 0), from (c, C, R) alone.
+
+    It ignores the time directions and the finite-C spread (estimate/true 0.43-1.43 in issue 9);
+    prefer :func:`k_chi_init`, which counts them on the actual checkpoints.
 
     The cloud of initial points has population eigenvalues λ_k, each with multiplicity C-1, and at most
     ``N = min(R-1, (C-1) d)`` dimensions. Geometric decay: the first L levels capture
