@@ -63,3 +63,9 @@ def test_unknown_checksum_variable_and_missing_file_are_named(tmp_path):
 def test_provenance_defaults_to_this_process_command_line():
     attrs = provenance_attrs()
     assert attrs["Conventions"] == "CF-1.10" and ":" in attrs["history"]
+
+
+def test_text_variables_can_be_checksummed(tmp_path):
+    ds = xr.Dataset({"status": ("cell", np.array(["ok", "failed", "ok"]))})
+    back = read_netcdf(write_netcdf(ds, tmp_path / "s.nc", checksum_vars=["status"]))
+    assert back["status"].values.tolist() == ["ok", "failed", "ok"]
