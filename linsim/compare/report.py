@@ -186,11 +186,11 @@ def markdown_report(ds):
     sep_txt = ", ".join(f"{k} {_fmt(v)} ({pairs[k]} pairs)" for k, v in sep.items() if pairs[k] > 0) or "n/a"
     imp_txt = ", ".join(f"{k} {_fmt(v)}" for k, v in imp.items() if np.isfinite(v)) or "n/a"
     answer = []
-    answer.append(f"* **A hyper-ribbon?** The InPCA of all deep-net checkpoints needs {k_of('deep')} dimensions for "
-                  f"χ = {chi:g}; three explain {_fmt(100 * float(ds['top3_stress']), '.1f')}% of the stress "
+    answer.append(f"* **A hyper-ribbon?** The InPCA of all deep-net checkpoints reaches χ = {chi:g} with k_χ = "
+                  f"{k_of('deep')} dimensions; three explain {_fmt(100 * float(ds['top3_stress']), '.1f')}% of the stress "
                   f"(the deep-network study: 76% on CIFAR-10). {ribbons} of {n_cfg} configurations are ribbons on "
                   f"their own (k_χ ≤ {k_star}).")
-    answer.append(f"* **Deep and linear together:** all models jointly need {k_of('all')} dimensions "
+    answer.append(f"* **Deep and linear together:** all models jointly have k_χ = {k_of('all')} "
                   f"(χ₃ = {_fmt(at('all', 3))}); in a basis fitted on the linear models only, all models keep "
                   f"χ₃ = {_fmt(at('linear_basis_all', 3))} and the deep nets alone χ₃ = "
                   f"{_fmt(at('linear_basis_deep', 3))} (χ₂ = {_fmt(at('linear_basis_deep', 2))}; the linear-model "

@@ -110,3 +110,27 @@ def test_bad_directory_is_a_clean_error(tmp_path, capsys):
     assert main([str(tmp_path), "--out", str(tmp_path / "o"), "--no-progress"]) == 2
     assert "no index.json" in capsys.readouterr().err
     assert main([str(tmp_path), "--chi", "1.5", "--no-progress"]) == 2
+
+
+def test_without_a_directory_the_default_grid_is_trained_then_compared(compared, monkeypatch, tmp_path, capsys):
+    """`linsim compare` alone trains the built-in grid (resuming) into the train command's folder."""
+    import linsim.deep.command as train_cmd
+    import linsim.deep.grid as grid
+    from linsim.compare.command import main
+
+    _, _, root = compared
+    calls = []
+    real_load = grid.load_grid
+
+    def fake_load(path=None, *, builtin="small"):
+        calls.append(builtin)
+        return real_load(root / "grid.toml")  # the tiny grid stands in for the built-in one
+
+    monkeypatch.setattr(grid, "load_grid", fake_load)
+    monkeypatch.setattr(train_cmd, "DEFAULT_OUT", str(root / "train"))  # already complete: nothing retrains
+    status = main(["--out", str(tmp_path / "o"), "--no-ntk", "--n-grid", "6", "--counterpart-runs", "1"])
+    assert status == 0 and calls == ["small"]
+    out = capsys.readouterr()
+    assert "already complete" in out.err
+    assert out.out.splitlines()[0].startswith("(a) top 3 InPCA dimensions")
+    assert (tmp_path / "o" / "compare.nc").is_file()
