@@ -140,3 +140,23 @@ def test_property_fused_matches_reference(M, Mb, n, C, scale, tile, group, seed)
     assert np.all(D >= -1e-14)
     X = bhattacharyya(A, B, kernel="fused", tile=tile, group=group, on_disjoint="ignore")
     np.testing.assert_allclose(X, bhattacharyya_reference(A, B), rtol=1e-13, atol=1e-13)
+
+
+def test_caller_thread_settings_are_left_as_they_were():
+    """Neither kernel, nor InPCA, changes torch's or BLAS's thread counts of the caller."""
+    from threadpoolctl import threadpool_info
+
+    from linsim.inpca import InPCA
+
+    def blas():
+        return sorted((i["internal_api"], i["num_threads"]) for i in threadpool_info())
+
+    before_torch, before_blas = torch.get_num_threads(), blas()
+    rng = np.random.default_rng(6)
+    A = log_softmax(rng.standard_normal((150, 120, 4)))  # large enough for the threaded paths
+    for kernel in ("fused", "gemm"):
+        D = bhattacharyya(A, kernel=kernel, workers=2)
+    InPCA(n_components=3, solver="arpack").fit(D)
+    InPCA(n_components=3, solver="iterative").fit(D)
+    assert torch.get_num_threads() == before_torch
+    assert blas() == before_blas
