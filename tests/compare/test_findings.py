@@ -100,3 +100,27 @@ def test_tube_is_zero_for_identical_seeds_and_positive_otherwise():
     # nan exactly where a seed of the configuration stopped short of the grid value
     m = study.reached[study.run_config == 1].all(axis=0)
     np.testing.assert_array_equal(np.isfinite(t1).all(axis=0), m)
+
+
+def test_configurations_without_common_progress_get_no_distance_and_a_filled_dendrogram():
+    from linsim.compare.progress import geodesic_ends
+    from linsim.inpca import geodesic
+
+    labels = np.arange(8) % 3
+    p0, ps = geodesic_ends(labels, 3)
+    rng = np.random.default_rng(0)
+
+    def config(s, arch):
+        lp = geodesic(p0, ps, np.asarray(s))  # (K, n, C)
+        runs = lp[None] + 0.05 * rng.normal(size=(2,) + lp.shape)
+        return Trajectory(runs, np.arange(len(s)) * 10, params={"architecture": arch}, labels=labels)
+
+    early = config([0.0, 0.05, 0.1, 0.12], "a")
+    late = config([0.3, 0.4, 0.5, 0.55], "b")
+    wide = config([0.0, 0.2, 0.4, 0.6], "c")
+    study = progress_study([early, late, wide], ["early", "late", "wide"], n_grid=30)
+    D = study.config_distance
+    assert np.isnan(D[0, 1]) and np.isfinite(D[0, 2]) and np.isfinite(D[1, 2])
+    f = measure_findings(study, np.array([0.5, 0.6, 0.7]))
+    assert f.dendrogram_filled == 1 and f.linkage.shape == (2, 4)
+    assert sorted(f.leaves) == [0, 1, 2]
