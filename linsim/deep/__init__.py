@@ -85,12 +85,15 @@ from .grid import GridEntry, GridSummary, expand_grid, load_grid, result_path, r
 from .losses import LOSSES  # noqa: E402
 from .optim import LR_SCHEDULES, OPTIMIZERS, FunctionalOptimizer, Hyper, make_hyper  # noqa: E402
 from .schedule import CHECKPOINT_SCHEDULES, log_schedule, study_schedule  # noqa: E402
-from .train import TrainResult, check_runnable, run_streams, torch_threads, train  # noqa: E402
+from .train import (  # noqa: E402
+    GROUPABLE, TrainResult, check_runnable, group_key, run_streams, torch_threads, train, train_group,
+)
 
 __all__ += [
     "AUGMENTATIONS", "CHECKPOINT_SCHEDULES", "ENSEMBLES", "LOSSES", "LR_SCHEDULES", "OPTIMIZERS",
     "Ensemble", "FunctionalOptimizer", "GridEntry", "GridSummary", "Hyper", "LoopEnsemble",
     "TrainConfig", "TrainResult", "VmapEnsemble", "augment_batch", "check_runnable",
     "expand_grid", "load_grid", "log_schedule", "make_hyper", "result_path", "run_grid",
-    "run_streams", "study_schedule", "torch_threads", "train",
+    "run_streams", "study_schedule", "torch_threads", "train", "GROUPABLE", "group_key",
+    "train_group",
 ]

@@ -41,7 +41,8 @@ Output folder
     Holds the process id while a run is writing, so two runs do not share a folder.
 
 A rerun skips every configuration whose file exists; a killed run loses at most the
-configuration in progress, and its temporary file is removed on the next run.
+configuration in progress (the group in progress with ``group_runs``), and its temporary
+file is removed on the next run.
 """
 
 from __future__ import annotations
@@ -301,7 +302,7 @@ def _manifest_entry(entry: GridEntry, path: Path, status: str, **extra) -> dict[
 def run_grid(entries: Sequence[GridEntry], out_dir: str | Path, *, progress: bool = True,
              verify: bool = False, device: str | None = None, command=None,
              source: str = "", log: Callable[[str], None] | None = print,
-             num_threads: int | None = None) -> GridSummary:
+             num_threads: int | None = None, group_runs: int = 0) -> GridSummary:
     """Train every configuration of a grid that is not complete in ``out_dir``.
 
     Parameters
@@ -327,6 +328,12 @@ def run_grid(entries: Sequence[GridEntry], out_dir: str | Path, *, progress: boo
         Where one-line messages go (default ``print``).
     num_threads : int, optional
         torch intra-op threads while training (restored afterwards; None: unchanged).
+    group_runs : int
+        When > 0, pending configurations that differ only in seed, lr, momentum, weight
+        decay or n_runs (:func:`linsim.deep.train.group_key`) are trained together as one
+        vectorized group of at most ``group_runs`` runs (:func:`linsim.deep.train.train_group`;
+        same results, much faster on a GPU).  A kill then loses at most the group in progress.
+        0 (default) trains each configuration on its own.
 
     Returns
     -------
@@ -338,7 +345,7 @@ def run_grid(entries: Sequence[GridEntry], out_dir: str | Path, *, progress: boo
     removed; everything finished before stays complete, and a rerun resumes.
     """
     from linsim.storage import CorruptFileError, check_writable_dir, read_netcdf
-    from linsim.deep.train import _load_data, check_runnable, train
+    from linsim.deep.train import _load_data, check_runnable, group_key, train_group
 
     t0 = time.perf_counter()
     out = check_writable_dir(out_dir)
@@ -402,7 +409,22 @@ def run_grid(entries: Sequence[GridEntry], out_dir: str | Path, *, progress: boo
         write_manifest()
         if summary.n_skipped:
             say(f"{summary.n_skipped} of {len(entries)} configurations already complete in {out}")
-        total_steps = sum(entries[i].config.steps + entries[i].config.corner_steps for i in pending)
+        groups: list[list[int]] = []
+        if group_runs > 0:
+            open_groups: dict[str, list[int]] = {}
+            for i in pending:
+                key = group_key(entries[i].config)
+                g = open_groups.get(key)
+                n = entries[i].config.n_runs
+                if g is None or sum(entries[j].config.n_runs for j in g) + n > group_runs:
+                    g = []
+                    groups.append(g)
+                    open_groups[key] = g
+                g.append(i)
+        else:
+            groups = [[i] for i in pending]
+        total_steps = sum(entries[g[0]].config.steps + entries[g[0]].config.corner_steps
+                          for g in groups)
         total_runs = sum(entries[i].config.n_runs for i in pending)
         bar = None
         if progress and pending:
@@ -412,31 +434,35 @@ def run_grid(entries: Sequence[GridEntry], out_dir: str | Path, *, progress: boo
         runs_done = 0
         data_cache: dict[str, Any] = {}
         try:
-            for i in pending:
-                e, p = entries[i], paths[i]
-                key = json.dumps({k: e.config.params()[k] for k in (
+            for group in groups:
+                first = entries[group[0]].config
+                key = json.dumps({k: first.params()[k] for k in (
                     "dataset", "n_train", "n_test", "eval_stride", "dtype", "data_seed")}
-                    | {f"opt_{k}": v for k, v in e.config.dataset_options.items()}, sort_keys=True)
+                    | {f"opt_{k}": v for k, v in first.dataset_options.items()}, sort_keys=True)
                 if key not in data_cache:
                     data_cache.clear()  # one data set in memory at a time
-                    data_cache[key] = _load_data(e.config)
+                    data_cache[key] = _load_data(first)
                 cb = None if bar is None else bar.update
-                res = train(e.config, progress=cb, data=data_cache[key], num_threads=num_threads)
-                res.save(p, command=command)
-                runs_done += e.config.n_runs
+                results = train_group([entries[i].config for i in group], progress=cb,
+                                      data=data_cache[key], num_threads=num_threads)
+                for i, res in zip(group, results):
+                    e, p = entries[i], paths[i]
+                    res.save(p, command=command)
+                    runs_done += e.config.n_runs
+                    div = res.diverged_step.tolist()
+                    records[i] = _manifest_entry(e, p, "complete", diverged_step=div,
+                                                 n_diverged=res.n_diverged,
+                                                 wall_time_s=round(res.wall_time, 3),
+                                                 group_size=len(group))
+                    write_manifest()
+                    summary.n_trained += 1
+                    summary.n_diverged_runs += res.n_diverged
+                    summary.files.append(p)
+                    if res.n_diverged:
+                        say(f"{p.name}: {res.n_diverged} of {e.config.n_runs} runs diverged "
+                            f"(steps {[d for d in div if d >= 0]}); recorded, going on")
                 if bar is not None:
                     bar.set_postfix_str(f"runs {runs_done}/{total_runs}", refresh=False)
-                div = res.diverged_step.tolist()
-                records[i] = _manifest_entry(e, p, "complete", diverged_step=div,
-                                             n_diverged=res.n_diverged,
-                                             wall_time_s=round(res.wall_time, 3))
-                write_manifest()
-                summary.n_trained += 1
-                summary.n_diverged_runs += res.n_diverged
-                summary.files.append(p)
-                if res.n_diverged:
-                    say(f"{p.name}: {res.n_diverged} of {e.config.n_runs} runs diverged "
-                        f"(steps {[d for d in div if d >= 0]}); recorded, going on")
         finally:
             if bar is not None:
                 bar.close()

@@ -48,6 +48,7 @@ update that followed each checkpoint (NaN at the last).
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -65,8 +66,8 @@ from linsim.deep.optim import OPTIMIZERS, lr_multiplier, make_hyper
 from linsim.deep.schedule import checkpoints as checkpoint_schedule
 from linsim.trajectory import Trajectory
 
-__all__ = ["TrainResult", "check_runnable", "resolve_device", "run_streams", "torch_threads",
-           "train"]
+__all__ = ["GROUPABLE", "TrainResult", "check_runnable", "group_key", "resolve_device",
+           "run_streams", "torch_threads", "train", "train_group"]
 
 _TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 _N_STREAMS = 4  # init, order, augmentation, corner labels
@@ -180,7 +181,6 @@ class TrainResult:
     def to_dataset(self):
         """One ``xarray.Dataset`` holding both splits (variables and dims prefixed
         ``train_`` / ``test_``) and every hyper-parameter as a ``param_<name>`` attribute."""
-        import json
 
         import xarray as xr
 
@@ -252,7 +252,6 @@ class TrainResult:
 
         Checksums are verified (:func:`linsim.storage.read_netcdf`).
         """
-        import json
 
         from linsim.storage import read_netcdf
 
@@ -292,14 +291,16 @@ class _Sampler:
         return np.stack([o[j:j + self.batch] for o in self.orders])
 
 
-def _build_models(config: TrainConfig, data, dtype, device) -> list[torch.nn.Module]:
+def _build_models(config: TrainConfig, data, dtype, device,
+                  runs: list[tuple[int, int]]) -> list[torch.nn.Module]:
+    """One initialized model per ``(seed, run index)`` pair."""
     from linsim.deep.init import initialize
     from linsim.deep.models import build_model
 
     scheme = "default" if config.init == "corner" else config.init
     models = []
-    for r in range(config.n_runs):
-        g = torch.Generator().manual_seed(_torch_seed(run_streams(config.seed, r)[0]))
+    for seed, r in runs:
+        g = torch.Generator().manual_seed(_torch_seed(run_streams(seed, r)[0]))
         model = build_model(config.architecture, tuple(data.input_shape), int(data.n_classes),
                             width=config.width, depth=config.depth, activation=config.activation,
                             batch_norm=config.batch_norm, dtype=dtype, device="cpu")
@@ -401,11 +402,63 @@ def train(config: TrainConfig, *, progress: Callable[[int], None] | None = None,
     if not isinstance(config, TrainConfig):
         raise TypeError(f"train needs a TrainConfig; got {type(config).__name__}")
     with torch_threads(num_threads):
-        return _train(config, progress, data)
+        return _train_group([config], progress, data)[0]
 
 
-def _train(config: TrainConfig, progress, data) -> TrainResult:
+#: Fields in which the configurations of one vectorized group may differ (values only).
+GROUPABLE = ("seed", "n_runs", "lr", "momentum", "weight_decay")
+
+
+def group_key(config: TrainConfig) -> str:
+    """Configurations with equal keys can be trained in one vectorized group.
+
+    They may differ only in :data:`GROUPABLE` fields (per-run values of the same operations).
+
+    Examples
+    --------
+    >>> a = TrainConfig(dataset="digits", lr=0.1, seed=0)
+    >>> group_key(a) == group_key(a.replace(lr=0.3, seed=5)), group_key(a) == group_key(a.replace(steps=7))
+    (True, False)
+    """
+    p = config.params()
+    for name in GROUPABLE:
+        p.pop(name, None)
+    return json.dumps(p, sort_keys=True, default=str)
+
+
+def train_group(configs, *, progress: Callable[[int], None] | None = None, data=None,
+                num_threads: int | None = None) -> list[TrainResult]:
+    """Train several configurations that differ only in values (seed, lr, momentum, weight
+    decay, n_runs) as **one** vectorized ensemble; one :class:`TrainResult` per configuration.
+
+    Each run keeps its own random streams (``run_streams(config.seed, r)``) and its own
+    hyper-parameters, so every result equals what :func:`train` gives for that configuration
+    alone (to round-off); only the speed differs (one vmapped group instead of several).
+
+    Examples
+    --------
+    >>> a = TrainConfig(dataset="digits", n_train=32, n_test=8, architecture="linear",
+    ...                 batch_size=16, steps=2, n_checkpoints=1, n_runs=1, device="cpu")
+    >>> [r.train.n_runs for r in train_group([a, a.replace(lr=0.2, n_runs=2)])]
+    [1, 2]
+    """
+    configs = list(configs)
+    if not configs or not all(isinstance(c, TrainConfig) for c in configs):
+        raise TypeError("train_group needs a non-empty list of TrainConfig")
+    keys = [group_key(c) for c in configs]
+    for i, k in enumerate(keys):
+        if k != keys[0]:
+            a, b = json.loads(keys[0]), json.loads(k)
+            diff = sorted(n for n in set(a) | set(b) if a.get(n) != b.get(n))
+            raise ValueError(f"train_group: configuration {i} differs from configuration 0 in "
+                             f"{diff}; a group may differ only in {list(GROUPABLE)}")
+    with torch_threads(num_threads):
+        return _train_group(configs, progress, data)
+
+
+def _train_group(configs: list[TrainConfig], progress, data) -> list[TrainResult]:
     t_start = time.perf_counter()
+    config = configs[0]
     device = resolve_device(config.device)
     dtype = _TORCH_DTYPES[config.dtype]
     if data is None:
@@ -424,7 +477,9 @@ def _train(config: TrainConfig, progress, data) -> TrainResult:
         augmentation_kind(data.input_shape)  # refuses plain vectors with a clear message
     per_epoch = n_train // config.batch_size
     steps_k = checkpoint_schedule(config.schedule, config.steps, per_epoch, config.n_checkpoints)
-    R, K, C = config.n_runs, steps_k.size, int(data.n_classes)
+    runs = [(c.seed, r) for c in configs for r in range(c.n_runs)]
+    owner = np.concatenate([np.full(c.n_runs, i) for i, c in enumerate(configs)])
+    R, K, C = len(runs), steps_k.size, int(data.n_classes)
 
     X = torch.as_tensor(np.ascontiguousarray(data.X_train), dtype=dtype, device=device)
     y = torch.as_tensor(data.y_train, dtype=torch.long, device=device)
@@ -433,15 +488,17 @@ def _train(config: TrainConfig, progress, data) -> TrainResult:
     X_test = torch.as_tensor(np.ascontiguousarray(data.X_test), dtype=dtype, device=device)
     y_test = torch.as_tensor(data.y_test, dtype=torch.long, device=device)
 
-    streams = [run_streams(config.seed, r) for r in range(R)]
+    streams = [run_streams(seed, r) for seed, r in runs]
     order_rngs = [np.random.default_rng(s[1]) for s in streams]
     aug_rngs = [np.random.default_rng(s[2]) for s in streams]
     sampler = _Sampler(order_rngs, n_train, config.batch_size)
     loss_fn = per_sample_loss(config.loss)
     opt = OPTIMIZERS[config.optimizer]
-    hyper = make_hyper(R, lr=config.lr, momentum=config.effective_momentum,
-                       weight_decay=config.weight_decay, device=device, dtype=dtype)
-    models = _build_models(config, data, dtype, device)
+    per_run = [configs[i] for i in owner]
+    hyper = make_hyper(R, lr=[c.lr for c in per_run],
+                       momentum=[c.effective_momentum for c in per_run],
+                       weight_decay=[c.weight_decay for c in per_run], device=device, dtype=dtype)
+    models = _build_models(config, data, dtype, device, runs)
     engine_kw = {"compile": True} if config.compile else {}
     ens = ENSEMBLES[config.engine](models, opt, hyper, loss_fn, **engine_kw)
 
@@ -512,26 +569,37 @@ def _train(config: TrainConfig, progress, data) -> TrainResult:
             break
 
     final = _params_numpy(ens)
-    div = diverged.cpu().numpy().astype(np.int64)
-    keep = np.flatnonzero(div == -1)
-    common = dict(config.params())
-    common.update(steps_per_epoch=per_epoch, n_classes=C,
-                  input_shape="x".join(str(s) for s in data.input_shape),
-                  device_used=str(device), stopped_at=-1 if stopped_at is None else stopped_at)
-    common.update({f"data_{k}": v for k, v in data.params.items() if k != "dataset"})
-    trajs = {}
-    for split, (xs, ys) in sets.items():
-        inputs = xs.reshape(xs.shape[0], -1).cpu().numpy()
-        trajs[split] = Trajectory(
-            outputs=buf[split][keep], times=steps_k.astype(np.float64), time_unit="step",
-            output_model="softmax", params={**common, "split": split}, inputs=inputs,
-            labels=ys.cpu().numpy(),
-            arrays={"loss": per_sample[split]["loss"][keep],
-                    "error": per_sample[split]["error"][keep],
-                    "run_index": keep.astype(np.int64), "diverged_step": div,
-                    "corner_diverged": corner_diverged.cpu().numpy(),
-                    "train_loss": train_loss[keep]},
-        )
-    return TrainResult(config=config, train=trajs["train"], test=trajs["test"], diverged_step=div,
-                       initial_params=initial, final_params=final,
-                       wall_time=time.perf_counter() - t_start)
+    div_all = diverged.cpu().numpy().astype(np.int64)
+    corner_all = corner_diverged.cpu().numpy()
+    wall = time.perf_counter() - t_start
+    results = []
+    for ci, cfg in enumerate(configs):
+        rows = np.flatnonzero(owner == ci)
+        div = div_all[rows]
+        keep_local = np.flatnonzero(div == -1)
+        keep = rows[keep_local]
+        common = dict(cfg.params())
+        common.update(steps_per_epoch=per_epoch, n_classes=C,
+                      input_shape="x".join(str(s) for s in data.input_shape),
+                      device_used=str(device), stopped_at=-1 if stopped_at is None else stopped_at,
+                      group_runs=R)
+        common.update({f"data_{k}": v for k, v in data.params.items() if k != "dataset"})
+        trajs = {}
+        for split, (xs, ys) in sets.items():
+            inputs = xs.reshape(xs.shape[0], -1).cpu().numpy()
+            trajs[split] = Trajectory(
+                outputs=buf[split][keep], times=steps_k.astype(np.float64), time_unit="step",
+                output_model="softmax", params={**common, "split": split}, inputs=inputs,
+                labels=ys.cpu().numpy(),
+                arrays={"loss": per_sample[split]["loss"][keep],
+                        "error": per_sample[split]["error"][keep],
+                        "run_index": keep_local.astype(np.int64), "diverged_step": div,
+                        "corner_diverged": corner_all[rows],
+                        "train_loss": train_loss[keep]},
+            )
+        results.append(TrainResult(
+            config=cfg, train=trajs["train"], test=trajs["test"], diverged_step=div,
+            initial_params={k: v[rows] for k, v in initial.items()},
+            final_params={k: v[rows] for k, v in final.items()},
+            wall_time=wall))
+    return results

@@ -261,3 +261,17 @@ def test_a_configuration_that_cannot_run_is_refused_before_any_training(tmp_path
     with pytest.raises(ValueError, match=r"grid.bad entry 0: .*cnn.*\(8,\)"):
         run_grid(entries, tmp_path / "out", progress=False, log=None)
     assert not list((tmp_path / "out").glob("*.nc"))
+
+
+def test_grouped_grid_writes_the_same_results(tmp_path):
+    text = 'seed = [0, 1]\ndtype = "float64"\n' + TINY
+    entries = load_grid(_write(tmp_path, text))
+    a = run_grid(entries, tmp_path / "one", progress=False, log=None)
+    b = run_grid(entries, tmp_path / "grouped", progress=False, log=None, group_runs=64)
+    assert a.n_trained == b.n_trained == len(entries) == 12
+    manifest = json.loads((tmp_path / "grouped" / "index.json").read_text())
+    assert max(c["group_size"] for c in manifest["configs"]) == 4   # 2 lrs x 2 seeds per arch
+    for e in entries:
+        ta, _, _, _ = TrainResult.load_trajectories(result_path(tmp_path / "one", e.config))
+        tb, _, _, _ = TrainResult.load_trajectories(result_path(tmp_path / "grouped", e.config))
+        np.testing.assert_allclose(tb.outputs, ta.outputs, rtol=1e-10, atol=1e-12)

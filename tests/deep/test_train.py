@@ -213,3 +213,22 @@ def test_config_identity_and_params():
         assert a.config_id() != a.replace(seed=a.seed + 1).config_id()
 
     check()
+
+
+def test_a_group_of_configurations_equals_each_trained_alone():
+    """Configurations differing only in seed / lr / momentum / wd / n_runs share one vmap."""
+    from linsim.deep.train import train_group
+
+    base = _small(optimizer="sgd", dtype="float64", augment=True, batch_norm=True, steps=8)
+    cfgs = [base, base.replace(lr=0.2, momentum=0.9, n_runs=2),
+            base.replace(seed=11, weight_decay=1e-2, n_runs=1)]
+    grouped = train_group(cfgs)
+    for cfg, g in zip(cfgs, grouped):
+        alone = train(cfg)
+        assert g.config is cfg and g.train.n_runs == cfg.n_runs
+        np.testing.assert_allclose(g.train.outputs, alone.train.outputs, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(g.test.arrays["loss"], alone.test.arrays["loss"], rtol=1e-10,
+                                   atol=1e-12)
+        assert g.train.params["group_runs"] == 6 and alone.train.params["group_runs"] == cfg.n_runs
+    with pytest.raises(ValueError, match=r"differs from configuration 0 in \['steps'\]"):
+        train_group([base, base.replace(steps=3)])
