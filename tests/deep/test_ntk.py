@@ -160,3 +160,17 @@ def test_float32_jacobians_agree_with_float64_to_single_precision():
     k32 = empirical_ntk(net, X, device="cpu", dtype=torch.float32)
     assert k32.dtype == np.float64
     np.testing.assert_allclose(k32, k64, rtol=1e-5, atol=1e-6 * np.abs(k64).max())
+
+
+def test_ntk_of_the_registered_linear_architecture_is_the_input_gram():
+    """linsim.deep's `linear` family is W flatten(x) without bias: its NTK is exactly X X^T."""
+    from linsim.deep import build_model, initialize
+
+    net = build_model("linear", (1, 2, 3), 4, width=1.0, depth=None, activation="relu", batch_norm=None,
+                      dtype=torch.float64, device="cpu")
+    initialize(net, "default", generator=torch.Generator().manual_seed(0))
+    X = np.random.default_rng(5).normal(size=(6, 1, 2, 3))
+    F = X.reshape(6, -1)
+    np.testing.assert_allclose(empirical_ntk(net, X, device="cpu"), F @ F.T, rtol=1e-13, atol=1e-13)
+    full = empirical_ntk(net, X, mode="full", device="cpu")
+    np.testing.assert_allclose(full, (F @ F.T)[:, :, None, None] * np.eye(4), rtol=1e-13, atol=1e-13)
