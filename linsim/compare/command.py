@@ -5,12 +5,20 @@ Usage::
     linsim compare DIR                 # a `linsim train` output folder
     linsim compare                     # the built-in default: trains the default grid into
                                        # linsim-out/train first (resuming) if it is not complete
-    linsim compare DIR --json          # one JSON object on stdout (keys in the README)
+    linsim compare DIR --json          # one JSON object on stdout (keys below)
 
 Writes ``compare.nc`` (every number), five figures and ``compare.md`` (one page answering
 "do these networks behave like the theory says?") into ``--out`` (default
 ``linsim-out/compare``), and prints the findings, each with its measured number.  Exit status 0
 on success, 2 for bad input, 130 when interrupted.
+
+JSON keys (``--json``): ``deep_stress``, ``joint_stress``, ``linear_basis_all``,
+``linear_basis_deep`` (chi_1..chi_k of the four views, :mod:`linsim.compare.joint`),
+``top3_deep_stress``, ``separability`` (factor -> architecture-pair / factor-pair distance),
+``permutation_importance``, ``width`` (width / architecture distance ratio, steps to progress 0.5
+and to the mid-grid progress by architecture and width), ``init``, ``theory_vs_deep`` (one row per
+configuration: controls, measured and predicted ``k_chi``), ``n_configs``, ``n_points``, ``notes``,
+``files``, ``wall_time_s``.  Unmeasurable numbers are ``null``.
 
 ``add_arguments(parser)`` and ``run(args)`` plug the command into ``linsim``'s parser;
 ``python -m linsim.compare.command ...`` runs it on its own.
