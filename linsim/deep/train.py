@@ -234,7 +234,7 @@ class TrainResult:
         user-array data sets cannot rebuild theirs (use :meth:`load_trajectories`).
         ``initial_params`` / ``final_params`` are not stored and come back empty.
         """
-        train_t, test_t, div, params = cls.load_trajectories(path)
+        train_t, test_t, div, params, attrs = cls._read(path)
         if params.get("dataset") == "arrays":
             raise ValueError(f"{str(path)!r} was trained on user arrays, which the file does not "
                              "hold; use TrainResult.load_trajectories")
@@ -244,7 +244,7 @@ class TrainResult:
         fields_ = {k: v for k, v in params.items() if k in names and k != "dataset_options"}
         config = TrainConfig(**fields_, dataset_options=options)
         return cls(config=config, train=train_t, test=test_t, diverged_step=div,
-                   wall_time=float(train_t.params.get("wall_time_s", 0.0) or 0.0))
+                   wall_time=float(attrs.get("wall_time_s", 0.0)))
 
     @staticmethod
     def load_trajectories(path: str | Path) -> tuple[Trajectory, Trajectory, np.ndarray, dict]:
@@ -252,7 +252,10 @@ class TrainResult:
 
         Checksums are verified (:func:`linsim.storage.read_netcdf`).
         """
+        return TrainResult._read(path)[:4]
 
+    @staticmethod
+    def _read(path):
         from linsim.storage import read_netcdf
 
         ds = read_netcdf(path)
@@ -270,7 +273,7 @@ class TrainResult:
             sub.attrs = json.loads(ds.attrs[f"{split}_attrs_json"])
             trajs.append(Trajectory.from_dataset(sub))
         params = json.loads(ds.attrs["config_json"])
-        return trajs[0], trajs[1], ds["diverged_step"].values.astype(np.int64), params
+        return trajs[0], trajs[1], ds["diverged_step"].values.astype(np.int64), params, dict(ds.attrs)
 
 
 class _Sampler:

@@ -100,6 +100,15 @@ def test_default_grid_covers_the_study_factors():
     assert len({c.architecture for c in gpu}) >= 6 and min(c.n_runs for c in gpu) >= 10
     # the printed grid is the grid
     assert tomllib.loads(builtin_grid_text("small"))["dataset"] == "mnist1d"
+    # every model of both grids builds on its data (checked without training)
+    from linsim.deep.train import check_runnable
+
+    seen = set()
+    for c in cfgs + gpu:
+        key = (c.architecture, c.width, c.augment, c.batch_size)
+        if key not in seen:
+            seen.add(key)
+            check_runnable(c.replace(device="cpu"))
 
 
 def test_run_writes_every_configuration_and_a_rerun_skips_them(tmp_path):
