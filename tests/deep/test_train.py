@@ -232,3 +232,17 @@ def test_a_group_of_configurations_equals_each_trained_alone():
         assert g.train.params["group_runs"] == 6 and alone.train.params["group_runs"] == cfg.n_runs
     with pytest.raises(ValueError, match=r"differs from configuration 0 in \['steps'\]"):
         train_group([base, base.replace(steps=3)])
+
+
+@pytest.mark.parametrize("arch, kw", [("cnn", dict(width=0.25, batch_norm=True)),
+                                      ("wide_resnet", dict(width=0.25))])
+def test_vmapped_conv_nets_with_batchnorm_equal_the_loop(arch, kw):
+    """Stacked BatchNorm2d buffers and image crops + flips, against plain modules."""
+    cfg = _small(architecture=arch, depth=None, optimizer="nesterov", dtype="float64", augment=True,
+                 steps=5, n_checkpoints=2, n_runs=2, batch_size=8, **kw)
+    a, b = train(cfg), train(cfg.replace(engine="loop"))
+    assert any("running_mean" in n for n, _ in
+               __import__("linsim.deep.models", fromlist=["build_model"]).build_model(
+                   arch, (1, 8, 8), 10, width=0.25, batch_norm=cfg.batch_norm).named_buffers())
+    np.testing.assert_allclose(a.train.outputs, b.train.outputs, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(a.test.outputs, b.test.outputs, rtol=1e-9, atol=1e-11)
