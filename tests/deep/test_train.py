@@ -241,8 +241,9 @@ def test_vmapped_conv_nets_with_batchnorm_equal_the_loop(arch, kw):
     cfg = _small(architecture=arch, depth=None, optimizer="nesterov", dtype="float64", augment=True,
                  steps=5, n_checkpoints=2, n_runs=2, batch_size=8, **kw)
     a, b = train(cfg), train(cfg.replace(engine="loop"))
-    assert any("running_mean" in n for n, _ in
-               __import__("linsim.deep.models", fromlist=["build_model"]).build_model(
-                   arch, (1, 8, 8), 10, width=0.25, batch_norm=cfg.batch_norm).named_buffers())
+    from linsim.deep.models import build_model
+
+    net = build_model(arch, (1, 8, 8), 10, width=0.25, batch_norm=cfg.batch_norm)
+    assert any("running_mean" in name for name, _ in net.named_buffers())
     np.testing.assert_allclose(a.train.outputs, b.train.outputs, rtol=1e-9, atol=1e-11)
     np.testing.assert_allclose(a.test.outputs, b.test.outputs, rtol=1e-9, atol=1e-11)
