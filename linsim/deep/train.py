@@ -10,8 +10,9 @@ Random streams
 Run ``r`` draws everything from ``SeedSequence(seed, spawn_key=(r,))``, split by ``spawn(4)``
 into: initialization (a CPU ``torch.Generator``), data order (a fresh permutation of the
 training set each epoch), augmentation, and corner labels.  A run therefore gets the same
-numbers whatever ``n_runs`` is, and with either engine (``vmap`` or ``loop``); the data set
-itself is drawn from ``data_seed``, shared by every run.
+numbers whatever ``n_runs`` is, with either engine (``vmap`` or ``loop``), and when it is
+trained inside a group of configurations (:func:`train_group`); the data set itself is drawn
+from ``data_seed``, shared by every run.
 
 Training loop
 -------------
