@@ -10,8 +10,8 @@ Usage::
 
 Each configuration is written to ``DIR/<architecture>-<config_id>.nc`` as soon as it
 finishes, and ``DIR/index.json`` lists them all; running the same command again skips what
-is complete.  Ctrl-C stops after removing the file in progress (exit status 130); a kill
-loses at most the configuration in progress.  The exit status is 0 when every configuration
+is complete.  Ctrl-C (or SIGTERM) stops after removing the file in progress (exit status
+130); a kill loses at most the configuration in progress.  The exit status is 0 when every configuration
 is complete (diverged runs are recorded, not failures), 2 for bad input.
 
 ``add_arguments(parser)`` and ``run(args)`` plug the command into ``linsim``'s parser;
@@ -21,7 +21,10 @@ is complete (diverged runs are recorded, not failures), 2 for bad input.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
 from pathlib import Path
 
 __all__ = ["DEFAULT_OUT", "add_arguments", "main", "run"]
@@ -71,6 +74,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """Treat SIGTERM like Ctrl-C while training (main thread only); the old handler is restored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``linsim train`` with parsed ``args``; returns the exit status."""
     from linsim.deep.grid import builtin_grid_text, load_grid, result_path, run_grid
@@ -104,10 +124,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     print(f"linsim train: {len(entries)} configurations, {n_runs} runs from {source} -> {args.out}")
     try:
-        summary = run_grid(entries, args.out, progress=not args.no_progress, verify=args.verify,
-                           device=args.device, command=sys.argv, source=str(source),
-                           num_threads=args.threads if args.threads > 0 else None,
-                           group_runs=max(0, args.group_runs))
+        with _sigterm_as_interrupt():
+            summary = run_grid(entries, args.out, progress=not args.no_progress, verify=args.verify,
+                               device=args.device, command=sys.argv, source=str(source),
+                               num_threads=args.threads if args.threads > 0 else None,
+                               group_runs=max(0, args.group_runs))
     except KeyboardInterrupt:
         done = sum(result_path(args.out, e.config).is_file() for e in entries)
         print(f"\nlinsim train: interrupted; {done} of {len(entries)} configurations are complete "

@@ -250,12 +250,13 @@ def test_sigkill_mid_grid_loses_at_most_one_configuration(tmp_path):
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_cleanly_with_a_message(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_and_sigterm_stop_cleanly_with_a_message(tmp_path, sig):
     grid = _write(tmp_path, SLOW_GRID)
     out = tmp_path / "out"
     proc = _spawn(grid, out)
     assert _wait_for_files(out, 1, proc), proc.communicate()
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "interrupted" in err and "resume" in err and "Traceback" not in err
