@@ -5,9 +5,27 @@ from __future__ import annotations
 import numpy as np
 
 
+#: Largest step count accepted: beyond it int64 arithmetic and float64 exponents lose meaning.
+MAX_STEPS = 2**53
+
+
+def _real(x, name: str) -> np.ndarray:
+    arr = np.asarray(x)
+    if np.iscomplexobj(arr):
+        raise ValueError(f"{name} must be real; got a complex array")
+    if arr.dtype == bool:
+        raise ValueError(f"{name} must be numeric; got booleans")
+    if arr.dtype.kind not in "iuf":
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be numeric; got dtype {arr.dtype}") from None
+    return arr
+
+
 def as_float_array(x, name: str, ndim: int | None = None) -> np.ndarray:
-    """Return ``x`` as a float64 array, raising if it is non-finite or has the wrong rank."""
-    arr = np.asarray(x, dtype=np.float64)
+    """Return ``x`` as a float64 array, raising if it is complex, non-finite or has the wrong rank."""
+    arr = _real(x, name).astype(np.float64)
     if ndim is not None and arr.ndim != ndim:
         raise ValueError(f"{name} must have {ndim} dimension(s), got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
@@ -84,8 +102,8 @@ def check_lr(lr: float, rates: np.ndarray, name: str = "lr") -> float:
 
 
 def steps_array(steps, name: str = "steps") -> np.ndarray:
-    """Checkpoint step counts: 1-D non-negative integers."""
-    arr = np.asarray(steps)
+    """Checkpoint step counts: 1-D non-negative integers up to ``MAX_STEPS`` (no silent wrap-around)."""
+    arr = _real(steps, name)
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"{name} must be a non-empty 1-D array, got shape {arr.shape}")
     if not np.all(np.isfinite(arr.astype(np.float64))):
@@ -94,6 +112,9 @@ def steps_array(steps, name: str = "steps") -> np.ndarray:
         raise ValueError(f"{name} must be >= 0 (T < 0 is meaningless), min is {arr.min()}")
     if not np.all(np.asarray(arr, dtype=np.float64) == np.round(np.asarray(arr, dtype=np.float64))):
         raise ValueError(f"{name} must be integers (GD step counts)")
+    big = np.flatnonzero(np.asarray(arr, dtype=np.float64) > MAX_STEPS)
+    if big.size:
+        raise ValueError(f"{name}[{big[0]}] = {arr[big[0]]} exceeds the largest supported step count 2**53")
     return arr.astype(np.int64)
 
 

@@ -140,3 +140,19 @@ def test_monte_carlo_stderr_is_the_seed_to_seed_spread():
 def test_other_public_functions_refuse_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@pytest.mark.parametrize("steps, match", [
+    (np.array([0, 2**64 - 1], dtype=np.uint64), "exceeds"), ([0, 1e19], "exceeds"),
+    ([True, False], "numeric"), (np.array([0, 1 + 1j]), "real"), (["a"], "numeric"),
+])
+def test_steps_never_wrap_or_lose_parts(steps, match):
+    with pytest.raises(ValueError, match=match):
+        theory.quadratic_spectrum(LAM[:2], np.ones((2, 2)), np.ones((1, 2, 2)), 1.0, steps)
+
+
+def test_complex_weights_are_refused_not_truncated():
+    with pytest.raises(ValueError, match="teacher must be real"):
+        theory.quadratic_spectrum(LAM[:2], np.ones((2, 2)) * 1j, np.ones((1, 2, 2)), 1.0, [0, 1])
+    with pytest.raises(ValueError, match="eigenvalues must be real"):
+        theory.k_chi(np.array([1.0 + 1e-3j]))
