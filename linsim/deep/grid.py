@@ -294,6 +294,19 @@ def _remove_stale_temporaries(out_dir: Path, names: Iterable[str]) -> int:
     return count
 
 
+def _file_summary(path: Path) -> dict[str, Any]:
+    """Divergence record and wall time of a result file, read without loading its outputs."""
+    import xarray as xr
+
+    try:
+        with xr.open_dataset(path, engine="h5netcdf") as ds:
+            div = ds["diverged_step"].values.astype(int).tolist()
+            return {"diverged_step": div, "n_diverged": int(sum(d >= 0 for d in div)),
+                    "wall_time_s": round(float(ds.attrs.get("wall_time_s", 0.0)), 3)}
+    except (OSError, KeyError, ValueError):
+        return {}
+
+
 def _manifest_entry(entry: GridEntry, path: Path, status: str, **extra) -> dict[str, Any]:
     return {"config_id": entry.config.config_id(), "file": path.name, "subgrid": entry.subgrid,
             "status": status, "params": entry.config.params(), **extra}
@@ -391,6 +404,8 @@ def run_grid(entries: Sequence[GridEntry], out_dir: str | Path, *, progress: boo
                     complete = False
             if complete:
                 prev = old.get(cid, {})
+                if "n_diverged" not in prev:  # finished just before a kill: ask the file
+                    prev = _file_summary(p)
                 records.append({**_manifest_entry(e, p, "complete"),
                                 **{k: prev[k] for k in ("diverged_step", "n_diverged", "wall_time_s")
                                    if k in prev}})

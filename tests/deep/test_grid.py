@@ -247,6 +247,9 @@ def test_sigkill_mid_grid_loses_at_most_one_configuration(tmp_path):
     assert s.n_skipped == len(done) and s.n_trained == 5 - len(done)
     assert sorted(out.glob("*.nc")) == sorted(result_path(out, e.config) for e in entries)
     assert not list(out.glob(".*.tmp")) and not (out / ".lock").exists()
+    manifest = json.loads((out / "index.json").read_text())
+    assert manifest["n_complete"] == 5
+    assert all(c["n_diverged"] == 0 and c["diverged_step"] == [-1, -1] for c in manifest["configs"])
 
 
 @pytest.mark.slow
