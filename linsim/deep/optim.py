@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping, MutableMapping, Sequence
 
 import torch
@@ -65,6 +65,9 @@ class Hyper:
         L2 coefficient (``sgd``, ``nesterov``, ``adam``) or decoupled decay (``adamw``).
     beta1, beta2, eps : float
         Adam moment decay rates and denominator offset (shared by all runs).
+    use_momentum : bool
+        Whether any run has momentum > 0 (computed once here, so that updates never wait
+        for the device to answer).
     """
 
     lr: torch.Tensor
@@ -73,6 +76,10 @@ class Hyper:
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float = 1e-8
+    use_momentum: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "use_momentum", bool(torch.any(self.momentum > 0)))
 
     @property
     def n_runs(self) -> int:
@@ -194,7 +201,7 @@ class SGD(FunctionalOptimizer):
             mu = _bcast(hyper.momentum, p)
             lr = _bcast(hyper.lr, p) * lr_scale
             g = g + wd * p
-            if self.nesterov or bool(torch.any(hyper.momentum > 0)):
+            if self.nesterov or hyper.use_momentum:
                 buf = state[name].get("momentum")
                 buf = g.clone() if buf is None else buf.mul_(mu).add_(g)
                 state[name]["momentum"] = buf
