@@ -9,7 +9,8 @@ Usage::
 
 Writes ``compare.nc`` (every number), five figures and ``compare.md`` (one page answering
 "do these networks behave like the theory says?") into ``--out`` (default
-``linsim-out/compare``), and prints the findings, each with its measured number.  Exit status 0
+``linsim-out/compare``; NTK counterparts are kept in ``--out/cache`` as they finish, so a rerun
+or an interrupted run does not recompute them), and prints the findings, each with its measured number.  Exit status 0
 on success, 2 for bad input, 130 when interrupted.
 
 JSON keys (``--json``): ``deep_stress``, ``joint_stress``, ``linear_basis_all``,
@@ -108,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         for n in notes:
             say(n)
         say(f"{len(trajs)} configurations from {directory}")
-        comp = compare(trajs, config=config, progress=say)
+        comp = compare(trajs, config=config, progress=say, cache_dir=Path(args.out) / "cache")
         paths = write_report(comp, args.out, command=sys.argv)
     except KeyboardInterrupt:
         print("\nlinsim compare: interrupted; nothing partial was left in the output folder", file=sys.stderr)

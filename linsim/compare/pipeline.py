@@ -18,6 +18,11 @@ Choices (all in :class:`CompareConfig`)
   subset; ``None`` = all) because its Gram matrix and Jacobians grow with ``n_train``.
 * Names: a configuration is named by its architecture and the values of the factors
   (:data:`linsim.compare.findings.FACTORS`) that vary across the grid.
+* Resume: with ``cache_dir``, every NTK counterpart (the expensive unit) is written there as
+  soon as it is computed (``ntk-<hash>.nc``, an atomic, checksummed Trajectory file holding its
+  NTK spectrum too) and read back instead of recomputed on the next run; the hash covers the
+  network, the data set, the checkpoint steps, the NTK settings and the linsim version.  A
+  corrupt cache file is recomputed.
 """
 
 from __future__ import annotations
@@ -263,7 +268,52 @@ def _subset_problem(problem, max_train, seed):
     return replace(problem, X_train=problem.X_train[idx], y_train=problem.y_train[idx])
 
 
-def compare(deep, *, config=None, names=None, progress=None):
+def _ntk_cache_file(cache_dir, traj, config):
+    import hashlib
+
+    from linsim.provenance import linsim_version
+
+    p = traj.params
+    ident = {"network": {k: p.get(k) for k in _NETWORK_KEYS},
+             "data": {k: v for k, v in p.items() if k.startswith(("dataset", "data_")) or k in
+                      ("n_train", "n_test", "eval_stride")},
+             "steps": [float(t) for t in traj.times], "ntk_max_train": config.ntk_max_train,
+             "ntk_runs": config.ntk_runs, "ntk_dtype": config.ntk_dtype, "seed": config.seed,
+             "linsim": linsim_version()}
+    digest = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return Path(cache_dir) / f"ntk-{digest}.nc"
+
+
+def _ntk_counterpart(t, config, cache_dir, say):
+    """The NTK counterpart trajectory of ``t``'s network and its spectrum (from the cache if there)."""
+    from linsim.storage import CorruptFileError
+    from linsim.trajectory import Trajectory
+
+    path = None if cache_dir is None else _ntk_cache_file(cache_dir, t, config)
+    if path is not None and path.is_file():
+        try:
+            tr = Trajectory.load(path)
+            say(f"NTK of {t.params.get('architecture')}: read from {path.name}")
+            return tr, tr.arrays["ntk_spectrum"]
+        except (CorruptFileError, OSError, ValueError, KeyError) as exc:
+            say(f"cache file {path.name} unreadable ({exc}); recomputing")
+    say(f"NTK of {t.params.get('architecture')}")
+    prob = _subset_problem(problem_from_deep(t, n_runs=config.ntk_runs, seed=config.seed),
+                           config.ntk_max_train, config.seed)
+    trajs, records = build_counterparts(prob, ["ntk"], device=config.device, ntk_dtype=config.ntk_dtype)
+    tr = trajs["ntk"]
+    tr = Trajectory(outputs=tr.outputs, times=tr.times, params={**tr.params,
+                    "family": f"ntk:{t.params.get('architecture')}"}, inputs=tr.inputs, labels=tr.labels,
+                    arrays={"ntk_spectrum": records[0].spectrum})
+    if path is not None:
+        from linsim.storage import check_writable_dir
+
+        check_writable_dir(path.parent)
+        tr.save(path)
+    return tr, records[0].spectrum
+
+
+def compare(deep, *, config=None, names=None, progress=None, cache_dir=None):
     """Compare deep-network trajectories with their linear counterparts and the theory.
 
     Parameters
@@ -275,6 +325,9 @@ def compare(deep, *, config=None, names=None, progress=None):
         Configuration names (default :func:`config_names`).
     progress : callable, optional
         Called with a short string as each stage starts.
+    cache_dir : path, optional
+        Where NTK counterparts are written as they finish and found again on a rerun (module
+        docstring); None: no cache.
 
     Returns
     -------
@@ -314,15 +367,9 @@ def compare(deep, *, config=None, names=None, progress=None):
             key = tuple(t.params.get(k) for k in _NETWORK_KEYS)
             if key in ntk_spectra:
                 continue
-            say(f"NTK of {t.params.get('architecture')}")
-            prob = _subset_problem(problem_from_deep(t, n_runs=config.ntk_runs, seed=config.seed),
-                                   config.ntk_max_train, config.seed)
-            trajs, records = build_counterparts(prob, ["ntk"], device=config.device, ntk_dtype=config.ntk_dtype)
-            tr = trajs["ntk"]
-            linear.append(type(tr)(outputs=tr.outputs, times=tr.times, params={**tr.params,
-                                   "family": f"ntk:{t.params.get('architecture')}"},
-                                   inputs=tr.inputs, labels=tr.labels))
-            ntk_spectra[key] = records[0].spectrum
+            tr, spectrum = _ntk_counterpart(t, config, cache_dir, say)
+            linear.append(tr)
+            ntk_spectra[key] = spectrum
         if config.ntk_max_train is not None and base.X_train.shape[0] > config.ntk_max_train:
             notes.append(f"NTK kernel machines trained on a seeded subset of {config.ntk_max_train} of the "
                          f"{base.X_train.shape[0]} training samples")

@@ -134,3 +134,26 @@ def test_without_a_directory_the_default_grid_is_trained_then_compared(compared,
     assert "already complete" in out.err
     assert out.out.splitlines()[0].startswith("(a) top 3 InPCA dimensions")
     assert (tmp_path / "o" / "compare.nc").is_file()
+
+
+def test_rerun_reads_ntk_counterparts_from_the_cache_and_recomputes_a_corrupt_one(compared, capsys):
+    from linsim.compare.command import main
+
+    _, first, root = compared
+    out = root / "out"
+    cached = sorted((out / "cache").glob("ntk-*.nc"))
+    assert len(cached) == 2  # one per distinct network: linear and mlp
+    args = [str(root / "train"), "--out", str(out), "--json", "--n-grid", "8", "--ntk-max-train", "40",
+            "--counterpart-runs", "1"]
+    capsys.readouterr()
+    assert main(args) == 0
+    io = capsys.readouterr()
+    assert io.err.count("read from ntk-") == 2
+    again = json.loads(io.out)
+    for key in ("joint_stress", "linear_basis_all", "linear_basis_deep"):
+        np.testing.assert_allclose(again[key], first[key], rtol=1e-12, atol=1e-12)
+    cached[0].write_bytes(b"not a netCDF file")
+    assert main(args) == 0
+    io = capsys.readouterr()
+    assert "unreadable" in io.err and io.err.count("read from ntk-") == 1
+    np.testing.assert_allclose(json.loads(io.out)["linear_basis_all"], first["linear_basis_all"], rtol=1e-10)
