@@ -2,7 +2,7 @@
 
 Usage::
 
-    linsim train                       # the built-in grid (MNIST-1D, CPU-sized, ~10 min)
+    linsim train                       # the built-in grid (MNIST-1D, CPU-sized, a few minutes)
     linsim train GRID.toml --out DIR   # your grid (see linsim.deep.grid for the format)
     linsim train --scale gpu           # the built-in grid at GPU size
     linsim train --print-default-grid  # print the built-in grid's TOML (to copy and edit)
