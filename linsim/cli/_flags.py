@@ -123,6 +123,14 @@ def real(text: str) -> float:
     return value
 
 
+def fraction(text: str) -> float:
+    """A number strictly between 0 and 1 (the explained-stress threshold χ)."""
+    value = real(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1); got {text!r}")
+    return value
+
+
 def optional_real(text: str):
     return None if text.strip().lower() in ("none", "default") else real(text)
 

@@ -70,13 +70,6 @@ def _scheduler(text: str) -> str:
     return text.strip()
 
 
-def _fraction(text: str) -> float:
-    value = _flags.real(text)
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1); got {text!r}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of ``linsim phase``: ensemble fields (with the phase defaults), axes, options.
 
@@ -98,7 +91,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--axis", action=AxisAction, type=axis_argument, default=None, metavar="NAME=SPEC",
                    help="NAME=lin:START:STOP:NUM | NAME=log:START:STOP:NUM | NAME=v1,v2,...; repeat for "
                    f"each of 1-3 axes, each name once (default: {' '.join(DEFAULT_AXES)})")
-    g.add_argument("--chi", type=_fraction, default=0.9, help="explained-stress threshold χ (default 0.9)")
+    g.add_argument("--chi", type=_flags.fraction, default=0.9, help="explained-stress threshold χ (default 0.9)")
     g.add_argument("--k-star", dest="k_star", type=_flags.positive_integer, default=3, metavar="K_STAR",
                    help="a cell is a hyper-ribbon if k_χ <= k* (default 3)")
     g.add_argument("--k-max", dest="k_star", type=_flags.positive_integer, default=argparse.SUPPRESS,

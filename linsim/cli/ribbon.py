@@ -58,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("embedding and output")
     g.add_argument("--n-components", type=_flags.positive_integer, default=20, metavar="K",
                    help="InPCA eigenpairs to compute and report (default 20; capped at the number of points)")
-    g.add_argument("--chi", type=_flags.real, default=0.9,
+    g.add_argument("--chi", type=_flags.fraction, default=0.9,
                    help="explained-stress threshold χ of k_χ and of the ribbon verdict (default 0.9)")
     g.add_argument("--k-star", type=_flags.positive_integer, default=3, metavar="K_STAR",
                    help="hyper-ribbon if k_χ <= k* (default 3)")
