@@ -3,9 +3,15 @@
 ``theory`` is a top-level package installed beside ``linsim``.  A user's own ``theory.py`` (or
 ``theory/`` folder) in the working folder or the script's folder comes first on ``sys.path``
 and shadows it; every sweep cell then failed with an unrelated ``ImportError``.  This module
-finds the ``theory`` that Python would import and, when it is not linsim's (a package that
-provides the functions the sweeps call), raises an ``ImportError`` that names the shadowing
-file and the package it hides.
+finds the ``theory`` that Python would import and:
+
+* a plain folder called ``theory`` (no ``__init__.py``: a namespace package, e.g. a folder of
+  notes, or the test suite's ``tests/theory``) holds no code, yet it wins over a package that
+  an import hook provides (an editable install).  linsim's package is then imported from the
+  hook's own location instead, so such a folder does not get in the way;
+* any other module that is not linsim's (a ``theory.py``, a package with an ``__init__.py``
+  lacking the functions the sweeps call) raises a :class:`TheoryShadowedError` that names the
+  shadowing file and the package it hides.
 """
 
 from __future__ import annotations
@@ -47,6 +53,35 @@ def _shadow_message(origin: str | None) -> str:
     )
 
 
+def _is_namespace(spec) -> bool:
+    return spec.submodule_search_locations is not None and spec.origin in (None, "namespace")
+
+
+def _import_from_hooks():
+    """Import ``theory`` from the first import hook (``sys.meta_path`` finder other than the
+    path finder) that provides it as a regular package; None if none does."""
+    from importlib.machinery import PathFinder
+
+    for finder in sys.meta_path:
+        if finder is PathFinder or not hasattr(finder, "find_spec"):
+            continue
+        try:
+            spec = finder.find_spec("theory", None)
+        except Exception:  # a third-party hook that cannot answer
+            continue
+        if spec is None or spec.loader is None or _is_namespace(spec):
+            continue
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules["theory"] = mod
+        try:
+            spec.loader.exec_module(mod)
+        except BaseException:
+            sys.modules.pop("theory", None)
+            raise
+        return mod
+    return None
+
+
 def import_theory():
     """Return linsim's ``theory`` package, or raise :class:`TheoryShadowedError` naming the
     module that shadows it.
@@ -57,6 +92,9 @@ def import_theory():
     True
     """
     mod = sys.modules.get("theory")
+    if mod is not None and getattr(mod, "__file__", None) is None and not all(hasattr(mod, n) for n in _REQUIRED):
+        # a plain folder was imported as a namespace package before we were asked
+        mod = _import_from_hooks() or mod
     if mod is None:
         try:
             spec = importlib.util.find_spec("theory")
@@ -64,6 +102,9 @@ def import_theory():
             raise TheoryShadowedError(f"cannot locate the 'theory' package: {exc}") from exc
         if spec is None:
             raise ImportError("linsim's 'theory' package is not installed (pip install -e . installs both)")
+        if _is_namespace(spec):
+            mod = _import_from_hooks()
+    if mod is None:
         where = spec.origin if spec.origin not in (None, "namespace") else \
             ", ".join(spec.submodule_search_locations or [])
         if spec.submodule_search_locations is None:  # a plain module, e.g. someone's theory.py

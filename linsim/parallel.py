@@ -426,6 +426,9 @@ class _Worker:
                 [sys.executable, "-c", _BOOT, path, str(child_sock.fileno()), str(os.getpid())],
                 pass_fds=(child_sock.fileno(),), env=env, stdin=subprocess.DEVNULL, close_fds=True,
             )
+        except BaseException:
+            parent_sock.close()  # no worker: no socket left open either
+            raise
         finally:
             child_sock.close()
         self.conn = Connection(parent_sock.detach())

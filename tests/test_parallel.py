@@ -14,8 +14,12 @@ import pytest
 import torch
 from threadpoolctl import threadpool_info
 
+from _engine_tasks import crash, inverse, mark_and_sleep, square, threads_seen, unpicklable
+from _process_tree import alive, descendants
 from linsim import parallel
 from linsim.parallel import ProcessEngine, SerialEngine, get_engine, thread_limit
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
 
 
 def _blas_threads():
@@ -123,74 +127,39 @@ def test_engine_contract(name, request):
         assert sorted(i for i, _ in got) == list(range(len(items)))
         assert dict(got) == {i: -v for i, v in enumerate(items)}
         assert list(engine.map_unordered(operator.neg, [])) == []
+        # every item runs single-threaded (BLAS pools and torch), in this process or not
+        assert {r for _, r in engine.map_unordered(threads_seen, range(3))} == {((1,), 1)}
         with pytest.raises(ZeroDivisionError) as info:
-            list(engine.map_unordered(_inverse, [1, 0, 2]))
+            list(engine.map_unordered(inverse, [1, 0, 2]))
         assert any("item 1" in n for n in info.value.__notes__)
         if name == "process":
             assert any("traceback in the worker process" in n for n in info.value.__notes__)
-        assert dict(engine.map_unordered(_square, [2, 3])) == {0: 4, 1: 9}
-        # every item runs single-threaded (BLAS pools and torch), in this process or not
-        assert {r for _, r in engine.map_unordered(_threads_seen, range(3))} == {((1,), 1)}
+        assert dict(engine.map_unordered(square, [2, 3])) == {0: 4, 1: 9}  # usable after a failure
     assert engine.workers >= 1
 
 
-def _threads_seen(_):
-    import torch
-    from threadpoolctl import threadpool_info
-
-    blas = tuple(sorted({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}))
-    return blas, torch.get_num_threads()
-
-
-def _square(x):
-    return x * x
-
-
 def test_functions_from_main_are_refused_with_advice(monkeypatch):
-    monkeypatch.setattr(_square, "__module__", "__main__")
+    monkeypatch.setattr(square, "__module__", "__main__")
     with pytest.raises(ValueError, match="defined in __main__"):
-        list(ProcessEngine(1).map_unordered(_square, [1]))
+        list(ProcessEngine(1).map_unordered(square, [1]))
 
 
 def test_exceptions_carry_the_item_index():
     with pytest.raises(ZeroDivisionError) as info:
-        list(SerialEngine().map_unordered(_inverse, [1, 0]))
+        list(SerialEngine().map_unordered(inverse, [1, 0]))
     assert any("item 1" in n for n in getattr(info.value, "__notes__", []))
 
 
-def _inverse(x):
-    return 1 / x
-
-
 # ----------------------------------------------------------------------------- processes
-def _children(pid: int) -> list[int]:
-    """Live (non-zombie) descendants of ``pid``, read from /proc."""
-    parents = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as fh:
-                    fields = fh.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if fields[0] != "Z":
-                parents[int(entry)] = int(fields[1])
-    out, frontier = [], [pid]
-    while frontier:
-        p = frontier.pop()
-        kids = [c for c, pp in parents.items() if pp == p]
-        out += kids
-        frontier += kids
-    return out
-
-
 SLOW_SCRIPT = textwrap.dedent(
     """
-    import sys, time
+    import sys
+    from _engine_tasks import mark_and_sleep
     from linsim.parallel import ProcessEngine
     # no __main__ guard on purpose
     engine = ProcessEngine(2)
-    for i, _ in engine.map_unordered(time.sleep, [30.0] * 4):
+    items = [(f"{sys.argv[1]}/started-{i}", 30.0) for i in range(4)]
+    for i, _ in engine.map_unordered(mark_and_sleep, items):
         pass
     """
 )
@@ -202,34 +171,25 @@ def test_signal_stops_workers_promptly(tmp_path, sig):
     # SIGKILL cannot be handled: the workers must die with their parent (PR_SET_PDEATHSIG)
     script = tmp_path / "slow.py"
     script.write_text(SLOW_SCRIPT)
-    proc = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, stderr=subprocess.PIPE)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [TESTS, os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path)], cwd=tmp_path,
+                            stderr=subprocess.PIPE, env=env)
     deadline = time.monotonic() + 60
-    while len(_children(proc.pid)) < 2 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    kids = _children(proc.pid)
-    assert len(kids) >= 2, "the workers did not start"
-    time.sleep(1.0)  # let them import and start sleeping
+    # both workers are inside an item (each wrote its marker and sleeps 30 s)
+    while len(list(tmp_path.glob("started-*"))) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    kids = descendants(proc.pid)
+    assert len(list(tmp_path.glob("started-*"))) == 2 and len(kids) >= 2, "the workers did not start their items"
     t0 = time.monotonic()
     proc.send_signal(sig)
     rc = proc.wait(20)
     assert time.monotonic() - t0 < 15, "shutdown waited for the pending items"
     assert rc != 0
     deadline = time.monotonic() + 10
-    while _alive(kids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert _alive(kids) == [], f"worker processes left behind: {_alive(kids)}"
-
-
-def _alive(pids):
-    out = []
-    for p in pids:
-        try:
-            with open(f"/proc/{p}/stat") as fh:
-                if fh.read().rsplit(")", 1)[1].split()[0] != "Z":
-                    out.append(p)
-        except OSError:
-            pass
-    return out
+    while alive(kids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert alive(kids) == [], f"worker processes left behind: {alive(kids)}"
+    assert len(list(tmp_path.glob("started-*"))) == 2  # the pending items never started
 
 
 def test_thread_limit_covers_blas_libraries_loaded_inside_the_block():
@@ -248,17 +208,9 @@ def test_thread_limit_covers_blas_libraries_loaded_inside_the_block():
     assert res.stdout.strip() == "[1]"
 
 
-def _crash(code):
-    os._exit(code)
-
-
-def _unpicklable(_):
-    return threading.Lock()
-
-
 def test_process_engine_names_a_dead_worker_and_an_unsendable_result():
     with ProcessEngine(1) as engine:
         with pytest.raises(parallel.WorkerError, match=r"exited \(code 3\) while running item 0"):
-            list(engine.map_unordered(_crash, [3]))
+            list(engine.map_unordered(crash, [3]))
         with pytest.raises(parallel.WorkerError, match="could not be sent back"):
-            list(engine.map_unordered(_unpicklable, [0]))
+            list(engine.map_unordered(unpicklable, [0]))

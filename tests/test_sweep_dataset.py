@@ -10,6 +10,7 @@ import xarray as xr
 
 from linsim.ensemble import EnsembleConfig
 from linsim.metrics import RibbonCriterion
+from linsim.parallel import get_engine
 from linsim.storage import read_netcdf
 from linsim.sweep import PhaseSpec, agreement, run_phase, theory_map
 from linsim.sweep import runner as runner_module
@@ -122,6 +123,8 @@ def test_fine_theory_map_is_described_and_engine_independent():
     one = theory_map(spec, resolution=4, n_workers=1, n_draws=2)
     two = theory_map(spec, resolution=4, engine="serial", n_draws=2)
     np.testing.assert_array_equal(one["fine_k_chi"].values, two["fine_k_chi"].values)
+    with pytest.raises(ValueError, match="either an Engine instance or n_workers"):  # not dropped silently
+        theory_map(spec, resolution=4, n_workers=3, engine=get_engine("serial"), n_draws=2)
     assert one["fine_steps"].attrs["symbol"] == "T" and "k* = 2" in one["fine_stress_k"].attrs["long_name"]
 
 

@@ -20,11 +20,9 @@ Examples
 ((2, 3), ['slope', 'scale_ratio'])
 """
 
-from linsim.sweep._theory import TheoryShadowedError, import_theory
-
-import_theory()  # a shadowing theory.py is named here, before linsim.metrics fails to import it
-from linsim.sweep.axes import (  # noqa: E402
-    ALIASES, AXIS_INFO, AxisInfo, PhaseSpec, Unit, axis_info, canonical_axis,
+# (a shadowing theory.py is named by ``import linsim``, which runs before any of these)
+from linsim._theory_check import TheoryShadowedError, import_theory
+from linsim.sweep.axes import (ALIASES, AXIS_INFO, AxisInfo, PhaseSpec, Unit, axis_info, canonical_axis,
                                fine_axis, is_integer_axis, is_log_axis, with_values)
 from linsim.sweep.cells import N_STRESS, CellResult, logit_scale, run_cell, theory_spectra
 from linsim.sweep.dataset import PREFIXES, assemble, cells_folder, save_dataset, variable_attrs

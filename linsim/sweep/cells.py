@@ -24,7 +24,7 @@ import numpy as np
 
 from linsim.ensemble import EnsembleConfig
 from linsim.metrics import RibbonCriterion
-from linsim.sweep._theory import import_theory
+from linsim._theory_check import import_theory
 
 __all__ = ["CellResult", "N_STRESS", "logit_scale", "run_cell", "theory_spectra"]
 

@@ -270,7 +270,7 @@ def assemble(spec: PhaseSpec, results: Mapping[tuple[int, int], CellResult], *, 
     import xarray as xr
 
     from linsim.provenance import provenance_attrs
-    from linsim.sweep._theory import import_theory
+    from linsim._theory_check import import_theory
 
     dims = tuple(spec.axes)
     shape = spec.shape

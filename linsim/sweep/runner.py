@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from linsim.sweep._theory import import_theory
+from linsim._theory_check import import_theory
 from linsim.sweep.axes import PhaseSpec
 from linsim.sweep.cells import CellResult, _cell_task
 from linsim.sweep.dataset import assemble, cells_folder, clear_cells, load_cells, save_dataset, write_cell
@@ -84,7 +84,8 @@ def run_phase(spec: PhaseSpec, n_workers: int | None = None, progress: bool = Tr
     resume : bool
         With ``out``: reuse the finished cells in ``out.cells`` (or a complete ``out`` written
         by the same sweep) and compute only the missing or failed ones.  The result equals an
-        uninterrupted run in every data variable but ``seconds``.
+        uninterrupted run in every data variable but ``seconds``.  A store or an ``out`` file
+        of a different sweep is refused (``ValueError``), never overwritten.
     replicates : int >= 1, optional
         Seeds per cell, overriding ``spec.replicates`` (see :class:`PhaseSpec`).
     command : str, optional
@@ -145,8 +146,15 @@ def run_phase(spec: PhaseSpec, n_workers: int | None = None, progress: bool = Tr
         if resume:
             if out.is_file() and not folder.is_dir():
                 done = read_netcdf(out)
-                if (done.attrs.get("sweep_fingerprint") == fingerprint
-                        and not (done["status"].values == "missing").any()
+                if done.attrs.get("sweep_fingerprint") != fingerprint:
+                    # the same refusal as for a store of another sweep: resume never overwrites
+                    # the results of a different sweep
+                    raise ValueError(
+                        f"{str(out)!r} holds a different sweep (another fingerprint): resume only with "
+                        f"the same base, axes, criterion, root seed and replicates, or run without "
+                        f"resume to replace it"
+                    )
+                if (not (done["status"].values == "missing").any()
                         and int(done.attrs.get("theory_resolution", -1)) == theory_resolution):
                     return done
             results = {k: v for k, v in load_cells(folder, fingerprint).items() if v.ok}

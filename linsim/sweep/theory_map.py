@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from linsim.ensemble import EnsembleConfig  # noqa: F401  (used by the docstring example)
-from linsim.sweep._theory import import_theory
+from linsim._theory_check import import_theory
 from linsim.sweep.axes import PhaseSpec, axis_info, with_values
 
 __all__ = ["FINE_MAP_DRAWS", "theory_map"]
@@ -72,7 +72,7 @@ def theory_map(spec: PhaseSpec, resolution: int = 24, n_workers: int | None = No
     names = list(fine)
     items = [(spec.base, names, a, fine[names[1]], spec.criterion, int(n_draws)) for a in fine[names[0]]]
     rows: list = [None] * len(items)
-    eng = get_engine(engine, n_workers) if not hasattr(engine, "map_unordered") else engine
+    eng = get_engine(engine, n_workers)  # an Engine instance with n_workers is refused there
     from tqdm.auto import tqdm
 
     with tqdm(total=len(items), desc="theory map rows", disable=not progress, unit="row") as bar:
