@@ -23,8 +23,21 @@ Conventions
 * **Self vs cross.** With ``logq=None`` the result is the symmetric ``(M, M)`` matrix, each
   pair computed once and mirrored, with an exact zero diagonal; otherwise ``(Ma, Mb)``.
 
-Algorithm of :func:`bhattacharyya` (CPU and CUDA run the same code)
--------------------------------------------------------------------
+Kernels of :func:`bhattacharyya` (a registry, :data:`BHATTACHARYYA_KERNELS`)
+----------------------------------------------------------------------------
+``"fused"`` (CPU, ``C <= 32`` under ``kernel="auto"``): a numba kernel over tiles of 64 rows by
+256 columns (:mod:`linsim.inpca._fused`); each per-sample coefficient is formed in registers
+(the class sum unrolled) and multiplied straight into the tile's running product, with the
+flush and exact-redo rules described below.  ``"gemm"`` (any device, any ``C``; the CUDA path):
+batched matrix products through torch, described next.  Both agree to rounding (~1e-16) and
+each is deterministic whatever the worker count.  :func:`bhattacharyya_reference` is the slow
+plain oracle beside them.
+
+Out of core (:mod:`linsim.inpca.store`): with ``out=`` a zarr path or array, or memmap/zarr
+inputs, the output is computed in square tiles read from row blocks of the inputs, resumably.
+
+Algorithm of the GEMM kernel (CPU and CUDA run the same code)
+-------------------------------------------------------------
 Normalized square-root probabilities ``x = exp(logp / 2) / sqrt(Z)`` are formed for a chunk
 of samples whose size adapts to the free memory (one exponential per entry; ``Z`` is the
 squared norm of each row, checked against ``norm_tol``).  The output is cut into rectangles of
