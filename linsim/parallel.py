@@ -353,6 +353,13 @@ class Engine(abc.ABC):
 
     @classmethod
     def from_options(cls, n_workers: int | None, scheduler) -> "Engine":
+        """The engine for :func:`get_engine`'s options (refusing those it does not use).
+
+        Examples
+        --------
+        >>> SerialEngine.from_options(None, None).name
+        'serial'
+        """
         if scheduler is not None:
             raise ValueError(f"scheduler= is only used by engine='dask', not by engine={cls.name!r}")
         return cls(n_workers)
@@ -567,7 +574,8 @@ class DaskEngine(Engine):
     Parameters
     ----------
     n_workers : int, optional
-        Workers of the ``LocalCluster`` started when no scheduler is given (default: cores).
+        Workers of the ``LocalCluster`` started when no scheduler is given (default: cores);
+        refused together with a scheduler (it would do nothing there).
     scheduler : str or distributed.Client, optional
         A scheduler address (``tcp://host:8786``) or a connected client (not closed by the
         engine).  Default: ``DASK_SCHEDULER_ADDRESS`` if set, else a new ``LocalCluster``.
@@ -585,10 +593,17 @@ class DaskEngine(Engine):
     def __init__(self, n_workers: int | None = None, *, scheduler=None, processes: bool = True,
                  threads_per_worker: int = 1) -> None:
         super().__init__(n_workers, threads_per_worker=threads_per_worker)
+        source = "scheduler"
         if scheduler is None:
             scheduler = os.environ.get("DASK_SCHEDULER_ADDRESS") or None
+            source = "DASK_SCHEDULER_ADDRESS"
         if scheduler is not None and not isinstance(scheduler, str) and not hasattr(scheduler, "submit"):
             raise TypeError(f"scheduler must be an address string or a distributed.Client; got {scheduler!r}")
+        if scheduler is not None and self.n_workers is not None:
+            raise ValueError(
+                f"n_workers={self.n_workers} has no effect on an existing Dask cluster "
+                f"({source}={scheduler!r}): its own workers run the items; leave n_workers unset"
+            )
         self.scheduler = scheduler
         self.processes = bool(processes)
         self._client = None
@@ -728,10 +743,8 @@ def get_engine(name: str | Engine | None = None, n_workers: int | None = None, s
         if n_workers is not None or scheduler is not None:
             raise ValueError("give either an Engine instance or n_workers/scheduler, not both")
         return name
-    if scheduler is None and name in (None, "dask"):
-        scheduler = os.environ.get("DASK_SCHEDULER_ADDRESS") or None
     if name is None:
-        if scheduler is not None:
+        if scheduler is not None or os.environ.get("DASK_SCHEDULER_ADDRESS"):  # DaskEngine reads it
             name = "dask"
         else:
             n = n_workers if n_workers is not None else (os.cpu_count() or 1)

@@ -85,6 +85,12 @@ def test_engine_choice_and_errors(monkeypatch):
         get_engine("process", scheduler="tcp://x:1")
     with pytest.raises(ValueError, match="one item at a time"):
         get_engine("serial", n_workers=2)
+    # a worker count means nothing to an existing cluster: refused, not dropped
+    with pytest.raises(ValueError, match="n_workers=2 has no effect .*DASK_SCHEDULER_ADDRESS"):
+        get_engine(n_workers=2)
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS")
+    with pytest.raises(ValueError, match="n_workers=3 has no effect .*scheduler='tcp://h:1'"):
+        get_engine("dask", n_workers=3, scheduler="tcp://h:1")
 
 
 def test_dask_missing_gives_install_hint(monkeypatch):

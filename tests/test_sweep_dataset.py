@@ -12,7 +12,7 @@ from linsim.ensemble import EnsembleConfig
 from linsim.metrics import RibbonCriterion
 from linsim.parallel import get_engine
 from linsim.storage import read_netcdf
-from linsim.sweep import PhaseSpec, agreement, run_phase, theory_map
+from linsim.sweep import PhaseSpec, agreement, run_phase, theory_map, with_values
 from linsim.sweep import runner as runner_module
 
 TINY = EnsembleConfig(n_samples=40, dim=8, n_classes=3, n_runs=3, n_checkpoints=4, steps=50, init_scale=0.01)
@@ -110,6 +110,22 @@ def test_bad_sweeps_are_refused_before_any_cell_runs(monkeypatch):
     assert ran == []
     fine = spec.validate_for_theory_map(4)
     assert [v.size for v in fine.values()] == [4, 4] and spec.supports_theory_map
+
+
+def test_a_limit_on_two_axes_at_once_is_found_before_the_theory_map():
+    # each axis alone is fine beside the other's first value; only the corner (lr, lambda_1) =
+    # (1.5, 1.5) passes the GD stability limit lr < 2 / lambda_1
+    spec = PhaseSpec(TINY, {"lr": [0.1, 1.5], "lambda_1": [0.5, 1.5]})
+    with pytest.raises(ValueError, match=r"corner lr=1.5, lambda_1=1.5 .*stability limit"):
+        spec.validate_for_theory_map(3)
+
+
+def test_with_values_takes_aliases_and_refuses_repeats():
+    assert with_values(TINY, {"T": 20, "c": 0.25}) == dataclasses.replace(TINY, steps=20, slope=0.25)
+    with pytest.raises(ValueError, match="given twice"):
+        with_values(TINY, {"c": 0.1, "slope": 0.2})
+    with pytest.raises(ValueError, match="unknown sweep axis 'temperature'"):
+        with_values(TINY, {"temperature": 1.0})
 
 
 def test_invalid_cells_are_listed_with_their_reason():

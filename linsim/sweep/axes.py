@@ -15,8 +15,10 @@ adding replicates keeps the existing ones.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
+import typing
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -102,6 +104,13 @@ def canonical_axis(name: str) -> str:
     return name
 
 
+@functools.cache
+def _integer_fields() -> frozenset[str]:
+    """EnsembleConfig fields annotated ``int`` (resolved annotations, not their spelling)."""
+    hints = typing.get_type_hints(EnsembleConfig)
+    return frozenset(f.name for f in dataclasses.fields(EnsembleConfig) if hints.get(f.name) is int)
+
+
 def is_integer_axis(name: str) -> bool:
     """True for axes that take integers (``steps``, ``n_classes``, ``n_runs``, ...).
 
@@ -110,9 +119,7 @@ def is_integer_axis(name: str) -> bool:
     >>> is_integer_axis("steps"), is_integer_axis("slope")
     (True, False)
     """
-    key = canonical_axis(name)
-    types = {f.name: str(f.type) for f in dataclasses.fields(EnsembleConfig)}
-    return types.get(key) == "int"
+    return canonical_axis(name) in _integer_fields()
 
 
 def is_log_axis(values) -> bool:
@@ -151,28 +158,33 @@ def fine_axis(values, resolution: int, name: str = "") -> np.ndarray:
 def with_values(base: EnsembleConfig, values: Mapping[str, float]) -> EnsembleConfig:
     """``base`` with axis values substituted (``scale_ratio`` sets ``teacher_scale``).
 
-    Integer fields (``steps``, ``n_classes``, ...) must receive integral values.
+    Names are axis names or aliases (:func:`canonical_axis`).  Integer fields (``steps``,
+    ``n_classes``, ...) must receive integral values.
 
     Examples
     --------
-    >>> cfg = with_values(EnsembleConfig(init_scale=0.01), {"scale_ratio": 10.0, "steps": 20.0})
+    >>> cfg = with_values(EnsembleConfig(init_scale=0.01), {"scale_ratio": 10.0, "T": 20.0})
     >>> round(cfg.teacher_scale, 12), cfg.steps
     (0.1, 20)
     """
-    types = {f.name: str(f.type) for f in dataclasses.fields(EnsembleConfig)}
     changes: dict[str, Any] = {}
+    ratio = None
     for name, value in values.items():
-        if name == "scale_ratio":
-            continue
+        key = canonical_axis(name)
+        if key in changes or (key == "scale_ratio" and ratio is not None):
+            raise ValueError(f"axis {key!r} given twice (as {name!r} too)")
         value = float(value)
-        if types[name] == "int":
+        if key == "scale_ratio":
+            ratio = value
+            continue
+        if key in _integer_fields():
             if value != round(value):
-                raise ValueError(f"axis {name!r} takes integers; got {value}")
+                raise ValueError(f"axis {key!r} takes integers; got {value}")
             value = int(round(value))
-        changes[name] = value
+        changes[key] = value
     cfg = dataclasses.replace(base, **changes)
-    if "scale_ratio" in values:
-        cfg = dataclasses.replace(cfg, teacher_scale=float(values["scale_ratio"]) * cfg.init_scale)
+    if ratio is not None:
+        cfg = dataclasses.replace(cfg, teacher_scale=ratio * cfg.init_scale)
     return cfg
 
 
@@ -447,16 +459,28 @@ class PhaseSpec:
             raise ValueError("the fine theory map needs at least two axes (use resolution 0)")
         names = list(self.axes)[:2]
         fine = {n: fine_axis(self.axes[n], int(resolution), n) for n in names}
-        for pos, name in enumerate(names):
-            other = names[1 - pos]
-            for j, value in enumerate(fine[name]):
-                cfg = with_values(self.base, {name: value, other: fine[other][0]})
-                try:
-                    theory_inputs(cfg)  # validates the config and builds what the theory takes
-                except (ValueError, TypeError) as exc:
-                    raise ValueError(
-                        f"the theory map cannot use axis {name!r} value {value:g} (fine point {j}): {exc}"
-                    ) from None
+        # every fine value of each axis (beside the other's first value), then the four corners:
+        # a limit that involves both axes (e.g. lr and lambda_1 for stability) is reached there
+        points = [(pos, j) for pos, name in enumerate(names) for j in range(fine[name].size)]
+        a, b = fine[names[0]], fine[names[1]]
+        corners = [(a[i], b[j]) for i in (0, -1) for j in (0, -1)]
+        for pos, j in points:
+            name, other = names[pos], names[1 - pos]
+            value = fine[name][j]
+            try:
+                theory_inputs(with_values(self.base, {name: value, other: fine[other][0]}))
+            except (ValueError, TypeError) as exc:  # validates the config, builds the theory's inputs
+                raise ValueError(
+                    f"the theory map cannot use axis {name!r} value {value:g} (fine point {j}): {exc}"
+                ) from None
+        for va, vb in corners:
+            try:
+                theory_inputs(with_values(self.base, {names[0]: va, names[1]: vb}))
+            except (ValueError, TypeError) as exc:
+                raise ValueError(
+                    f"the theory map cannot use the corner {names[0]}={va:g}, {names[1]}={vb:g} of its "
+                    f"fine grid: {exc}"
+                ) from None
         return fine
 
     def fingerprint(self) -> str:
