@@ -126,7 +126,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 def write_netcdf(ds, path: str | Path, *, command=None, title: str | None = None,
-                 checksum_vars: Iterable[str] = ()) -> Path:
+                 checksum_vars: Iterable[str] = (), compress: int | None = None) -> Path:
     """Write an ``xarray.Dataset`` to netCDF (h5netcdf) atomically, with provenance and checksums.
 
     Parameters
@@ -143,6 +143,9 @@ def write_netcdf(ds, path: str | Path, *, command=None, title: str | None = None
     checksum_vars : iterable of str
         Variables whose SHA-256 is stored in their ``sha256`` attribute and checked by
         :func:`read_netcdf`.
+    compress : int in 1..9, optional
+        gzip level for every numeric variable with at least one dimension (lossless; default
+        none). Large evaluation inputs and logits typically shrink by 10-30%.
 
     Returns
     -------
@@ -177,8 +180,15 @@ def write_netcdf(ds, path: str | Path, *, command=None, title: str | None = None
         var = ds[name].copy(deep=False)
         var.attrs = {**var.attrs, CHECKSUM_ATTR: array_checksum(var.values)}
         ds[name] = var
+    encoding = {}
+    if compress is not None:
+        if isinstance(compress, bool) or not isinstance(compress, int) or not 1 <= compress <= 9:
+            raise ValueError(f"compress must be a gzip level 1..9 or None; got {compress!r}")
+        encoding = {name: {"compression": "gzip", "compression_opts": compress}
+                    for name, var in ds.data_vars.items()
+                    if var.ndim and var.dtype.kind in "biuf"}
     with atomic_path(path) as tmp:
-        ds.to_netcdf(tmp, engine="h5netcdf")
+        ds.to_netcdf(tmp, engine="h5netcdf", encoding=encoding or None)
     return path
 
 

@@ -393,13 +393,14 @@ class Trajectory:
             arrays=arrays,
         )
 
-    def save(self, path: str | Path, *, command=None) -> Path:
+    def save(self, path: str | Path, *, command=None, compress: int | None = None) -> Path:
         """Write the trajectory to a netCDF file, atomically and with checksums. Returns the path.
 
         The file is written to a temporary name in the same folder and renamed onto ``path``,
         so a kill during the write leaves the previous file intact. Each array carries a
         SHA-256 checksum that :meth:`load` verifies; provenance attributes
-        (:mod:`linsim.provenance`) record the command line, versions and time.
+        (:mod:`linsim.provenance`) record the command line, versions and time. ``compress``
+        (gzip level 1..9) compresses the arrays losslessly.
 
         Examples
         --------
@@ -414,7 +415,8 @@ class Trajectory:
 
         ds = self.to_dataset()
         checksum = [name for name in ds.variables if name not in ("run", "checkpoint")]
-        return write_netcdf(ds, Path(path), command=command, checksum_vars=checksum)
+        return write_netcdf(ds, Path(path), command=command, checksum_vars=checksum,
+                            compress=compress)
 
     @classmethod
     def load(cls, path: str | Path) -> "Trajectory":

@@ -69,3 +69,14 @@ def test_text_variables_can_be_checksummed(tmp_path):
     ds = xr.Dataset({"status": ("cell", np.array(["ok", "failed", "ok"]))})
     back = read_netcdf(write_netcdf(ds, tmp_path / "s.nc", checksum_vars=["status"]))
     assert back["status"].values.tolist() == ["ok", "failed", "ok"]
+
+
+def test_compression_is_lossless_and_smaller(tmp_path):
+    x = np.repeat(np.random.default_rng(0).normal(size=(50, 1)), 400, axis=1)  # compressible
+    ds = xr.Dataset({"x": (("i", "j"), x)})
+    plain = write_netcdf(ds, tmp_path / "plain.nc")
+    packed = write_netcdf(ds, tmp_path / "packed.nc", compress=4, checksum_vars=["x"])
+    assert packed.stat().st_size < plain.stat().st_size / 5
+    np.testing.assert_array_equal(read_netcdf(packed)["x"].values, x)
+    with pytest.raises(ValueError, match="gzip level"):
+        write_netcdf(ds, tmp_path / "bad.nc", compress=12)
