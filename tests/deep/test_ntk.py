@@ -114,7 +114,7 @@ class _NTKParamMLP(torch.nn.Module):
         return h @ self.W2.T / self.W2.shape[1] ** 0.5
 
 
-def _lazy_deviation(m, seed, steps=(0, 10, 50, 200)):
+def _lazy_deviation(m, seed, steps=(0, 4, 12, 40)):
     """max over checkpoints of ||f_net - f_ntk|| / ||f_net - f_net(0)|| on held-out inputs."""
     X, Y = _data(n=16, d=4, C=3, seed=10 + seed)
     Z, _ = _data(n=8, d=4, C=3, seed=20 + seed)
@@ -142,13 +142,14 @@ def _lazy_deviation(m, seed, steps=(0, 10, 50, 200)):
 
 
 def test_wide_mlp_follows_its_ntk_prediction_and_deviation_shrinks_with_width():
-    """Stated tolerance: at width 4096 the trained net is within 6% (relative to how far it moved)
-    of its NTK prediction at every checkpoint; the deviation falls at each 8x in width (the lazy
-    theory says ~ 1/sqrt(width), i.e. ~2.8x per step)."""
-    widths = (64, 512, 4096)
+    """Stated tolerance: at width 2048 the trained net is within 4% (relative to how far it moved)
+    of its NTK prediction at every checkpoint of 40 full-batch GD steps at lr = 1 / lambda_max; the
+    deviation falls by more than 2x at each 8x in width (the lazy theory says ~ 1/sqrt(width), i.e.
+    ~2.8x per step; measured here about 2.6x and 2.9x)."""
+    widths = (32, 256, 2048)
     dev = np.array([[_lazy_deviation(m, seed) for m in widths] for seed in (0, 1)]).mean(axis=0)
-    assert dev[-1] < 0.06, dev
-    assert dev[0] > 1.5 * dev[1] > 1.5 * 1.5 * dev[2], dev
+    assert dev[-1] < 0.04, dev
+    assert dev[0] > 2 * dev[1] > 2 * 2 * dev[2], dev
 
 
 def test_float32_jacobians_agree_with_float64_to_single_precision():
