@@ -21,12 +21,14 @@ Conventions
 -----------
 * ``n_train`` / ``n_test`` take the first samples of the fixed split (a prefix), so a
   smaller data set is a subset of a larger one with the same seed.
-* Normalization (``normalize``): ``"channel"`` subtracts the per-channel mean and divides
-  by the per-channel standard deviation, both computed in float64 over the (used) training
-  split and applied to both splits; channels are axis 1 of ``(n, C, ...)`` inputs, and a
-  vector input ``(n, d)`` is one channel.  ``"global"`` uses one mean/std over all training values,
-  ``"none"`` leaves the inputs as they are.  Each data set has a default (``synthetic`` and
-  user arrays: ``"none"``, so the input spectrum is what was asked for).
+* Normalization (``normalize``, :mod:`linsim.deep.normalization`): ``"channel"`` subtracts
+  the per-channel mean and divides by the per-channel standard deviation, both computed in
+  float64 over the (used) training split and applied to both splits; channels are axis 1 of
+  ``(n, C, ...)`` inputs, and a vector input ``(n, d)`` is one channel.  ``"global"`` uses one
+  mean/std over all training values, ``"none"`` leaves the inputs as they are.  Each data set
+  has a default (``synthetic`` and user arrays: ``"none"``, so the input spectrum is what was
+  asked for).
+* The on-disk formats (CIFAR-10 python batches, IDX) are parsed by ``linsim.deep._formats``.
 * ``eval_stride=s`` evaluates on training samples ``0, s, 2s, ...`` (the deep-network
   study used ``s = 2``).
 * All randomness flows from ``numpy.random.SeedSequence(seed)``.
@@ -45,18 +47,18 @@ do not depend on ``n_train``.
 from __future__ import annotations
 
 import functools
-import gzip
 import hashlib
 import os
-import pickle
 import random
-import struct
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import numpy as np
+
+from ._formats import DatasetFileError, read_cifar_batch, read_idx
+from .normalization import NORMALIZATIONS, Normalization, fit_normalization
 
 __all__ = [
     "DATASETS",
@@ -76,147 +78,9 @@ ENV_DATA_ROOT = "LINSIM_DATA"
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
-class DatasetFileError(ValueError):
-    """A data file is missing or not in the expected on-disk format (the message says which).
-
-    Examples
-    --------
-    >>> try:
-    ...     load_dataset("mnist", root="/nonexistent-folder")
-    ... except DatasetFileError as err:
-    ...     print(str(err)[:53])
-    data folder '/nonexistent-folder' for dataset 'mnist'
-    """
-
-
 # --------------------------------------------------------------------------------------
-# typed contracts
+# typed contracts (Normalization: linsim.deep.normalization)
 # --------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Normalization:
-    """Affine input normalization ``x -> (x - mean[c]) / std[c]`` per channel ``c``.
-
-    Attributes
-    ----------
-    kind : str
-        A key of :data:`NORMALIZATIONS` (``"channel"``, ``"global"`` or ``"none"``).
-    mean, std : tuple of float
-        One entry per channel (axis 1 of ``(n, C, ...)`` inputs; one entry for vector
-        inputs ``(n, d)`` or for ``kind="global"``).  ``"none"`` stores ``(0.0,)`` and
-        ``(1.0,)``.  Computed in float64 from the training split.
-
-    Examples
-    --------
-    >>> norm = Normalization("channel", mean=(1.0,), std=(2.0,))
-    >>> norm.apply(np.array([[3.0, 5.0]]))
-    array([[1., 2.]])
-    """
-
-    kind: str
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-
-    def __post_init__(self):
-        if self.kind not in NORMALIZATIONS:
-            raise ValueError(f"Normalization.kind must be one of {sorted(NORMALIZATIONS)}; got {self.kind!r}")
-        if len(self.mean) != len(self.std) or not self.mean:
-            raise ValueError(
-                f"Normalization.mean and .std need the same non-zero length; got {len(self.mean)} and {len(self.std)}"
-            )
-        for i, s in enumerate(self.std):
-            if not (np.isfinite(s) and s > 0):
-                raise ValueError(f"Normalization.std[{i}] must be finite and > 0; got {s}")
-
-    def apply(self, X: np.ndarray, dtype=np.float64, scale: float = 1.0) -> np.ndarray:
-        """Return normalized inputs ``((X * scale) - mean) / std`` as a new array of ``dtype``.
-
-        Parameters
-        ----------
-        X : ndarray (n, *input_shape), any real dtype (e.g. uint8 image bytes)
-        dtype : numpy dtype of the result
-        scale : float
-            Factor from the stored values to the physical ones (1/255 for image bytes).
-
-        The arithmetic is done in float64 on blocks of samples and cast into the result,
-        so an uint8 data set is never expanded to float64 as a whole.
-        """
-        X = np.asarray(X)
-        mean = np.asarray(self.mean, dtype=np.float64)
-        std = np.asarray(self.std, dtype=np.float64)
-        if mean.size > 1:  # per channel: broadcast along axis 1
-            if X.ndim < 3 or X.shape[1] != mean.size:
-                raise ValueError(f"inputs of shape {X.shape} do not have {mean.size} channels on axis 1")
-            shape = (1, mean.size) + (1,) * (X.ndim - 2)
-            mean, std = mean.reshape(shape), std.reshape(shape)
-        out = np.empty(X.shape, dtype=dtype)
-        for lo, block in _blocks(X, scale):
-            out[lo:lo + block.shape[0]] = (block - mean) / std
-        return out
-
-
-_BLOCK_BYTES = 64 * 2**20  # float64 working set per block
-
-
-def _blocks(X: np.ndarray, scale: float = 1.0):
-    """Yield ``(start, float64 block of X * scale)`` over the samples of ``X``."""
-    per_sample = max(1, int(np.prod(X.shape[1:])) * 8)
-    step = max(1, _BLOCK_BYTES // per_sample)
-    for lo in range(0, X.shape[0], step):
-        block = X[lo:lo + step].astype(np.float64)
-        if scale != 1.0:
-            block *= scale
-        yield lo, block
-
-
-def _moments(X: np.ndarray, scale: float, per_channel: bool):
-    """Mean and (population) std of ``X * scale`` in float64, over all axes but the channel
-    axis 1 (``per_channel``) or over everything; two passes over blocks of samples."""
-    axes = (0,) + tuple(range(2, X.ndim)) if per_channel else None
-    n = X.shape[0] * (int(np.prod(X.shape[2:])) if per_channel else int(np.prod(X.shape[1:])))
-    total = sum(block.sum(axis=axes) for _, block in _blocks(X, scale))
-    mean = np.atleast_1d(total / n)
-    shape = (1, -1) + (1,) * (X.ndim - 2) if per_channel else (1,) * X.ndim
-    mu = mean.reshape(shape)
-    sq = sum(((block - mu) ** 2).sum(axis=axes) for _, block in _blocks(X, scale))
-    std = np.atleast_1d(np.sqrt(sq / n))
-    return tuple(float(v) for v in mean), tuple(float(v) for v in std)
-
-
-def _stats_channel(X: np.ndarray, scale: float = 1.0):
-    # vector inputs (n, d) are one channel
-    return _moments(X, scale, per_channel=X.ndim > 2)
-
-
-def _stats_global(X: np.ndarray, scale: float = 1.0):
-    return _moments(X, scale, per_channel=False)
-
-
-def _stats_none(X: np.ndarray, scale: float = 1.0):
-    return (0.0,), (1.0,)
-
-
-#: Normalization kinds: name -> ``stats(X_train, scale) -> (mean, std)`` (tuples of float,
-#: statistics of the physical training inputs ``X_train * scale``, in float64).
-NORMALIZATIONS: dict[str, Callable[..., tuple]] = {
-    "channel": _stats_channel,
-    "global": _stats_global,
-    "none": _stats_none,
-}
-
-
-def _fit_normalization(kind: str, X_train: np.ndarray, scale: float = 1.0) -> Normalization:
-    if kind not in NORMALIZATIONS:
-        raise ValueError(f"unknown normalize={kind!r}; valid: {sorted(NORMALIZATIONS)}")
-    mean, std = NORMALIZATIONS[kind](X_train, scale)
-    for c, s in enumerate(std):
-        if not s > 0:
-            raise ValueError(
-                f"normalize={kind!r}: channel {c} of the training inputs is constant (std 0); "
-                "it cannot be standardized - use normalize='none' or drop the channel"
-            )
-    return Normalization(kind, mean, std)
-
-
 @dataclass(frozen=True, eq=False)
 class RawSplits:
     """What a dataset loader returns: un-normalized splits.
@@ -407,15 +271,22 @@ def _check_count(name: str, value, allow_none: bool = True) -> int | None:
 
 
 def _check_seed(seed) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be a non-negative integer; got {seed!r}")
+    if seed < 0:
+        raise ValueError(f"seed must be a non-negative integer; got {seed}")
     return int(seed)
 
 
 def _check_dtype(dtype) -> str:
-    key = np.dtype(dtype).name if not isinstance(dtype, str) else dtype
+    key = dtype
+    if not isinstance(dtype, str):
+        try:
+            key = np.dtype(dtype).name
+        except TypeError:  # e.g. a torch dtype
+            key = None
     if key not in _DTYPES:
-        raise ValueError(f"dtype must be one of {sorted(_DTYPES)}; got {dtype!r}")
+        raise ValueError(f"dtype must be one of {sorted(_DTYPES)} (or the numpy dtype); got {dtype!r}")
     return key
 
 
@@ -614,7 +485,7 @@ def load_dataset(
     X_train, y_train = _prefix("training", name, raw.X_train, raw.y_train, n_train, hint)
     X_test, y_test = _prefix("test", name, raw.X_test, raw.y_test, n_test, hint)
     kind = default_norm if normalize is None else normalize
-    norm = _fit_normalization(kind, X_train, raw.scale)
+    norm = fit_normalization(kind, X_train, raw.scale)
     eval_index = np.arange(0, X_train.shape[0], eval_stride, dtype=np.int64)
     params.update(
         n_train=int(X_train.shape[0]), n_test=int(X_test.shape[0]), eval_stride=eval_stride,
@@ -802,56 +673,6 @@ _CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
 _CIFAR_TEST = ("test_batch",)
 
 
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """Unpickler that can only rebuild numpy arrays (what CIFAR batches contain).
-
-    The CIFAR-10 python batches are pickles written by their authors; reading that standard
-    format needs ``pickle``.  This is reading a user's data file, not storing linsim results
-    (which are never pickles); restricting the allowed globals keeps a tampered file from
-    running code.
-    """
-
-    _ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("numpy.core.numeric", "_frombuffer"),  # protocol-5 pickles of arrays
-        ("numpy._core.numeric", "_frombuffer"),
-        ("_codecs", "encode"),  # protocol-2 pickles written by Python 3 store bytes this way
-    }
-
-    def find_class(self, module, name):
-        if (module, name) in self._ALLOWED:
-            return super().find_class(module, name)
-        raise DatasetFileError(f"CIFAR batch refers to {module}.{name}; only numpy arrays are allowed")
-
-
-def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        with open(path, "rb") as fh:
-            batch = _NumpyOnlyUnpickler(fh, encoding="bytes").load()
-    except DatasetFileError:
-        raise
-    except Exception as exc:  # truncated / not a pickle
-        raise DatasetFileError(f"{path}: not a CIFAR-10 python batch ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(batch, dict):
-        raise DatasetFileError(f"{path}: a CIFAR-10 batch is a dict; got {type(batch).__name__}")
-    get = lambda key: batch.get(key.encode(), batch.get(key))  # noqa: E731
-    data, labels = get("data"), get("labels")
-    if data is None or labels is None:
-        raise DatasetFileError(f"{path}: missing key b'data' or b'labels' (keys: {sorted(map(str, batch))})")
-    data = np.asarray(data)
-    labels = np.asarray(labels)
-    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
-        raise DatasetFileError(f"{path}: b'data' must be uint8 of shape (N, 3072); got {data.dtype} {data.shape}")
-    if labels.shape != (data.shape[0],):
-        raise DatasetFileError(f"{path}: {labels.size} labels for {data.shape[0]} images")
-    if labels.size and (labels.min() < 0 or labels.max() > 9):
-        raise DatasetFileError(f"{path}: labels must lie in 0..9; got range {labels.min()}..{labels.max()}")
-    return data.reshape(-1, 3, 32, 32), labels.astype(np.int64)
-
-
 def _load_cifar10(*, root, n_train, n_test, seed):
     folder = root / "cifar-10-batches-py"
     if not folder.is_dir():
@@ -864,7 +685,7 @@ def _load_cifar10(*, root, n_train, n_test, seed):
         need = n_train if split == "train" else n_test
         xs, ys, have = [], [], 0
         for f in files:  # read only as many batches as the requested prefix needs
-            x, y = _read_cifar_batch(folder / f)
+            x, y = read_cifar_batch(folder / f)
             xs.append(x)
             ys.append(y)
             have += x.shape[0]
@@ -872,37 +693,6 @@ def _load_cifar10(*, root, n_train, n_test, seed):
                 break
         parts[split] = (np.concatenate(xs), np.concatenate(ys))
     return RawSplits(*parts["train"], *parts["test"], 10, scale=1.0 / 255.0)
-
-
-_IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-
-
-def _read_idx(path: Path, expect_ndim: int) -> np.ndarray:
-    """Parse one IDX file (optionally gzip-compressed) into an array, checking its header."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as fh:
-            raw = fh.read()
-    except OSError as exc:
-        raise DatasetFileError(f"{path}: cannot read ({exc})") from exc
-    if len(raw) < 4:
-        raise DatasetFileError(f"{path}: too short for an IDX header ({len(raw)} bytes)")
-    zero, code, ndim = struct.unpack(">HBB", raw[:4])
-    if zero != 0 or code not in _IDX_TYPES:
-        raise DatasetFileError(f"{path}: bad IDX magic number 0x{raw[:4].hex()} (expected 0x0000 08 0{expect_ndim})")
-    if ndim != expect_ndim:
-        raise DatasetFileError(f"{path}: IDX file has {ndim} dimensions; expected {expect_ndim}")
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DatasetFileError(f"{path}: truncated IDX header")
-    shape = struct.unpack(">" + "I" * ndim, raw[4:header])
-    dt = np.dtype(_IDX_TYPES[code])
-    expected = int(np.prod(shape)) * dt.itemsize
-    if len(raw) - header != expected:
-        raise DatasetFileError(
-            f"{path}: header says shape {shape} ({expected} data bytes) but the file has {len(raw) - header}"
-        )
-    return np.frombuffer(raw, dtype=dt, offset=header).reshape(shape)
 
 
 def _find_idx(root: Path, stem: str) -> Path | None:
@@ -924,8 +714,8 @@ def _load_mnist(*, root, n_train, n_test, seed):
         raise DatasetFileError(f"mnist: missing {missing} under {str(root)!r}. {_HOW_TO_GET['mnist']}")
     out = []
     for split in ("train", "test"):
-        X = _read_idx(paths[f"{split}_x"], 3)
-        y = _read_idx(paths[f"{split}_y"], 1)
+        X = read_idx(paths[f"{split}_x"], 3)
+        y = read_idx(paths[f"{split}_y"], 1)
         if X.shape[0] != y.shape[0]:
             raise DatasetFileError(
                 f"mnist: {paths[f'{split}_x']} has {X.shape[0]} images but "
