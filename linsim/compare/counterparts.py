@@ -29,12 +29,14 @@ Conventions
 * Initialization: ``R`` runs with weights i.i.d. ``N(0, sigma^2)``; ``sigma`` is chosen so that
   the initial logits have the same RMS as the deep nets' initial logits (``init_rms``), so the
   output-to-weight ratio of the counterparts matches the networks'.
-* Seeds: every random draw comes from ``numpy.random.SeedSequence(seed)`` (spawned per
-  counterpart), so the same seed gives the same numbers.
+* Seeds: every random draw comes from ``numpy.random.SeedSequence([seed, crc32(name)])`` of the
+  root seed and the counterpart's name, so the same seed gives the same numbers, whatever other
+  counterparts are registered or requested.
 """
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
@@ -211,6 +213,8 @@ class CounterpartProblem:
         object.__setattr__(self, "steps", steps.astype(np.int64))
         if not (np.isfinite(self.init_rms) and self.init_rms >= 0):
             raise ValueError(f"CounterpartProblem.init_rms must be finite and >= 0; got {self.init_rms}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise ValueError(f"CounterpartProblem.seed must be a non-negative integer; got {self.seed!r}")
         if int(self.n_runs) < 1:
             raise ValueError(f"CounterpartProblem.n_runs must be >= 1; got {self.n_runs}")
 
@@ -255,6 +259,12 @@ class CounterpartEntry:
     """One registered counterpart: ``solve(problem, seed_sequence, lr_scale, **options)``
     returns ``(outputs (R, K, m, C), params dict)``; ``description`` is one line for reports.
 
+    ``options`` are the entry's tunable settings with their defaults (overridable through
+    :func:`build_counterparts`'s ``options``); ``runtime`` names the run-time settings of
+    :func:`build_counterparts` (``"device"``, ``"dtype"``) that ``solve`` also accepts.  A
+    ``"records"`` list in the returned params (e.g. NTK spectra) is taken out and returned
+    separately by :func:`build_counterparts`.
+
     Examples
     --------
     >>> COUNTERPARTS["ntk"].description.split(" (")[0]
@@ -265,6 +275,7 @@ class CounterpartEntry:
     solve: Callable
     description: str
     options: Mapping[str, object] = field(default_factory=dict)
+    runtime: tuple = ()
 
 
 #: The counterpart registry (name -> :class:`CounterpartEntry`).
@@ -305,11 +316,24 @@ def _lam_max(F):
     return float(np.linalg.eigvalsh(G)[-1]) / F.shape[0]
 
 
+def _feature_gd(F, Y, W0, lr, steps, Fz):
+    """Closed-form GD of the linear model on features ``F`` (n, p) with outputs on ``Fz`` (m, p).
+
+    In the primal (the ``p x p`` covariance, :func:`linsim.solvers.linear_gd`) when ``p <= n``,
+    else in the dual: the same dynamics as the kernel machine with ``K = F F^T`` started from
+    ``F W0^T`` (:func:`precomputed_kernel_gd`, ``n x n``), exact either way."""
+    if F.shape[1] <= F.shape[0]:
+        return linear_gd(F, Y, W0, lr, steps, inputs=Fz)
+    F0 = np.einsum("np,rcp->rnc", F, W0)
+    f0 = np.einsum("mp,rcp->rmc", Fz, W0)
+    return precomputed_kernel_gd(F @ F.T, Y, F0, lr, steps, K_cross=Fz @ F.T, f0_cross=f0)
+
+
 def _solve_linear(problem, ss, lr_scale):
     X, Z = _with_bias(problem.flat_train), _with_bias(problem.flat_eval)
     W0, sigma = _init_weights(np.random.default_rng(ss), problem.n_runs, problem.n_classes, Z, problem.init_rms)
     lr = lr_scale / _lam_max(X)
-    out = linear_gd(X, problem.one_hot(), W0, lr, problem.steps, inputs=Z)
+    out = _feature_gd(X, problem.one_hot(), W0, lr, problem.steps, Z)
     return out, {"lr": lr, "init_std": sigma, "loss": "mse"}
 
 
@@ -322,6 +346,8 @@ def _solve_softmax(problem, ss, lr_scale):
 
 
 def _solve_random_features(problem, ss, lr_scale, n_features=512):
+    if isinstance(n_features, bool) or not isinstance(n_features, (int, np.integer)) or n_features < 1:
+        raise ValueError(f"random_features option n_features must be a positive integer; got {n_features!r}")
     feat_ss, init_ss = ss.spawn(2)
     d = problem.flat_train.shape[1]
     A = np.random.default_rng(feat_ss).standard_normal((int(n_features), d)) / math.sqrt(d)
@@ -333,7 +359,7 @@ def _solve_random_features(problem, ss, lr_scale, n_features=512):
     W0, sigma = _init_weights(np.random.default_rng(init_ss), problem.n_runs, problem.n_classes, Fz,
                               problem.init_rms)
     lr = lr_scale / _lam_max(F)
-    out = linear_gd(F, problem.one_hot(), W0, lr, problem.steps, inputs=Fz)
+    out = _feature_gd(F, problem.one_hot(), W0, lr, problem.steps, Fz)
     return out, {"lr": lr, "init_std": sigma, "loss": "mse", "n_features": int(n_features)}
 
 
@@ -365,7 +391,7 @@ def _solve_ntk(problem, ss, lr_scale, device=None, dtype="float64"):
         outs.append(precomputed_kernel_gd(K, problem.one_hot(), F0, lr, problem.steps, K_cross=Kc, f0_cross=f0)[0])
         records.append(NTKRecord(run=r, spectrum=spec))
         lrs.append(lr)
-    return np.stack(outs), {"lr": float(np.mean(lrs)), "loss": "mse", "ntk": records}
+    return np.stack(outs), {"lr": float(np.mean(lrs)), "loss": "mse", "records": records}
 
 
 register_counterpart(CounterpartEntry(
@@ -373,10 +399,18 @@ register_counterpart(CounterpartEntry(
 register_counterpart(CounterpartEntry(
     "softmax", _solve_softmax, "linear model W x + b, softmax cross-entropy, explicit GD"))
 register_counterpart(CounterpartEntry(
-    "ntk", _solve_ntk, "kernel machine with the network's empirical NTK at initialization (lazy regime)"))
+    "ntk", _solve_ntk, "kernel machine with the network's empirical NTK at initialization (lazy regime)",
+    runtime=("device", "dtype")))
 register_counterpart(CounterpartEntry(
     "random_features", _solve_random_features,
-    "linear model on 512 fixed random ReLU features, squared loss, closed-form GD", {"n_features": 512}))
+    "linear model on fixed random ReLU features (option n_features), squared loss, closed-form GD",
+    {"n_features": 512}))
+
+
+def _counterpart_seed(seed, name):
+    """The seed sequence of one counterpart: a function of the root seed and the counterpart's
+    name only, so that registering another counterpart changes no one's numbers."""
+    return np.random.SeedSequence([int(seed), zlib.crc32(name.encode())])
 
 
 def build_counterparts(problem, kinds=("linear", "softmax", "ntk", "random_features"), *, lr_scale=1.0,
@@ -431,17 +465,13 @@ def build_counterparts(problem, kinds=("linear", "softmax", "ntk", "random_featu
         if bad:
             raise ValueError(f"counterpart {name!r} has no option {sorted(bad)[0]!r}; its options: "
                              f"{sorted(COUNTERPARTS[name].options) or 'none'}")
-    seeds = dict(zip(sorted(COUNTERPARTS), np.random.SeedSequence(problem.seed).spawn(len(COUNTERPARTS))))
+    runtime = {"device": device, "dtype": ntk_dtype}
     out, ntk = {}, []
     for name in kinds:
         entry = COUNTERPARTS[name]
-        kwargs = {**entry.options, **options.get(name, {})}
-        if name == "ntk":
-            kwargs["device"] = device
-            kwargs["dtype"] = ntk_dtype
-        outputs, info = entry.solve(problem, seeds[name], float(lr_scale), **kwargs)
-        if name == "ntk":
-            ntk = info.pop("ntk")
+        kwargs = {**entry.options, **options.get(name, {}), **{k: runtime[k] for k in entry.runtime}}
+        outputs, info = entry.solve(problem, _counterpart_seed(problem.seed, name), float(lr_scale), **kwargs)
+        ntk.extend(info.pop("records", []))
         params = {"family": name, "kind": "linear", "counterpart_of": problem.label, **info}
         out[name] = Trajectory(outputs=outputs, times=problem.steps.astype(np.float64), time_unit="step",
                                output_model="softmax", params=params,

@@ -22,7 +22,7 @@ def test_every_counterpart_shares_inputs_labels_and_schedule():
     nets = [torch.nn.Sequential(torch.nn.Linear(5, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3)).double()
             for _ in range(3)]
     prob = _problem(networks=lambda r: nets[r])
-    trajs, ntk = build_counterparts(prob)
+    trajs, ntk = build_counterparts(prob, options={"random_features": {"n_features": 24}})
     assert set(trajs) == set(COUNTERPARTS)
     for name, t in trajs.items():
         assert t.outputs.shape == (3, 4, 10, 3), name
@@ -67,6 +67,32 @@ def test_same_seed_same_numbers_and_seed_changes_draws():
     assert not np.allclose(a["linear"].outputs, c["linear"].outputs)
 
 
+def test_registering_another_counterpart_changes_no_ones_numbers(monkeypatch):
+    from linsim.compare.counterparts import CounterpartEntry
+
+    small = {"random_features": {"n_features": 16}}
+    before, _ = build_counterparts(_problem(), ["linear", "random_features"], options=small)
+    monkeypatch.setitem(COUNTERPARTS, "aaa", CounterpartEntry("aaa", COUNTERPARTS["linear"].solve, "a copy"))
+    after, _ = build_counterparts(_problem(), ["aaa", "random_features", "linear"], options=small)
+    for name in before:
+        np.testing.assert_array_equal(after[name].outputs, before[name].outputs)
+    assert not np.allclose(after["aaa"].outputs, after["linear"].outputs)  # its own draws
+
+
+@pytest.mark.parametrize("p", [7, 60])
+def test_feature_models_wider_than_the_training_set_use_the_exact_dual(p):
+    """Linear GD on features F (n, p): primal closed form when p <= n, kernel form beyond (n = 12)."""
+    from linsim.compare.counterparts import _feature_gd
+
+    rng = np.random.default_rng(p)
+    F, Fz = rng.normal(size=(12, p)), rng.normal(size=(5, p))
+    Y, W0 = np.eye(3)[rng.integers(0, 3, 12)], rng.normal(size=(2, 3, p))
+    lr = 1.0 / np.linalg.eigvalsh(F @ F.T / 12)[-1]
+    steps = [0, 1, 7, 300]
+    np.testing.assert_allclose(_feature_gd(F, Y, W0, lr, steps, Fz), linear_gd(F, Y, W0, lr, steps, inputs=Fz),
+                               rtol=1e-9, atol=1e-10)
+
+
 def test_ntk_counterpart_of_a_linear_network_is_the_linear_closed_form():
     torch.manual_seed(3)
     net = torch.nn.Linear(5, 3, bias=False).double()
@@ -85,6 +111,10 @@ def test_errors_name_the_problem():
         build_counterparts(_problem(), ["ntk"])
     with pytest.raises(ValueError, match="unknown counterpart 'svm'"):
         build_counterparts(_problem(), ["svm"])
+    with pytest.raises(ValueError, match="n_features must be a positive integer"):
+        build_counterparts(_problem(), ["random_features"], options={"random_features": {"n_features": 0}})
+    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+        _problem(seed=-1)
     with pytest.raises(ValueError, match="has no option 'depth'"):
         build_counterparts(_problem(), ["random_features"], options={"random_features": {"depth": 2}})
     with pytest.raises(ValueError, match="y_eval"):
