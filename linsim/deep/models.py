@@ -172,9 +172,17 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def _units(width: float, base: int, multiple: int = 1) -> int:
-    """``round(width * base)`` rounded to a positive multiple of ``multiple``."""
-    return multiple * max(1, round(width * base / multiple))
+def _units(width: float, base: float, multiple: int = 1) -> int:
+    """``round(width * base)`` rounded to a multiple of ``multiple``; a size that rounds to 0
+    is refused (not raised to 1 behind the caller's back)."""
+    n = round(width * base / multiple)
+    if n < 1:
+        raise ValueError(
+            f"width={width:g} gives a layer of {width * base:.3g} units (base size {base:g}"
+            + (f", in multiples of {multiple}" if multiple > 1 else "")
+            + "), which rounds to 0: use a larger width"
+        )
+    return multiple * n
 
 
 def _layers(nd: int):

@@ -272,6 +272,8 @@ def test_unknown_names_list_the_valid_ones():
         (("vit", (1, 9, 9), 2), {"patch_size": 2}, ValueError, r"patch_size=2 does not divide .*\(9, 9\)"),
         (("convmixer", (1, 8, 8), 2), {"kernel_size": 4}, ValueError, "kernel_size must be an odd positive integer"),
         (("vit", (1, 8, 8), 2), {"heads": 0}, ValueError, "heads must be a positive integer"),
+        (("mlp", (4,), 2), {"width": 0.004}, ValueError, r"width=0.004 gives a layer of 0.4 units .*rounds to 0"),
+        (("vit", (1, 8, 8), 2), {"width": 0.05}, ValueError, r"in multiples of 4\), which rounds to 0"),
     ],
 )
 def test_bad_arguments_are_named(args, kwargs, exc, pattern):
@@ -318,9 +320,11 @@ def test_any_size_builds_and_maps_to_logits(spec):
     name, shape, width, depth, n_classes = spec
     try:
         net = build_model(name, shape, n_classes, width=width, depth=depth)
-    except ValueError as err:  # the only refusal: a patch size that does not divide the input
-        assert "patch_size" in str(err) and name == "convmixer", err
-        assert any(s % 2 for s in shape[1:])
+    except ValueError as err:  # the only refusals: a patch size that does not divide the input,
+        if "patch_size" in str(err):  # or a width so small that a layer would have no unit
+            assert name == "convmixer" and any(s % 2 for s in shape[1:]), err
+        else:
+            assert "rounds to 0" in str(err) and ARCHITECTURES[name].uses_width, err
         return
     out = net(torch.randn(2, *shape))
     assert out.shape == (2, n_classes) and torch.isfinite(out).all()
