@@ -25,8 +25,8 @@ import os
 import subprocess
 import sys
 
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
-               "VECLIB_MAXIMUM_THREADS")
+from linsim.parallel import THREAD_VARIABLES  # the variables worker processes are started with
+
 TARGET_RATIO = 1.2
 
 
@@ -61,7 +61,7 @@ def _child(quick: bool) -> None:
 
 def _measure(single_threaded: bool, quick: bool) -> dict:
     env = dict(os.environ)
-    for var in THREAD_VARS:
+    for var in THREAD_VARIABLES:
         if single_threaded:
             env[var] = "1"
         else:

@@ -60,6 +60,7 @@ __all__ = [
     "Engine",
     "ProcessEngine",
     "SerialEngine",
+    "THREAD_VARIABLES",
     "WorkerError",
     "check_n_workers",
     "get_engine",
