@@ -12,6 +12,8 @@ from .asymptotics import (active_modes, critical_ratio, energy_terms, geometric_
                           teacher_decay_ratio)
 from .ensemble import (StressCurve, expected_explained_stress, expected_frobenius_sq,
                        expected_spectrum, mean_field_blocks, mode_profiles)
+from .finite_logit import (FISHER_METRICS, FiniteLogitSpectrum, finite_logit_spectrum, gd_logits,
+                           segment_rule)
 from .quadratic import (class_contrast_basis, effective_rates, embedding_points, gram_spectrum,
                         quadratic_spectrum, quadratic_spectrum_flow, residual_factors)
 from .schedule import checkpoint_steps
@@ -29,6 +31,7 @@ __all__ = [
     "StressCurve", "expected_explained_stress", "expected_frobenius_sq", "expected_spectrum",
     "mean_field_blocks", "mode_profiles", "class_contrast_basis", "effective_rates",
     "embedding_points", "gram_spectrum", "quadratic_spectrum", "quadratic_spectrum_flow",
+    "FISHER_METRICS", "FiniteLogitSpectrum", "finite_logit_spectrum", "gd_logits", "segment_rule",
     "residual_factors", "checkpoint_steps", "explained_stress", "k_chi", "REGIME_LOGIT_RMS",
     "LogitDiagnostics", "centred_logit_rms", "expected_logit_diagnostics", "in_regime",
     "logit_diagnostics", "predicted_relative_error", "kernel_quadratic_spectrum",

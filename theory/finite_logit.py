@@ -1,0 +1,300 @@
+"""InPCA spectrum at finite logits: the softmax Fisher metric at the actual probabilities.
+
+Derivation: ``theory/derivations.md`` §6.1. For one sample, write ``K(t) = A(m + tδ) - A(m)`` with
+``A = logsumexp``, midpoint ``m = (z_a + z_b)/2`` and difference ``δ = z_a - z_b``. Then, exactly,
+
+    d_B(z_a, z_b) = ½ [K(½) + K(-½)] = ½ ∫_{-½}^{½} (½ - |t|) δᵀ H(m + tδ) δ dt,
+
+with ``H(z) = diag p - p pᵀ``, ``p = softmax(z)``, the softmax Hessian (the Fisher metric of the
+categorical distribution in logit coordinates): the distance is the Fisher metric **averaged along
+the segment between the two models' actual logits**, with a triangular weight. Four metrics are
+registered (:data:`FISHER_METRICS`), from crude to accurate:
+
+* ``'uniform'``: ``H`` at ``p = 1/C`` for every pair -- the quadratic theory of §1-3 evaluated on the
+  given logits (Euclidean: no negative eigenvalues);
+* ``'centroid'``: ``H`` at the softmax of each sample's mean logit over all points (the Fisher
+  information of the ensemble's centroid model; still Euclidean);
+* ``'midpoint'``: ``H`` at each pair's own midpoint (the one-node rule ``t = 0``, i.e. the leading
+  term ``κ₂/8`` of the exact cumulant series). The metric now changes from pair to pair, the squared
+  distances are no longer Euclidean and the double-centred matrix acquires **negative
+  eigenvalues**; their share of ``‖W‖_F²`` is reported;
+* ``'segment'`` (default): a Gauss rule with ``n_nodes`` symmetric node pairs ``±s_j`` on the
+  segment (:func:`segment_rule`), exact when ``δᵀH(m+tδ)δ`` is a polynomial of degree ``4 n - 1``.
+
+Each result carries an **error estimate**: the difference ``E`` between the double-centred
+matrices of the rule and of a finer one (for ``'segment'`` with n nodes: the rule with n - 1 nodes,
+which makes the estimate conservative; for the others: ``'segment'`` with 2 nodes), turned into
+``‖E‖₂/|μ₁|`` for every eigenvalue (Weyl) and into an interval for every ``χ_k`` (the best
+rank-k error is 1-Lipschitz in the Frobenius norm). Estimates, not bounds.
+
+Cost: like an exact distance matrix, ``O(M² n C)`` per node for M points, n samples, C classes.
+This module explains *why* the spectrum departs from the quadratic theory, from the softmax
+geometry alone; it is not a faster way to compute distances.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ._checks import as_float_array, check_lr, steps_array
+from .stress import explained_stress
+
+__all__ = ["FISHER_METRICS", "FiniteLogitSpectrum", "finite_logit_spectrum", "gd_logits", "segment_rule"]
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _score_variance(p: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    """``δᵀ (diag p - p pᵀ) δ`` = variance of ``δ_c`` under ``c ~ p`` (last axis)."""
+    mu = np.sum(p * delta, axis=-1, keepdims=True)
+    return np.sum(p * (delta - mu) ** 2, axis=-1)
+
+
+def segment_rule(n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss rule for ``∫_0^½ (½ - s) g(s) ds`` with ``g`` even, exact for polynomials of degree
+    ``4·n_nodes - 1`` in s: nodes ``s_j`` (n_nodes,) in (0, ½) and positive weights (sum ⅛).
+
+    Gauss quadrature in ``u = s²`` for the weight ``(½ - √u)/(2√u)`` on ``[0, ¼]``, whose moments
+    are ``∫ (½ - s) s^{2j} ds = 2^{-2j-2} / ((2j+1)(2j+2))``; nodes from the Golub-Welsch
+    eigenproblem of the Jacobi matrix (built from the moments by a Cholesky factorisation).
+
+    Examples
+    --------
+    >>> s, w = segment_rule(1)
+    >>> round(float(s[0]**2), 6), float(w[0])  # u = E[s²] = (1/192)/(1/8) = 1/24
+    (0.041667, 0.125)
+    """
+    from ._checks import integer
+    n = integer(n_nodes, "n_nodes", minimum=1)
+    if n > 6:
+        raise ValueError(f"n_nodes must be at most 6 (moment-based construction), got {n}")
+    j = np.arange(2 * n + 1)
+    mom = 0.25 ** (j + 1) / ((2 * j + 1) * (2 * j + 2))
+    H = np.array([[mom[a + b] for b in range(n + 1)] for a in range(n + 1)])
+    L = np.linalg.cholesky(H).T  # upper: H = LᵀL
+    alpha = np.zeros(n)
+    beta = np.zeros(max(n - 1, 0))
+    for k in range(n):
+        alpha[k] = L[k, k + 1] / L[k, k] - (L[k - 1, k] / L[k - 1, k - 1] if k else 0.0)
+        if k < n - 1:
+            beta[k] = L[k + 1, k + 1] / L[k, k]
+    u, V = np.linalg.eigh(np.diag(alpha) + np.diag(beta, 1) + np.diag(beta, -1))
+    return np.sqrt(u), mom[0] * V[0] ** 2
+
+
+def _segment_distance(Z: np.ndarray, rows: slice, n_nodes: int) -> np.ndarray:
+    """``½ Σ_j w_j [K''(s_j) + K''(-s_j)]`` for the pairs (rows, all), mean over samples."""
+    za, zb = Z[rows, None], Z[None]
+    m, delta = 0.5 * (za + zb), za - zb
+    if n_nodes == 0:  # the midpoint rule: Fisher metric at m, weight 1/8
+        return _score_variance(_softmax(m), delta).mean(axis=-1) / 8.0
+    s, w = segment_rule(n_nodes)
+    out = 0.0
+    for sj, wj in zip(s, w):
+        out = out + 0.5 * wj * (_score_variance(_softmax(m + sj * delta), delta)
+                                + _score_variance(_softmax(m - sj * delta), delta))
+    return out.mean(axis=-1)
+
+
+def _fixed_metric(p):
+    def dist(Z, rows, n_nodes):
+        delta = Z[rows, None] - Z[None]
+        return _score_variance(p(Z), delta).mean(axis=-1) / 8.0
+    return dist
+
+
+#: Registry of metrics: name -> function ``(logits (M, n, C), row slice, n_nodes) -> distances``
+#: of those rows to all points (mean over samples).
+FISHER_METRICS: dict[str, Callable] = {
+    "uniform": _fixed_metric(lambda Z: np.full((1, 1, 1, Z.shape[-1]), 1.0 / Z.shape[-1])),
+    "centroid": _fixed_metric(lambda Z: _softmax(Z.mean(axis=0))[None, None]),
+    "midpoint": lambda Z, rows, n_nodes: _segment_distance(Z, rows, 0),
+    "segment": _segment_distance,
+}
+
+
+@dataclass(frozen=True)
+class FiniteLogitSpectrum:
+    """Predicted InPCA spectrum of a set of softmax models and the estimated size of its error.
+
+    Attributes
+    ----------
+    eigenvalues : (M,) float64
+        Eigenvalues of ``W = -½ J D J`` with ``D`` the distances of the chosen metric (units of
+        the mean-over-samples Bhattacharyya distance), sorted by ``|μ|`` descending; all M values,
+        so ``Σ μ² = ‖W‖_F²``.
+    negative_share : float
+        ``Σ_{μ<0} μ² / Σ μ²``: the share of ``‖W‖_F²`` in negative ("time-like") directions.
+    eigenvalue_error : float
+        ``‖E‖₂ / |μ₁|`` with ``E`` the difference from the finer rule (module docstring): the
+        estimated largest shift of any eigenvalue, **in units of μ₁** (Weyl's inequality).
+    frobenius_error : float
+        ``‖E‖_F / ‖W‖_F``.
+    metric : str
+        The entry of :data:`FISHER_METRICS` used.
+    n_nodes : int
+        Node pairs of the segment rule (0 for the other metrics).
+
+    Examples
+    --------
+    >>> z = np.array([[[0.0, 0.0]], [[1.0, 0.0]], [[0.0, 1.0]]])
+    >>> s = finite_logit_spectrum(z)
+    >>> s.eigenvalues.shape, s.metric, s.k_chi(0.9), bool(s.negative_share > 0)
+    ((3,), 'segment', 1.0, True)
+    """
+
+    eigenvalues: np.ndarray
+    negative_share: float
+    eigenvalue_error: float
+    frobenius_error: float
+    metric: str
+    n_nodes: int = 0
+
+    def explained_stress(self) -> np.ndarray:
+        """The curve ``χ_k``, k = 1..M, of :attr:`eigenvalues` (:func:`theory.explained_stress`)."""
+        return explained_stress(self.eigenvalues)
+
+    def chi_interval(self) -> tuple[np.ndarray, np.ndarray]:
+        """Range of the exact ``χ_k`` allowed by the estimated error ``‖E‖_F`` (each (M,)).
+
+        ``χ_k = 1 - e_k/‖W‖_F`` with ``e_k`` the best rank-k Frobenius error, and both ``e_k``
+        and ``‖W‖_F`` move by at most ``‖E‖_F`` (Eckart-Young; 1-Lipschitz), so
+        ``χ_k ∈ [1 - (e_k + ε)/(F - ε), 1 - (e_k - ε)/(F + ε)]`` clipped to [0, 1].
+        """
+        chi = self.explained_stress()
+        F = float(np.sqrt(np.sum(self.eigenvalues**2)))
+        ek = (1.0 - chi) * F
+        eps = self.frobenius_error * F
+        lo = 1.0 - (ek + eps) / max(F - eps, 1e-300) if eps < F else np.zeros_like(chi)
+        hi = 1.0 - np.maximum(ek - eps, 0.0) / (F + eps)
+        return np.clip(lo, 0.0, 1.0), np.clip(hi, 0.0, 1.0)
+
+    def k_chi(self, chi: float = 0.9) -> float:
+        """Smallest k with predicted ``χ_k >= chi`` (:func:`theory.k_chi`)."""
+        from .stress import k_chi
+        return k_chi(self.eigenvalues, chi)
+
+    def k_chi_range(self, chi: float = 0.9) -> tuple[float, float]:
+        """``(k_lo, k_hi)``: the ``k_χ`` of the upper and of the lower end of :meth:`chi_interval`
+        (``math.inf`` if that end never reaches ``chi``)."""
+        lo, hi = self.chi_interval()
+
+        def first(curve):
+            hit = np.flatnonzero(curve >= chi - 1e-12)
+            return float(hit[0] + 1) if hit.size else math.inf
+        return first(hi), first(lo)
+
+
+def _as_logits(logits) -> np.ndarray:
+    Z = as_float_array(logits, "logits")
+    if Z.ndim < 3 or Z.shape[-1] < 2:
+        raise ValueError(f"logits must have shape (..., n, C) with at least one point axis, n samples "
+                         f"and C >= 2 classes; got {Z.shape}")
+    Z = Z.reshape(-1, Z.shape[-2], Z.shape[-1])
+    if Z.shape[0] < 2:
+        raise ValueError("logits must hold at least 2 points")
+    return Z
+
+
+def finite_logit_spectrum(logits, *, metric: str = "segment", n_nodes: int = 2,
+                          block: int | None = None) -> FiniteLogitSpectrum:
+    """InPCA spectrum of softmax models from the softmax Fisher metric at finite logits.
+
+    Parameters
+    ----------
+    logits : array_like (..., n, C)
+        Logits of the points (all leading axes are flattened into points, row-major, e.g.
+        ``(R, K, n, C)``); n samples, C classes. float64 is used throughout.
+    metric : {'midpoint', 'centroid', 'uniform'}
+        Where the softmax Hessian is evaluated (:data:`FISHER_METRICS`; module docstring).
+    n_nodes : int >= 1
+        Node pairs of the ``'segment'`` Gauss rule (ignored by the other metrics).
+    block : int, optional
+        Rows of the pair matrix computed at once (memory ``block·M·n·C`` floats); default keeps
+        that below about 32 MB.
+
+    Returns
+    -------
+    FiniteLogitSpectrum
+
+    Examples
+    --------
+    Two points: the one nonzero eigenvalue of ``-½ J D J`` is ``d_B / 2``; compare with the exact
+    ``d_B = ½A(z_a) + ½A(z_b) - A(m)`` (derivations.md §1.1):
+
+    >>> from scipy.special import logsumexp
+    >>> z = np.array([[[2.0, 0.0, -1.0]], [[-1.0, 1.0, 0.5]]])
+    >>> exact = 0.5 * logsumexp(z[0, 0]) + 0.5 * logsumexp(z[1, 0]) - logsumexp(z.mean(axis=0)[0])
+    >>> for metric in ("uniform", "midpoint", "segment"):
+    ...     s = finite_logit_spectrum(z, metric=metric)
+    ...     print(metric, round(float(s.eigenvalues[0] / (exact / 2) - 1), 4))
+    uniform 0.1087
+    midpoint 0.1487
+    segment -0.0002
+    """
+    if metric not in FISHER_METRICS:
+        raise ValueError(f"metric must be one of {tuple(FISHER_METRICS)}, got {metric!r}")
+    from ._checks import integer
+    nodes = integer(n_nodes, "n_nodes", minimum=1)
+    Z = _as_logits(logits)
+    M, n, C = Z.shape
+    if block is None:
+        block = max(1, int(4e6 // max(M * n * C, 1)))
+    elif isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1:
+        raise ValueError(f"block must be a positive integer, got {block!r}")
+    # the estimate: the next coarser segment rule for 'segment', the default segment rule otherwise
+    ref_metric, ref_nodes = ("segment", nodes - 1) if metric == "segment" else ("segment", 2)
+    Dm, Dr = np.empty((M, M)), np.empty((M, M))
+    for s in range(0, M, int(block)):
+        rows = slice(s, s + int(block))
+        Dm[rows] = FISHER_METRICS[metric](Z, rows, nodes)
+        Dr[rows] = _segment_distance(Z, rows, ref_nodes)
+    J = np.eye(M) - 1.0 / M
+    W = -0.5 * J @ (0.5 * (Dm + Dm.T)) @ J
+    E = -0.5 * J @ (0.5 * ((Dr - Dm) + (Dr - Dm).T)) @ J
+    ev = np.linalg.eigvalsh(W)
+    ev = ev[np.argsort(-np.abs(ev), kind="stable")]
+    tot = float(np.sum(ev**2))
+    if tot == 0.0:
+        raise ValueError("all points have the same probabilities: the spectrum is zero")
+    neg = float(np.sum(ev[ev < 0] ** 2)) / tot
+    e2 = float(np.max(np.abs(np.linalg.eigvalsh(E))))
+    return FiniteLogitSpectrum(eigenvalues=ev, negative_share=neg, eigenvalue_error=e2 / abs(ev[0]),
+                               frobenius_error=float(np.sqrt(np.sum(E**2)) / np.sqrt(tot)),
+                               metric=metric, n_nodes=nodes if metric == "segment" else 0)
+
+
+def gd_logits(teacher, init, lr: float, steps, inputs) -> np.ndarray:
+    """Logits of GD on the squared loss toward the teacher logits, in closed form: (R, K, n, C).
+
+    ``W_t = W* + (W0 - W*) V diag((1 - η λ)^t) Vᵀ`` with ``Σ = XᵀX/n = V diag(λ) Vᵀ``
+    (derivations.md §2.3), evaluated at ``inputs`` X (n, d) in any basis.
+
+    Examples
+    --------
+    >>> X = np.eye(2) * np.sqrt(2.0)  # Σ = I
+    >>> gd_logits(np.ones((2, 2)), np.zeros((1, 2, 2)), 0.5, [0, 1], X)[0, 1]
+    array([[0.70710678, 0.70710678],
+           [0.70710678, 0.70710678]])
+    """
+    X = as_float_array(inputs, "inputs", ndim=2)
+    Wt = as_float_array(teacher, "teacher", ndim=2)
+    W0 = as_float_array(init, "init", ndim=3)
+    n, d = X.shape
+    if Wt.shape[1] != d or W0.shape[1:] != Wt.shape:
+        raise ValueError(f"teacher must be (C, d={d}) and init (R, C, d); got {Wt.shape} and {W0.shape}")
+    lam, V = np.linalg.eigh(X.T @ X / n)
+    lam = np.maximum(lam, 0.0)
+    lr = check_lr(lr, lam)
+    t = steps_array(steps).astype(np.float64)
+    a = (1.0 - lr * lam)[None, :] ** t[:, None]  # (K, d)
+    E0 = (W0 - Wt[None]) @ V  # (R, C, d) in the eigenbasis
+    Wk = Wt[None, None] + np.einsum("rcd,kd,ed->rkce", E0, a, V)
+    return np.einsum("rkce,ne->rknc", Wk, X)
