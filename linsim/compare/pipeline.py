@@ -70,6 +70,8 @@ class CompareConfig:
     ntk_dtype : {"float32", "float64"}
         Precision of the NTK Jacobians (default float32, the networks' own training precision;
         the kernel is accumulated in float64).
+    rf_features : int
+        Random ReLU features of the ``random_features`` counterpart (default 512).
     n_draws : int
         Monte-Carlo draws of the theory's expected stress (default 16).
     seed : int
@@ -95,6 +97,7 @@ class CompareConfig:
     ntk_max_train: int | None = 500
     ntk_runs: int = 1
     ntk_dtype: str = "float32"
+    rf_features: int = 512
     n_draws: int = 16
     seed: int = 0
     device: str | None = None
@@ -102,7 +105,7 @@ class CompareConfig:
     def __post_init__(self):
         if not 0 < self.chi < 1:
             raise ValueError(f"CompareConfig.chi must be in (0, 1); got {self.chi}")
-        for name in ("k_star", "n_components", "n_grid", "counterpart_runs", "n_draws", "ntk_runs"):
+        for name in ("k_star", "n_components", "n_grid", "counterpart_runs", "n_draws", "ntk_runs", "rf_features"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (2 if name == "n_grid" else 1):
                 raise ValueError(f"CompareConfig.{name} must be a positive integer; got {v!r}")
@@ -359,7 +362,8 @@ def compare(deep, *, config=None, names=None, progress=None, cache_dir=None):
     say("linear counterparts")
     base = problem_from_deep(deep[0], n_runs=config.counterpart_runs, seed=config.seed)
     plain = [k for k in config.counterparts if k != "ntk"]
-    linear, _ = build_counterparts(base, plain, device=config.device) if plain else ({}, [])
+    options = {"random_features": {"n_features": config.rf_features}} if "random_features" in plain else {}
+    linear, _ = build_counterparts(base, plain, device=config.device, options=options) if plain else ({}, [])
     linear = list(linear.values())
     ntk_spectra = {}
     if "ntk" in config.counterparts:

@@ -22,7 +22,7 @@ import numpy as np
 
 from .joint import STRESS_VIEWS
 
-__all__ = ["FIGURES", "comparison_dataset", "markdown_report", "write_report"]
+__all__ = ["FIGURES", "comparison_dataset", "findings_from_dataset", "markdown_report", "write_report"]
 
 #: figure file -> what it shows
 FIGURES = {
@@ -121,6 +121,8 @@ def comparison_dataset(comp):
             "width_ratio": ((), f.width_ratio),
             "init_ratio": ((), f.init_ratio),
             "init_vs_seed": ((), f.init_vs_seed),
+            "dendrogram_filled": ((), np.int64(f.dendrogram_filled),
+                                  {"long_name": "configuration pairs without a common progress range"}),
             "boundary_c": (("boundary_point",), np.asarray(comp.boundary[0], dtype=np.float64)),
             "boundary_ratio": (("boundary_point",), np.asarray(comp.boundary[1], dtype=np.float64)),
             **{f"control_{name}": (("config",), np.array([getattr(r, name) for r in comp.controls],
@@ -140,6 +142,56 @@ def comparison_dataset(comp):
                             "uniform -> one-hot geodesic; controls as in linsim.compare.controls"),
         })
     return ds
+
+
+def findings_from_dataset(ds):
+    """The :class:`~linsim.compare.findings.Findings` stored in a dataset of :func:`comparison_dataset`.
+
+    ``linsim compare`` prints ``findings_from_dataset(read_netcdf("compare.nc")).lines()``: the
+    printed findings are the stored ones.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Typically re-read from ``compare.nc``.
+
+    Returns
+    -------
+    Findings
+
+    Examples
+    --------
+    >>> from linsim.compare._examples import tiny_comparison
+    >>> comp = tiny_comparison()
+    >>> findings_from_dataset(comparison_dataset(comp)).as_dict() == comp.findings.as_dict()
+    True
+    """
+    from .findings import Findings
+
+    names = [str(n) for n in ds["config"].values]
+    factors = [str(x) for x in ds["factor"].values]
+    params = [json.loads(str(p)) for p in ds["config_params"].values]
+
+    def per_config(var):
+        return {n: float(v) for n, v in zip(names, ds[var].values)}
+
+    half, mid = per_config("steps_to_half"), per_config("steps_to_mid")
+    speed = []
+    if len({json.dumps(p.get("width")) for p in params}) > 1:
+        speed = sorted((str(p.get("architecture")), float(p.get("width")), half[n], mid[n])
+                       for n, p in zip(names, params))
+    return Findings(
+        top3_stress=float(ds["top3_stress"]),
+        factor_distance={f: (float(d), int(n)) for f, d, n in zip(factors, ds["factor_distance"].values,
+                                                                   ds["factor_pairs"].values)},
+        separability={f: float(v) for f, v in zip(factors, ds["separability"].values)},
+        importance={f: float(v) for f, v in zip(factors, ds["permutation_importance"].values)},
+        linkage=np.asarray(ds["linkage"].values, dtype=np.float64).reshape(-1, 4),
+        leaves=[int(i) for i in ds["leaves"].values], seed_distance=float(ds["seed_distance"]),
+        width_ratio=float(ds["width_ratio"]), steps_to_half=half, width_speedup=speed,
+        init_ratio=float(ds["init_ratio"]), init_vs_seed=float(ds["init_vs_seed"]),
+        tube_width=per_config("mean_tube_width"), geodesic_gap=per_config("mean_geodesic_gap"),
+        dendrogram_filled=int(ds["dendrogram_filled"]), mid_level=float(ds["mid_level"]), steps_to_mid=mid)
 
 
 def _fmt(x, spec=".3g"):

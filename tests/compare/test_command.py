@@ -12,8 +12,8 @@ n_train = 64
 n_test = 16
 eval_stride = 2
 n_runs = 2
-steps = 24
-n_checkpoints = 5
+steps = 16
+n_checkpoints = 4
 batch_size = 16
 engine = "loop"
 device = "cpu"
@@ -30,6 +30,10 @@ lr = 0.01
 """
 
 
+#: light settings: few counterpart runs and features, few theory draws, a short progress grid
+FAST = ["--n-grid", "8", "--ntk-max-train", "40", "--counterpart-runs", "1", "--rf-features", "32", "--n-draws", "4"]
+
+
 @pytest.fixture(scope="module")
 def compared(tmp_path_factory):
     from linsim.compare.command import main
@@ -44,8 +48,7 @@ def compared(tmp_path_factory):
 
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
-        status = main([str(root / "train"), "--out", str(out), "--json", "--n-grid", "8", "--ntk-max-train", "40",
-                       "--counterpart-runs", "1", "--no-progress"])
+        status = main([str(root / "train"), "--out", str(out), "--json", *FAST, "--no-progress"])
     return status, json.loads(buf.getvalue()), root
 
 
@@ -128,12 +131,28 @@ def test_without_a_directory_the_default_grid_is_trained_then_compared(compared,
 
     monkeypatch.setattr(grid, "load_grid", fake_load)
     monkeypatch.setattr(train_cmd, "DEFAULT_OUT", str(root / "train"))  # already complete: nothing retrains
-    status = main(["--out", str(tmp_path / "o"), "--no-ntk", "--n-grid", "6", "--counterpart-runs", "1"])
+    # the printed findings are read back from compare.nc: a changed stored number changes the print
+    import linsim.storage as storage
+    from linsim.compare.report import findings_from_dataset
+
+    real_read = storage.read_netcdf
+
+    def doctored_read(path, **kw):
+        ds = real_read(path, **kw)
+        return ds.assign(top3_stress=ds["top3_stress"] * 0 + 0.123) if "top3_stress" in ds else ds
+
+    monkeypatch.setattr(storage, "read_netcdf", doctored_read)
+    status = main(["--out", str(tmp_path / "o"), "--no-ntk", *FAST])
     assert status == 0 and calls == ["small"]
     out = capsys.readouterr()
     assert "already complete" in out.err
-    assert out.out.splitlines()[0].startswith("(a) top 3 InPCA dimensions")
-    assert (tmp_path / "o" / "compare.nc").is_file()
+    lines = out.out.splitlines()
+    assert lines[0].startswith("(a) top 3 InPCA dimensions") and "explain 12.3% of the stress" in lines[0]
+    stored = real_read(tmp_path / "o" / "compare.nc")
+    assert lines[1:5] == findings_from_dataset(stored).lines()[1:]
+    assert f"{float(stored['separability'].sel(factor='optimizer')):.3g} (1 pairs)" in lines[1]
+    agree = int(np.sum((stored["control_measured_k"].values <= 3) == (stored["control_predicted_k_input"].values <= 3)))
+    assert lines[5].startswith(f"theory vs deep: the ribbon call at the measured controls agrees for {agree} of 3 ")
 
 
 def test_rerun_reads_ntk_counterparts_from_the_cache_and_recomputes_a_corrupt_one(compared, capsys):
@@ -143,8 +162,7 @@ def test_rerun_reads_ntk_counterparts_from_the_cache_and_recomputes_a_corrupt_on
     out = root / "out"
     cached = sorted((out / "cache").glob("ntk-*.nc"))
     assert len(cached) == 2  # one per distinct network: linear and mlp
-    args = [str(root / "train"), "--out", str(out), "--json", "--n-grid", "8", "--ntk-max-train", "40",
-            "--counterpart-runs", "1"]
+    args = [str(root / "train"), "--out", str(out), "--json", *FAST, "--n-grid", "4"]  # the grid is no cache key
     capsys.readouterr()
     assert main(args) == 0
     io = capsys.readouterr()
