@@ -25,11 +25,11 @@ from .pipeline import CompareConfig, Comparison, compare, config_names, load_gri
 from .progress import (checkpoint_progress, equal_progress, geodesic_ends, geodesic_gap,
                        progress_distance_tensor, progress_grid, reached, steps_to_progress, tube_width)
 from .projection import projected_stress, projected_stress_from_fit, signed_gram
-from .report import FIGURES, comparison_dataset, markdown_report, write_report
+from .report import FIGURES, comparison_dataset, findings_from_dataset, markdown_report, write_report
 
 __all__ = [
     "CompareConfig", "Comparison", "FIGURES", "compare", "comparison_dataset", "config_names", "dendrogram_axes",
-    "embedding_axes", "load_grid_results", "markdown_report", "phase_axes", "progress_axes", "reached",
+    "embedding_axes", "findings_from_dataset", "load_grid_results", "markdown_report", "phase_axes", "progress_axes", "reached",
     "stress_axes", "write_report",
     "FACTORS", "Findings", "ProgressStudy", "differing_factor", "measure_findings", "progress_study",
     "COUNTERPARTS", "ControlRow", "CounterpartEntry", "CounterpartProblem", "NTKRecord", "build_counterparts",
