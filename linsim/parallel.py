@@ -269,6 +269,18 @@ class Engine(abc.ABC):
     (``with get_engine(...) as engine:``) so that pools and clusters are reused across
     several maps and closed at the end; a map outside a ``with`` block opens and closes the
     engine itself.
+
+    Examples
+    --------
+    A new engine implements ``_map`` (and registers itself with :func:`register_engine`):
+
+    >>> class Backwards(Engine):
+    ...     name = "backwards"
+    ...     def _map(self, fn, items):
+    ...         for i in reversed(range(len(items))):
+    ...             yield i, fn(items[i])
+    >>> list(Backwards().map_unordered(abs, [-1, -2]))
+    [(1, 2), (0, 1)]
     """
 
     name: ClassVar[str] = ""
@@ -385,6 +397,7 @@ class SerialEngine(Engine):
 
     @classmethod
     def from_options(cls, n_workers, scheduler) -> "SerialEngine":
+        """See :meth:`Engine.from_options`; more than one worker is refused."""
         if n_workers not in (None, 1):
             raise ValueError(f"engine='serial' runs one item at a time; got n_workers={n_workers}")
         return super().from_options(None, scheduler)
@@ -494,9 +507,11 @@ class ProcessEngine(Engine):
 
     @property
     def workers(self) -> int:
+        """Number of worker processes (``n_workers``, default the number of cores)."""
         return self.n_workers or os.cpu_count() or 1
 
     def close(self) -> None:
+        """Ask idle workers to exit, stop busy ones; the engine can be opened again."""
         workers, self._workers = self._workers, []
         for w in workers:
             w.finish() if w.task is None and w.alive() else w.stop()
@@ -613,6 +628,7 @@ class DaskEngine(Engine):
 
     @classmethod
     def from_options(cls, n_workers, scheduler) -> "DaskEngine":
+        """See :meth:`Engine.from_options`."""
         return cls(n_workers, scheduler=scheduler)
 
     @staticmethod
@@ -635,12 +651,14 @@ class DaskEngine(Engine):
 
     @property
     def workers(self) -> int:
+        """Threads of the connected cluster (before connecting: ``n_workers`` or the cores)."""
         if self._client is not None:
             with contextlib.suppress(Exception):
                 return max(1, sum(self._client.nthreads().values()))
         return self.n_workers or os.cpu_count() or 1
 
     def open(self) -> "DaskEngine":
+        """Connect to the scheduler, or start a LocalCluster; idempotent."""
         if self._client is None:
             distributed = self._distributed()
             if self.scheduler is None:
@@ -659,6 +677,7 @@ class DaskEngine(Engine):
         return super().open()
 
     def close(self) -> None:
+        """Close the client and the cluster this engine started (a given client stays open)."""
         client, cluster = self._client, self._cluster
         self._client = self._cluster = None
         if client is not None and self._own_client:

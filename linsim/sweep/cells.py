@@ -65,6 +65,7 @@ class CellResult:
 
     @property
     def ok(self) -> bool:
+        """True when the cell succeeded (no error recorded)."""
         return not self.error
 
 
