@@ -124,3 +124,15 @@ def test_against_linsim_exact_pipeline_at_rms_logit_1():
     sim = np.asarray(InPCA(n_components=10).fit(Dm).eigenvalues_, dtype=float)
     fit = finite_logit_spectrum(logits)
     assert np.abs(fit.eigenvalues[:10] - sim).max() / abs(sim[0]) <= 2 * 5.5e-3
+
+
+def test_uniform_metric_is_the_quadratic_theory():
+    lam = np.exp(-0.5 * np.arange(D))
+    lam /= lam.sum()
+    X = o.exact_spectrum_inputs(lam, N, 2)  # XᵀX/n = diag(lam) exactly
+    g = np.random.default_rng(1)
+    Wt, W0 = 0.7 * g.standard_normal((C, D)), 0.7 * g.standard_normal((R, C, D))
+    uni = finite_logit_spectrum(gd_logits(Wt, W0, 1 / lam[0], STEPS, X), metric="uniform")
+    quad_ev = theory.quadratic_spectrum(lam, Wt, W0, 1 / lam[0], STEPS)
+    k = quad_ev.size
+    assert np.allclose(uni.eigenvalues[:k], quad_ev, rtol=1e-9, atol=1e-12 * abs(quad_ev[0]))
