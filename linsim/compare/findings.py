@@ -29,9 +29,10 @@ ignoring the ``nan`` entries; ``nan`` when no pair of runs shares a grid value.
 
 (b) separability of factor ``f`` = mean configuration distance over pairs that differ only in
 architecture / the same over pairs that differ only in ``f`` (> 1: the factor matters less than
-the architecture).  The permutation importance (scikit-learn, a random forest fitted on all
-configuration pairs with one 0/1 feature per factor: "the pair differs in it", scored in-sample)
-says how much each factor explains of the pairwise distance.  The dendrogram is complete
+the architecture).  The permutation importance (scikit-learn; a random forest of 100 trees fitted
+on all configuration pairs with one 0/1 feature per factor, "the pair differs in it", scored
+in-sample with 10 permutations per factor) says how much each factor explains of the pairwise
+distance.  The dendrogram is complete
 linkage (``optimal_ordering=True``) on the configuration distances; pairs of configurations
 whose progress ranges do not overlap have no distance and enter the dendrogram at the largest
 measured distance (their number is ``Findings.dendrogram_filled``).
@@ -210,6 +211,10 @@ def _pair_means(study, factors):
     return {f: (float(np.mean(v)) if v else math.nan, len(v)) for f, v in groups.items()}
 
 
+#: trees of the random forest and permutation repeats of the importance (0/1 features, few pairs)
+_FOREST_TREES, _PERMUTATION_REPEATS = 100, 10
+
+
 def _permutation_importance(study, factors, seed):
     from sklearn.ensemble import RandomForestRegressor
     from sklearn.inspection import permutation_importance
@@ -228,10 +233,13 @@ def _permutation_importance(study, factors, seed):
     out = {f: math.nan for f in factors}
     if len(y) < 4 or not varying.any():
         return out
-    rf = RandomForestRegressor(n_estimators=200, random_state=seed).fit(X, y)
-    imp = permutation_importance(rf, X, y, n_repeats=20, random_state=seed)
-    for j, f in enumerate(factors):
-        out[f] = float(imp.importances_mean[j]) if varying[j] else math.nan
+    # a constant column is never split on: fitting on the varying ones gives the same forest and
+    # spares permuting columns whose importance is undefined (nan)
+    Xv = X[:, varying]
+    rf = RandomForestRegressor(n_estimators=_FOREST_TREES, random_state=seed).fit(Xv, y)
+    imp = permutation_importance(rf, Xv, y, n_repeats=_PERMUTATION_REPEATS, random_state=seed)
+    for j, f in enumerate(f for f, v in zip(factors, varying) if v):
+        out[f] = float(imp.importances_mean[j])
     return out
 
 
