@@ -233,7 +233,7 @@ def _permutation_importance(study, factors, seed):
     out = {f: math.nan for f in factors}
     if len(y) < 4 or not varying.any():
         return out
-    # a constant column is never split on: fitting on the varying ones gives the same forest and
+    # a constant column is never split on: fitting on the varying ones gives an equivalent forest and
     # spares permuting columns whose importance is undefined (nan)
     Xv = X[:, varying]
     rf = RandomForestRegressor(n_estimators=_FOREST_TREES, random_state=seed).fit(Xv, y)
