@@ -80,3 +80,14 @@ def test_compression_is_lossless_and_smaller(tmp_path):
     np.testing.assert_array_equal(read_netcdf(packed)["x"].values, x)
     with pytest.raises(ValueError, match="gzip level"):
         write_netcdf(ds, tmp_path / "bad.nc", compress=12)
+
+
+def test_written_files_get_ordinary_permissions(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        path = write_netcdf(xr.Dataset({"x": ("i", [1.0])}), tmp_path / "p.nc")
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o644
