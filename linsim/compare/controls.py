@@ -23,7 +23,9 @@ Controls
 Prediction
 ----------
 At the measured ``(c, ratio, steps)`` the theory's expected explained-stress curve is evaluated
-on its standard ensemble: geometric spectrum ``lambda_k = e^{-c (k-1)}`` over ``d`` modes, GD
+on its standard ensemble: geometric spectrum ``lambda_k = e^{-c (k-1)}`` over ``d`` modes (the
+number of non-zero eigenvalues of the spectrum ``c`` was fitted on: of ``Sigma`` for
+``c_input``, of ``Theta / n`` for ``c_ntk``), GD
 with ``lr lambda_1 = 1`` at the deep checkpoint steps, ``R`` runs, ``C`` classes
 (:func:`theory.expected_explained_stress`), and ``k_chi`` is its first ``k`` with ``chi_k >= chi``.
 The measured ``k_chi`` of a configuration is that of the InPCA of its own points (all runs,
@@ -191,6 +193,12 @@ class ControlRow:
                 for k, v in asdict(self).items()}
 
 
+def _rank(eigenvalues):
+    """Number of modes of a spectrum above rounding (``lambda > 1e-12 lambda_max``)."""
+    lam = np.abs(np.asarray(eigenvalues, dtype=np.float64))
+    return max(1, int(np.sum(lam > lam.max() * 1e-12))) if lam.size and lam.max() > 0 else 1
+
+
 def theory_controls(config, traj, X_train, ntk_spectrum=None, *, chi=0.9, n_fit=DEFAULT_N_FIT,
                     n_components=10, n_draws=16, device=None):
     """Measure the controls of one deep configuration and put its ``k_chi`` next to the theory's.
@@ -226,11 +234,11 @@ def theory_controls(config, traj, X_train, ntk_spectrum=None, *, chi=0.9, n_fit=
         c_ntk, n_ntk = float("nan"), 0
     ratio = logit_ratio(traj.outputs)
     k_meas, _ = measured_k_chi(traj, chi, n_components=n_components, device=device)
-    d = int(np.sum(lam > lam[0] * 1e-12))
     steps = traj.times.astype(np.int64)
-    args = (ratio, steps, traj.n_outputs, traj.n_runs, d, chi)
-    k_in = predicted_k_chi(c_in, *args, n_draws=n_draws)
-    k_ntk = predicted_k_chi(c_ntk, *args, n_draws=n_draws) if ntk_spectrum is not None else float("nan")
+    args = (ratio, steps, traj.n_outputs, traj.n_runs)
+    k_in = predicted_k_chi(c_in, *args, _rank(lam), chi, n_draws=n_draws)
+    k_ntk = (predicted_k_chi(c_ntk, *args, _rank(ntk_spectrum), chi, n_draws=n_draws)
+             if ntk_spectrum is not None else float("nan"))
     return ControlRow(config=str(config), c_input=c_in, c_input_n_fit=n_in, c_ntk=c_ntk, c_ntk_n_fit=n_ntk,
                       ratio=float(ratio), steps=int(steps[-1]),
                       final_logit_rms=float(theory.validity.centred_logit_rms(traj.outputs[:, -1])),

@@ -51,3 +51,18 @@ def test_measured_k_chi_counts_dimensions():
                                    n_samples=50, dim=10, n_classes=3, n_checkpoints=8))
     k, curve = measured_k_chi(traj, 0.9)
     assert curve[k - 1] >= 0.9 and (k == 1 or curve[k - 2] < 0.9)
+
+
+def test_ntk_prediction_uses_the_ntk_spectrum_over_its_own_modes():
+    """c_ntk is fitted on Theta / n and the theory is evaluated on a geometric spectrum with as many
+    modes as the NTK has (not as the inputs have); oracle: the theory package called directly."""
+    import theory
+
+    traj = simulate(EnsembleConfig(slope=1.0, teacher_scale=0.05, init_scale=0.005, n_runs=2, steps=200,
+                                   n_samples=30, dim=6, n_classes=3, n_checkpoints=6, seed=2))
+    spectrum = 3.0 * np.exp(-0.25 * np.arange(14))
+    row = theory_controls("lin", traj, traj.inputs, spectrum, n_draws=8)
+    assert row.c_ntk == pytest.approx(0.25, abs=1e-12) and row.c_ntk_n_fit == 14
+    curve = np.asarray(theory.expected_explained_stress(theory.geometric_spectrum(0.25, 14), 3, row.ratio, 1.0, 1.0,
+                                                        traj.times.astype(np.int64), 2, n_draws=8, seed=0))
+    assert row.predicted_k_ntk == int(np.flatnonzero(curve >= 0.9 - 1e-12)[0]) + 1
