@@ -457,6 +457,8 @@ def load_dataset(
     eval_stride = _check_count("eval_stride", eval_stride, allow_none=False)
     dtype = _check_dtype(dtype)
     seed = _check_seed(seed)
+    if normalize is not None and normalize not in NORMALIZATIONS:  # refused before any loading
+        raise ValueError(f"unknown normalize={normalize!r}; valid: {sorted(NORMALIZATIONS)}")
 
     if isinstance(spec, str):
         entry = _lookup(spec, options)
