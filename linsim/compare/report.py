@@ -242,11 +242,13 @@ def markdown_report(ds):
                   f"{k_of('deep')} dimensions; three explain {_fmt(100 * float(ds['top3_stress']), '.1f')}% of the stress "
                   f"(the deep-network study: 76% on CIFAR-10). {ribbons} of {n_cfg} configurations are ribbons on "
                   f"their own (k_χ ≤ {k_star}).")
-    answer.append(f"* **Deep and linear together:** all models jointly have k_χ = {k_of('all')} "
-                  f"(χ₃ = {_fmt(at('all', 3))}); in a basis fitted on the linear models only, all models keep "
-                  f"χ₃ = {_fmt(at('linear_basis_all', 3))} and the deep nets alone χ₃ = "
-                  f"{_fmt(at('linear_basis_deep', 3))} (χ₂ = {_fmt(at('linear_basis_deep', 2))}; the linear-model "
-                  "paper reports ≈ 71% in two dimensions for the joint embedding).")
+    answer.append(f"* **Deep and linear together:** all models jointly have k_χ = {k_of('all')}; two dimensions "
+                  f"explain {_fmt(100 * at('all', 2), '.1f')}% of their stress (the linear-model paper: ≈ 71% in two "
+                  f"dimensions on CIFAR-10), three {_fmt(100 * at('all', 3), '.1f')}%. In a basis fitted on the "
+                  f"linear models only, all models projected keep χ₂ = {_fmt(at('linear_basis_all', 2))}, "
+                  f"χ₃ = {_fmt(at('linear_basis_all', 3))}, and the deep nets alone χ₂ = "
+                  f"{_fmt(at('linear_basis_deep', 2))}, χ₃ = {_fmt(at('linear_basis_deep', 3))} (the paper: "
+                  "less than the joint embedding, yet a faithful picture).")
     answer.append(f"* **Does the theory predict k_χ?** At the controls measured on each network (c of the input "
                   f"spectrum, output-to-weight ratio, steps) the theory's ribbon/no-ribbon call agrees with the "
                   f"measurement for {int(agree.sum())} of {int(np.isfinite(pred).sum())} configurations; with c of "

@@ -84,9 +84,12 @@ def test_numbers_are_the_stored_ones_and_recomputed_independently(compared):
     D = distance_matrix(*f64)
     own = InPCA(10).fit(D).explained_stress_
     np.testing.assert_allclose(summary["deep_stress"], own, atol=1e-6)
-    # linear-basis view: the stored counterparts' points as the basis, the deep points projected
+    # the other views: the JSON holds the stored curves, over the deep points and their counterparts
+    for key, view in (("joint_stress", "all"), ("linear_basis_all", "linear_basis_all"),
+                      ("linear_basis_deep", "linear_basis_deep")):
+        np.testing.assert_allclose(summary[key], ds["explained_stress"].sel(view=view).values)
     is_deep = ds["point_is_deep"].values.astype(bool)
-    assert is_deep.sum() == D.shape[0]
+    assert is_deep.sum() == D.shape[0] and (~is_deep).sum() > 0
     assert summary["top3_deep_stress"] == pytest.approx(own[2], abs=1e-6)
     # one row per configuration, in the stored table too
     np.testing.assert_array_equal(ds["control_measured_k"].values,
@@ -105,6 +108,8 @@ def test_report_text_follows_the_stored_numbers(compared):
     ds["top3_stress"] = ds["top3_stress"] * 0 + 0.123
     assert "12.3%" in markdown_report(ds)  # the page is built from the dataset, not from constants
     assert "| deep |" in text and "![" in text
+    chi2_all = float(ds["explained_stress"].sel(view="all", k=2))
+    assert f"two dimensions explain {100 * chi2_all:.1f}% of their stress (the linear-model paper" in text
 
 
 def test_bad_directory_is_a_clean_error(tmp_path, capsys):
