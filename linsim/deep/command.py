@@ -1,4 +1,5 @@
-"""The ``linsim train`` subcommand: train a grid of deep-network configurations, resumably.
+"""Train a grid of deep-network configurations with PyTorch (all seeds of a configuration at
+once) and write one netCDF file of logit trajectories per configuration, resumably.
 
 Usage::
 
@@ -27,9 +28,26 @@ import sys
 import threading
 from pathlib import Path
 
-__all__ = ["DEFAULT_OUT", "add_arguments", "main", "run"]
+__all__ = ["DEFAULT_OUT", "EPILOG", "add_arguments", "main", "run"]
 
 DEFAULT_OUT = "linsim-out/train"
+
+#: Shown after the options of ``linsim train --help`` (one paragraph or example per line).
+EPILOG = "\n".join([
+    "examples:",
+    "linsim train --dry-run  # list the built-in MNIST-1D grid, train nothing",
+    "linsim train  # train it here (minutes on 2 CPU cores) into linsim-out/train",
+    "linsim train --print-default-grid > my.toml  # copy the grid to edit it",
+    "linsim train my.toml --out runs  # train your grid into runs/",
+    "linsim train --scale gpu --group-runs 256  # the GPU-sized grid, 256 runs per vmapped group",
+    "Grid files are TOML: keys are linsim.deep.TrainConfig fields (dataset, architecture, width, "
+    "optimizer, lr, batch_size, steps, n_runs, augment, ...); a list is an axis of the product; "
+    "each [grid.<name>] table is a sub-grid merged over the top-level keys.",
+    "Output: DIR/<architecture>-<config_id>.nc per configuration (read it with "
+    "linsim.deep.TrainResult.load) and DIR/index.json. Running the same command again skips what "
+    "is complete; Ctrl-C stops cleanly (exit 130). Exit status 0 when everything is complete "
+    "(diverged runs are recorded, not failures), 2 for bad input.",
+])
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -42,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     >>> a.grid, a.out, a.scale
     ('grid.toml', 'runs', 'small')
     """
-    from linsim.deep.grid import BUILTIN_GRIDS
+    from linsim.deep.grid import BUILTIN_GRIDS, DEFAULT_COMPRESS
 
     parser.add_argument("grid", nargs="?", default=None,
                         help="TOML grid file (default: the built-in grid chosen by --scale)")
@@ -66,6 +84,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="train configurations that differ only in seed/lr/momentum/weight "
                              "decay/n_runs together, up to this many runs per vectorized group "
                              "(same results; much faster on a GPU, e.g. 256); 0: one at a time")
+    parser.add_argument("--compress", type=int, default=DEFAULT_COMPRESS, metavar="LEVEL",
+                        help=f"lossless gzip level 1..9 of the result files (default "
+                             f"{DEFAULT_COMPRESS}; 0: uncompressed)")
     parser.add_argument("--verify", action="store_true",
                         help="re-check the checksums of existing result files before skipping them")
     parser.add_argument("--dry-run", action="store_true",
@@ -96,9 +117,13 @@ def run(args: argparse.Namespace) -> int:
     from linsim.deep.grid import builtin_grid_text, load_grid, result_path, run_grid
     from linsim.storage import check_writable_dir
 
-    if args.threads < 0:
-        print(f"linsim train: --threads must be >= 0; got {args.threads}", file=sys.stderr)
-        return 2
+    for flag, value, ok in (("--threads", args.threads, args.threads >= 0),
+                            ("--group-runs", args.group_runs, args.group_runs >= 0),
+                            ("--compress", args.compress, 0 <= args.compress <= 9)):
+        if not ok:
+            bound = "0..9" if flag == "--compress" else ">= 0"
+            print(f"linsim train: {flag} must be {bound}; got {value}", file=sys.stderr)
+            return 2
     if args.print_default_grid:
         sys.stdout.write(builtin_grid_text(args.scale))
         return 0
@@ -128,7 +153,8 @@ def run(args: argparse.Namespace) -> int:
             summary = run_grid(entries, args.out, progress=not args.no_progress, verify=args.verify,
                                device=args.device, command=sys.argv, source=str(source),
                                num_threads=args.threads if args.threads > 0 else None,
-                               group_runs=max(0, args.group_runs))
+                               group_runs=args.group_runs,
+                               compress=args.compress or None)
     except KeyboardInterrupt:
         done = sum(result_path(args.out, e.config).is_file() for e in entries)
         print(f"\nlinsim train: interrupted; {done} of {len(entries)} configurations are complete "
@@ -146,7 +172,8 @@ def run(args: argparse.Namespace) -> int:
 def main(argv=None) -> int:
     """Entry point of ``python -m linsim.deep.command``."""
     parser = add_arguments(argparse.ArgumentParser(
-        prog="linsim train", description=__doc__.split("\n\n")[0]))
+        prog="linsim train", description=" ".join(__doc__.split("\n\n")[0].split()),
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter))
     return run(parser.parse_args(argv))
 
 

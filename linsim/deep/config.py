@@ -38,18 +38,37 @@ ENGINES = ("vmap", "loop")
 _NOT_IDENTITY = ("device", "engine", "compile", "eval_batch_size")
 
 
+def _data_registry():
+    from linsim.deep.data import DATASETS
+    return DATASETS
+
+
+def _model_registry():
+    from linsim.deep.models import ARCHITECTURES
+    return ARCHITECTURES
+
+
+def _activation_registry():
+    from linsim.deep.models import ACTIVATIONS
+    return ACTIVATIONS
+
+
+def _init_registry():
+    from linsim.deep.init import INITS
+    return {**dict(INITS), "corner": None}
+
+
+#: Field -> the registry its value must name (data/model registries imported lazily).
+_REGISTRIES = {
+    "dataset": _data_registry, "architecture": _model_registry,
+    "activation": _activation_registry, "init": _init_registry,
+    "optimizer": lambda: OPTIMIZERS, "loss": lambda: LOSSES,
+    "lr_schedule": lambda: LR_SCHEDULES, "schedule": lambda: CHECKPOINT_SCHEDULES,
+}
+
+
 def _registry(kind: str) -> Mapping[str, Any]:
-    if kind == "dataset":
-        from linsim.deep.data import DATASETS
-        return DATASETS
-    if kind == "architecture":
-        from linsim.deep.models import ARCHITECTURES
-        return ARCHITECTURES
-    if kind == "init":
-        from linsim.deep.init import INITS
-        return {**dict(INITS), "corner": None}
-    return {"optimizer": OPTIMIZERS, "loss": LOSSES, "lr_schedule": LR_SCHEDULES,
-            "schedule": CHECKPOINT_SCHEDULES}[kind]
+    return _REGISTRIES[kind]()
 
 
 def _check_name(field_name: str, value, kind: str | None = None) -> None:
@@ -122,6 +141,7 @@ class TrainConfig:
     depth : int or None
         Depth (None: the architecture's default).
     activation : str
+        A registered activation (:data:`linsim.deep.models.ACTIVATIONS`: ``relu``, ``tanh``, ...).
     batch_norm : bool or None
         BatchNorm on or off (None: the family's default).
     init : str
@@ -242,8 +262,7 @@ class TrainConfig:
         _check_name("architecture", self.architecture)
         _check_float("width", self.width, positive=True)
         _check_int("depth", self.depth, 1, optional=True)
-        if not isinstance(self.activation, str) or not self.activation:
-            raise ValueError(f"TrainConfig.activation must be a name; got {self.activation!r}")
+        _check_name("activation", self.activation)
         for name in ("batch_norm", "augment"):
             if name == "batch_norm" and self.batch_norm is None:
                 continue

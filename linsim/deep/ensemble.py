@@ -34,7 +34,6 @@ import copy
 from abc import ABC, abstractmethod
 from typing import Callable, Mapping, Sequence
 
-import numpy as np
 import torch
 from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 
@@ -211,7 +210,3 @@ class LoopEnsemble(Ensemble):
 
 #: Registry of ensemble engines: name -> class.
 ENSEMBLES: Mapping[str, type[Ensemble]] = {"vmap": VmapEnsemble, "loop": LoopEnsemble}
-
-
-def _to_numpy(params: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
-    return {k: v.detach().cpu().numpy().copy() for k, v in params.items()}

@@ -62,6 +62,7 @@ from linsim.deep.config import TrainConfig
 
 __all__ = [
     "BUILTIN_GRIDS",
+    "DEFAULT_COMPRESS",
     "GridEntry",
     "GridSummary",
     "builtin_grid_text",
@@ -74,6 +75,9 @@ __all__ = [
 #: Built-in grids shipped with the package: name -> file in ``linsim/deep/grids``.
 BUILTIN_GRIDS = {"small": "default.toml", "gpu": "gpu.toml"}
 MANIFEST = "index.json"
+#: gzip level of result files written by :func:`run_grid` (lossless; ~12% smaller files on
+#: the default grid, float32 logits being nearly incompressible, for ~0.05 s per file).
+DEFAULT_COMPRESS = 4
 _SUBGRIDS = "grid"
 
 
@@ -192,8 +196,8 @@ def load_grid(path: str | Path | None = None, *, builtin: str = "small") -> list
     Examples
     --------
     >>> entries = load_grid()
-    >>> len(entries) >= 96 and entries[0].config.dataset
-    'mnist1d'
+    >>> len(entries), entries[0].config.dataset
+    (84, 'mnist1d')
     """
     if path is None:
         text, source = builtin_grid_text(builtin), f"built-in grid {builtin!r}"
@@ -315,7 +319,8 @@ def _manifest_entry(entry: GridEntry, path: Path, status: str, **extra) -> dict[
 def run_grid(entries: Sequence[GridEntry], out_dir: str | Path, *, progress: bool = True,
              verify: bool = False, device: str | None = None, command=None,
              source: str = "", log: Callable[[str], None] | None = print,
-             num_threads: int | None = None, group_runs: int = 0) -> GridSummary:
+             num_threads: int | None = None, group_runs: int = 0,
+             compress: int | None = DEFAULT_COMPRESS) -> GridSummary:
     """Train every configuration of a grid that is not complete in ``out_dir``.
 
     Parameters
@@ -346,7 +351,11 @@ def run_grid(entries: Sequence[GridEntry], out_dir: str | Path, *, progress: boo
         decay or n_runs (:func:`linsim.deep.train.group_key`) are trained together as one
         vectorized group of at most ``group_runs`` runs (:func:`linsim.deep.train.train_group`;
         same results, much faster on a GPU).  A kill then loses at most the group in progress.
-        0 (default) trains each configuration on its own.
+        0 (default) trains each configuration on its own.  A single configuration with more
+        than ``group_runs`` runs is trained as its own group (never split).
+    compress : int in 1..9 or None
+        Lossless gzip level of the result files (:meth:`TrainResult.save`); default
+        :data:`DEFAULT_COMPRESS`, None for uncompressed files.
 
     Returns
     -------
@@ -361,6 +370,11 @@ def run_grid(entries: Sequence[GridEntry], out_dir: str | Path, *, progress: boo
     from linsim.deep.train import _load_data, check_runnable, group_key, train_group
 
     t0 = time.perf_counter()
+    if isinstance(group_runs, bool) or not isinstance(group_runs, int) or group_runs < 0:
+        raise ValueError(f"run_grid: group_runs must be an integer >= 0; got {group_runs!r}")
+    if compress is not None and (isinstance(compress, bool) or not isinstance(compress, int)
+                                 or not 1 <= compress <= 9):
+        raise ValueError(f"run_grid: compress must be a gzip level 1..9 or None; got {compress!r}")
     out = check_writable_dir(out_dir)
     say = log or (lambda msg: None)
     if device is not None:
@@ -462,7 +476,7 @@ def run_grid(entries: Sequence[GridEntry], out_dir: str | Path, *, progress: boo
                                       data=data_cache[key], num_threads=num_threads)
                 for i, res in zip(group, results):
                     e, p = entries[i], paths[i]
-                    res.save(p, command=command)
+                    res.save(p, command=command, compress=compress)
                     runs_done += e.config.n_runs
                     div = res.diverged_step.tolist()
                     records[i] = _manifest_entry(e, p, "complete", diverged_step=div,

@@ -219,13 +219,37 @@ class TrainResult:
         out.attrs = attrs
         return out
 
-    def save(self, path: str | Path, *, command=None) -> Path:
-        """Write atomically with checksums (:func:`linsim.storage.write_netcdf`)."""
+    def save(self, path: str | Path, *, command=None, compress: int | None = None) -> Path:
+        """Write atomically with checksums (:func:`linsim.storage.write_netcdf`).
+
+        Parameters
+        ----------
+        path : path
+            Target ``.nc`` file (its folder is created if needed).
+        command : str or list of str, optional
+            Command line recorded in ``history`` (default ``sys.argv``).
+        compress : int in 1..9, optional
+            Lossless gzip level of every array (None: uncompressed).  Float32 logits are
+            nearly incompressible: level 4 saves about 12% on the default grid's files at
+            ~0.05 s per file.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> cfg = TrainConfig(dataset="digits", n_train=32, n_test=8, architecture="linear",
+        ...                   batch_size=16, steps=2, n_checkpoints=1, n_runs=1, device="cpu")
+        >>> res = train(cfg)
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     back = TrainResult.load(res.save(Path(d) / "r.nc", command="doctest", compress=4))
+        >>> bool((back.train.outputs == res.train.outputs).all()), back.config == cfg
+        (True, True)
+        """
         from linsim.storage import write_netcdf
 
         ds = self.to_dataset()
         checksum = [n for n in ds.data_vars]
-        return write_netcdf(ds, Path(path), command=command, checksum_vars=checksum)
+        return write_netcdf(ds, Path(path), command=command, checksum_vars=checksum,
+                            compress=compress)
 
     @classmethod
     def load(cls, path: str | Path) -> "TrainResult":
@@ -319,6 +343,20 @@ def _load_data(config: TrainConfig):
     return load_dataset(config.dataset, n_train=config.n_train, n_test=config.n_test,
                         eval_stride=config.eval_stride, dtype=config.dtype, seed=config.data_seed,
                         **dict(config.dataset_options))
+
+
+def _check_data_matches(config: TrainConfig, data) -> None:
+    """Refuse a pre-loaded data set that is not what ``config`` would load (names the field)."""
+    wants = [("dataset", config.dataset_name), ("eval_stride", config.eval_stride),
+             ("dtype", config.dtype), ("seed", config.data_seed)]
+    wants += [(k, config.dataset_options[k]) for k in config.dataset_options]
+    wants += [(k, getattr(config, k)) for k in ("n_train", "n_test") if getattr(config, k) is not None]
+    for key, want in wants:
+        have = data.params.get(key)
+        if have != want:
+            name = {"seed": "data_seed"}.get(key, key)
+            raise ValueError(f"train(data=...): the data set has {key}={have!r} but the "
+                             f"configuration asks for {name}={want!r}")
 
 
 def _params_numpy(ens: Ensemble) -> dict[str, np.ndarray]:
@@ -468,11 +506,7 @@ def _train_group(configs: list[TrainConfig], progress, data) -> list[TrainResult
     if data is None:
         data = _load_data(config)
     else:
-        for key, want in (("dataset", config.dataset_name), ("eval_stride", config.eval_stride),
-                          ("dtype", config.dtype)):
-            if data.params.get(key) != want:
-                raise ValueError(f"train(data=...): the data set has {key}={data.params.get(key)!r} "
-                                 f"but the configuration asks for {want!r}")
+        _check_data_matches(config, data)
     n_train = int(data.X_train.shape[0])
     if config.batch_size > n_train:
         raise ValueError(f"TrainConfig.batch_size={config.batch_size} exceeds the {n_train} "

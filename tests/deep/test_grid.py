@@ -95,7 +95,11 @@ def test_default_grid_covers_the_study_factors():
     assert {c.augment for c in cfgs} == {False, True}
     assert len({c.width for c in cfgs}) == 2
     assert min(c.n_runs for c in cfgs) >= 4
-    assert len(cfgs) == 4 * 3 * 2 * 2 * 2
+    # linear (W x) has no width: one width there, two for every other family (no duplicates)
+    assert {c.width for c in cfgs if c.architecture == "linear"} == {1.0}
+    assert all(len({c.width for c in cfgs if c.architecture == a}) == 2
+               for a in {c.architecture for c in cfgs} - {"linear"})
+    assert len(cfgs) == 3 * 2 * 3 * 2 * 2 + 3 * 2 * 2
     gpu = [e.config for e in load_grid(builtin="gpu")]
     assert len({c.architecture for c in gpu}) >= 6 and min(c.n_runs for c in gpu) >= 10
     # the printed grid is the grid

@@ -152,6 +152,7 @@ def test_caller_random_state_and_threads_untouched():
     (dict(optimizer="rmsprop"), "valid: .*adamw"),
     (dict(dataset="imagenet"), "valid: .*digits"),
     (dict(loss="hinge"), "valid: .*mse"),
+    (dict(activation="swishy"), "activation.*valid: .*relu"),
     (dict(lr=-1.0), "lr must be"),
     (dict(lr=float("nan")), "lr must be"),
     (dict(batch_size=0), "batch_size"),
