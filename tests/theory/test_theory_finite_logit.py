@@ -31,13 +31,18 @@ def _draw(target_rms, seed=0):
     return gd_logits(s * Wt, s * W0, 1 / lam[0], STEPS, X), ev, fn2
 
 
+def _shift(pred, sim):
+    """Largest |Δμ| in units of |μ_1| with both spectra in algebraic order (Weyl's pairing)."""
+    return np.abs(np.sort(pred) - np.sort(sim)).max() / np.abs(sim).max()
+
+
 def _neg_share(ev):
     return float(np.sum(ev[ev < 0] ** 2) / np.sum(ev**2))
 
 
 # measured on these draws (seed 0): error of all eigenvalues in units of mu_1, max |chi_k error|
 # for k <= 10; the tolerances are twice these.
-MEASURED = {0.3: (6.1e-6, 2.1e-6), 0.6: (3.9e-4, 1.3e-4), 1.0: (5.5e-3, 6.8e-4)}
+MEASURED = {0.3: (6.1e-6, 2.1e-6), 0.6: (3.9e-4, 1.3e-4), 1.0: (2.3e-3, 6.8e-4)}
 
 
 @pytest.mark.parametrize("z", sorted(MEASURED))
@@ -45,7 +50,7 @@ def test_segment_rule_matches_exact_spectrum_to_rms_logit_1(z):
     logits, ev, fn2 = _draw(z)
     assert theory.centred_logit_rms(logits) == pytest.approx(z, rel=1e-9)
     fit = finite_logit_spectrum(logits)
-    err_mu1 = np.abs(fit.eigenvalues - ev).max() / abs(ev[0])
+    err_mu1 = _shift(fit.eigenvalues, ev)
     chi_sim = o.stress_curve(ev, fn2)
     dchi = np.abs(fit.explained_stress()[:10] - chi_sim[:10]).max()
     e_tol, c_tol = (2 * m for m in MEASURED[z])
@@ -60,9 +65,9 @@ def test_segment_rule_matches_exact_spectrum_to_rms_logit_1(z):
     assert np.all(chi_sim[:10] >= lo[:10] - 1e-12) and np.all(chi_sim[:10] <= hi[:10] + 1e-12)
     k_lo, k_hi = fit.k_chi_range(0.9)
     assert k_lo <= theory.k_chi(ev, 0.9) <= k_hi
-    # the uniform-point (quadratic) theory on the same logits is far worse: 2%, 10%, 29% of mu_1
+    # the uniform-point (quadratic) theory on the same logits is far worse: 1.6%, 10%, 29% of mu_1
     uni = finite_logit_spectrum(logits, metric="uniform")
-    assert np.abs(uni.eigenvalues - ev).max() / abs(ev[0]) > 10 * err_mu1
+    assert _shift(uni.eigenvalues, ev) > 10 * err_mu1
     assert uni.negative_share < 1e-12  # Euclidean: no negative eigenvalues at all
 
 
@@ -71,7 +76,7 @@ def test_midpoint_fisher_metric_creates_negative_eigenvalues_and_is_first_order(
     mid = finite_logit_spectrum(logits, metric="midpoint")
     cen = finite_logit_spectrum(logits, metric="centroid")
     assert mid.negative_share > 1e-4 and cen.negative_share < 1e-12
-    err = np.abs(mid.eigenvalues - ev).max() / abs(ev[0])
+    err = _shift(mid.eigenvalues, ev)
     assert 0.05 < err < 0.27  # measured 0.133: better than uniform (0.29), worse than 'segment'
     assert mid.eigenvalue_error == pytest.approx(err, rel=0.5)  # estimate 0.124
 
@@ -123,7 +128,7 @@ def test_against_linsim_exact_pipeline_at_rms_logit_1():
     Dm = np.asarray(bhattacharyya(o.log_softmax(Z)), dtype=float)
     sim = np.asarray(InPCA(n_components=10).fit(Dm).eigenvalues_, dtype=float)
     fit = finite_logit_spectrum(logits)
-    assert np.abs(fit.eigenvalues[:10] - sim).max() / abs(sim[0]) <= 2 * 5.5e-3
+    assert np.abs(fit.eigenvalues[:10] - sim).max() / abs(sim[0]) <= 2 * 2.3e-3  # measured 2.25e-3
 
 
 def test_uniform_metric_is_the_quadratic_theory():
