@@ -46,3 +46,27 @@ def test_mismatched_labels_are_refused():
         joint_embedding([a], [b])
     with pytest.raises(ValueError, match="at least one deep and one linear"):
         joint_embedding([a], [])
+
+
+def test_every_view_takes_its_own_blocks_of_the_distance_matrix():
+    """Wiring oracle: each view equals InPCA / projected_stress (tested on their own) applied to the
+    right blocks of a distance matrix computed here; deep outputs in float32, linear in float64."""
+    from linsim.compare import projected_stress
+    from linsim.embed import distance_matrix
+
+    a, b = _sim(seed=1), _sim(seed=2, teacher_scale=3.0)
+    deep = [Trajectory(t.outputs.astype(np.float32), t.times, inputs=a.inputs, labels=a.labels) for t in (a, b)]
+    lin = [Trajectory(_sim(seed=s, model="softmax").outputs, a.times, inputs=a.inputs, labels=a.labels)
+           for s in (3, 4)]
+    j = joint_embedding(deep, lin, n_components=4)
+    f64 = [Trajectory(t.outputs.astype(np.float64), t.times, labels=t.labels) for t in deep] + lin
+    D = distance_matrix(*f64)
+    np.testing.assert_allclose(j.distances, D, rtol=1e-6, atol=1e-9)
+    d, l = np.arange(2 * a.n_points), np.arange(2 * a.n_points, D.shape[0])
+    np.testing.assert_array_equal(np.flatnonzero(j.is_deep), d)
+    np.testing.assert_allclose(j.views.all, InPCA(4).fit(D).explained_stress_, atol=1e-6)
+    np.testing.assert_allclose(j.views.deep, InPCA(4).fit(D[np.ix_(d, d)]).explained_stress_, atol=1e-6)
+    np.testing.assert_allclose(j.views.linear_basis_all, projected_stress(D[np.ix_(l, l)], D[:, l], D, 4),
+                               atol=1e-6)
+    np.testing.assert_allclose(j.views.linear_basis_deep,
+                               projected_stress(D[np.ix_(l, l)], D[np.ix_(d, l)], D[np.ix_(d, d)], 4), atol=1e-6)
