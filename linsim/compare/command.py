@@ -88,7 +88,19 @@ def _train_default(args, say):
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``linsim compare`` with parsed ``args``; returns the exit status."""
+    """Run ``linsim compare`` with parsed ``args``; returns the exit status.
+
+    0 on success, 2 for bad input (the message on stderr names the problem), 130 when
+    interrupted.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> parser = add_arguments(argparse.ArgumentParser(prog="linsim compare"))
+    >>> with tempfile.TemporaryDirectory() as d:   # not a `linsim train` folder
+    ...     run(parser.parse_args([d, "--out", d + "/out", "--no-progress"]))
+    2
+    """
     import numpy as np
 
     from linsim.storage import read_netcdf
@@ -146,7 +158,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv=None) -> int:
-    """Entry point of ``python -m linsim.compare.command``."""
+    """Entry point of ``python -m linsim.compare.command``: parse ``argv`` and :func:`run`.
+
+    Examples
+    --------
+    >>> main(["runs", "--chi", "1.5", "--no-progress"])   # chi outside (0, 1): bad input
+    2
+    """
     parser = add_arguments(argparse.ArgumentParser(prog="linsim compare", description=__doc__.split("\n\n")[0]))
     return run(parser.parse_args(argv))
 

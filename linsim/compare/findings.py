@@ -325,7 +325,15 @@ class Findings:
     steps_to_mid: dict = field(default_factory=dict)
 
     def as_dict(self):
-        """JSON-ready dict (nan becomes None)."""
+        """JSON-ready dict (nan becomes None).
+
+        Examples
+        --------
+        >>> f = Findings(0.8, {"architecture": (0.2, 1)}, {"architecture": 1.0}, {"architecture": float("nan")},
+        ...              np.zeros((0, 4)), [0], 0.1, float("nan"), {"mlp": 12.0})
+        >>> d = f.as_dict(); d["importance"], d["factor_distance"], d["steps_to_half"]
+        ({'architecture': None}, {'architecture': [0.2, 1]}, {'mlp': 12.0})
+        """
         def clean(v):
             if isinstance(v, dict):
                 return {str(k): clean(x) for k, x in v.items()}
