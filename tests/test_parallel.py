@@ -14,7 +14,7 @@ import pytest
 import torch
 from threadpoolctl import threadpool_info
 
-from _engine_tasks import crash, inverse, mark_and_sleep, square, threads_seen, unpicklable
+from _engine_tasks import crash, inverse, square, threads_seen, unpicklable
 from _process_tree import alive, descendants
 from linsim import parallel
 from linsim.parallel import ProcessEngine, SerialEngine, get_engine, thread_limit
