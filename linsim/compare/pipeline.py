@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from .controls import ControlRow, theory_controls
-from .counterparts import build_counterparts, problem_from_deep
+from .counterparts import COUNTERPARTS, build_counterparts, problem_from_deep
 from .findings import FACTORS, Findings, ProgressStudy, measure_findings, progress_study
 from .joint import JointEmbedding, joint_embedding
 
@@ -111,7 +111,13 @@ class CompareConfig:
                 raise ValueError(f"CompareConfig.{name} must be a positive integer; got {v!r}")
         if self.ntk_max_train is not None and int(self.ntk_max_train) < 2:
             raise ValueError(f"CompareConfig.ntk_max_train must be >= 2 or None; got {self.ntk_max_train}")
+        if self.ntk_dtype not in ("float32", "float64"):
+            raise ValueError(f"CompareConfig.ntk_dtype must be 'float32' or 'float64'; got {self.ntk_dtype!r}")
         object.__setattr__(self, "counterparts", tuple(self.counterparts))
+        unknown = [k for k in self.counterparts if k not in COUNTERPARTS]
+        if unknown:
+            raise ValueError(f"CompareConfig.counterparts: unknown counterpart {unknown[0]!r}; valid: "
+                             f"{sorted(COUNTERPARTS)}")
 
 
 @dataclass(frozen=True)

@@ -180,3 +180,14 @@ def test_rerun_reads_ntk_counterparts_from_the_cache_and_recomputes_a_corrupt_on
     io = capsys.readouterr()
     assert "unreadable" in io.err and io.err.count("read from ntk-") == 1
     np.testing.assert_allclose(json.loads(io.out)["linear_basis_all"], first["linear_basis_all"], rtol=1e-10)
+
+
+def test_compare_config_names_bad_settings():
+    from linsim.compare.pipeline import CompareConfig
+
+    with pytest.raises(ValueError, match="ntk_dtype must be 'float32' or 'float64'"):
+        CompareConfig(ntk_dtype="half")
+    with pytest.raises(ValueError, match="unknown counterpart 'svm'"):
+        CompareConfig(counterparts=("linear", "svm"))
+    with pytest.raises(ValueError, match="rf_features must be a positive integer"):
+        CompareConfig(rf_features=0)
