@@ -29,7 +29,8 @@ from .report import FIGURES, comparison_dataset, findings_from_dataset, markdown
 
 __all__ = [
     "CompareConfig", "Comparison", "FIGURES", "compare", "comparison_dataset", "config_names", "dendrogram_axes",
-    "embedding_axes", "findings_from_dataset", "load_grid_results", "markdown_report", "phase_axes", "progress_axes", "reached",
+    "embedding_axes", "findings_from_dataset", "load_grid_results", "markdown_report", "phase_axes",
+    "progress_axes", "reached",
     "stress_axes", "write_report",
     "FACTORS", "Findings", "ProgressStudy", "differing_factor", "measure_findings", "progress_study",
     "COUNTERPARTS", "ControlRow", "CounterpartEntry", "CounterpartProblem", "NTKRecord", "build_counterparts",
