@@ -139,6 +139,10 @@ def test_run_writes_every_configuration_and_a_rerun_skips_them(tmp_path):
     ds = read_netcdf(result_path(out, e.config))
     assert ds.attrs["param_optimizer"] == "sgd" and ds.attrs["param_architecture"] == "mlp"
     assert "history" in ds.attrs and ds.attrs["config_id"] == e.config.config_id()
+    import h5py   # the logits above came back bit-exact from a gzip-compressed variable
+
+    with h5py.File(result_path(out, e.config), "r") as fh:
+        assert fh["train_outputs"].compression == "gzip" and fh["train_inputs"].compression == "gzip"
     mtimes = [f.stat().st_mtime_ns for f in files]
     s2 = run_grid(entries, out, progress=False, log=None)
     assert (s2.n_trained, s2.n_skipped) == (0, 6)
@@ -148,7 +152,7 @@ def test_run_writes_every_configuration_and_a_rerun_skips_them(tmp_path):
 def test_verify_retrains_a_corrupted_file(tmp_path):
     entries = load_grid(_write(tmp_path, TINY))[:2]
     out = tmp_path / "out"
-    run_grid(entries, out, progress=False, log=None)
+    run_grid(entries, out, progress=False, log=None, compress=None)  # raw bytes, to flip some
     victim = result_path(out, entries[0].config)
     raw = bytearray(victim.read_bytes())
     ds = read_netcdf(victim)
@@ -192,6 +196,19 @@ def test_unwritable_output_is_refused_before_training(tmp_path, capsys):
     assert "output folder" in capsys.readouterr().err
 
 
+def test_bad_run_options_are_refused_not_clamped(tmp_path, capsys):
+    entries = load_grid(_write(tmp_path, TINY))
+    with pytest.raises(ValueError, match="group_runs must be an integer >= 0; got -1"):
+        run_grid(entries, tmp_path / "o", group_runs=-1, progress=False, log=None)
+    with pytest.raises(ValueError, match="compress must be a gzip level 1..9"):
+        run_grid(entries, tmp_path / "o", compress=12, progress=False, log=None)
+    grid = str(_write(tmp_path, TINY))
+    assert main([grid, "--group-runs", "-2", "--out", str(tmp_path / "o")]) == 2
+    assert "--group-runs must be >= 0; got -2" in capsys.readouterr().err
+    assert main([grid, "--compress", "10", "--out", str(tmp_path / "o")]) == 2
+    assert not list((tmp_path / "o").glob("*.nc"))
+
+
 def test_print_default_grid_and_dry_run(tmp_path, capsys):
     assert main(["--print-default-grid"]) == 0
     assert tomllib.loads(capsys.readouterr().out) == tomllib.loads(builtin_grid_text())
@@ -205,71 +222,121 @@ SLOW_GRID = """
 dataset = "digits"
 n_train = 100
 n_test = 20
-steps = 60
+steps = 20
 n_checkpoints = 4
 n_runs = 2
 batch_size = 20
 device = "cpu"
 architecture = "mlp"
 width = 0.25
-seed = [0, 1, 2, 3, 4]
+seed = [0, 1, 2]
+"""
+
+# Runs `linsim train` in a child process that pauses at a chosen point of the SECOND
+# configuration (writing a marker file first), so that the parent signals it exactly there
+# instead of racing a timer: "rename" pauses after the result's temporary file is written and
+# flushed but before it is renamed into place (the worst moment for a kill), "train" pauses
+# as the configuration starts training.
+_DRIVER = """
+import os, sys, time
+from pathlib import Path
+
+marker, pause, argv = Path(sys.argv[1]), sys.argv[2], sys.argv[3:]
+seen = []
+
+def pause_here():
+    marker.write_text(str(os.getpid()))
+    time.sleep(120)
+
+if pause == "rename":
+    real_replace = os.replace
+
+    def replace(src, dst, *args, **kwargs):
+        if str(dst).endswith(".nc"):
+            seen.append(dst)
+            if len(seen) == 2:
+                pause_here()
+        return real_replace(src, dst, *args, **kwargs)
+
+    os.replace = replace
+else:
+    import linsim.deep.train
+    train_module = sys.modules["linsim.deep.train"]   # linsim.deep.train is also the function
+    real_group = train_module.train_group
+
+    def train_group(*args, **kwargs):
+        seen.append(1)
+        if len(seen) == 2:
+            pause_here()
+        return real_group(*args, **kwargs)
+
+    train_module.train_group = train_group
+
+from linsim.deep.command import main
+sys.exit(main(argv))
 """
 
 
-def _spawn(grid, out):
-    code = ("import sys; from linsim.deep.command import main; "
-            f"sys.exit(main([{str(grid)!r}, '--out', {str(out)!r}, '--no-progress']))")
-    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-
-
-def _wait_for_files(out, n, proc, timeout=120):
+def _spawn_paused(tmp_path, grid, out, pause):
+    driver = tmp_path / "driver.py"
+    driver.write_text(_DRIVER)
+    marker = tmp_path / "paused"
+    proc = subprocess.Popen([sys.executable, str(driver), str(marker), pause, str(grid),
+                             "--out", str(out), "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     t0 = time.time()
-    while time.time() - t0 < timeout:
-        if len(list(Path(out).glob("*.nc"))) >= n:
-            return True
-        if proc.poll() is not None:
-            return False
-        time.sleep(0.05)
-    return False
+    while not marker.exists():
+        if proc.poll() is not None or time.time() - t0 > 120:
+            proc.kill()
+            raise AssertionError(f"the child never paused: {proc.communicate()}")
+        time.sleep(0.02)
+    return proc
 
 
 @pytest.mark.slow
-def test_sigkill_mid_grid_loses_at_most_one_configuration(tmp_path):
+def test_sigkill_mid_write_loses_at_most_one_configuration(tmp_path):
+    """Killed after the 2nd result is written to its temporary file but before the rename."""
     grid = _write(tmp_path, SLOW_GRID)
     out = tmp_path / "out"
-    proc = _spawn(grid, out)
-    assert _wait_for_files(out, 1, proc), proc.communicate()
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc = _spawn_paused(tmp_path, grid, out, "rename")
+    try:
+        assert len(list(out.glob("*.nc"))) == 1 and len(list(out.glob(".*.nc.*.tmp"))) == 1
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+        proc.communicate()
     done = list(out.glob("*.nc"))
-    assert 1 <= len(done) < 5
-    for f in done:
-        read_netcdf(f)  # every file with a final name is complete and uncorrupted
+    assert len(done) == 1 and (out / ".lock").exists()   # nothing cleaned up: it was a kill
+    read_netcdf(done[0])  # a file with its final name is complete and uncorrupted
     entries = load_grid(grid)
     s = run_grid(entries, out, progress=False, log=None)
-    assert s.n_skipped == len(done) and s.n_trained == 5 - len(done)
+    assert s.n_skipped == 1 and s.n_trained == 2
     assert sorted(out.glob("*.nc")) == sorted(result_path(out, e.config) for e in entries)
     assert not list(out.glob(".*.tmp")) and not (out / ".lock").exists()
     manifest = json.loads((out / "index.json").read_text())
-    assert manifest["n_complete"] == 5
+    assert manifest["n_complete"] == 3
     assert all(c["n_diverged"] == 0 and c["diverged_step"] == [-1, -1] for c in manifest["configs"])
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_ctrl_c_and_sigterm_stop_cleanly_with_a_message(tmp_path, sig):
+@pytest.mark.parametrize("sig, pause", [(signal.SIGINT, "train"), (signal.SIGTERM, "rename")])
+def test_ctrl_c_and_sigterm_stop_cleanly_with_a_message(tmp_path, sig, pause):
     grid = _write(tmp_path, SLOW_GRID)
     out = tmp_path / "out"
-    proc = _spawn(grid, out)
-    assert _wait_for_files(out, 1, proc), proc.communicate()
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=60)
+    proc = _spawn_paused(tmp_path, grid, out, pause)
+    try:
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
     assert proc.returncode == 130, err
-    assert "interrupted" in err and "resume" in err and "Traceback" not in err
+    assert "interrupted; 1 of 3 configurations are complete" in err and "resume" in err
+    assert "Traceback" not in err
     assert not list(out.glob(".*.tmp")) and not (out / ".lock").exists()
-    for f in out.glob("*.nc"):
-        read_netcdf(f)
+    assert [f.name for f in out.glob("*.nc")] == [result_path(out, load_grid(grid)[0].config).name]
+    read_netcdf(next(out.glob("*.nc")))
+    assert json.loads((out / "index.json").read_text())["n_complete"] == 1
 
 
 def test_a_configuration_that_cannot_run_is_refused_before_any_training(tmp_path):
@@ -282,10 +349,10 @@ def test_a_configuration_that_cannot_run_is_refused_before_any_training(tmp_path
 
 def test_grouped_grid_writes_the_same_results(tmp_path):
     text = 'seed = [0, 1]\ndtype = "float64"\n' + TINY
-    entries = load_grid(_write(tmp_path, text))
+    entries = [e for e in load_grid(_write(tmp_path, text)) if e.subgrid == "sgd"]
     a = run_grid(entries, tmp_path / "one", progress=False, log=None)
     b = run_grid(entries, tmp_path / "grouped", progress=False, log=None, group_runs=64)
-    assert a.n_trained == b.n_trained == len(entries) == 12
+    assert a.n_trained == b.n_trained == len(entries) == 8
     manifest = json.loads((tmp_path / "grouped" / "index.json").read_text())
     assert max(c["group_size"] for c in manifest["configs"]) == 4   # 2 lrs x 2 seeds per arch
     for e in entries:
