@@ -9,12 +9,12 @@ Step ``s`` means "after ``s`` optimizer updates".
     :func:`linsim.ensemble.checkpoint_steps`, the schedule of the closed-form solvers.
 ``study``
     The deep-network study's schedule, dense early and sparse late.  With ``E`` batches per
-    epoch and ``s = max(1, floor(E / 4))``: step 0; in each of epochs 0–4, the steps
-    ``e E + 1 + j s`` for ``j s < E`` (after the first batch of each quarter); then the end
-    of epoch ``e`` (step ``(e + 1) E``) for every epoch 5–25, every 4th epoch in 26–65
-    (28, 32, ..., 64) and every 15th after 65 (75, 90, ...); plus the last step.  Steps
-    beyond ``steps`` are dropped.  Over 200 epochs of 50 000 samples this gives 67
-    checkpoints at batch size 200 and 62 at batch size 500, as in the study.
+    epoch: step 0; 5 per epoch in epochs 0–4, the steps ``e E + 1 + floor(j E / 5)``,
+    ``j = 0..4`` (after the first batch of each fifth of the epoch; fewer when ``E < 5``);
+    then the end of epoch ``e`` (step ``(e + 1) E``) for every epoch 5–25, every 4th epoch
+    in 26–65 (28, 32, ..., 64) and every 15th after 65 (75, 90, ...); plus the last step.
+    Steps beyond ``steps`` are dropped.  Over 200 epochs this gives 1 + 25 + 21 + 10 + 9 + 1
+    = 67 checkpoints at any batch size with ``E >= 5``, the study's count at batch size 200.
 """
 
 from __future__ import annotations
@@ -51,14 +51,13 @@ def study_schedule(steps: int, steps_per_epoch: int, n_checkpoints: int | None =
     --------
     >>> s = study_schedule(200 * 250, 250)      # batch size 200 on 50 000 samples, 200 epochs
     >>> len(s), s[:4].tolist(), s[-2:].tolist()
-    (67, [0, 1, 63, 125], [49000, 50000])
+    (67, [0, 1, 51, 101], [49000, 50000])
     """
     steps = _check_int("steps", steps, 0)
     E = _check_int("steps_per_epoch", steps_per_epoch, 1)
-    quarter = max(1, E // 4)
     marks = [0]
     for e in range(5):
-        marks.extend(e * E + 1 + j for j in range(0, E, quarter))
+        marks.extend(e * E + 1 + (j * E) // 5 for j in range(5))
     epoch_ends = list(range(5, 26)) + list(range(28, 65, 4))
     n_epochs = -(-steps // E)
     epoch_ends += list(range(75, max(n_epochs, 75), 15))
