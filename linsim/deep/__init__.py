@@ -78,22 +78,32 @@ __all__ = [
 ]
 
 # --- trainer re-exports (the names are owned by the trainer's modules) -----------------
-from .augment import AUGMENTATIONS, augment_batch  # noqa: E402
-from .config import TrainConfig  # noqa: E402
+from .augment import AUGMENTATIONS, augment_batch, augmentation_kind  # noqa: E402
+from .config import DTYPES, ENGINES, TrainConfig  # noqa: E402
 from .ensemble import ENSEMBLES, Ensemble, LoopEnsemble, VmapEnsemble  # noqa: E402
-from .grid import GridEntry, GridSummary, expand_grid, load_grid, result_path, run_grid  # noqa: E402
-from .losses import LOSSES  # noqa: E402
-from .optim import LR_SCHEDULES, OPTIMIZERS, FunctionalOptimizer, Hyper, make_hyper  # noqa: E402
+from .grid import (  # noqa: E402
+    BUILTIN_GRIDS, DEFAULT_COMPRESS, GridEntry, GridSummary, builtin_grid_text, expand_grid,
+    load_grid, result_path, run_grid,
+)
+from .losses import LOSSES, cross_entropy, mse, per_sample_loss  # noqa: E402
+from .optim import (  # noqa: E402
+    LR_SCHEDULES, OPTIMIZERS, SGD, Adam, AdamW, FunctionalOptimizer, Hyper, Nesterov,
+    lr_multiplier, make_hyper,
+)
 from .schedule import CHECKPOINT_SCHEDULES, log_schedule, study_schedule  # noqa: E402
+from .schedule import checkpoints as checkpoint_schedule  # noqa: E402
 from .train import (  # noqa: E402
-    GROUPABLE, TrainResult, check_runnable, group_key, run_streams, torch_threads, train, train_group,
+    GROUPABLE, TrainResult, check_runnable, group_key, resolve_device, run_streams, torch_threads,
+    train, train_group,
 )
 
 __all__ += [
-    "AUGMENTATIONS", "CHECKPOINT_SCHEDULES", "ENSEMBLES", "LOSSES", "LR_SCHEDULES", "OPTIMIZERS",
-    "Ensemble", "FunctionalOptimizer", "GridEntry", "GridSummary", "Hyper", "LoopEnsemble",
-    "TrainConfig", "TrainResult", "VmapEnsemble", "augment_batch", "check_runnable",
-    "expand_grid", "load_grid", "log_schedule", "make_hyper", "result_path", "run_grid",
-    "run_streams", "study_schedule", "torch_threads", "train", "GROUPABLE", "group_key",
-    "train_group",
+    "AUGMENTATIONS", "BUILTIN_GRIDS", "CHECKPOINT_SCHEDULES", "DEFAULT_COMPRESS", "DTYPES",
+    "ENGINES", "ENSEMBLES", "GROUPABLE", "LOSSES", "LR_SCHEDULES", "OPTIMIZERS", "SGD", "Adam",
+    "AdamW", "Ensemble", "FunctionalOptimizer", "GridEntry", "GridSummary", "Hyper",
+    "LoopEnsemble", "Nesterov", "TrainConfig", "TrainResult", "VmapEnsemble", "augment_batch",
+    "augmentation_kind", "builtin_grid_text", "check_runnable", "checkpoint_schedule",
+    "cross_entropy", "expand_grid", "group_key", "load_grid", "log_schedule", "lr_multiplier",
+    "make_hyper", "mse", "per_sample_loss", "resolve_device", "result_path", "run_grid",
+    "run_streams", "study_schedule", "torch_threads", "train", "train_group",
 ]
