@@ -134,7 +134,8 @@ class FiniteLogitSpectrum:
         ``Σ_{μ<0} μ² / Σ μ²``: the share of ``‖W‖_F²`` in negative ("time-like") directions.
     eigenvalue_error : float
         ``‖E‖₂ / |μ₁|`` with ``E`` the difference from the finer rule (module docstring): the
-        estimated largest shift of any eigenvalue, **in units of μ₁** (Weyl's inequality).
+        estimated largest shift of any eigenvalue, **in units of μ₁** (Weyl's inequality:
+        eigenvalues paired in algebraic order, not by ``|μ|``).
     frobenius_error : float
         ``‖E‖_F / ‖W‖_F``.
     metric : str
