@@ -78,7 +78,7 @@ __all__ = [
 ]
 
 # --- trainer re-exports (the names are owned by the trainer's modules) -----------------
-from .augment import AUGMENTATIONS, augment_batch, augmentation_kind  # noqa: E402
+from .augment import AUGMENTATIONS, Augmentation, augment_batch, augmentation_kind  # noqa: E402
 from .config import DTYPES, ENGINES, TrainConfig  # noqa: E402
 from .ensemble import ENSEMBLES, Ensemble, LoopEnsemble, VmapEnsemble  # noqa: E402
 from .grid import (  # noqa: E402
@@ -100,7 +100,7 @@ from .train import (  # noqa: E402
 __all__ += [
     "AUGMENTATIONS", "BUILTIN_GRIDS", "CHECKPOINT_SCHEDULES", "DEFAULT_COMPRESS", "DTYPES",
     "ENGINES", "ENSEMBLES", "GROUPABLE", "LOSSES", "LR_SCHEDULES", "OPTIMIZERS", "SGD", "Adam",
-    "AdamW", "Ensemble", "FunctionalOptimizer", "GridEntry", "GridSummary", "Hyper",
+    "AdamW", "Augmentation", "Ensemble", "FunctionalOptimizer", "GridEntry", "GridSummary", "Hyper",
     "LoopEnsemble", "Nesterov", "TrainConfig", "TrainResult", "VmapEnsemble", "augment_batch",
     "augmentation_kind", "builtin_grid_text", "check_runnable", "checkpoint_schedule",
     "cross_entropy", "expand_grid", "group_key", "load_grid", "log_schedule", "lr_multiplier",

@@ -19,15 +19,38 @@ Plain feature vectors ``(d,)`` have no spatial axis and are refused.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import torch
 
-__all__ = ["AUGMENTATIONS", "augment_batch", "augmentation_kind"]
+__all__ = ["AUGMENTATIONS", "Augmentation", "augment_batch", "augmentation_kind"]
 
-#: Registry of augmentation kinds: name -> number of spatial dimensions it shifts.
-AUGMENTATIONS = {"signal": 1, "image": 2}
+@dataclass(frozen=True)
+class Augmentation:
+    """One augmentation kind: which inputs it applies to and what it draws per sample.
+
+    Attributes
+    ----------
+    name : str
+    input_ndim : int
+        Number of dimensions of one input it applies to (``(C, L)``: 2, ``(C, H, W)``: 3).
+    shift_axes : int
+        Trailing axes shifted by a uniform offset in ``[-pad, pad]`` with zero fill.
+    flip : bool
+        Whether the last axis is mirrored with probability 1/2 (horizontal flip).
+    """
+
+    name: str
+    input_ndim: int
+    shift_axes: int
+    flip: bool
+
+
+#: Registry of augmentation kinds: name -> :class:`Augmentation`, chosen by input dimensions.
+AUGMENTATIONS = {a.name: a for a in (Augmentation("signal", 2, 1, False),
+                                     Augmentation("image", 3, 2, True))}
 
 
 def augmentation_kind(input_shape: Sequence[int]) -> str:
@@ -39,10 +62,9 @@ def augmentation_kind(input_shape: Sequence[int]) -> str:
     ('image', 'signal')
     """
     shape = tuple(int(s) for s in input_shape)
-    if len(shape) == 3:
-        return "image"
-    if len(shape) == 2:
-        return "signal"
+    for entry in AUGMENTATIONS.values():
+        if entry.input_ndim == len(shape):
+            return entry.name
     raise ValueError(
         f"augmentation needs 1-D signals (C, L) or images (C, H, W); got input_shape {shape}"
         + (" (plain feature vectors have no axis to shift: set augment=False)" if len(shape) == 1 else "")
@@ -92,20 +114,21 @@ def augment_batch(x: torch.Tensor, rngs: Sequence[np.random.Generator], *, pad: 
         raise ValueError(f"augment_batch needs one generator per run: R={R}, got {len(rngs)}")
     if pad < 0:
         raise ValueError(f"pad must be >= 0; got {pad}")
-    kind = augmentation_kind(x.shape[2:])
+    kind = AUGMENTATIONS[augmentation_kind(x.shape[2:])]
     flat = x.reshape(R * B, *x.shape[2:])
-    n_axes = AUGMENTATIONS[kind]
+    n_axes = kind.shift_axes
+    # per run: n_axes rows of offsets, then (images) one row of flips; the draw order per run
+    # is fixed (offsets, then flips), so a run's stream gives the same batches in any ensemble
     draws = np.stack([
-        np.concatenate([g.integers(-pad, pad + 1, size=(n_axes, B)),
-                        g.integers(0, 2, size=(1, B))]) if kind == "image"
-        else g.integers(-pad, pad + 1, size=(n_axes, B))
+        np.concatenate([g.integers(-pad, pad + 1, size=(n_axes, B))]
+                       + ([g.integers(0, 2, size=(1, B))] if kind.flip else []))
         for g in rngs
     ])  # (R, n_axes [+1], B)
     draws = torch.as_tensor(draws, device=x.device).permute(1, 0, 2).reshape(draws.shape[1], R * B)
     out = flat
     for a in range(n_axes):
         out = _shift_gather(out, draws[a], out.ndim - n_axes + a, pad)
-    if kind == "image":
-        flip = draws[n_axes].bool().view(-1, 1, 1, 1)
+    if kind.flip:
+        flip = draws[n_axes].bool().view(-1, *([1] * (out.ndim - 1)))
         out = torch.where(flip, out.flip(-1), out)
     return out.reshape(x.shape)
