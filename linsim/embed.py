@@ -124,33 +124,42 @@ def output_models() -> tuple[str, ...]:
     return tuple(_OUTPUT_MODELS)
 
 
-def _stack(trajectories, what: str) -> np.ndarray:
-    parts = [getattr(t, what)() for t in trajectories]
-    if len(parts) == 1:
-        return parts[0]
-    dtype = np.result_type(*parts)
-    return np.concatenate([p.astype(dtype, copy=False) for p in parts], axis=0)
+def _common_dtype(a, b) -> np.dtype:
+    """float32 only when every trajectory (both sides) is float32, else float64."""
+    return np.result_type(*[t.outputs.dtype for t in tuple(a) + tuple(b or ())])
+
+
+def _stack(trajectories, what: str, dtype) -> np.ndarray:
+    if what == "log_probs":  # normalize in the common dtype: float32 rows meet float64 tolerances
+        parts = [t.log_probs(dtype=dtype) for t in trajectories]
+    else:
+        parts = [getattr(t, what)().astype(dtype, copy=False) for t in trajectories]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
 
 
 def _softmax_distance(a, b, *, device=None) -> np.ndarray:
     from linsim import inpca
 
-    return inpca.bhattacharyya(_stack(a, "log_probs"), None if b is None else _stack(b, "log_probs"),
-                               device=device)
+    dt = _common_dtype(a, b)
+    return inpca.bhattacharyya(_stack(a, "log_probs", dt),
+                               None if b is None else _stack(b, "log_probs", dt), device=device)
 
 
 def _bernoulli_distance(a, b, *, device=None) -> np.ndarray:
     from linsim import inpca
 
-    return inpca.bernoulli_bhattacharyya(_stack(a, "flat_outputs"),
-                                         None if b is None else _stack(b, "flat_outputs"), device=device)
+    dt = _common_dtype(a, b)
+    return inpca.bernoulli_bhattacharyya(_stack(a, "flat_outputs", dt),
+                                         None if b is None else _stack(b, "flat_outputs", dt),
+                                         device=device)
 
 
 def _gaussian_distance(a, b, *, device=None) -> np.ndarray:
     from linsim import inpca
 
-    return inpca.gaussian_bhattacharyya(_stack(a, "flat_outputs"),
-                                        None if b is None else _stack(b, "flat_outputs"),
+    dt = _common_dtype(a, b)
+    return inpca.gaussian_bhattacharyya(_stack(a, "flat_outputs", dt),
+                                        None if b is None else _stack(b, "flat_outputs", dt),
                                         sigma=float(a[0].noise_scale), device=device)
 
 

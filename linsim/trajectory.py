@@ -233,12 +233,14 @@ class Trajectory:
         return self.outputs.reshape(self.n_points, self.n_samples, self.n_outputs)
 
     # ------------------------------------------------------------------ probabilities
-    def log_probs(self) -> np.ndarray:
+    def log_probs(self, dtype=None) -> np.ndarray:
         """Log-probabilities of every point, shape ``(M, n, C')``, in the outputs' dtype.
 
         ``C' = C`` for softmax, ``C' = 2`` for bernoulli (classes 0 and 1).  Undefined for
         the gaussian output model (its distances come from the means directly).  Computed with
-        ``scipy.special.log_softmax`` / ``log_expit`` (stable for logits of any size).
+        ``scipy.special.log_softmax`` / ``log_expit`` (stable for logits of any size), in
+        ``dtype`` when given (float32 logits are then normalized to float64 accuracy, which
+        mixing them with float64 models needs).
 
         Examples
         --------
@@ -249,6 +251,8 @@ class Trajectory:
         from scipy.special import log_expit, log_softmax
 
         z = self.flat_outputs()
+        if dtype is not None:
+            z = z.astype(np.dtype(dtype), copy=False)
         if self.output_model == "softmax":
             return log_softmax(z, axis=-1)
         if self.output_model == "bernoulli":

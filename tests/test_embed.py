@@ -209,3 +209,19 @@ def test_distance_matrices_are_symmetric_nonnegative_with_zero_diagonal(model, R
     assert D.min() >= -1e-12 * max(1.0, D.max())
     # the cross block of a trajectory with itself is the same matrix
     np.testing.assert_allclose(distance_matrix(t, others=[t]), D, atol=1e-10 * max(1.0, D.max()))
+
+
+def test_float32_and_float64_trajectories_mix_in_one_distance_matrix():
+    from linsim.inpca import bhattacharyya
+    from linsim.trajectory import Trajectory
+
+    rng = np.random.default_rng(5)
+    z64 = 3.0 * rng.normal(size=(2, 3, 6, 4))
+    z32 = (3.0 * rng.normal(size=(2, 3, 6, 4))).astype(np.float32)
+    a, b = Trajectory(outputs=z64, times=[0, 1, 2]), Trajectory(outputs=z32, times=[0, 1, 2])
+    from scipy.special import log_softmax
+
+    both = np.concatenate([z64, z32.astype(np.float64)]).reshape(-1, 6, 4)
+    expected = bhattacharyya(log_softmax(both, axis=-1))   # oracle: everything in float64
+    np.testing.assert_allclose(distance_matrix(a, b), expected, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(distance_matrix(b, others=[a]), expected[6:, :6], rtol=1e-12, atol=1e-15)
