@@ -197,7 +197,7 @@ def load_grid(path: str | Path | None = None, *, builtin: str = "small") -> list
     --------
     >>> entries = load_grid()
     >>> len(entries), entries[0].config.dataset
-    (108, 'mnist1d')
+    (116, 'mnist1d')
     """
     if path is None:
         text, source = builtin_grid_text(builtin), f"built-in grid {builtin!r}"

@@ -100,7 +100,10 @@ def test_default_grid_covers_the_study_factors():
     assert {c.width for c in cfgs if c.architecture == "linear"} == {1.0}
     assert all(len({c.width for c in cfgs if c.architecture == a}) == 2
                for a in {c.architecture for c in cfgs} - {"linear"})
-    assert len(cfgs) == 4 * 2 * 3 * 2 * 2 + 3 * 2 * 2
+    assert len(cfgs) == 4 * 2 * 3 * 2 * 2 + 3 * 2 * 2 + 8
+    # initialization and weight decay are varied alone from one base, for the compare findings
+    assert {c.init for c in cfgs} == {"default", "kaiming", "normal", "corner"}
+    assert {c.weight_decay for c in cfgs} == {0.0, 0.001}
     gpu = [e.config for e in load_grid(builtin="gpu")]
     assert len({c.architecture for c in gpu}) >= 6 and min(c.n_runs for c in gpu) >= 10
     # the printed grid is the grid
