@@ -288,9 +288,13 @@ def _spawn_paused(tmp_path, grid, out, pause):
     driver = tmp_path / "driver.py"
     driver.write_text(_DRIVER)
     marker = tmp_path / "paused"
+    # a shell that starts a job in the background hands it SIGINT ignored, and a child that
+    # inherits an ignored SIGINT never sees Ctrl-C: give the child the default disposition,
+    # as a terminal would
     proc = subprocess.Popen([sys.executable, str(driver), str(marker), pause, str(grid),
                              "--out", str(out), "--no-progress"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     t0 = time.time()
     while not marker.exists():
         if proc.poll() is not None or time.time() - t0 > 120:
