@@ -291,6 +291,27 @@ class EmbeddingPoints(Mapping):
         if len(sizes) != 1:
             raise ValueError(f"EmbeddingPoints fields must have one length M; got lengths {sorted(sizes)}")
 
+    @classmethod
+    def of(cls, trajectories: Sequence[Trajectory]) -> "EmbeddingPoints":
+        """The points of ``trajectories`` in the order :func:`distance_matrix` stacks them.
+
+        Examples
+        --------
+        >>> t = Trajectory(outputs=np.zeros((2, 3, 1, 2)), times=[0, 1, 4])
+        >>> p = EmbeddingPoints.of([t])
+        >>> p.run.tolist(), p.checkpoint.tolist(), p.time.tolist()
+        ([0, 0, 0, 1, 1, 1], [0, 1, 2, 0, 1, 2], [0.0, 1.0, 4.0, 0.0, 1.0, 4.0])
+        """
+        idx_t, idx_r, idx_k, times = [], [], [], []
+        for j, traj in enumerate(trajectories):
+            r, k = traj.point_index()
+            idx_t.append(np.full(r.size, j))
+            idx_r.append(r)
+            idx_k.append(k)
+            times.append(traj.times[k])
+        return cls(trajectory=np.concatenate(idx_t), run=np.concatenate(idx_r),
+                   checkpoint=np.concatenate(idx_k), time=np.concatenate(times))
+
     def __getitem__(self, name: str) -> np.ndarray:
         if name not in self._FIELDS:
             raise KeyError(f"{name!r}; EmbeddingPoints has {self._FIELDS}")
@@ -396,16 +417,8 @@ def embed(*trajectories: Trajectory, n_components: int | None = None, device=Non
     trajectories = tuple(trajectories)
     D = distance_matrix(*trajectories, device=device)
     model = InPCA(n_components=n_components).fit(D)
-    idx_t, idx_r, idx_k, times = [], [], [], []
-    for j, traj in enumerate(trajectories):
-        r, k = traj.point_index()
-        idx_t.append(np.full(r.size, j))
-        idx_r.append(r)
-        idx_k.append(k)
-        times.append(traj.times[k])
-    points = EmbeddingPoints(trajectory=np.concatenate(idx_t), run=np.concatenate(idx_r),
-                             checkpoint=np.concatenate(idx_k), time=np.concatenate(times))
-    return Embedding(model=model, distances=D, points=points, trajectories=trajectories)
+    return Embedding(model=model, distances=D, points=EmbeddingPoints.of(trajectories),
+                     trajectories=trajectories)
 
 
 __all__ = [

@@ -18,11 +18,11 @@ The geodesic from the uniform to the one-hot model is projected into the ``all``
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
-from linsim.embed import distance_matrix
+from linsim.embed import EmbeddingPoints, distance_matrix
 from linsim.inpca import InPCA, bhattacharyya, geodesic
 
 from .progress import geodesic_ends
@@ -105,18 +105,6 @@ class JointEmbedding:
         return self.model.embedding_
 
 
-def _points(trajectories):
-    member, run, ckpt, time = [], [], [], []
-    for j, t in enumerate(trajectories):
-        r, k = t.point_index()
-        member.append(np.full(r.size, j))
-        run.append(r)
-        ckpt.append(k)
-        time.append(t.times[k])
-    return (np.concatenate(member), np.concatenate(run), np.concatenate(ckpt),
-            np.concatenate(time).astype(np.float64))
-
-
 def _fit(D, k, what):
     M = D.shape[0]
     if M < 3:
@@ -171,12 +159,9 @@ def joint_embedding(deep, linear, *, n_components=10, n_geodesic=21, device=None
         if t.labels is None or not np.array_equal(t.labels, labels):
             raise ValueError(f"trajectory {j} has different labels than trajectory 0: "
                              "all models must be evaluated on the same labelled samples")
-    # float64 log-probabilities for everyone: mixed float32 (deep) / float64 (linear) stacks would be
-    # checked against the float64 normalization tolerance with float32-rounded log-softmax values
-    trajs = tuple(t if t.outputs.dtype == np.float64 else replace(t, outputs=t.outputs.astype(np.float64))
-                  for t in trajs)
-    D = distance_matrix(*trajs, device=device)
-    member, run, ckpt, time = _points(trajs)
+    D = distance_matrix(*trajs, device=device)  # mixed float32/float64 are normalized in float64
+    points = EmbeddingPoints.of(trajs)
+    member, run, ckpt, time = points.trajectory, points.run, points.checkpoint, points.time
     is_deep = member < len(deep)
     k = int(n_components)
     if k < 1:
@@ -194,7 +179,7 @@ def joint_embedding(deep, linear, *, n_components=10, n_geodesic=21, device=None
     p0, ps = geodesic_ends(labels, trajs[0].n_outputs)
     s = np.linspace(0.0, 1.0, int(n_geodesic))
     geo = geodesic(p0, ps, s)
-    logp = np.concatenate([t.log_probs() for t in trajs])  # float64: trajs were converted above
+    logp = np.concatenate([t.log_probs(dtype=np.float64) for t in trajs])
     Dg = bhattacharyya(geo, logp, device=device, on_disjoint="raise")
     return JointEmbedding(distances=D, member=member, run=run, checkpoint=ckpt, time=time,
                           is_deep=is_deep, model=full, geodesic_s=s,
