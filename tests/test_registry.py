@@ -1,0 +1,142 @@
+"""Contract of linsim.registry.Registry: register / lookup / replace / duplicate refusal / errors.
+
+The oracle of the property tests is a plain dict driven by the same operations with the rules
+written out here (a duplicate is refused unless replace=True, an unknown name is refused).
+"""
+
+import operator
+from dataclasses import dataclass
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from linsim.registry import Registry, UnknownNameError
+
+NAMES = st.sampled_from(["a", "b", "c", "dd", "e_f"])
+OPS = st.lists(st.tuples(st.sampled_from(["register", "replace", "get", "unregister", "setitem", "delitem"]),
+                         NAMES, st.integers(-5, 5)), max_size=40)
+
+
+@settings(max_examples=150, deadline=None)
+@given(OPS)
+def test_registry_behaves_like_a_dict_that_refuses_duplicates_and_unknown_names(ops):
+    reg = Registry("number", type=int)
+    model: dict[str, int] = {}
+    for op, name, value in ops:
+        if op in ("register", "replace"):
+            if op == "register" and name in model:
+                with pytest.raises(ValueError, match=f"number '{name}' is already registered"):
+                    reg.register(name, value)
+                continue
+            assert reg.register(name, value, replace=(op == "replace")) == value
+            model[name] = value
+        elif op == "setitem":
+            reg[name] = value
+            model[name] = value
+        elif op in ("get", "unregister", "delitem"):
+            if name not in model:
+                with pytest.raises(UnknownNameError) as err:
+                    reg.unregister(name) if op == "unregister" else reg[name]
+                assert err.value.name == name and err.value.kind == "number"
+                assert err.value.known == tuple(model)
+                assert str(err.value) == f"unknown number {name!r}; valid: {sorted(model)}"
+                continue
+            if op == "get":
+                assert reg[name] == model[name]
+            elif op == "unregister":
+                assert reg.unregister(name) == model.pop(name)
+            else:
+                del reg[name]
+                del model[name]
+        assert reg.names() == tuple(model) == tuple(reg)  # registration order kept
+        assert dict(reg.view()) == model and len(reg) == len(model)
+        for n in "abc":
+            assert (n in reg) == (n in model)
+
+
+@given(st.dictionaries(NAMES, st.integers(), max_size=5), NAMES)
+def test_unknown_name_error_is_a_key_error_and_a_value_error_listing_the_names(entries, name):
+    reg = Registry("widget", entries=entries)
+    if name in entries:
+        assert reg.lookup(name) == entries[name] == reg.lookup(name, what="f(widget=)")
+        return
+    for catch in (KeyError, ValueError, UnknownNameError):
+        with pytest.raises(catch):
+            reg[name]
+    with pytest.raises(ValueError) as err:
+        reg.lookup(name, what="f(widget=)")
+    assert str(err.value) == f"f(widget=) must be one of {tuple(entries)}; got {name!r}"
+    assert reg.get(name) is None  # Mapping.get still answers None
+
+
+def test_a_decorator_registers_what_it_decorates_and_returns_it_unchanged():
+    reg = Registry("transform", callable_only=True)
+
+    @reg.register("double")
+    def double(x):
+        return 2 * x
+
+    assert reg["double"] is double and double(4) == 8
+    with pytest.raises(ValueError, match="already registered"):
+        reg.register("double")(lambda x: x)
+    assert reg.register("double", replace=True)(abs) is abs and reg["double"] is abs
+
+
+def test_entries_are_checked_by_type_callability_own_name_and_the_registry_check():
+    @dataclass(frozen=True)
+    class Entry:
+        name: str
+        size: int
+
+    def positive(name, entry):
+        if entry.size <= 0:
+            raise ValueError(f"{name}: size must be > 0")
+
+    reg = Registry("entry", type=Entry, key=operator.attrgetter("name"), check=positive)
+    assert reg.add(Entry("x", 1)) == Entry("x", 1)
+    with pytest.raises(TypeError, match=r"entry registry takes Entry entries; got int for 'y'"):
+        reg.register("y", 3)
+    with pytest.raises(ValueError, match="registered as 'y' carries the name 'z'"):
+        reg.register("y", Entry("z", 1))
+    with pytest.raises(ValueError, match="y: size must be > 0"):
+        reg.add(Entry("y", 0))
+    with pytest.raises(ValueError, match="already registered"):
+        reg.add(Entry("x", 2))
+    with pytest.raises(TypeError, match="non-empty str"):
+        reg.register("", Entry("", 1))
+    with pytest.raises(TypeError, match="must be callable"):
+        Registry("hook", callable_only=True).register("h", 3)
+    with pytest.raises(TypeError, match="no key function"):
+        Registry("plain").add(1)
+    assert reg.names() == ("x",)  # nothing refused was stored
+
+
+def test_unhashable_names_are_unknown_not_a_crash_and_views_are_read_only():
+    reg = Registry("thing", entries={"a": 1})
+    assert ["a"] not in reg
+    with pytest.raises(UnknownNameError, match=r"unknown thing \['a'\]"):
+        reg[["a"]]
+    with pytest.raises(TypeError):
+        reg.view()["b"] = 2  # type: ignore[index]
+    copy = reg.copy()
+    copy["b"] = 2
+    assert reg.names() == ("a",) and copy.names() == ("a", "b")
+
+
+def test_tuple_names_and_a_custom_unknown_message():
+    reg = Registry("runner", name_type=tuple, unknown="no runner for model={name[0]!r}, optimizer={name[1]!r}")
+    reg.register(("linear", "gd"), 1)
+    with pytest.raises(ValueError, match=r"no runner for model='linear', optimizer='sgd'; valid: \[\('linear', 'gd'\)\]"):
+        reg[("linear", "sgd")]
+    with pytest.raises(TypeError, match="names must be non-empty tuple"):
+        reg.register("linear", 2)
+
+
+def test_monkeypatch_setitem_on_a_registry_restores_it(monkeypatch):
+    reg = Registry("item", entries={"a": 1})
+    with monkeypatch.context() as m:
+        m.setitem(reg, "b", 2)
+        m.setitem(reg, "a", 3)
+        assert dict(reg) == {"a": 3, "b": 2}
+    assert dict(reg) == {"a": 1}
