@@ -29,11 +29,13 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import attrgetter
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Callable, ClassVar, Sequence
 
 import numpy as np
 
+from linsim.registry import Registry
 from linsim.trajectory import Trajectory
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -73,7 +75,10 @@ class OutputModel:
     description: str = ""
 
 
-_OUTPUT_MODELS: dict[str, OutputModel] = {}
+#: The output-model registry (name -> :class:`OutputModel`); use the functions below.
+_OUTPUT_MODELS: Registry[OutputModel] = Registry(
+    "output model", type=OutputModel, key=attrgetter("name"),
+    unknown="no distance is registered for output model {name!r}")
 
 
 def register_output_model(entry: OutputModel, *, replace: bool = False) -> OutputModel:
@@ -89,12 +94,7 @@ def register_output_model(entry: OutputModel, *, replace: bool = False) -> Outpu
     >>> register_output_model(entry, replace=True) is entry
     True
     """
-    if not isinstance(entry, OutputModel):
-        raise TypeError(f"register_output_model takes an OutputModel; got {type(entry).__name__}")
-    if entry.name in _OUTPUT_MODELS and not replace:
-        raise ValueError(f"output model {entry.name!r} is already registered; pass replace=True to overwrite it")
-    _OUTPUT_MODELS[entry.name] = entry
-    return entry
+    return _OUTPUT_MODELS.add(entry, replace=replace)
 
 
 def output_model(name: str) -> OutputModel:
@@ -104,13 +104,12 @@ def output_model(name: str) -> OutputModel:
     --------
     >>> output_model("softmax").description.split(";")[0]
     'categorical over C classes, p = softmax(outputs)'
+    >>> output_model("poisson")
+    Traceback (most recent call last):
+    ...
+    linsim.registry.UnknownNameError: no distance is registered for output model 'poisson'; valid: ['bernoulli', 'gaussian', 'softmax']
     """
-    try:
-        return _OUTPUT_MODELS[name]
-    except KeyError:
-        raise ValueError(
-            f"no distance is registered for output model {name!r}; registered: {tuple(_OUTPUT_MODELS)}"
-        ) from None
+    return _OUTPUT_MODELS[name]
 
 
 def output_models() -> tuple[str, ...]:
@@ -121,7 +120,7 @@ def output_models() -> tuple[str, ...]:
     >>> output_models()
     ('softmax', 'bernoulli', 'gaussian')
     """
-    return tuple(_OUTPUT_MODELS)
+    return _OUTPUT_MODELS.names()
 
 
 def _common_dtype(a, b) -> np.dtype:

@@ -158,14 +158,17 @@ class Registry(MutableMapping, Generic[T]):
             self.register(name, entry)
 
     # ------------------------------------------------------------------ registration
+    def _type_words(self) -> str:
+        types = self._type if isinstance(self._type, tuple) else (self._type,)
+        return " or ".join(t.__name__ for t in types)
+
     def _validate(self, name, entry) -> None:
         if not isinstance(name, self._name_type) or (isinstance(name, str) and not name):
             want = getattr(self._name_type, "__name__", str(self._name_type))
             raise TypeError(f"{self.kind} names must be non-empty {want}; got {name!r}")
         if self._type is not None and not isinstance(entry, self._type):
-            want = (self._type.__name__ if isinstance(self._type, type)
-                    else " or ".join(t.__name__ for t in self._type))
-            raise TypeError(f"{self.kind} registry takes {want} entries; got {type(entry).__name__} for {name!r}")
+            raise TypeError(f"{self.kind} registry takes {self._type_words()} entries; "
+                            f"got {type(entry).__name__} for {name!r}")
         if self._callable_only and not callable(entry):
             raise TypeError(f"{self.kind} {name!r} must be callable; got {type(entry).__name__}")
         if self._key is not None and self._key(entry) != name:
@@ -219,6 +222,8 @@ class Registry(MutableMapping, Generic[T]):
         """
         if self._key is None:
             raise TypeError(f"{self.kind} registry has no key function; use register(name, entry)")
+        if self._type is not None and not isinstance(entry, self._type):  # before key() reads it
+            raise TypeError(f"{self.kind} registry takes {self._type_words()} entries; got {type(entry).__name__}")
         return self.register(self._key(entry), entry, replace=replace)
 
     def unregister(self, name: Hashable) -> T:

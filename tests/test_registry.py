@@ -107,6 +107,8 @@ def test_entries_are_checked_by_type_callability_own_name_and_the_registry_check
         reg.register("", Entry("", 1))
     with pytest.raises(TypeError, match="must be callable"):
         Registry("hook", callable_only=True).register("h", 3)
+    with pytest.raises(TypeError, match=r"entry registry takes Entry entries; got str$"):
+        reg.add("x")  # refused before its (missing) name is read
     with pytest.raises(TypeError, match="no key function"):
         Registry("plain").add(1)
     assert reg.names() == ("x",)  # nothing refused was stored
