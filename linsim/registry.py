@@ -163,9 +163,11 @@ class Registry(MutableMapping, Generic[T]):
         return " or ".join(t.__name__ for t in types)
 
     def _validate(self, name, entry) -> None:
-        if not isinstance(name, self._name_type) or (isinstance(name, str) and not name):
+        if not isinstance(name, self._name_type):
             want = getattr(self._name_type, "__name__", str(self._name_type))
             raise TypeError(f"{self.kind} names must be non-empty {want}; got {name!r}")
+        if isinstance(name, str) and not name:
+            raise ValueError(f"{self.kind} names must be non-empty str; got ''")
         if self._type is not None and not isinstance(entry, self._type):
             raise TypeError(f"{self.kind} registry takes {self._type_words()} entries; "
                             f"got {type(entry).__name__} for {name!r}")

@@ -103,8 +103,10 @@ def test_entries_are_checked_by_type_callability_own_name_and_the_registry_check
         reg.add(Entry("y", 0))
     with pytest.raises(ValueError, match="already registered"):
         reg.add(Entry("x", 2))
-    with pytest.raises(TypeError, match="non-empty str"):
+    with pytest.raises(ValueError, match="non-empty str; got ''"):
         reg.register("", Entry("", 1))
+    with pytest.raises(TypeError, match="non-empty str; got 3"):
+        reg.register(3, Entry("3", 1))
     with pytest.raises(TypeError, match="must be callable"):
         Registry("hook", callable_only=True).register("h", 3)
     with pytest.raises(TypeError, match=r"entry registry takes Entry entries; got str$"):

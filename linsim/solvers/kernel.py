@@ -42,6 +42,7 @@ from typing import Callable
 
 import numpy as np
 
+from linsim.registry import Registry
 from linsim.solvers._checks import (
     as_matrix,
     check_inputs,
@@ -88,12 +89,13 @@ def _ntk_kernel(A, B, bandwidth):
 
 #: The kernel registry: name -> ``kernel(A (p, d), B (q, d), bandwidth) -> (p, q)``.
 #: Extend it with :func:`register_kernel`; ``EnsembleConfig.kernel`` and the CLI read it.
-KERNELS: dict[str, Callable[[np.ndarray, np.ndarray, float], np.ndarray]] = {
-    "linear": _linear_kernel,
-    "rbf": _rbf_kernel,
-    "arccos": _arccos_kernel,
-    "ntk": _ntk_kernel,
-}
+KERNELS: Registry[Callable[[np.ndarray, np.ndarray, float], np.ndarray]] = Registry(
+    "kernel", callable_only=True, entries={
+        "linear": _linear_kernel,
+        "rbf": _rbf_kernel,
+        "arccos": _arccos_kernel,
+        "ntk": _ntk_kernel,
+    })
 
 
 def register_kernel(name: str, kernel: Callable[[np.ndarray, np.ndarray, float], np.ndarray], *,
@@ -110,13 +112,7 @@ def register_kernel(name: str, kernel: Callable[[np.ndarray, np.ndarray, float],
     [[0.707107]]
     >>> del KERNELS["cosine"]
     """
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"kernel name must be a non-empty string; got {name!r}")
-    if not callable(kernel):
-        raise TypeError(f"kernel must be callable; got {type(kernel).__name__}")
-    if name in KERNELS and not replace:
-        raise ValueError(f"kernel {name!r} is already registered; pass replace=True to overwrite it")
-    KERNELS[name] = kernel
+    KERNELS.register(name, kernel, replace=replace)
 
 
 def kernel_matrix(A, B, kind: str = "linear", bandwidth: float = 1.0) -> np.ndarray:
@@ -146,9 +142,7 @@ def kernel_matrix(A, B, kind: str = "linear", bandwidth: float = 1.0) -> np.ndar
         if out.shape != (A.shape[0], B.shape[0]):
             raise ValueError(f"user kernel returned shape {out.shape}; expected {(A.shape[0], B.shape[0])}")
         return out
-    if kind not in KERNELS:
-        raise ValueError(f"kernel kind must be one of {tuple(KERNELS)}; got {kind!r}")
-    out = as_matrix(f"{kind!r} kernel values", KERNELS[kind](A, B, bandwidth))
+    out = as_matrix(f"{kind!r} kernel values", KERNELS.lookup(kind, what="kernel kind")(A, B, bandwidth))
     if out.shape != (A.shape[0], B.shape[0]):
         raise ValueError(f"kernel {kind!r} returned shape {out.shape}; expected {(A.shape[0], B.shape[0])}")
     return out
