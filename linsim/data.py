@@ -11,7 +11,11 @@ Conventions
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+
+from linsim.registry import Registry
 
 
 
@@ -25,7 +29,8 @@ def _power(k: np.ndarray, slope: float, lambda_1: float) -> np.ndarray:
 
 #: Spectrum registry: kind -> ``f(k, slope, lambda_1)`` on mode numbers ``k = 1..d`` (float64),
 #: returning non-negative descending eigenvalues with ``f(1) = lambda_1``.
-SPECTRUM_KINDS = {"geometric": _geometric, "power": _power}
+SPECTRUM_KINDS: Registry[Callable[..., np.ndarray]] = Registry(
+    "spectrum kind", callable_only=True, entries={"geometric": _geometric, "power": _power})
 
 
 def _exact_rows(lam, root, V, n, rng):
@@ -47,7 +52,8 @@ def _sampled_rows(lam, root, V, n, rng):
 
 
 #: Input-mode registry: mode -> ``rows(eigenvalues, sqrt(eigenvalues), V, n, rng) -> X (n, d)``.
-INPUT_MODES = {"exact": _exact_rows, "sampled": _sampled_rows}
+INPUT_MODES: Registry[Callable[..., np.ndarray]] = Registry(
+    "input mode", callable_only=True, entries={"exact": _exact_rows, "sampled": _sampled_rows})
 
 
 def _children(seed, k: int) -> list[np.random.SeedSequence]:
@@ -106,8 +112,7 @@ def spectrum(d: int, kind: str = "geometric", slope: float = 0.5, lambda_1: floa
     [1.0, 0.5, 0.333333333333]
     """
     d = _positive_int("d", d)
-    if kind not in SPECTRUM_KINDS:
-        raise ValueError(f"kind must be one of {tuple(SPECTRUM_KINDS)}; got {kind!r}")
+    shape = SPECTRUM_KINDS.lookup(kind, what="kind")
     slope = _real("slope", slope)
     lambda_1 = _real("lambda_1", lambda_1)
     if not np.isfinite(slope) or slope < 0:
@@ -115,7 +120,7 @@ def spectrum(d: int, kind: str = "geometric", slope: float = 0.5, lambda_1: floa
     if not np.isfinite(lambda_1) or lambda_1 <= 0:
         raise ValueError(f"lambda_1 must be a finite number > 0; got {lambda_1}")
     k = np.arange(1, d + 1, dtype=np.float64)
-    return SPECTRUM_KINDS[kind](k, slope, lambda_1)
+    return shape(k, slope, lambda_1)
 
 
 def random_orthogonal(d: int, seed) -> np.ndarray:
@@ -184,13 +189,12 @@ def make_inputs(
     lam = _check_eigenvalues(eigenvalues)
     n = _positive_int("n", n)
     n_test = _positive_int("n_test", n_test, minimum=0)
-    if mode not in INPUT_MODES:
-        raise ValueError(f"mode must be one of {tuple(INPUT_MODES)}; got {mode!r}")
+    rows = INPUT_MODES.lookup(mode, what="mode")
     d = lam.size
     s_basis, s_train, s_test = _children(seed, 3)
     V = random_orthogonal(d, s_basis)
     root = np.sqrt(lam)
-    X = INPUT_MODES[mode](lam, root, V, n, np.random.default_rng(s_train))
+    X = rows(lam, root, V, n, np.random.default_rng(s_train))
     X_test = (np.random.default_rng(s_test).standard_normal((n_test, d)) * root) @ V.T
     return X, X_test
 
