@@ -29,10 +29,12 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import TYPE_CHECKING, Callable, Mapping
 
 import numpy as np
 
+from linsim.registry import Registry
 from linsim.solvers._checks import CROSS_ENTROPY_GD_LIMIT, SQUARED_LOSS_GD_LIMIT
 from linsim.theory_inputs import SmallLogitTheory
 
@@ -221,7 +223,10 @@ class Runner:
         return self.stability_limit
 
 
-_REGISTRY: dict[tuple[str, str], Runner] = {}
+#: The runner registry: ``(model, optimizer)`` -> :class:`Runner`; use the functions below.
+_REGISTRY: Registry[Runner] = Registry(
+    "runner", type=Runner, key=attrgetter("key"), name_type=tuple,
+    unknown="no runner registered for model={name[0]!r}, optimizer={name[1]!r}")
 
 
 def register_runner(runner: Runner, *, replace: bool = False) -> Runner:
@@ -234,17 +239,13 @@ def register_runner(runner: Runner, *, replace: bool = False) -> Runner:
     >>> _ = register_runner(zero)
     >>> ("zero_model", "gd") in registered()
     True
+    >>> register_runner(zero)
+    Traceback (most recent call last):
+    ...
+    ValueError: runner ('zero_model', 'gd') is already registered; pass replace=True to overwrite it
     >>> _ = unregister_runner("zero_model", "gd")
     """
-    if not isinstance(runner, Runner):
-        raise TypeError(f"register_runner takes a Runner; got {type(runner).__name__}")
-    if runner.key in _REGISTRY and not replace:
-        raise ValueError(
-            f"a runner for model={runner.model!r}, optimizer={runner.optimizer!r} is already "
-            "registered; pass replace=True to overwrite it"
-        )
-    _REGISTRY[runner.key] = runner
-    return runner
+    return _REGISTRY.add(runner, replace=replace)
 
 
 def unregister_runner(model: str, optimizer: str) -> Runner:
@@ -256,10 +257,7 @@ def unregister_runner(model: str, optimizer: str) -> Runner:
     >>> unregister_runner("copy_of_linear", "gd") is entry
     True
     """
-    try:
-        return _REGISTRY.pop((model, optimizer))
-    except KeyError:
-        raise ValueError(f"no runner registered for model={model!r}, optimizer={optimizer!r}") from None
+    return _REGISTRY.unregister((model, optimizer))
 
 
 def registered() -> tuple[tuple[str, str], ...]:
@@ -270,7 +268,7 @@ def registered() -> tuple[tuple[str, str], ...]:
     >>> registered()[:3]
     (('linear', 'gd'), ('linear', 'flow'), ('linear', 'sgd'))
     """
-    return tuple(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def models() -> tuple[str, ...]:
