@@ -409,7 +409,7 @@ def test_subcommands_plug_in_through_the_registry(tmp_path, monkeypatch, capsys)
         "def add_arguments(parser):\n    parser.add_argument('--times', type=int, default=1)\n"
         "def run(args):\n    print('toy ran', args.times)\n    return 3\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(registry, "_REGISTRY", registry._REGISTRY.copy())
     registry.register_subcommand(registry.Subcommand("toy", "toy_command", "a toy command"))
     registry.register_subcommand(registry.Subcommand("ghost", "no_such_package.command", "not installed"))
     assert main([]) == 0

@@ -23,6 +23,9 @@ import importlib
 import importlib.machinery
 import sys
 from dataclasses import dataclass
+from operator import attrgetter
+
+from linsim.registry import Registry
 
 __all__ = ["Subcommand", "get_subcommand", "register_subcommand", "subcommands"]
 
@@ -102,7 +105,8 @@ class Subcommand:
         return mod
 
 
-_REGISTRY: dict[str, Subcommand] = {}
+#: The subcommand registry (name -> :class:`Subcommand`); use the functions of this module.
+_REGISTRY: Registry[Subcommand] = Registry("subcommand", type=Subcommand, key=attrgetter("name"))
 
 
 def register_subcommand(entry: Subcommand, *, replace: bool = False) -> Subcommand:
@@ -113,14 +117,9 @@ def register_subcommand(entry: Subcommand, *, replace: bool = False) -> Subcomma
     >>> register_subcommand(Subcommand("ribbon", "linsim.cli.ribbon", "again"))
     Traceback (most recent call last):
     ...
-    ValueError: subcommand 'ribbon' is already registered (pass replace=True)
+    ValueError: subcommand 'ribbon' is already registered; pass replace=True to overwrite it
     """
-    if not isinstance(entry, Subcommand):
-        raise TypeError(f"register_subcommand takes a Subcommand; got {type(entry).__name__}")
-    if entry.name in _REGISTRY and not replace:
-        raise ValueError(f"subcommand {entry.name!r} is already registered (pass replace=True)")
-    _REGISTRY[entry.name] = entry
-    return entry
+    return _REGISTRY.add(entry, replace=replace)
 
 
 def subcommands(*, available_only: bool = True) -> tuple[Subcommand, ...]:
