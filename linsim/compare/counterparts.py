@@ -38,10 +38,12 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Callable, Mapping
 
 import numpy as np
 
+from linsim.registry import Registry
 from linsim.solvers.kernel import KernelDynamics
 from linsim.solvers.linear import linear_gd
 from linsim.solvers.softmax import softmax_gd
@@ -279,23 +281,20 @@ class CounterpartEntry:
 
 
 #: The counterpart registry (name -> :class:`CounterpartEntry`).
-COUNTERPARTS: dict[str, CounterpartEntry] = {}
+COUNTERPARTS: Registry[CounterpartEntry] = Registry("counterpart", type=CounterpartEntry, key=attrgetter("name"))
 
 
-def register_counterpart(entry: CounterpartEntry) -> CounterpartEntry:
-    """Add a counterpart to :data:`COUNTERPARTS` (a new name; returns the entry).
+def register_counterpart(entry: CounterpartEntry, *, replace: bool = False) -> CounterpartEntry:
+    """Add a counterpart to :data:`COUNTERPARTS` (a new name unless ``replace=True``; returns the entry).
 
     Examples
     --------
     >>> register_counterpart(COUNTERPARTS["linear"])
     Traceback (most recent call last):
     ...
-    ValueError: counterpart 'linear' is already registered
+    ValueError: counterpart 'linear' is already registered; pass replace=True to overwrite it
     """
-    if entry.name in COUNTERPARTS:
-        raise ValueError(f"counterpart {entry.name!r} is already registered")
-    COUNTERPARTS[entry.name] = entry
-    return entry
+    return COUNTERPARTS.add(entry, replace=replace)
 
 
 def _with_bias(X):
@@ -454,9 +453,8 @@ def build_counterparts(problem, kinds=("linear", "softmax", "ntk", "random_featu
         raise ValueError(f"ntk_dtype must be 'float64' or 'float32'; got {ntk_dtype!r}")
     if not 0 < float(lr_scale) < 2:
         raise ValueError(f"lr_scale must be in (0, 2) (GD stability); got {lr_scale}")
-    unknown = [k for k in kinds if k not in COUNTERPARTS]
-    if unknown:
-        raise ValueError(f"unknown counterpart {unknown[0]!r}; valid: {sorted(COUNTERPARTS)}")
+    for name in kinds:
+        COUNTERPARTS.lookup(name)  # refuses an unknown name up front, listing the valid ones
     options = dict(options or {})
     for name, opts in options.items():
         if name not in COUNTERPARTS:
