@@ -35,10 +35,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Callable
 
 import torch
 from torch import nn
+
+from linsim.registry import Registry
 
 __all__ = ["INITS", "InitScheme", "initialize", "register_init"]
 
@@ -70,21 +73,22 @@ class InitScheme:
 
 
 #: Initialization registry: name -> :class:`InitScheme`.
-INITS: dict[str, InitScheme] = {}
+INITS: Registry[InitScheme] = Registry("init scheme", type=InitScheme, key=attrgetter("name"))
 
 
-def register_init(scheme: InitScheme) -> InitScheme:
-    """Add ``scheme`` to :data:`INITS` (each name once).
+def register_init(scheme: InitScheme, *, replace: bool = False) -> InitScheme:
+    """Add ``scheme`` to :data:`INITS` (each name once, unless ``replace=True``).
 
     Examples
     --------
     >>> sorted(INITS)
     ['default', 'kaiming', 'normal', 'standard']
+    >>> register_init(INITS["normal"])
+    Traceback (most recent call last):
+    ...
+    ValueError: init scheme 'normal' is already registered; pass replace=True to overwrite it
     """
-    if scheme.name in INITS:
-        raise ValueError(f"an init scheme named {scheme.name!r} is already registered")
-    INITS[scheme.name] = scheme
-    return scheme
+    return INITS.add(scheme, replace=replace)
 
 
 register_init(InitScheme("default", None, "framework default, times scale"))
@@ -146,15 +150,13 @@ def initialize(
     >>> round(float(net.weight.detach().std()) * 400 ** 0.5, 1)  # sigma = scale / sqrt(fan_in)
     2.0
     """
-    if scheme not in INITS:
-        raise KeyError(f"unknown init scheme {scheme!r}; valid: {sorted(INITS)}")
+    rule = INITS[scheme]  # an unknown name raises (a KeyError), listing the valid ones
     if not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator; got {type(generator).__name__}")
     if generator.device.type != "cpu":
         raise ValueError(f"generator must be a CPU generator (numbers are drawn on the CPU); got {generator.device}")
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (math.isfinite(scale) and scale >= 0):
         raise ValueError(f"scale must be a finite number >= 0; got {scale!r}")
-    rule = INITS[scheme]
     with torch.no_grad():
         for name, module in model.named_modules():
             if isinstance(module, _NORMS):
