@@ -52,10 +52,13 @@ import os
 import random
 import threading
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import numpy as np
+
+from linsim.registry import Registry
 
 from ._formats import DatasetFileError, read_cifar_batch, read_idx
 from .normalization import NORMALIZATIONS, Normalization, fit_normalization
@@ -238,23 +241,29 @@ class DatasetEntry:
 
 
 #: The dataset registry: name -> :class:`DatasetEntry`.
-DATASETS: dict[str, DatasetEntry] = {}
+def _check_dataset(name: str, entry: DatasetEntry) -> None:
+    if name == "arrays":
+        raise ValueError("the dataset name 'arrays' is reserved (what a 4-tuple of arrays is called)")
+    NORMALIZATIONS.lookup(entry.normalize, what=f"{name}: normalize")
 
 
-def register_dataset(entry: DatasetEntry) -> DatasetEntry:
-    """Add ``entry`` to :data:`DATASETS` (a name may be registered only once).
+DATASETS: Registry[DatasetEntry] = Registry("dataset", type=DatasetEntry, key=attrgetter("name"),
+                                            check=_check_dataset)
+
+
+def register_dataset(entry: DatasetEntry, *, replace: bool = False) -> DatasetEntry:
+    """Add ``entry`` to :data:`DATASETS` (a name may be registered only once, unless ``replace=True``).
 
     Examples
     --------
     >>> "digits" in DATASETS and "arrays" not in DATASETS
     True
+    >>> register_dataset(DATASETS["digits"])
+    Traceback (most recent call last):
+    ...
+    ValueError: dataset 'digits' is already registered; pass replace=True to overwrite it
     """
-    if entry.name in DATASETS or entry.name == "arrays":
-        raise ValueError(f"a dataset named {entry.name!r} is already registered")
-    if entry.normalize not in NORMALIZATIONS:
-        raise ValueError(f"{entry.name}: normalize must be one of {sorted(NORMALIZATIONS)}")
-    DATASETS[entry.name] = entry
-    return entry
+    return DATASETS.add(entry, replace=replace)
 
 
 # --------------------------------------------------------------------------------------
@@ -457,8 +466,8 @@ def load_dataset(
     eval_stride = _check_count("eval_stride", eval_stride, allow_none=False)
     dtype = _check_dtype(dtype)
     seed = _check_seed(seed)
-    if normalize is not None and normalize not in NORMALIZATIONS:  # refused before any loading
-        raise ValueError(f"unknown normalize={normalize!r}; valid: {sorted(NORMALIZATIONS)}")
+    if normalize is not None:
+        NORMALIZATIONS.lookup(normalize)  # an unknown kind is refused before any loading
 
     if isinstance(spec, str):
         entry = _lookup(spec, options)

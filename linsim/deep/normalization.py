@@ -16,6 +16,8 @@ from typing import Callable
 
 import numpy as np
 
+from linsim.registry import Registry
+
 __all__ = ["NORMALIZATIONS", "Normalization", "fit_normalization"]
 
 
@@ -44,8 +46,7 @@ class Normalization:
     std: tuple[float, ...]
 
     def __post_init__(self):
-        if self.kind not in NORMALIZATIONS:
-            raise ValueError(f"Normalization.kind must be one of {sorted(NORMALIZATIONS)}; got {self.kind!r}")
+        NORMALIZATIONS.lookup(self.kind, what="Normalization.kind")
         if len(self.mean) != len(self.std) or not self.mean:
             raise ValueError(
                 f"Normalization.mean and .std need the same non-zero length; got {len(self.mean)} and {len(self.std)}"
@@ -124,11 +125,9 @@ def _stats_none(X: np.ndarray, scale: float = 1.0):
 
 #: Normalization kinds: name -> ``stats(X_train, scale) -> (mean, std)`` (tuples of float,
 #: statistics of the physical training inputs ``X_train * scale``, in float64).
-NORMALIZATIONS: dict[str, Callable[..., tuple]] = {
-    "channel": _stats_channel,
-    "global": _stats_global,
-    "none": _stats_none,
-}
+NORMALIZATIONS: Registry[Callable[..., tuple]] = Registry(
+    "normalization", callable_only=True, unknown="unknown normalize={name!r}",
+    entries={"channel": _stats_channel, "global": _stats_global, "none": _stats_none})
 
 
 def fit_normalization(kind: str, X_train: np.ndarray, scale: float = 1.0) -> Normalization:
@@ -150,8 +149,6 @@ def fit_normalization(kind: str, X_train: np.ndarray, scale: float = 1.0) -> Nor
     >>> fit_normalization("global", np.array([[0.0, 2.0], [4.0, 6.0]]))
     Normalization(kind='global', mean=(3.0,), std=(2.23606797749979,))
     """
-    if kind not in NORMALIZATIONS:
-        raise ValueError(f"unknown normalize={kind!r}; valid: {sorted(NORMALIZATIONS)}")
     mean, std = NORMALIZATIONS[kind](X_train, scale)
     for c, s in enumerate(std):
         if not s > 0:
