@@ -2,10 +2,18 @@
 
 A worker is started by ``python -c`` (the boot code in :mod:`linsim.parallel`, which first
 asks Linux to send it SIGTERM when the parent dies and ignores SIGINT) with the parent's
-``sys.path`` and the file descriptor of its socket to the parent.  It runs ``(fn, item)``
-tasks until it receives ``None`` or its socket closes.  Each answer is
-``(True, result)`` or ``(False, exception)`` (``(False, text)`` when the exception cannot be
-pickled).
+``sys.path`` and the file descriptor of its socket to the parent.  Messages from the parent:
+
+``("fn", payload)``
+    The pickled function of the map that starts (sent once per worker and map, so that data the
+    function carries -- an in-memory input array, say -- crosses the pipe once per worker,
+    not once per item).  No answer.
+``("item", item)``
+    Run the current function on ``item``; the answer is ``(True, result)`` or
+    ``(False, exception)`` (``(False, text)`` when the exception cannot be pickled, or when the
+    function itself could not be loaded in this worker).
+``None``
+    Exit (so does a closed socket).
 """
 
 from __future__ import annotations
@@ -36,6 +44,8 @@ def main(fd: int) -> None:
 
     linsim.parallel._PINNED_THREADS = int(os.environ.get("LINSIM_WORKER_THREADS", "0")) or None
     conn = Connection(fd)
+    fn = None
+    fn_error = "no function was sent to the worker before the item"
     while True:
         try:
             data = conn.recv_bytes()
@@ -49,9 +59,19 @@ def main(fd: int) -> None:
             continue
         if task is None:
             break
-        fn, item = task
+        kind, value = task
+        if kind == "fn":  # answered by the items: an unloadable function fails each of them
+            try:
+                fn = pickle.loads(value)
+            except Exception as exc:
+                fn, fn_error = None, (f"the function could not be loaded in the worker: "
+                                      f"{type(exc).__name__}: {exc}")
+            continue
+        if fn is None:
+            conn.send_bytes(_answer(False, fn_error))
+            continue
         try:
-            answer = _answer(True, fn(item))
+            answer = _answer(True, fn(value))
         except Exception as exc:
             exc.add_note("traceback in the worker process:\n" + "".join(traceback.format_tb(exc.__traceback__)))
             answer = _answer(False, exc)

@@ -58,13 +58,17 @@ __all__ = [
     "DaskEngine",
     "ENGINES",
     "Engine",
+    "DEFAULT_CONNECT_TIMEOUT",
     "ProcessEngine",
+    "SCHEDULER_VARIABLE",
+    "SchedulerUnreachableError",
     "SerialEngine",
     "THREAD_VARIABLES",
     "WorkerError",
     "check_n_workers",
     "get_engine",
     "register_engine",
+    "resolve_scheduler",
     "sigterm_as_exit",
     "thread_limit",
 ]
@@ -72,6 +76,66 @@ __all__ = [
 #: Environment variables read by BLAS / OpenMP runtimes when a worker process starts.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                     "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "NUMBA_NUM_THREADS")
+
+
+#: The environment variable naming a Dask scheduler when no ``scheduler=`` / ``--scheduler``
+#: is given (Dask's own convention).
+SCHEDULER_VARIABLE = "DASK_SCHEDULER_ADDRESS"
+
+#: Seconds :class:`DaskEngine` waits for a scheduler before :class:`SchedulerUnreachableError`.
+DEFAULT_CONNECT_TIMEOUT = 10.0
+
+
+_SOURCE_WORDS = {"scheduler": "given as --scheduler / scheduler=",
+                 SCHEDULER_VARIABLE: f"from the environment variable {SCHEDULER_VARIABLE}"}
+
+
+class SchedulerUnreachableError(OSError):
+    """No Dask scheduler answered at the address given (the message names it and its source).
+
+    Examples
+    --------
+    >>> issubclass(SchedulerUnreachableError, OSError)
+    True
+    """
+
+
+def resolve_scheduler(scheduler=None) -> tuple[Any, str]:
+    """The scheduler to use and where it came from: the argument, else the environment.
+
+    One rule for every command and function that fans out: an explicit ``scheduler``
+    (``--scheduler ADDRESS``) wins over :data:`SCHEDULER_VARIABLE` (``DASK_SCHEDULER_ADDRESS``),
+    which wins over no scheduler (a local pool or ``LocalCluster``).
+
+    Parameters
+    ----------
+    scheduler : str, distributed.Client or None
+
+    Returns
+    -------
+    (scheduler or None, source)
+        ``source`` is ``"scheduler"`` (the argument), ``"DASK_SCHEDULER_ADDRESS"`` or ``""``.
+
+    Examples
+    --------
+    >>> import os
+    >>> resolve_scheduler("tcp://10.0.0.1:8786")
+    ('tcp://10.0.0.1:8786', 'scheduler')
+    >>> os.environ.get("DASK_SCHEDULER_ADDRESS") or resolve_scheduler(None) == (None, "")
+    True
+    """
+    if scheduler is not None:
+        if isinstance(scheduler, str):
+            if not scheduler.strip():
+                raise ValueError("scheduler must be an address such as tcp://host:8786; got an empty string")
+            return scheduler.strip(), "scheduler"
+        if not hasattr(scheduler, "submit"):
+            raise TypeError(f"scheduler must be an address string or a distributed.Client; got {scheduler!r}")
+        return scheduler, "scheduler"
+    env = os.environ.get(SCHEDULER_VARIABLE, "").strip()
+    if env:
+        return env, SCHEDULER_VARIABLE
+    return None, ""
 
 
 class WorkerError(RuntimeError):
@@ -489,7 +553,8 @@ class ProcessEngine(Engine):
     Parameters
     ----------
     n_workers : int, optional
-        Number of processes (default: ``os.cpu_count()``); a map starts at most one per item.
+        Number of processes (default: cores // ``threads_per_worker``); a map starts at most one
+        per item.
 
     Examples
     --------
@@ -507,8 +572,8 @@ class ProcessEngine(Engine):
 
     @property
     def workers(self) -> int:
-        """Number of worker processes (``n_workers``, default the number of cores)."""
-        return self.n_workers or os.cpu_count() or 1
+        """Number of worker processes (``n_workers``, default cores // threads_per_worker)."""
+        return self.n_workers or _default_workers(self.threads_per_worker)
 
     def close(self) -> None:
         """Ask idle workers to exit, stop busy ones; the engine can be opened again."""
@@ -541,7 +606,11 @@ class ProcessEngine(Engine):
                 f"or use engine='serial'"
             )
         try:
-            payloads = [pickle.dumps((fn, item), protocol=pickle.HIGHEST_PROTOCOL) for item in items]
+            # the function (and whatever data it carries) is pickled once and sent once to
+            # each worker; the items travel one by one
+            fn_message = pickle.dumps(("fn", pickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL)),
+                                      protocol=pickle.HIGHEST_PROTOCOL)
+            payloads = [pickle.dumps(("item", item), protocol=pickle.HIGHEST_PROTOCOL) for item in items]
         except Exception as exc:
             raise TypeError(f"engine='process' needs picklable functions and items: {exc}") from exc
         self._ensure(min(self.workers, len(items)))
@@ -552,6 +621,7 @@ class ProcessEngine(Engine):
         try:
             for w in self._workers:
                 if todo:
+                    w.conn.send_bytes(fn_message)
                     w.task = todo.popleft()
                     w.conn.send_bytes(payloads[w.task])
                     busy[w.conn] = w
@@ -597,6 +667,19 @@ class DaskEngine(Engine):
         engine).  Default: ``DASK_SCHEDULER_ADDRESS`` if set, else a new ``LocalCluster``.
     processes : bool
         For the LocalCluster: worker processes (default) or threads of this process.
+    connect_timeout : float
+        Seconds to wait for a scheduler (default :data:`DEFAULT_CONNECT_TIMEOUT`); an
+        unreachable one raises :class:`SchedulerUnreachableError` naming the address when the
+        engine opens, before any item runs.
+    max_in_flight : int, optional
+        Items submitted but not yet handed to the caller (default: twice the cluster's
+        threads).  Bounds the memory of results waiting on the workers: a map over many
+        large results (distance tiles) holds at most this many at a time.
+
+    Notes
+    -----
+    The function of a map is scattered to the cluster once (with whatever data it carries,
+    e.g. an in-memory input array) and each task receives only its item.
 
     Examples
     --------
@@ -607,21 +690,23 @@ class DaskEngine(Engine):
     name = "dask"
 
     def __init__(self, n_workers: int | None = None, *, scheduler=None, processes: bool = True,
-                 threads_per_worker: int = 1) -> None:
+                 threads_per_worker: int = 1, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+                 max_in_flight: int | None = None) -> None:
         super().__init__(n_workers, threads_per_worker=threads_per_worker)
-        source = "scheduler"
-        if scheduler is None:
-            scheduler = os.environ.get("DASK_SCHEDULER_ADDRESS") or None
-            source = "DASK_SCHEDULER_ADDRESS"
-        if scheduler is not None and not isinstance(scheduler, str) and not hasattr(scheduler, "submit"):
-            raise TypeError(f"scheduler must be an address string or a distributed.Client; got {scheduler!r}")
+        scheduler, source = resolve_scheduler(scheduler)
         if scheduler is not None and self.n_workers is not None:
             raise ValueError(
                 f"n_workers={self.n_workers} has no effect on an existing Dask cluster "
                 f"({source}={scheduler!r}): its own workers run the items; leave n_workers unset"
             )
+        if not (isinstance(connect_timeout, (int, float)) and not isinstance(connect_timeout, bool)
+                and connect_timeout > 0):
+            raise ValueError(f"connect_timeout must be a positive number of seconds; got {connect_timeout!r}")
         self.scheduler = scheduler
+        self.scheduler_source = source
         self.processes = bool(processes)
+        self.connect_timeout = float(connect_timeout)
+        self.max_in_flight = check_n_workers(max_in_flight, "max_in_flight")
         self._client = None
         self._cluster = None
         self._own_client = False
@@ -655,7 +740,7 @@ class DaskEngine(Engine):
         if self._client is not None:
             with contextlib.suppress(Exception):
                 return max(1, sum(self._client.nthreads().values()))
-        return self.n_workers or os.cpu_count() or 1
+        return self.n_workers or _default_workers(self.threads_per_worker)
 
     def open(self) -> "DaskEngine":
         """Connect to the scheduler, or start a LocalCluster; idempotent."""
@@ -663,13 +748,22 @@ class DaskEngine(Engine):
             distributed = self._distributed()
             if self.scheduler is None:
                 self._cluster = distributed.LocalCluster(
-                    n_workers=self.n_workers or os.cpu_count() or 1, threads_per_worker=1,
+                    n_workers=self.n_workers or _default_workers(self.threads_per_worker), threads_per_worker=1,
                     processes=self.processes, dashboard_address=None,
                 )
                 self._client = distributed.Client(self._cluster)
                 self._own_client = True
             elif isinstance(self.scheduler, str):
-                self._client = distributed.Client(self.scheduler)
+                try:
+                    self._client = distributed.Client(self.scheduler, timeout=self.connect_timeout)
+                except (OSError, TimeoutError, ValueError) as exc:
+                    raise SchedulerUnreachableError(
+                        f"cannot reach the Dask scheduler at {self.scheduler!r} ("
+                        f"{_SOURCE_WORDS.get(self.scheduler_source, self.scheduler_source)}) within "
+                        f"{self.connect_timeout:g} s: "
+                        f"{type(exc).__name__}: {exc}; check the address, or start one with "
+                        f"`dask scheduler` (and `dask worker ADDRESS`)"
+                    ) from None
                 self._own_client = True
             else:
                 self._client = self.scheduler
@@ -691,23 +785,44 @@ class DaskEngine(Engine):
     def _map(self, fn, items):
         distributed = self._distributed()
         client = self.client
-        futures = [client.submit(fn, item, pure=False) for item in items]
-        index = {f.key: i for i, f in enumerate(futures)}
+        shared = client.scatter(fn, hash=False)  # once, not once per task
+        window = self.max_in_flight or 2 * self.workers
+        pending: dict[Any, tuple[int, Any]] = {}
+        queue = iter(range(len(items)))
+        completed = distributed.as_completed()
+
+        def submit_next() -> None:
+            i = next(queue, None)
+            if i is not None:
+                fut = client.submit(_call_shared, shared, items[i], pure=False)
+                pending[fut.key] = (i, fut)
+                completed.add(fut)
+
         clean = False
         try:
-            for fut in distributed.as_completed(futures):
-                i = index[fut.key]
+            for _ in range(min(window, len(items))):
+                submit_next()
+            for fut in completed:
+                i, _ = pending.pop(fut.key)
                 try:
                     result = fut.result()
                 except Exception as exc:
                     _raise_with_note(exc, i)
                 fut.release()
+                submit_next()
                 yield i, result
             clean = True
         finally:
-            if not clean:
+            if not clean and pending:
                 with contextlib.suppress(Exception):
-                    client.cancel(futures, force=True)
+                    client.cancel([f for _, f in pending.values()], force=True)
+            with contextlib.suppress(Exception):
+                shared.release()
+
+
+def _call_shared(fn, item):
+    """A Dask task: the scattered function (resolved by Dask) applied to one item."""
+    return fn(item)
 
 
 # ----------------------------------------------------------------------------- registry
@@ -735,7 +850,8 @@ for _cls in (SerialEngine, ProcessEngine, DaskEngine):
     register_engine(_cls)
 
 
-def get_engine(name: str | Engine | None = None, n_workers: int | None = None, scheduler=None) -> Engine:
+def get_engine(name: str | Engine | None = None, n_workers: int | None = None, scheduler=None, *,
+               threads_per_worker: int = 1) -> Engine:
     """The engine for a name and options.
 
     Parameters
@@ -747,7 +863,11 @@ def get_engine(name: str | Engine | None = None, n_workers: int | None = None, s
     n_workers : int >= 1, optional
         Worker count (default: all cores).  0 or negative is refused.
     scheduler : str or distributed.Client, optional
-        Dask scheduler address (``--scheduler ADDRESS``); implies ``"dask"``.
+        Dask scheduler address (``--scheduler ADDRESS``); implies ``"dask"``.  Resolved by
+        :func:`resolve_scheduler`: the argument, else ``DASK_SCHEDULER_ADDRESS``.
+    threads_per_worker : int >= 1
+        Threads (BLAS, torch) of each item; the default worker count of the local engines is
+        then ``cores // threads_per_worker``.
 
     Returns
     -------
@@ -763,12 +883,22 @@ def get_engine(name: str | Engine | None = None, n_workers: int | None = None, s
         if n_workers is not None or scheduler is not None:
             raise ValueError("give either an Engine instance or n_workers/scheduler, not both")
         return name
+    threads = check_n_workers(threads_per_worker, "threads_per_worker")
+    if threads is None:
+        raise ValueError("threads_per_worker must be a positive integer; got None")
     if name is None:
-        if scheduler is not None or os.environ.get("DASK_SCHEDULER_ADDRESS"):  # DaskEngine reads it
+        if resolve_scheduler(scheduler)[0] is not None:
             name = "dask"
         else:
-            n = n_workers if n_workers is not None else (os.cpu_count() or 1)
+            n = n_workers if n_workers is not None else _default_workers(threads)
             name = "serial" if n == 1 else "process"
     if name not in ENGINES:
         raise ValueError(f"unknown engine {name!r}; choose one of {sorted(ENGINES)}")
-    return ENGINES[name].from_options(n_workers, scheduler)
+    engine = ENGINES[name].from_options(n_workers, scheduler)
+    engine.threads_per_worker = threads
+    return engine
+
+
+def _default_workers(threads_per_worker: int = 1) -> int:
+    """Workers that fit the cores with ``threads_per_worker`` threads each (at least one)."""
+    return max(1, (os.cpu_count() or 1) // threads_per_worker)

@@ -199,7 +199,8 @@ def _report_disjoint(first, count, on_disjoint):
 # ----------------------------------------------------------------------------- Bhattacharyya
 
 def bhattacharyya(logp, logq=None, *, out=None, kernel="auto", device=None, tile=None, group=None,
-                  norm_tol=None, on_disjoint="warn", workers=None, progress=False, on_tile=None):
+                  norm_tol=None, on_disjoint="warn", workers=None, progress=False, on_tile=None,
+                  engine=None, n_workers=None, scheduler=None):
     """Bhattacharyya distance between models, mean over samples.
 
     ``d(P, Q) = -(1/n) sum_i log sum_c sqrt(p_ic q_ic)`` (natural log), computed in float64
@@ -247,6 +248,11 @@ def bhattacharyya(logp, logq=None, *, out=None, kernel="auto", device=None, tile
         Show a tqdm bar over the tiles of a zarr ``out``.
     on_tile : callable, optional
         Called as ``on_tile(done, total)`` after each tile of a zarr ``out`` is written.
+    engine, n_workers, scheduler : optional
+        Fan the output tiles out to worker processes or a Dask cluster
+        (:func:`linsim.parallel.get_engine`; ``DASK_SCHEDULER_ADDRESS`` counts as a scheduler
+        for stored inputs or outputs); this process writes each tile as it arrives.  Bitwise
+        the same result (:func:`linsim.inpca.store.tiled_bhattacharyya`).
 
     Returns
     -------
@@ -286,12 +292,14 @@ def bhattacharyya(logp, logq=None, *, out=None, kernel="auto", device=None, tile
         raise ValueError(f"workers must be a positive integer; got {workers!r}")
     kw = dict(kernel=kernel, device=device, group=group, norm_tol=norm_tol, workers=workers)
     to_store = out is not None and not isinstance(out, np.ndarray)
-    if to_store or store.is_stored(logp) or (logq is not None and store.is_stored(logq)):
+    fan_out = engine is not None or n_workers is not None or scheduler is not None
+    if to_store or fan_out or store.is_stored(logp) or (logq is not None and store.is_stored(logq)):
         if to_store and tile is not None and not (isinstance(tile, (int, np.integer)) and tile >= 1):
             raise ValueError(f"tile must be a positive integer; got {tile!r}")
         return store.tiled_bhattacharyya(logp, logq, out, store_tile=tile if to_store else None,
                                          progress=progress, on_tile=on_tile, on_disjoint=on_disjoint,
-                                         tile=None if to_store else tile, **kw)
+                                         tile=None if to_store else tile, engine=engine,
+                                         n_workers=n_workers, scheduler=scheduler, **kw)
     tp, tq = _pair_inputs(logp, logq)
     if out is not None:
         shape = (tp.shape[0], tp.shape[0] if tq is None else tq.shape[0])

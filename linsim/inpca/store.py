@@ -6,8 +6,10 @@ or the path of one).  Nothing of size ``M^2`` -- and, for stored inputs, nothing
 ``M n C`` -- is held in memory: the output is cut into square tiles of ``tile`` models (the zarr
 chunk edge), and each tile is a pure function of its block indices ``(I, J)``,
 :func:`distance_tile`, which reads the rows of blocks ``I`` and ``J`` of the inputs and runs the
-in-memory kernel on them.  The tiles can therefore be computed in any order or place (a Dask
-fan-out submits ``distance_tile`` per missing tile and writes the results).
+in-memory kernel on them.  The tiles can therefore be computed in any order or place:
+``engine=`` (a :mod:`linsim.parallel` engine: local processes or a Dask cluster) maps
+:func:`distance_tile` over the missing tiles, and the calling process, the only writer, writes
+each tile as it arrives.
 
 Store layout (a zarr group at the given path)
 ---------------------------------------------
@@ -28,6 +30,7 @@ An open :class:`zarr.Array` can be given as ``out`` instead of a path: its chunk
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -89,6 +92,24 @@ class LogProbRows:
         self.reads = 0
         self.max_rows = 0
 
+    # pickling (an engine's workers get the inputs this way): a zarr array travels as its
+    # store's address, a memory map as (file, byte offset, dtype, shape) that the worker maps
+    # itself; only in-memory inputs travel as data (once per worker, see linsim.parallel)
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        where = _memmap_location(self.x) if isinstance(self.x, np.memmap) else None
+        if where is not None:
+            state["x"] = None
+            state["_memmap"] = where
+        return state
+
+    def __setstate__(self, state):
+        where = state.pop("_memmap", None)
+        self.__dict__.update(state)
+        if where is not None:
+            filename, offset, dtype, shape = where
+            self.x = np.memmap(filename, mode="r", dtype=np.dtype(dtype), offset=offset, shape=shape)
+
     def rows(self, m0: int, m1: int) -> torch.Tensor:
         self.reads += 1
         self.max_rows = max(self.max_rows, m1 - m0)
@@ -117,6 +138,25 @@ class LogProbRows:
         for m in sorted({0, M // 2, M - 1}):
             h.update(np.ascontiguousarray(self.rows(m, m + 1).numpy()).tobytes())
         return h.hexdigest()
+
+
+def _memmap_location(x: np.memmap):
+    """``(file, byte offset, dtype, shape)`` of a C-contiguous memory map (a slice of one
+    included), or None when it cannot be reopened from its file."""
+    import mmap as _mmap
+
+    raw = getattr(x, "_mmap", None)
+    if raw is None or not x.filename or not x.flags.c_contiguous:
+        return None
+    try:
+        base = np.frombuffer(raw, dtype=np.uint8)
+    except (TypeError, ValueError, BufferError):  # pragma: no cover - a closed map
+        return None
+    within = int(x.ctypes.data) - int(base.ctypes.data)
+    if within < 0 or within + x.nbytes > base.nbytes:  # pragma: no cover - not this map's data
+        return None
+    start = int(x.offset) - int(x.offset) % _mmap.ALLOCATIONGRANULARITY
+    return str(x.filename), start + within, x.dtype.str, tuple(int(s) for s in x.shape)
 
 
 def as_log_prob_rows(x, name: str) -> LogProbRows:
@@ -156,6 +196,45 @@ def distance_tile(P: LogProbRows, Q: LogProbRows | None, I: int, J: int, edge: i
     if first is not None:
         first = (first[0] + a0, first[1] + b0, first[2])
     return TileResult(block, count, first)
+
+
+@dataclass(frozen=True)
+class _TileTask:
+    """:func:`distance_tile` for fixed inputs and settings, as a function of ``(I, J)``: what an
+    engine maps (sent to each worker once, with the inputs; see :class:`LogProbRows`)."""
+
+    P: LogProbRows
+    Q: LogProbRows | None
+    edge: int
+    kernel_kw: tuple
+
+    def __call__(self, block: tuple[int, int]) -> TileResult:
+        I, J = block
+        return distance_tile(self.P, self.Q, I, J, self.edge, **dict(self.kernel_kw))
+
+
+def _resolve_engine(engine, n_workers, scheduler):
+    """``(engine or None, own)``: None runs the tiles in this process, as without an engine."""
+    from linsim.parallel import Engine, get_engine, resolve_scheduler
+
+    if isinstance(engine, Engine):
+        if n_workers is not None or scheduler is not None:
+            raise ValueError("give either an Engine instance as engine= or n_workers=/scheduler=, not both")
+        return engine, False
+    if engine is None and n_workers is None and resolve_scheduler(scheduler)[0] is None:
+        return None, False
+    return get_engine(engine, n_workers, scheduler), True
+
+
+def _computed_tiles(task: _TileTask, todo, engine):
+    """Yield ``((I, J), TileResult)`` for every block of ``todo``, in completion order."""
+    if engine is None:
+        for block in todo:
+            yield block, task(block)
+        return
+    with contextlib.closing(engine.map_unordered(task, todo)) as results:
+        for k, res in results:
+            yield todo[k], res
 
 
 class _ArrayTarget:
@@ -270,11 +349,57 @@ def _open_target(out, shape, P, Q, tile, kernel_kw):
 
 
 def tiled_bhattacharyya(logp, logq, out, *, store_tile=None, progress=False, on_tile=None, on_disjoint="warn",
-                        **kernel_kw):
+                        engine=None, n_workers=None, scheduler=None, **kernel_kw):
     """The tiled driver behind ``bhattacharyya(..., out=...)`` (see the module docstring).
 
-    Returns the output: the zarr ``distance`` array for a path, else ``out`` itself (a new
-    float64 array when ``out`` is None).
+    Parameters
+    ----------
+    logp, logq : log-probabilities (M, n, C) and (Mb, n, C) or None
+        In memory, memory maps, zarr arrays or zarr paths (:class:`LogProbRows`).
+    out : zarr path, zarr array, numpy array or None
+        See :func:`linsim.inpca.bhattacharyya`.
+    store_tile : int, optional
+        Tile edge of a new store (default :data:`STORE_TILE`); an open zarr ``out`` sets it.
+    progress, on_tile, on_disjoint
+        As in :func:`linsim.inpca.bhattacharyya`.
+    engine : {"serial", "process", "dask"} or linsim.parallel.Engine, optional
+        Where the tiles are computed (:func:`linsim.parallel.get_engine`).  By default (no
+        engine, no ``n_workers``, no scheduler given and no ``DASK_SCHEDULER_ADDRESS``) they
+        are computed in this process, one after the other.  With an engine the missing tiles
+        are mapped with :meth:`~linsim.parallel.Engine.map_unordered`; this process is the
+        only writer and writes each tile (and marks it done) as it arrives, so resuming works
+        as without an engine.  The inputs reach each worker once: zarr arrays and memory maps
+        as their file (the workers read their row blocks themselves), in-memory inputs as data.
+        Each tile runs with one thread; the result is bitwise the same on every engine.
+    n_workers : int, optional
+        Worker count of a local engine (default: all cores).
+    scheduler : str or distributed.Client, optional
+        Dask scheduler (``--scheduler``); default ``DASK_SCHEDULER_ADDRESS`` when set.
+    **kernel_kw
+        Settings of the in-memory kernel (``kernel``, ``device``, ``tile``, ``group``,
+        ``norm_tol``, ``workers``).
+
+    Returns
+    -------
+    zarr.Array or numpy.ndarray
+        The zarr ``distance`` array for a path, else ``out`` itself (a new float64 array when
+        ``out`` is None).
+
+    Notes
+    -----
+    Memory: the calling process holds one tile's rows and one result tile at a time (plus,
+    with an engine, the results in flight: one per local worker, at most
+    ``DaskEngine.max_in_flight`` on Dask).  An interrupt (Ctrl-C, an exception from
+    ``on_tile``) stops the workers; the tiles written so far stay marked done.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile
+    >>> logp = np.log(np.full((5, 2, 2), 0.5))
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     z = tiled_bhattacharyya(logp, None, d + "/D.zarr", store_tile=2, engine="serial")
+    ...     z.shape, bool(np.abs(z[...]).max() < 1e-12)  # equal models: distance 0 (to rounding)
+    ((5, 5), True)
     """
     from .distances import _report_disjoint
 
@@ -304,10 +429,13 @@ def tiled_bhattacharyya(logp, logq, out, *, store_tile=None, progress=False, on_
 
         bar = tqdm(total=total, initial=total - len(todo), desc="distance tiles", unit="tile")
     count, first = 0, None
+    eng, own = _resolve_engine(engine, n_workers, scheduler)
+    tile_kw = {**kernel_kw, "on_disjoint": "ignore" if on_disjoint == "ignore" else "track"}
+    task = _TileTask(P, Q, T, tuple(sorted(tile_kw.items())))
     try:
-        for done_now, (I, J) in enumerate(todo, start=1):
-            res = distance_tile(P, Q, I, J, T, on_disjoint="ignore" if on_disjoint == "ignore" else "track",
-                                **kernel_kw)
+        if eng is not None and todo:
+            eng.open()  # an unreachable scheduler is named here, before any tile is computed
+        for done_now, ((I, J), res) in enumerate(_computed_tiles(task, todo, eng), start=1):
             target.write(I, J, res.block, sym)
             count += res.disjoint_count
             if res.disjoint_first is not None and (first is None or res.disjoint_first < first):
@@ -319,6 +447,8 @@ def tiled_bhattacharyya(logp, logq, out, *, store_tile=None, progress=False, on_
     finally:
         if bar is not None:
             bar.close()
+        if own and eng is not None:
+            eng.close()
     if count and on_disjoint != "ignore":  # pairs found by the tiles computed in this call
         _report_disjoint(first, count, on_disjoint)
     return result
