@@ -62,10 +62,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
+
+from linsim.registry import Registry
 
 __all__ = [
     "ACTIVATIONS",
@@ -84,7 +87,7 @@ __all__ = [
 ]
 
 #: Activation registry: name -> module factory.
-ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+ACTIVATIONS: Registry[Callable[[], nn.Module]] = Registry("activation", callable_only=True, entries={
     "relu": nn.ReLU,
     "tanh": nn.Tanh,
     "gelu": nn.GELU,
@@ -93,7 +96,7 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "leaky_relu": nn.LeakyReLU,
     "sigmoid": nn.Sigmoid,
     "identity": nn.Identity,
-}
+})
 
 
 @dataclass(frozen=True)
@@ -144,21 +147,23 @@ class ArchitectureEntry:
 
 
 #: The architecture registry: name -> :class:`ArchitectureEntry`.
-ARCHITECTURES: dict[str, ArchitectureEntry] = {}
+ARCHITECTURES: Registry[ArchitectureEntry] = Registry("architecture", type=ArchitectureEntry,
+                                                      key=attrgetter("name"))
 
 
-def register_architecture(entry: ArchitectureEntry) -> ArchitectureEntry:
-    """Add ``entry`` to :data:`ARCHITECTURES` (each name once).
+def register_architecture(entry: ArchitectureEntry, *, replace: bool = False) -> ArchitectureEntry:
+    """Add ``entry`` to :data:`ARCHITECTURES` (each name once, unless ``replace=True``).
 
     Examples
     --------
     >>> sorted(ARCHITECTURES)[:3]
     ['cnn', 'convmixer', 'deep_linear']
+    >>> register_architecture(ARCHITECTURES["mlp"])
+    Traceback (most recent call last):
+    ...
+    ValueError: architecture 'mlp' is already registered; pass replace=True to overwrite it
     """
-    if entry.name in ARCHITECTURES:
-        raise ValueError(f"an architecture named {entry.name!r} is already registered")
-    ARCHITECTURES[entry.name] = entry
-    return entry
+    return ARCHITECTURES.add(entry, replace=replace)
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -746,9 +751,7 @@ def build_model(
     """
     from .init import initialize
 
-    if architecture not in ARCHITECTURES:
-        raise KeyError(f"unknown architecture {architecture!r}; valid: {sorted(ARCHITECTURES)}")
-    entry = ARCHITECTURES[architecture]
+    entry = ARCHITECTURES[architecture]  # an unknown name raises (a KeyError), listing the valid ones
     shape = _check_shape(input_shape)
     if len(shape) not in entry.input_ranks:
         kinds = {1: "(d,)", 2: "(C, L)", 3: "(C, H, W)"}
@@ -770,8 +773,7 @@ def build_model(
         raise ValueError(f"{architecture}: depth must be an integer >= {entry.min_depth}; got {depth!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
-    if activation not in ACTIVATIONS:
-        raise KeyError(f"unknown activation {activation!r}; valid: {sorted(ACTIVATIONS)}")
+    make_activation = ACTIVATIONS[activation]
     if batch_norm is None:
         batch_norm = bool(entry.batch_norm)
     elif batch_norm and entry.batch_norm is None:
@@ -784,7 +786,7 @@ def build_model(
     opts = {**entry.options, **options}
     # layer constructors draw from torch's global generator: draw in a fork so the caller's
     # state is untouched, then re-draw every weight from our own seeded generator
-    kwargs = dict(width=float(width), depth=depth, activation=ACTIVATIONS[activation], batch_norm=bool(batch_norm))
+    kwargs = dict(width=float(width), depth=depth, activation=make_activation, batch_norm=bool(batch_norm))
     if device is not None and torch.device(device).type == "meta":
         # shapes only (parameter counts, a base module for torch.func): nothing to draw
         with torch.device("meta"):
