@@ -33,9 +33,12 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Mapping, MutableMapping, Sequence
+from operator import attrgetter
+from typing import Callable, Mapping, MutableMapping, Sequence
 
 import torch
+
+from linsim.registry import Registry
 
 __all__ = [
     "LR_SCHEDULES",
@@ -294,9 +297,9 @@ class AdamW(Adam):
 
 
 #: Registry of functional optimizers: name -> instance.
-OPTIMIZERS: dict[str, FunctionalOptimizer] = {
-    cls.name: cls() for cls in (SGD, Nesterov, Adam, AdamW)
-}
+OPTIMIZERS: Registry[FunctionalOptimizer] = Registry(
+    "optimizer", type=FunctionalOptimizer, key=attrgetter("name"),
+    entries=[(cls.name, cls()) for cls in (SGD, Nesterov, Adam, AdamW)])
 
 
 def _constant(t: int, total: int) -> float:
@@ -310,7 +313,8 @@ def _cosine(t: int, total: int) -> float:
 
 
 #: Registry of learning-rate schedules: name -> f(t, T) giving the lr multiplier of update t.
-LR_SCHEDULES = {"constant": _constant, "cosine": _cosine}
+LR_SCHEDULES: Registry[Callable[[int, int], float]] = Registry(
+    "lr_schedule", callable_only=True, entries={"constant": _constant, "cosine": _cosine})
 
 
 def lr_multiplier(schedule: str, t: int, total: int) -> float:
@@ -323,8 +327,4 @@ def lr_multiplier(schedule: str, t: int, total: int) -> float:
     >>> lr_multiplier("constant", 7, 10)
     1.0
     """
-    try:
-        fn = LR_SCHEDULES[schedule]
-    except KeyError:
-        raise ValueError(f"unknown lr_schedule {schedule!r}; valid: {sorted(LR_SCHEDULES)}") from None
-    return fn(t, total)
+    return LR_SCHEDULES[schedule](t, total)
