@@ -16,7 +16,11 @@ Both work inside ``torch.func.vmap`` (no data-dependent control flow).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
+
+from linsim.registry import Registry
 
 __all__ = ["LOSSES", "cross_entropy", "mse", "per_sample_loss"]
 
@@ -46,7 +50,8 @@ def mse(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 #: Registry of losses: name -> per-sample loss f(logits (B, C), labels (B,)) -> (B,).
-LOSSES = {"cross_entropy": cross_entropy, "mse": mse}
+LOSSES: Registry[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = Registry(
+    "loss", callable_only=True, entries={"cross_entropy": cross_entropy, "mse": mse})
 
 
 def per_sample_loss(name: str):
@@ -57,7 +62,4 @@ def per_sample_loss(name: str):
     >>> per_sample_loss("mse") is mse
     True
     """
-    try:
-        return LOSSES[name]
-    except KeyError:
-        raise ValueError(f"unknown loss {name!r}; valid: {sorted(LOSSES)}") from None
+    return LOSSES[name]
