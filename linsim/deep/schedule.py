@@ -19,9 +19,12 @@ Step ``s`` means "after ``s`` optimizer updates".
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from linsim.ensemble import checkpoint_steps
+from linsim.registry import Registry
 
 __all__ = ["CHECKPOINT_SCHEDULES", "checkpoints", "log_schedule", "study_schedule"]
 
@@ -68,7 +71,8 @@ def study_schedule(steps: int, steps_per_epoch: int, n_checkpoints: int | None =
 
 
 #: Registry of checkpoint schedules: name -> f(steps, steps_per_epoch, n_checkpoints).
-CHECKPOINT_SCHEDULES = {"log": log_schedule, "study": study_schedule}
+CHECKPOINT_SCHEDULES: Registry[Callable[[int, int, int], np.ndarray]] = Registry(
+    "checkpoint schedule", callable_only=True, entries={"log": log_schedule, "study": study_schedule})
 
 
 def checkpoints(schedule: str, steps: int, steps_per_epoch: int, n_checkpoints: int) -> np.ndarray:
@@ -93,10 +97,4 @@ def checkpoints(schedule: str, steps: int, steps_per_epoch: int, n_checkpoints: 
     >>> checkpoints("study", 12, 4, 5).tolist()
     [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
     """
-    try:
-        fn = CHECKPOINT_SCHEDULES[schedule]
-    except KeyError:
-        raise ValueError(
-            f"unknown checkpoint schedule {schedule!r}; valid: {sorted(CHECKPOINT_SCHEDULES)}"
-        ) from None
-    return fn(steps, steps_per_epoch, n_checkpoints)
+    return CHECKPOINT_SCHEDULES[schedule](steps, steps_per_epoch, n_checkpoints)
