@@ -20,10 +20,13 @@ Plain feature vectors ``(d,)`` have no spatial axis and are refused.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Sequence
 
 import numpy as np
 import torch
+
+from linsim.registry import Registry
 
 __all__ = ["AUGMENTATIONS", "Augmentation", "augment_batch", "augmentation_kind"]
 
@@ -49,8 +52,9 @@ class Augmentation:
 
 
 #: Registry of augmentation kinds: name -> :class:`Augmentation`, chosen by input dimensions.
-AUGMENTATIONS = {a.name: a for a in (Augmentation("signal", 2, 1, False),
-                                     Augmentation("image", 3, 2, True))}
+AUGMENTATIONS: Registry[Augmentation] = Registry(
+    "augmentation kind", type=Augmentation, key=attrgetter("name"),
+    entries=[(a.name, a) for a in (Augmentation("signal", 2, 1, False), Augmentation("image", 3, 2, True))])
 
 
 def augmentation_kind(input_shape: Sequence[int]) -> str:
