@@ -32,12 +32,13 @@ from __future__ import annotations
 
 import copy
 from abc import ABC, abstractmethod
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 
 from linsim.deep.optim import FunctionalOptimizer, Hyper
+from linsim.registry import Registry
 
 __all__ = ["ENSEMBLES", "Ensemble", "LoopEnsemble", "VmapEnsemble"]
 
@@ -209,4 +210,10 @@ class LoopEnsemble(Ensemble):
 
 
 #: Registry of ensemble engines: name -> class.
-ENSEMBLES: Mapping[str, type[Ensemble]] = {"vmap": VmapEnsemble, "loop": LoopEnsemble}
+def _check_engine(name: str, cls) -> None:
+    if not issubclass(cls, Ensemble):
+        raise TypeError(f"ensemble engine {name!r} must be a subclass of Ensemble; got {cls.__name__}")
+
+
+ENSEMBLES: Registry[type[Ensemble]] = Registry(
+    "ensemble engine", type=type, check=_check_engine, entries={"vmap": VmapEnsemble, "loop": LoopEnsemble})
