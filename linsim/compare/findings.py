@@ -45,14 +45,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from linsim.registry import Registry
+
 from .progress import (checkpoint_progress, equal_progress, geodesic_gap, progress_distance_tensor,
                        progress_grid, reached, steps_to_progress, tube_width)
 
 __all__ = ["FACTORS", "IGNORED_PARAMS", "Findings", "ProgressStudy", "differing_factor", "measure_findings",
            "progress_study"]
 
-#: factor name -> parameter names (primary first); a registry, extended by assignment.
-FACTORS: dict[str, tuple[str, ...]] = {
+def _check_factor(name: str, params) -> None:
+    if not params or not all(isinstance(p, str) and p for p in params):
+        raise ValueError(f"factor {name!r} must be a non-empty tuple of parameter names (primary first); "
+                         f"got {params!r}")
+
+
+#: factor name -> parameter names (primary first); a registry, extended by assignment
+#: (``FACTORS["name"] = (...)``) or ``FACTORS.register``.
+FACTORS: Registry[tuple[str, ...]] = Registry("factor", type=tuple, check=_check_factor, entries={
     "architecture": ("architecture", "depth", "activation", "batch_norm"),
     "width": ("width",),
     "optimizer": ("optimizer", "lr", "momentum", "lr_schedule"),
@@ -60,7 +69,7 @@ FACTORS: dict[str, tuple[str, ...]] = {
     "weight_decay": ("weight_decay",),
     "augment": ("augment",),
     "init": ("init", "init_scale", "corner_steps"),
-}
+})
 
 #: parameters that never make two configurations different
 IGNORED_PARAMS = frozenset({"device", "device_used", "engine", "eval_batch_size", "stopped_at", "split", "seed",
