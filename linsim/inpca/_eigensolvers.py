@@ -30,6 +30,8 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse.linalg
 
+from linsim.registry import Registry
+
 __all__ = ["SOLVERS", "CenteredOperator", "blas_threads_limited", "sort_by_magnitude", "fix_signs"]
 
 try:  # small dense factorizations run single-threaded: threaded OpenBLAS QR/eigh of tall-skinny
@@ -265,4 +267,5 @@ def _dense(op, k, *, tol, max_iter, rng):
 
 
 #: solver name -> solve(op, k, *, tol, max_iter, rng)
-SOLVERS = {"dense": _dense, "iterative": _block_krylov, "arpack": _arpack}
+SOLVERS: Registry = Registry("eigensolver", callable_only=True,
+                             entries={"dense": _dense, "iterative": _block_krylov, "arpack": _arpack})
