@@ -4,8 +4,11 @@ The oracle of the property tests is a plain dict driven by the same operations w
 written out here (a duplicate is refused unless replace=True, an unknown name is refused).
 """
 
+import importlib
 import operator
-from dataclasses import dataclass
+import pkgutil
+from dataclasses import dataclass, is_dataclass
+from types import MappingProxyType
 
 import pytest
 from hypothesis import given, settings
@@ -144,3 +147,66 @@ def test_monkeypatch_setitem_on_a_registry_restores_it(monkeypatch):
         m.setitem(reg, "a", 3)
         assert dict(reg) == {"a": 3, "b": 2}
     assert dict(reg) == {"a": 1}
+
+
+# ----------------------------------------------------------------------------- every registry is one
+#: Every registry of linsim, by module and attribute (re-exports are found by the scan below).
+REGISTRIES = [
+    ("linsim.embed", "_OUTPUT_MODELS"), ("linsim.solvers.kernel", "KERNELS"), ("linsim.data", "SPECTRUM_KINDS"),
+    ("linsim.data", "INPUT_MODES"), ("linsim.runners", "_REGISTRY"), ("linsim.cli.registry", "_REGISTRY"),
+    ("linsim.compare.counterparts", "COUNTERPARTS"), ("linsim.compare.findings", "FACTORS"),
+    ("linsim.inpca._eigensolvers", "SOLVERS"), ("linsim.deep.init", "INITS"), ("linsim.deep.data", "DATASETS"),
+    ("linsim.deep.normalization", "NORMALIZATIONS"), ("linsim.deep.models", "ACTIVATIONS"),
+    ("linsim.deep.models", "ARCHITECTURES"), ("linsim.deep.optim", "OPTIMIZERS"),
+    ("linsim.deep.optim", "LR_SCHEDULES"), ("linsim.deep.losses", "LOSSES"),
+    ("linsim.deep.schedule", "CHECKPOINT_SCHEDULES"), ("linsim.deep.augment", "AUGMENTATIONS"),
+    ("linsim.deep.ensemble", "ENSEMBLES"),
+]
+
+#: Module-level tables that look like registries to the scan but are not a choice offered by name.
+NOT_REGISTRIES = {
+    ("linsim.deep.config", "_REGISTRIES"): "field -> which registry checks it (lazy imports), not a choice",
+    ("linsim.deep.data", "_DTYPES"): "the two storage dtypes, fixed by the file format",
+    ("linsim.deep.train", "_TORCH_DTYPES"): "the two storage dtypes, fixed by the file format",
+    ("linsim.sweep.axes", "AXIS_INFO"): "symbols and descriptions of EnsembleConfig fields, not a choice",
+}
+
+#: Registries in files other engineers owned during the Registry migration; the lead migrates them
+#: (these tests are strict xfails: they fail loudly once the migration is done, to be moved above).
+PENDING = [("linsim.parallel", "ENGINES"), ("linsim.inpca.distances", "BHATTACHARYYA_KERNELS")]
+
+
+def _linsim_modules():
+    import linsim
+
+    for info in pkgutil.walk_packages(linsim.__path__, "linsim."):
+        if not info.name.endswith("__main__"):  # running linsim's CLI is no import
+            yield importlib.import_module(info.name)
+
+
+def _looks_like_a_registry(value) -> bool:
+    """A name -> entry table whose entries are all functions/classes or named records."""
+    if not isinstance(value, (dict, MappingProxyType)) or not value:
+        return False
+    return all(callable(v) or (is_dataclass(v) and getattr(v, "name", None) == k) for k, v in value.items())
+
+
+@pytest.mark.parametrize("module, attr", REGISTRIES)
+def test_every_linsim_registry_is_a_registry(module, attr):
+    assert isinstance(getattr(importlib.import_module(module), attr), Registry), f"{module}.{attr}"
+
+
+def test_no_module_keeps_a_registry_as_a_plain_dict():
+    modules = list(_linsim_modules())
+    pending = [getattr(importlib.import_module(m), a) for m, a in PENDING]  # and their re-exports
+    offenders = [f"{mod.__name__}.{attr}" for mod in modules for attr, value in vars(mod).items()
+                 if attr.lstrip("_").isupper() and (mod.__name__, attr) not in NOT_REGISTRIES
+                 and not any(value is p for p in pending) and _looks_like_a_registry(value)]
+    assert not offenders, f"registries kept as plain dicts (make them linsim.registry.Registry): {offenders}"
+    assert _looks_like_a_registry({"a": len}) and not _looks_like_a_registry({"a": 1})  # the scan can see one
+
+
+@pytest.mark.parametrize("module, attr", [pytest.param(m, a, marks=pytest.mark.xfail(
+    strict=True, reason="owned by another engineer during the migration; the lead migrates it")) for m, a in PENDING])
+def test_registries_still_to_migrate(module, attr):
+    assert isinstance(getattr(importlib.import_module(module), attr), Registry)
