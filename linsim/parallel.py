@@ -667,7 +667,7 @@ class DaskEngine(Engine):
         engine).  Default: ``DASK_SCHEDULER_ADDRESS`` if set, else a new ``LocalCluster``.
     processes : bool
         For the LocalCluster: worker processes (default) or threads of this process.
-    connect_timeout : float
+    connect_timeout : float, optional
         Seconds to wait for a scheduler (default :data:`DEFAULT_CONNECT_TIMEOUT`); an
         unreachable one raises :class:`SchedulerUnreachableError` naming the address when the
         engine opens, before any item runs.
@@ -690,7 +690,7 @@ class DaskEngine(Engine):
     name = "dask"
 
     def __init__(self, n_workers: int | None = None, *, scheduler=None, processes: bool = True,
-                 threads_per_worker: int = 1, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+                 threads_per_worker: int = 1, connect_timeout: float | None = None,
                  max_in_flight: int | None = None) -> None:
         super().__init__(n_workers, threads_per_worker=threads_per_worker)
         scheduler, source = resolve_scheduler(scheduler)
@@ -699,6 +699,8 @@ class DaskEngine(Engine):
                 f"n_workers={self.n_workers} has no effect on an existing Dask cluster "
                 f"({source}={scheduler!r}): its own workers run the items; leave n_workers unset"
             )
+        if connect_timeout is None:
+            connect_timeout = DEFAULT_CONNECT_TIMEOUT
         if not (isinstance(connect_timeout, (int, float)) and not isinstance(connect_timeout, bool)
                 and connect_timeout > 0):
             raise ValueError(f"connect_timeout must be a positive number of seconds; got {connect_timeout!r}")

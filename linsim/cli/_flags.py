@@ -221,3 +221,64 @@ def config_from(args, defaults: dict, *, swept: tuple[str, ...] = ()):
         what = f"{flag_name(name)}" if name in given else f"--axis {name}"
         raise ValueError(f"{what} does nothing here: {reason}")
     return cfg
+
+
+# ----------------------------------------------------------------------------- engines
+def scheduler_address(text: str) -> str:
+    """A Dask scheduler address: ``SCHEME://HOST:PORT`` or ``HOST:PORT`` (argparse type).
+
+    Examples
+    --------
+    >>> scheduler_address(" tcp://10.0.0.5:8786 ")
+    'tcp://10.0.0.5:8786'
+    >>> scheduler_address("localhost")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: expected a scheduler address such as tcp://host:8786 or host:8786; got 'localhost'
+    """
+    import re
+
+    value = text.strip()
+    if ":" not in value or not re.fullmatch(r"([a-z][a-z0-9+.-]*://)?[^\s/:]+(:\d+)?(/\S*)?", value):
+        raise argparse.ArgumentTypeError(
+            f"expected a scheduler address such as tcp://host:8786 or host:8786; got {text!r}")
+    return value
+
+
+def add_engine_flags(parser: argparse.ArgumentParser, *, what: str, default: str,
+                     group: argparse._ArgumentGroup | None = None):
+    """Add the shared fan-out flags ``--workers N`` and ``--scheduler ADDRESS``.
+
+    Both commands and library read them the same way (:func:`linsim.parallel.get_engine`,
+    :func:`linsim.parallel.resolve_scheduler`): ``--scheduler`` wins over
+    ``DASK_SCHEDULER_ADDRESS``, which wins over local worker processes.
+
+    Parameters
+    ----------
+    what : str
+        What runs in parallel (``"configurations"``), for the help text.
+    default : str
+        What happens without either flag, for the help text.
+
+    Examples
+    --------
+    >>> p = argparse.ArgumentParser()
+    >>> _ = add_engine_flags(p, what="cells", default="all cores")
+    >>> a = p.parse_args(["--workers", "2"])
+    >>> a.workers, a.scheduler
+    (2, None)
+    """
+    g = group if group is not None else parser.add_argument_group("parallel execution")
+    g.add_argument("--workers", type=positive_integer, default=None, metavar="N",
+                   help=f"{what} computed at the same time by N local worker processes, >= 1 "
+                        f"(default: {default}); results do not depend on it")
+    g.add_argument("--scheduler", type=scheduler_address, default=None, metavar="ADDRESS",
+                   help=f"compute the {what} on the Dask cluster whose scheduler is at ADDRESS "
+                        f"(e.g. tcp://host:8786; default: the DASK_SCHEDULER_ADDRESS environment "
+                        f"variable when set); needs `pip install 'linsim[dask]'`")
+    return g
+
+
+def engine_options(args) -> dict:
+    """``{"n_workers": ..., "scheduler": ...}`` from parsed :func:`add_engine_flags` flags."""
+    return {"n_workers": getattr(args, "workers", None), "scheduler": getattr(args, "scheduler", None)}

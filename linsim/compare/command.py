@@ -72,7 +72,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--device", default=None, help="torch device (default: CUDA when available, else CPU)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the counterparts' draws (default 0)")
     parser.add_argument("--no-progress", action="store_true", help="no progress messages on stderr")
+    from linsim.cli import _flags
+
+    _flags.add_engine_flags(parser, what="configurations of the training stage (only without DIRECTORY)",
+                            default="one after the other in this process")
     return parser
+
+
+def _train_threads(args):
+    """torch threads of the training stage: unchanged in this process (None), one per worker
+    (as ``linsim train``'s default) when it fans out."""
+    from linsim.parallel import resolve_scheduler
+
+    fans_out = (args.workers or 1) > 1 or resolve_scheduler(args.scheduler)[0] is not None
+    return 1 if fans_out else None
 
 
 def _train_default(args, say):
@@ -83,7 +96,8 @@ def _train_default(args, say):
     say(f"training the built-in grid {args.scale!r} ({len(entries)} configurations) into {TRAIN_OUT} "
         "(complete configurations are skipped)")
     run_grid(entries, TRAIN_OUT, progress=not args.no_progress, device=args.device, command=sys.argv,
-             source=f"built-in grid {args.scale!r}", log=say)
+             source=f"built-in grid {args.scale!r}", log=say, num_threads=_train_threads(args),
+             n_workers=args.workers, scheduler=args.scheduler)
     return Path(TRAIN_OUT)
 
 
@@ -124,6 +138,11 @@ def run(args: argparse.Namespace) -> int:
                                device=args.device)
     except ValueError as exc:
         print(f"linsim compare: {exc}", file=sys.stderr)
+        return 2
+    given = [f for f, v in (("--workers", args.workers), ("--scheduler", args.scheduler)) if v is not None]
+    if args.directory and given:
+        print(f"linsim compare: {' and '.join(given)} set(s) the workers of the training stage, which runs "
+              f"only without DIRECTORY ({args.directory} is already trained)", file=sys.stderr)
         return 2
     try:
         directory = Path(args.directory) if args.directory else _train_default(args, say)

@@ -11,8 +11,11 @@ Usage::
 
 Each configuration is written to ``DIR/<architecture>-<config_id>.nc`` as soon as it
 finishes, and ``DIR/index.json`` lists them all; running the same command again skips what
-is complete.  Ctrl-C (or SIGTERM) stops after removing the file in progress (exit status
-130); a kill loses at most the configuration in progress.  The exit status is 0 when every configuration
+is complete.  ``--workers N`` trains N configurations at a time in local worker processes,
+``--scheduler ADDRESS`` (or ``DASK_SCHEDULER_ADDRESS``) on a Dask cluster; this process writes
+every file, and the stored arrays are the same bits whatever the engine.  Ctrl-C (or SIGTERM)
+stops after removing the file in progress (exit status 130; the workers are stopped); a kill
+loses at most the configurations in progress.  The exit status is 0 when every configuration
 is complete (diverged runs are recorded, not failures), 2 for bad input.
 
 ``add_arguments(parser)`` and ``run(args)`` plug the command into ``linsim``'s parser;
@@ -40,6 +43,8 @@ EPILOG = "\n".join([
     "linsim train --print-default-grid > my.toml  # copy the grid to edit it",
     "linsim train my.toml --out runs  # train your grid into runs/",
     "linsim train --scale gpu --group-runs 256  # the GPU-sized grid, 256 runs per vmapped group",
+    "linsim train --workers 2  # two configurations at a time in two local processes",
+    "linsim train --scheduler tcp://host:8786  # on a Dask cluster (or set DASK_SCHEDULER_ADDRESS)",
     "Grid files are TOML: keys are linsim.deep.TrainConfig fields (dataset, architecture, width, "
     "optimizer, lr, batch_size, steps, n_runs, augment, ...); a list is an axis of the product; "
     "each [grid.<name>] table is a sub-grid merged over the top-level keys.",
@@ -92,6 +97,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--dry-run", action="store_true",
                         help="list the configurations and where they would be written; train nothing")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from linsim.cli import _flags
+
+    _flags.add_engine_flags(parser, what="configurations (groups, with --group-runs)",
+                            default="one after the other in this process; N x --threads must not "
+                                    "exceed the cores")
     return parser
 
 
@@ -154,7 +164,8 @@ def run(args: argparse.Namespace) -> int:
                                device=args.device, command=sys.argv, source=str(source),
                                num_threads=args.threads if args.threads > 0 else None,
                                group_runs=args.group_runs,
-                               compress=args.compress or None)
+                               compress=args.compress or None, n_workers=args.workers,
+                               scheduler=args.scheduler)
     except KeyboardInterrupt:
         done = sum(result_path(args.out, e.config).is_file() for e in entries)
         print(f"\nlinsim train: interrupted; {done} of {len(entries)} configurations are complete "

@@ -316,11 +316,72 @@ def _manifest_entry(entry: GridEntry, path: Path, status: str, **extra) -> dict[
             "status": status, "params": entry.config.params(), **extra}
 
 
+def _data_key(config: TrainConfig) -> str:
+    """Configurations with the same key train on the same data set."""
+    p = config.params()
+    return json.dumps({k: p[k] for k in ("dataset", "n_train", "n_test", "eval_stride", "dtype", "data_seed")}
+                      | {f"opt_{k}": v for k, v in config.dataset_options.items()}, sort_keys=True)
+
+
+#: The data set a worker process trained its last group on (one at a time, like run_grid's).
+_WORKER_DATA: dict[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class _GroupTask:
+    """Train one group of configurations (an engine's item) and return its results, without
+    the in-memory parameters (never written to disk, so not sent back either)."""
+
+    num_threads: int
+
+    def __call__(self, configs: tuple[TrainConfig, ...]) -> list:
+        import dataclasses
+
+        from linsim.deep.train import _load_data, train_group
+
+        key = _data_key(configs[0])
+        if key not in _WORKER_DATA:
+            _WORKER_DATA.clear()
+            _WORKER_DATA[key] = _load_data(configs[0])
+        results = train_group(list(configs), data=_WORKER_DATA[key], num_threads=self.num_threads)
+        return [dataclasses.replace(r, initial_params={}, final_params={}) for r in results]
+
+
+def _grid_engine(engine, n_workers, scheduler, num_threads):
+    """``(engine or None, own)``: None trains in this process (the default, and one worker)."""
+    from linsim.parallel import Engine, get_engine, resolve_scheduler
+
+    if isinstance(engine, Engine):
+        if n_workers is not None or scheduler is not None:
+            raise ValueError("run_grid: give either an Engine instance as engine= or n_workers=/scheduler=, "
+                             "not both")
+        eng, own = engine, False
+    elif engine is None and n_workers is None and resolve_scheduler(scheduler)[0] is None:
+        return None, False
+    else:
+        eng, own = get_engine(engine, n_workers, scheduler, threads_per_worker=num_threads or 1), True
+    if eng.name == "serial":
+        return None, False
+    if num_threads is None:
+        raise ValueError("run_grid: num_threads=None (torch's own thread count, --threads 0) cannot be "
+                         "combined with parallel workers, which would each use every core; give the "
+                         "threads per worker (--threads N, N >= 1)")
+    eng.threads_per_worker = num_threads
+    local = getattr(eng, "scheduler", None) is None
+    cores = os.cpu_count() or 1
+    if local and eng.workers * num_threads > cores:
+        raise ValueError(
+            f"run_grid: {eng.workers} workers x {num_threads} threads = {eng.workers * num_threads} threads "
+            f"exceed the {cores} cores of this machine (--workers x --threads must be <= {cores})")
+    return eng, own
+
+
 def run_grid(entries: Sequence[GridEntry], out_dir: str | Path, *, progress: bool = True,
              verify: bool = False, device: str | None = None, command=None,
              source: str = "", log: Callable[[str], None] | None = print,
              num_threads: int | None = None, group_runs: int = 0,
-             compress: int | None = DEFAULT_COMPRESS) -> GridSummary:
+             compress: int | None = DEFAULT_COMPRESS, engine=None, n_workers: int | None = None,
+             scheduler=None) -> GridSummary:
     """Train every configuration of a grid that is not complete in ``out_dir``.
 
     Parameters
@@ -356,6 +417,21 @@ def run_grid(entries: Sequence[GridEntry], out_dir: str | Path, *, progress: boo
     compress : int in 1..9 or None
         Lossless gzip level of the result files (:meth:`TrainResult.save`); default
         :data:`DEFAULT_COMPRESS`, None for uncompressed files.
+    engine : {"serial", "process", "dask"} or linsim.parallel.Engine, optional
+        Train the configurations (the groups, with ``group_runs``) in parallel on an engine
+        (:func:`linsim.parallel.get_engine`): local worker processes or a Dask cluster.  Each
+        worker trains with ``num_threads`` torch threads (BLAS and OpenMP too); the results
+        come back to this process, the only writer, which saves each one atomically and
+        updates the manifest as it arrives.  Bitwise the same stored arrays as training here.
+        Default (no engine, no ``n_workers``, no scheduler, no ``DASK_SCHEDULER_ADDRESS``, or
+        one worker): one configuration after the other in this process.
+    n_workers : int, optional
+        Local workers (default: cores // ``num_threads``); workers x ``num_threads`` must not
+        exceed the cores (refused, not clamped).
+    scheduler : str or distributed.Client, optional
+        Dask scheduler (``--scheduler``; default ``DASK_SCHEDULER_ADDRESS`` when set).  An
+        unreachable one is named (:class:`linsim.parallel.SchedulerUnreachableError`) before
+        anything is trained.
 
     Returns
     -------
@@ -364,10 +440,11 @@ def run_grid(entries: Sequence[GridEntry], out_dir: str | Path, *, progress: boo
     Notes
     -----
     ``KeyboardInterrupt`` propagates after the current configuration's temporary file is
-    removed; everything finished before stays complete, and a rerun resumes.
+    removed (and, with an engine, the workers are stopped); everything finished before stays
+    complete, and a rerun resumes.
     """
-    from linsim.storage import CorruptFileError, check_writable_dir, read_netcdf
-    from linsim.deep.train import _load_data, check_runnable, group_key, train_group
+    from linsim.storage import check_writable_dir
+    from linsim.deep.train import check_runnable
 
     t0 = time.perf_counter()
     if isinstance(group_runs, bool) or not isinstance(group_runs, int) or group_runs < 0:
@@ -394,7 +471,27 @@ def run_grid(entries: Sequence[GridEntry], out_dir: str | Path, *, progress: boo
             where = f"grid.{e.subgrid} " if e.subgrid else ""
             raise ValueError(f"{where}entry {e.index}: {exc}") from None
         checked.add(key)
+    saved_threads = engine.threads_per_worker if hasattr(engine, "threads_per_worker") else None
+    eng, own_engine = _grid_engine(engine, n_workers, scheduler, num_threads)
     summary = GridSummary(out_dir=out, n_configs=len(entries))
+    try:
+        if eng is not None:
+            eng.open()  # an unreachable scheduler is named before anything is trained
+        return _run_grid_locked(entries, out, paths, summary, t0, verify=verify, say=say, source=source,
+                                group_runs=group_runs, progress=progress, command=command,
+                                compress=compress, num_threads=num_threads, eng=eng)
+    finally:
+        if own_engine:
+            eng.close()
+        elif saved_threads is not None:
+            engine.threads_per_worker = saved_threads  # the caller's engine, as it was
+
+
+def _run_grid_locked(entries, out, paths, summary, t0, *, verify, say, source, group_runs, progress,
+                     command, compress, num_threads, eng):
+    from linsim.storage import CorruptFileError, read_netcdf
+    from linsim.deep.train import _load_data, group_key, train_group
+
     with _folder_lock(out):
         _remove_stale_temporaries(out, (p.name for p in paths))
         old = {}
@@ -461,37 +558,48 @@ def run_grid(entries: Sequence[GridEntry], out_dir: str | Path, *, progress: boo
 
             bar = tqdm(total=total_steps, unit="step", desc="linsim train", dynamic_ncols=True)
         runs_done = 0
+
+        def finish(group, results):  # the single writer: files, then the manifest
+            nonlocal runs_done
+            for i, res in zip(group, results):
+                e, p = entries[i], paths[i]
+                res.save(p, command=command, compress=compress)
+                runs_done += e.config.n_runs
+                div = res.diverged_step.tolist()
+                records[i] = _manifest_entry(e, p, "complete", diverged_step=div,
+                                             n_diverged=res.n_diverged,
+                                             wall_time_s=round(res.wall_time, 3),
+                                             group_size=len(group))
+                write_manifest()
+                summary.n_trained += 1
+                summary.n_diverged_runs += res.n_diverged
+                summary.files.append(p)
+                if res.n_diverged:
+                    say(f"{p.name}: {res.n_diverged} of {e.config.n_runs} runs diverged "
+                        f"(steps {[d for d in div if d >= 0]}); recorded, going on")
+            if bar is not None:
+                bar.set_postfix_str(f"runs {runs_done}/{total_runs}", refresh=False)
+
         data_cache: dict[str, Any] = {}
         try:
-            for group in groups:
-                first = entries[group[0]].config
-                key = json.dumps({k: first.params()[k] for k in (
-                    "dataset", "n_train", "n_test", "eval_stride", "dtype", "data_seed")}
-                    | {f"opt_{k}": v for k, v in first.dataset_options.items()}, sort_keys=True)
-                if key not in data_cache:
-                    data_cache.clear()  # one data set in memory at a time
-                    data_cache[key] = _load_data(first)
-                cb = None if bar is None else bar.update
-                results = train_group([entries[i].config for i in group], progress=cb,
-                                      data=data_cache[key], num_threads=num_threads)
-                for i, res in zip(group, results):
-                    e, p = entries[i], paths[i]
-                    res.save(p, command=command, compress=compress)
-                    runs_done += e.config.n_runs
-                    div = res.diverged_step.tolist()
-                    records[i] = _manifest_entry(e, p, "complete", diverged_step=div,
-                                                 n_diverged=res.n_diverged,
-                                                 wall_time_s=round(res.wall_time, 3),
-                                                 group_size=len(group))
-                    write_manifest()
-                    summary.n_trained += 1
-                    summary.n_diverged_runs += res.n_diverged
-                    summary.files.append(p)
-                    if res.n_diverged:
-                        say(f"{p.name}: {res.n_diverged} of {e.config.n_runs} runs diverged "
-                            f"(steps {[d for d in div if d >= 0]}); recorded, going on")
-                if bar is not None:
-                    bar.set_postfix_str(f"runs {runs_done}/{total_runs}", refresh=False)
+            if eng is None:
+                for group in groups:
+                    first = entries[group[0]].config
+                    key = _data_key(first)
+                    if key not in data_cache:
+                        data_cache.clear()  # one data set in memory at a time
+                        data_cache[key] = _load_data(first)
+                    cb = None if bar is None else bar.update
+                    finish(group, train_group([entries[i].config for i in group], progress=cb,
+                                              data=data_cache[key], num_threads=num_threads))
+            elif groups:
+                items = [tuple(entries[i].config for i in g) for g in groups]
+                with contextlib.closing(eng.map_unordered(_GroupTask(num_threads), items)) as done:
+                    for k, results in done:
+                        finish(groups[k], results)
+                        if bar is not None:
+                            c = entries[groups[k][0]].config
+                            bar.update(c.steps + c.corner_steps)
         finally:
             if bar is not None:
                 bar.close()
