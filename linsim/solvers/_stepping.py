@@ -1,10 +1,12 @@
-"""Private helper: drive a stepped optimizer (explicit GD, SGD, moment recursions) through
+"""Private helpers: drive a stepped optimizer (explicit GD, SGD, moment recursions) through
 its checkpoints.
 
 Every explicit stepper in :mod:`linsim.solvers` needs the same loop: visit the requested
 step counts in increasing order (they may be given in any order, with repeats), take single
 steps until the next one is reached, and record the state there.  The cost is
-``max(steps)`` steps, whatever ``K``.
+``max(steps)`` steps, whatever ``K``.  :func:`weight_gd` is that loop for full-batch GD on
+the weights ``W`` of a linear model (squared loss, softmax cross-entropy: only the gradient
+differs).
 """
 
 from __future__ import annotations
@@ -56,4 +58,46 @@ def step_through(steps: np.ndarray, advance: Callable[[int], None], record: Call
             record(int(k))
 
 
-__all__ = ["step_through"]
+def weight_gd(W: np.ndarray, gradient: Callable[[np.ndarray], np.ndarray], lr: float, steps: np.ndarray,
+              Z: np.ndarray, *, progress: bool = False, desc: str = "GD") -> np.ndarray:
+    """Full-batch GD ``W <- W - lr * gradient(W)`` on weights ``W`` (R, C, d), **in place**;
+    returns the outputs ``Z W^T`` at the checkpoints.
+
+    Parameters
+    ----------
+    W : float64 array (R, C, d)
+        Initial weights of ``R`` runs (overwritten: it ends at step ``max(steps)``).
+    gradient : callable
+        ``gradient(W) -> (R, C, d)``, the loss gradient at ``W``.
+    lr : float
+        Validated learning rate.
+    steps : int64 array (K,)
+        Validated step counts, any order.
+    Z : float64 array (m, d)
+        Inputs at which the outputs are recorded.
+    progress, desc :
+        As for :func:`step_through`.
+
+    Returns
+    -------
+    float64 array (R, K, m, C)
+
+    Examples
+    --------
+    >>> W = np.ones((1, 1, 1))                      # f(w) = w^2 / 2: w_t = (1 - lr)^t
+    >>> weight_gd(W, lambda W: W, 0.5, np.array([0, 2]), np.ones((1, 1))).ravel().tolist()
+    [1.0, 0.25]
+    """
+    out = np.empty((W.shape[0], steps.size, Z.shape[0], W.shape[1]))
+
+    def advance(_t):
+        W[...] -= lr * gradient(W)
+
+    def record(k):
+        out[:, k] = Z @ W.transpose(0, 2, 1)
+
+    step_through(steps, advance, record, progress=progress, desc=desc)
+    return out
+
+
+__all__ = ["step_through", "weight_gd"]

@@ -49,7 +49,7 @@ from linsim.solvers._checks import (
     check_xy,
     rank_tolerance,
 )
-from linsim.solvers._stepping import step_through
+from linsim.solvers._stepping import weight_gd
 
 
 def mode_factors(
@@ -362,16 +362,7 @@ def linear_gd_explicit(X, Y, W0, lr, steps, *, inputs=None, progress=False) -> n
     Z = X if inputs is None else check_inputs(inputs, d)
     sigma = X.T @ X / n
     B = Y.T @ X / n
-    out = np.empty((W.shape[0], steps.size, Z.shape[0], Y.shape[1]))
-
-    def advance(_t):
-        W[...] -= lr * (W @ sigma - B)
-
-    def record(k):
-        out[:, k] = Z @ W.transpose(0, 2, 1)
-
-    step_through(steps, advance, record, progress=progress, desc="linear GD")
-    return out
+    return weight_gd(W, lambda W: W @ sigma - B, lr, steps, Z, progress=progress, desc="linear GD")
 
 
 __all__ = [

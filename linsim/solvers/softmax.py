@@ -36,7 +36,7 @@ from linsim.solvers._checks import (
 )
 from linsim.solvers._checks import CROSS_ENTROPY_GD_LIMIT
 from linsim.solvers._ode import integrate_flow
-from linsim.solvers._stepping import step_through
+from linsim.solvers._stepping import weight_gd
 
 
 def softmax_probs(logits) -> np.ndarray:
@@ -228,17 +228,8 @@ def softmax_gd(X, Q, W0, lr, steps, *, inputs=None, allow_divergence=False, prog
     lr = check_lr(lr, lam_max, allow_divergence=allow_divergence, limit=CROSS_ENTROPY_GD_LIMIT,
                   what="lambda_max(Sigma) (the cross-entropy curvature is at most lambda_max/2)")
     Z = X if inputs is None else check_inputs(inputs, X.shape[1])
-    W = W0.copy()
-    out = np.empty((W.shape[0], steps.size, Z.shape[0], W.shape[1]))
-
-    def advance(_t):
-        W[...] -= lr * cross_entropy_grad(X, Q, W)
-
-    def record(k):
-        out[:, k] = np.einsum("md,rcd->rmc", Z, W)
-
-    step_through(steps, advance, record, progress=progress, desc="softmax GD")
-    return out
+    return weight_gd(W0.copy(), lambda W: cross_entropy_grad(X, Q, W), lr, steps, Z, progress=progress,
+                     desc="softmax GD")
 
 
 __all__ = [
