@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from linsim._fields import check_integer
 from linsim.registry import Registry
 
 
@@ -81,14 +82,6 @@ def _real(name: str, value) -> float:
         raise TypeError(f"{name} must be a real number; got {value!r}") from exc
 
 
-def _positive_int(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer; got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}; got {value}")
-    return int(value)
-
-
 def spectrum(d: int, kind: str = "geometric", slope: float = 0.5, lambda_1: float = 1.0) -> np.ndarray:
     """Eigenvalues of the input correlation matrix, descending, shape (d,).
 
@@ -111,7 +104,7 @@ def spectrum(d: int, kind: str = "geometric", slope: float = 0.5, lambda_1: floa
     >>> spectrum(3, "power", slope=1.0).round(12).tolist()
     [1.0, 0.5, 0.333333333333]
     """
-    d = _positive_int("d", d)
+    d = check_integer("d", d, 1)
     shape = SPECTRUM_KINDS.lookup(kind, what="kind")
     slope = _real("slope", slope)
     lambda_1 = _real("lambda_1", lambda_1)
@@ -132,7 +125,7 @@ def random_orthogonal(d: int, seed) -> np.ndarray:
     >>> bool(np.allclose(Q.T @ Q, np.eye(3)))
     True
     """
-    d = _positive_int("d", d)
+    d = check_integer("d", d, 1)
     rng = _rng(seed)
     q, r = np.linalg.qr(rng.standard_normal((d, d)))
     return q * np.sign(np.where(np.diag(r) == 0, 1.0, np.diag(r)))
@@ -187,8 +180,8 @@ def make_inputs(
     ([0.5, 2.0], (3, 2))
     """
     lam = _check_eigenvalues(eigenvalues)
-    n = _positive_int("n", n)
-    n_test = _positive_int("n_test", n_test, minimum=0)
+    n = check_integer("n", n, 1)
+    n_test = check_integer("n_test", n_test, 0)
     rows = INPUT_MODES.lookup(mode, what="mode")
     d = lam.size
     s_basis, s_train, s_test = _children(seed, 3)
@@ -227,8 +220,8 @@ def linear_teacher(C: int, d: int, scale: float = 1.0, seed=0) -> np.ndarray:
     >>> W.shape, bool(np.array_equal(W, 0.5 * linear_teacher(2, 3, scale=1.0, seed=0)))
     ((2, 3), True)
     """
-    C = _positive_int("C", C)
-    d = _positive_int("d", d)
+    C = check_integer("C", C, 1)
+    d = check_integer("d", d, 1)
     scale = _real("scale", scale)
     if not np.isfinite(scale) or scale < 0:
         raise ValueError(f"teacher scale must be a finite number >= 0; got {scale}")
@@ -246,7 +239,7 @@ def one_hot(labels, C: int) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.ndim != 1 or labels.dtype.kind not in "iu":
         raise ValueError(f"labels must be a 1-D integer array; got shape {labels.shape}, dtype {labels.dtype}")
-    C = _positive_int("C", C)
+    C = check_integer("C", C, 1)
     if labels.size and (labels.min() < 0 or labels.max() >= C):
         raise ValueError(f"labels must lie in [0, {C}); got range [{labels.min()}, {labels.max()}]")
     out = np.zeros((labels.size, C))
@@ -278,7 +271,7 @@ def load_digits(n_classes: int = 10, scale: bool = True) -> tuple[np.ndarray, np
     """
     from sklearn.datasets import load_digits as _sk_load_digits
 
-    n_classes = _positive_int("n_classes", n_classes, minimum=2)
+    n_classes = check_integer("n_classes", n_classes, 2)
     if not isinstance(scale, (bool, np.bool_)):
         raise TypeError(f"scale must be True or False; got {scale!r}")
     if n_classes > 10:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from linsim import runners
+from linsim._fields import check_integer
 from linsim.data import INPUT_MODES, SPECTRUM_KINDS, linear_teacher, make_inputs, spectrum
 from linsim.solvers.kernel import KERNELS
 from linsim.solvers._checks import MAX_STEPS
@@ -129,13 +130,6 @@ class EnsembleConfig:
             if not isinstance(value, str) or value not in options:
                 raise ValueError(f"EnsembleConfig.{name} must be one of {tuple(options)}; got {value!r}")
 
-        def integer(name, minimum):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise TypeError(f"EnsembleConfig.{name} must be an integer; got {value!r}")
-            if value < minimum:
-                raise ValueError(f"EnsembleConfig.{name} must be >= {minimum}; got {value}")
-
         def real(name, minimum, strict):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
@@ -157,7 +151,7 @@ class EnsembleConfig:
         for name, minimum in (("n_samples", 1), ("n_test", 0), ("dim", 1), ("n_classes", 2),
                               ("n_runs", 1), ("steps", 0), ("n_checkpoints", 1), ("batch_size", 1),
                               ("hidden", 1), ("seed", 0)):
-            integer(name, minimum)
+            check_integer(f"EnsembleConfig.{name}", getattr(self, name), minimum)
         if self.steps > MAX_STEPS:
             raise ValueError(
                 f"EnsembleConfig.steps={self.steps} exceeds {MAX_STEPS} = 2**53, the largest step count "

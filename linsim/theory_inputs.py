@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from linsim._fields import check_integer
+
 if TYPE_CHECKING:  # pragma: no cover
     from linsim.ensemble import EnsembleConfig
     from linsim.trajectory import Trajectory
@@ -41,11 +43,7 @@ def _theory():
 
 
 def _integer(name: str, value, minimum: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"TheoryInputs.{name} must be an integer; got {value!r}")
-    if value < minimum:
-        raise ValueError(f"TheoryInputs.{name} must be >= {minimum}; got {value}")
-    return int(value)
+    return check_integer(f"TheoryInputs.{name}", value, minimum)
 
 
 def _frozen(a, dtype=np.float64) -> np.ndarray:
