@@ -210,3 +210,20 @@ def test_no_module_keeps_a_registry_as_a_plain_dict():
     strict=True, reason="owned by another engineer during the migration; the lead migrates it")) for m, a in PENDING])
 def test_registries_still_to_migrate(module, attr):
     assert isinstance(getattr(importlib.import_module(module), attr), Registry)
+
+
+def test_a_registered_ensemble_engine_is_a_valid_train_config_engine(monkeypatch):
+    from linsim.deep import ENGINES, TrainConfig
+    from linsim.deep.ensemble import ENSEMBLES, LoopEnsemble
+
+    assert ENGINES == ENSEMBLES.names()  # the built-in engines are the registry's entries
+
+    class SlowLoop(LoopEnsemble):
+        pass
+
+    with pytest.raises(ValueError, match=r"TrainConfig.engine must be one of \('vmap', 'loop'\); got 'slow'"):
+        TrainConfig(engine="slow")
+    monkeypatch.setitem(ENSEMBLES, "slow", SlowLoop)
+    assert TrainConfig(engine="slow").engine == "slow"
+    with pytest.raises(TypeError, match="must be a subclass of Ensemble"):
+        ENSEMBLES.register("dict", dict)

@@ -32,7 +32,8 @@ from linsim.deep.schedule import CHECKPOINT_SCHEDULES
 __all__ = ["DTYPES", "ENGINES", "TrainConfig"]
 
 DTYPES = ("float32", "float64")
-#: How the R runs are trained: one vmapped group, or a Python loop of plain modules.
+#: How the R runs are trained: one vmapped group, or a Python loop of plain modules (the built-in
+#: entries of :data:`linsim.deep.ensemble.ENSEMBLES`, the registry that ``engine`` is checked against).
 ENGINES = ("vmap", "loop")
 #: Fields that do not change the result beyond round-off (left out of ``config_id``).
 _NOT_IDENTITY = ("device", "engine", "compile", "eval_batch_size")
@@ -297,8 +298,9 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.dtype must be one of {DTYPES}; got {self.dtype!r}")
         if self.device is not None and not isinstance(self.device, str):
             object.__setattr__(self, "device", str(self.device))
-        if self.engine not in ENGINES:
-            raise ValueError(f"TrainConfig.engine must be one of {ENGINES}; got {self.engine!r}")
+        from linsim.deep.ensemble import ENSEMBLES  # the engine registry (ENGINES: its built-in names)
+
+        ENSEMBLES.lookup(self.engine, what="TrainConfig.engine")
         _check_int("eval_batch_size", self.eval_batch_size, 1)
         if not isinstance(self.compile, (bool, np.bool_)):
             raise ValueError(f"TrainConfig.compile must be True or False; got {self.compile!r}")
