@@ -9,6 +9,11 @@
   ``M_{t+1} = A M_t A + η² f_b (Γ(M_t) - Σ M_t Σ)``, ``A = I - ηΣ``, ``f_b = (n-b)/(b(n-1))``,
   ``Γ(M) = (1/n) Σ_i x_i (x_iᵀ M x_i) x_iᵀ``. Runs are independent, so the noise adds only to the
   run-diagonal blocks of the expected Gram matrix: an initialization-like spread.
+* Typical SGD geometry (§5.2.1): the eigenvalues of one realisation's centred Gram ``J Y Yᵀ J`` equal
+  those of the feature-space covariance ``Yᵀ J Y``, a sum over the M = R K points; its expectation
+  (exact, from the same moment recursion carried class-block by class-block) predicts the typical
+  (median over noise) spectrum, whereas the spectrum of ``E[J Y Yᵀ J]`` is the mean-Gram one, which
+  treats the noise of different runs as orthogonal and spreads it over R times too many directions.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ __all__ = [
     "sgd_minibatch_second_moment",
     "sgd_expected_gram",
     "sgd_quadratic_spectrum",
+    "sgd_feature_covariance",
+    "sgd_typical_spectrum",
 ]
 
 
@@ -180,4 +187,126 @@ def sgd_quadratic_spectrum(inputs, teacher, init, lr, steps, batch_size):
     """
     G = sgd_expected_gram(inputs, teacher, init, lr, steps, batch_size)
     ev = np.linalg.eigvalsh((G + G.T) / 2)
+    return ev[np.argsort(-np.abs(ev), kind="stable")]
+
+
+def sgd_feature_covariance(inputs, teacher, init, lr, steps, batch_size):
+    """Expected feature-space covariance ``E[Yᵀ J Y]`` of the small-logit points of an SGD ensemble.
+
+    Row ``(r, t)`` of ``Y`` is ``vec(Qᵀ Δ_{r,t} Σ^{1/2}) / sqrt(8C)`` (``Δ = W - W*``, ``Q`` the class-contrast
+    basis), so ``J Y Yᵀ J`` is the small-logit InPCA matrix of one SGD realisation and ``Yᵀ J Y`` has the same
+    nonzero eigenvalues. Its expectation over batch noise is exact (derivations.md §5.2.1): with
+    ``m_{r,t}`` the GD mean points and ``N_{r,t}`` the per-point noise covariance,
+    ``E[Yᵀ J Y] = Mᵀ J M + Σ_{r,t} N_{r,t} - (1/M) Σ_r Σ_{t,t'} Cov(y_{r,t}, y_{r,t'})``, where the noise
+    covariance follows the class-blockwise moment recursion
+    ``S_{t+1} = A S_t A + η² f_b (Γ(S_t) - Σ S_t Σ)`` and ``Cov(y_t, y_t') = N_t A^{t'-t}`` (``t <= t'``).
+
+    Parameters
+    ----------
+    inputs : (n, d) array
+        Training inputs, any basis; ``Σ = Xᵀ X / n``.
+    teacher : (C, d) array
+        Teacher weights ``W*``.
+    init : (R, C, d) array
+        Initial weights of the R runs.
+    lr : float
+        Learning rate η (full-batch stable: ``η λ_max(Σ) < 2``).
+    steps : (K,) array of ints
+        Checkpoint steps.
+    batch_size : int
+        ``b`` in ``[1, n]``, drawn without replacement within a step, independently across steps and runs.
+
+    Returns
+    -------
+    ((C-1) d, (C-1) d) array, symmetric PSD, in the eigenbasis of ``Σ`` (eigenvalues descending),
+    class-contrast index major. Units: the small-logit Bhattacharyya distance (mean over samples).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> g = np.random.default_rng(0)
+    >>> F = sgd_feature_covariance(g.normal(size=(6, 2)), g.normal(size=(2, 2)), g.normal(size=(3, 2, 2)), 0.1, [0, 2], 3)
+    >>> F.shape, bool(np.allclose(F, F.T))
+    ((2, 2), True)
+    """
+    X = as_float_array(inputs, "inputs", ndim=2)
+    Wt = as_float_array(teacher, "teacher", ndim=2)
+    W0 = as_float_array(init, "init", ndim=3)
+    n, d = X.shape
+    if Wt.shape[1] != d or W0.shape[1:] != Wt.shape:
+        raise ValueError(f"teacher must be (C, d={d}) and init (R, C, d); got {Wt.shape}, {W0.shape}")
+    if Wt.shape[0] < 2:
+        raise ValueError("need at least 2 classes (teacher.shape[0] >= 2)")
+    st = steps_array(steps)
+    b = batch_size
+    if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or not 1 <= b <= n:
+        raise ValueError(f"batch_size must be an integer in [1, n={n}], got {batch_size!r}")
+    lam, V = np.linalg.eigh(X.T @ X / n)
+    lam, V = np.clip(lam[::-1], 0.0, None), V[:, ::-1]  # descending; clip is round-off only (Gram matrix)
+    lr = check_lr(lr, lam)
+    Xe = X @ V  # eigenbasis: Σ = diag(lam), A = diag(1 - η lam)
+    R, C, _ = W0.shape
+    J = C - 1
+    Q = class_contrast_basis(C)
+    D0 = np.einsum("cj,rcd,de->rje", Q, W0 - Wt, V)  # (R, C-1, d) contrasts in the eigenbasis
+    a = 1.0 - lr * lam
+    fb = (n - b) / (b * (n - 1.0)) if n > 1 else 0.0
+    K = st.size
+    Mpts = R * K
+    Tmax = int(st.max())
+    want = {}
+    for k, t in enumerate(st.tolist()):
+        want.setdefault(t, []).append(k)
+    S = np.einsum("rjd,rke->jdke", D0, D0)  # Σ_r E[vec Δ̃ vec Δ̃ᵀ], blocks (j, k) of (d, d)
+    means = np.empty((R, K, J, d))
+    noise = np.empty((K, J, d, J, d))  # Σ_r N_{r,t} (weights, before the Σ^{1/2} metric)
+    for t in range(Tmax + 1):
+        if t in want:
+            m = D0 * a[None, None, :] ** t
+            N = S - np.einsum("rjd,rke->jdke", m, m)
+            for k in want[t]:
+                means[:, k], noise[k] = m, N
+        if t < Tmax:
+            SS = np.einsum("d,jdke,e->jdke", lam, S, lam)
+            q = np.einsum("nd,jdke,ne->jkn", Xe, S, Xe)
+            Gam = np.einsum("jkn,nd,ne->jdke", q, Xe, Xe) / n
+            S = np.einsum("d,jdke,e->jdke", a, S, a) + lr**2 * fb * (Gam - SS)
+    h = np.sqrt(lam) / np.sqrt(8.0 * C)
+    Y = (means * h).reshape(Mpts, J * d)
+    Yc = Y - Y.mean(axis=0)
+    F = Yc.T @ Yc
+    tot = np.zeros((J, d, J, d))
+    cross = np.zeros((J, d, J, d))
+    for k in range(K):
+        tot += noise[k]
+        for k2 in range(K):
+            lo, hi = (k, k2) if st[k] <= st[k2] else (k2, k)
+            Ck = noise[lo] * (a ** int(st[hi] - st[lo]))[None, None, None, :]  # Cov(lo, hi)
+            cross += Ck if lo == k else Ck.transpose(2, 3, 0, 1)
+    Nf = tot - cross / Mpts
+    Nf = np.einsum("d,jdke,e->jdke", h, Nf, h).reshape(J * d, J * d)
+    F = F + Nf
+    return (F + F.T) / 2.0
+
+
+def sgd_typical_spectrum(inputs, teacher, init, lr, steps, batch_size):
+    """Typical (median over SGD noise) small-logit InPCA spectrum: eigenvalues of
+    :func:`sgd_feature_covariance`, |λ|-descending, shape ((C-1) d,).
+
+    One realisation's InPCA eigenvalues are those of its feature covariance ``Yᵀ J Y``, a sum over the
+    R K points that self-averages; so the spectrum of its expectation is the typical one (derivations.md
+    §5.2.1). Prefer it to :func:`sgd_quadratic_spectrum` (the spectrum of the expected point-space Gram)
+    when asking about the geometry of a single SGD ensemble; the two coincide at full batch (GD).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> g = np.random.default_rng(0)
+    >>> X, Wt, W0 = g.normal(size=(8, 3)), g.normal(size=(2, 3)), g.normal(size=(2, 2, 3))
+    >>> typ = sgd_typical_spectrum(X, Wt, W0, 0.1, [0, 2, 5], 8)   # full batch: the GD spectrum
+    >>> bool(np.allclose(typ[:3], sgd_quadratic_spectrum(X, Wt, W0, 0.1, [0, 2, 5], 8)[:3]))
+    True
+    """
+    F = sgd_feature_covariance(inputs, teacher, init, lr, steps, batch_size)
+    ev = np.linalg.eigvalsh(F)
     return ev[np.argsort(-np.abs(ev), kind="stable")]
