@@ -95,6 +95,13 @@ def main(argv=None) -> int:
     print(f"   worst |dmu|/mu_1 {we:.4f}, worst |dchi| {wc:.4f} (quadratic theory worst |dmu|/mu_1 "
           f"{wq:.4f}); own error estimate covered the error in {cov}/{len(fl_cells)}  "
           f"{'PASS' if ok else 'FAIL'}")
+    from acceptance_sgd import sgd_check  # section 4: typical SGD geometry (median over noise)
+    print("4. SGD: median chi_k over noise realisations vs theory.sgd_typical_spectrum and the "
+          "mean-Gram theory (target: typical closer than mean-Gram at every b)")
+    wt, wm = sgd_check(n_real=10 if args.quick else 100)
+    ok = all(t < m for t, m in zip(wt, wm))
+    ok_all &= ok
+    print(f"   worst |dchi| typical {max(wt):.4f}, mean-Gram {max(wm):.4f}  {'PASS' if ok else 'FAIL'}")
     print("all targets met" if ok_all else "SOME TARGETS MISSED")
     return 0 if ok_all else 1
 
