@@ -1,170 +1,379 @@
-"""The fused Bhattacharyya kernel for small and medium class counts (CPU, numba).
+"""The fused Bhattacharyya kernel for small and medium class counts (CPU, numba, register tiles).
 
-For one output tile -- rows ``a`` of one ensemble against a block of columns ``b`` of another --
-and the samples of one chunk, the kernel keeps a running product ``Q_ab`` of the per-sample
-Bhattacharyya coefficients ``BC_i = sum_c x_aic y_bic`` (``x = sqrt(p)``) and adds ``log Q`` to
-an accumulator only when the product falls below ``2**-500`` and at the end, so that a
-logarithm costs almost nothing.  The innermost loop runs over the columns of the block (unit
-stride, vectorized by LLVM, the class sum unrolled: the class count is a compile-time constant,
-carried by the *length* of a tuple argument so that numba compiles one specialization per ``C``
-and caches it).  The coefficients of one sample are never written to memory: ``Q`` is updated
-in place, once per (pair, sample).
+What it computes: for every pair ``(a, b)`` of an output block and the samples ``i`` of one
+chunk, the sum ``sum_i log BC_i(a, b)`` with ``BC_i = sum_c x_aic y_bic`` and ``x = sqrt(p)``.
 
-Exactness (the same rules as the GEMM path of :mod:`linsim.inpca.distances`):
-
-* all arithmetic is float64 in a fixed order (no reassociation; ``fastmath`` only allows fused
-  multiply-add, which rounds once instead of twice), so the result does not depend on tiles,
-  threads or workers;
-* coefficients are at most 1, so ``Q`` only decreases; it is checked every ``group`` samples,
-  and while ``Q >= 2**-900`` at a check, every intermediate product was a normal float64 number
-  (no precision lost);
-* an entry whose product fell below ``2**-900`` is *flagged* (its partial value is discarded)
-  and recomputed by the caller exactly in the log domain, ``sum_i logsumexp_c((log p + log q)/2)``
+How (a GEMM-style micro-kernel, one output *register tile* at a time)
+--------------------------------------------------------------------
+* **Panels.** The square-root probabilities are packed into panels: ``R`` row models
+  (``W = 8 V`` column models) side by side, contiguous in memory for each (sample, class):
+  ``Xp[panel, i, c, 0:R]`` and ``Yp[panel, i, c, 0:W]``.  Panels are padded with the uniform
+  distribution (``x_c = C**-1/2``), whose coefficient with any distribution is at least
+  ``C**-1/2``, so padding never underflows; padded entries are discarded.
+* **Register tile.** For one row panel against one column panel, an ``R x W`` tile of
+  running products ``Q_ab`` lives in ``R * V`` vector registers (:mod:`linsim.inpca._simd`,
+  8 float64 lanes) across all the samples of a sample block.  Per sample the ``R x W``
+  coefficients are accumulated class by class in another ``R * V`` registers (one broadcast of
+  ``x_ac`` per row, ``V`` vector loads of ``y_.c`` per class, ``R * V`` fused multiply-adds)
+  and multiplied into ``Q``.  Coefficients never touch memory; ``Q`` goes to memory once per
+  sample block (``SBLOCK`` samples) and on a flush.  On an AVX-512 host the tile is 6 x 16
+  (24 ``zmm`` registers of the 32); elsewhere 3 x 8 (each vector is two ``ymm`` registers).
+* **Log-domain flush.** Every ``group`` samples (counted from the chunk start), if some lane
+  of the tile fell below :data:`FLUSH` (``2**-500``), the tile is stored and every entry
+  below ``FLUSH`` is logged into its accumulator and restarted at 1; an entry below
+  :data:`TINY` (``2**-900``) is *flagged* (its value is discarded) and recomputed by the
+  caller exactly in the log domain, ``sum_i logsumexp_c((log p + log q)/2)``
   (:func:`exact_pair_logbc`); disjoint support gives ``-inf`` there, hence distance ``+inf``.
+  Coefficients are at most 1 (to rounding), so ``Q`` only decreases; while ``Q >= 2**-900``
+  at a check, every intermediate product was a normal float64 number: no precision lost.
+* **Cache blocking.** A task is a block of row panels against a block of column panels
+  (default 96 x 256 models); inside it, sample blocks are outermost, then column panels
+  (one column panel of a sample block, ``SBLOCK * C * W`` float64, stays in L1 while the row
+  panels stream from L2).  In the self case only the micro-tiles that touch the upper
+  triangle are computed.
+
+Exactness and reproducibility: every entry goes through the same float64 operations in the
+same order whatever the tile shape, task split, worker count or host (``BC`` as
+``fma(x_{C-1}, y_{C-1}, ... fma(x_1, y_1, x_0 * y_0))``, then ``Q *= BC``; the flush decision
+of an entry depends on its own ``Q`` only; ``fma`` is exact on every target), so the results
+are bitwise independent of all of them.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import math
 
 import numpy as np
 
-__all__ = ["FLUSH", "TINY", "blocks_of", "exact_pair_logbc", "fused_impl", "prepare_blocks", "tile_logbc"]
+__all__ = [
+    "FLUSH",
+    "TINY",
+    "default_tile_shape",
+    "exact_pair_logbc",
+    "fused_impl",
+    "microkernel_source",
+    "pack_panels",
+    "prepare_panels",
+    "tile_kernel",
+]
 
 #: running products of coefficients are logged (and restarted at 1) once they fall below this
 FLUSH = 2.0 ** -500
 #: entries whose product fell below this are recomputed exactly in the log domain
 TINY = 2.0 ** -900
+#: samples between checks of the running products (default ``group``)
+GROUP = 16
+#: samples per block of the micro-kernel's loop (rounded to a multiple of ``group``)
+SBLOCK = 32
+#: default task block (models): rows x columns of the output per task
+ROWS = 96
+COLS = 256
+#: models per block of the preparation pass (rounded to a multiple of both panel widths)
+PREP_WIDTH = 480
+
+
+def default_tile_shape() -> tuple[int, int]:
+    """Register tile ``(R, V)``: ``R`` rows by ``V`` vectors of 8 columns, for this host.
+
+    6 x 2 (6 x 16 models, 24 of the 32 AVX-512 registers for ``Q`` and the coefficients) with
+    AVX-512, else 3 x 1 (3 x 8 models; each 8-lane vector is two AVX2 registers: 12 of 16).
+
+    Examples
+    --------
+    >>> default_tile_shape() in ((6, 2), (3, 1))
+    True
+    """
+    from ._simd import has_avx512
+
+    return (6, 2) if has_avx512() else (3, 1)
+
+
+def microkernel_source(R: int, V: int) -> str:
+    """Python source of the block kernel for an ``R x 8V`` register tile (compiled by numba).
+
+    Every ``q``/``s`` variable is one 8-lane vector (:mod:`linsim.inpca._simd`); the generated
+    code is straight-line in the tile so that the vectors stay in registers.
+
+    Examples
+    --------
+    >>> src = microkernel_source(2, 1)
+    >>> src.splitlines()[0]
+    'def block_2x1(Xp, Yp, n, C, pa0, pa1, pb0, pb1, diag, sblock, group, Qs, acc, flag, flush, tiny):'
+    >>> src.count("vfma(")
+    2
+    """
+    if not (isinstance(R, int) and isinstance(V, int) and R >= 1 and V >= 1):
+        raise ValueError(f"tile shape must be positive integers; got R={R!r}, V={V!r}")
+    W = 8 * V
+    RW = R * W
+    tile = [(r, v) for r in range(R) for v in range(V)]
+    lines = [
+        f"def block_{R}x{V}(Xp, Yp, n, C, pa0, pa1, pb0, pb1, diag, sblock, group, Qs, acc, flag, flush, tiny):",
+        "    nb = pb1 - pb0",
+        "    for s0 in range(0, n, sblock):",
+        "        s1 = min(n, s0 + sblock)",
+        "        for pb in range(pb0, pb1):",
+        "            pa_end = pa1",
+        "            if diag:",
+        f"                pa_end = min(pa1, (pb * {W} + {W - 1}) // {R} + 1)",
+        "            for pa in range(pa0, pa_end):",
+        f"                qoff = ((pa - pa0) * nb + (pb - pb0)) * {RW}",
+    ]
+    add = lines.append
+    ind = " " * 16
+    for r, v in tile:
+        add(f"{ind}q{r}_{v} = vload(Qs, qoff + {r * W + 8 * v})")
+    add(f"{ind}for g0 in range(s0, s1, group):")
+    add(f"{ind}    g1 = min(s1, g0 + group)")
+    add(f"{ind}    for i in range(g0, g1):")
+    body = ind + " " * 8
+    add(f"{body}xo = (pa * n + i) * C * {R}")
+    add(f"{body}yo = (pb * n + i) * C * {W}")
+    for r in range(R):
+        add(f"{body}x{r} = vbcast(Xp, xo + {r})")
+    for v in range(V):
+        add(f"{body}y{v} = vload(Yp, yo + {8 * v})")
+    for r, v in tile:
+        add(f"{body}s{r}_{v} = vmul(x{r}, y{v})")
+    add(f"{body}for c in range(1, C):")
+    for r in range(R):
+        add(f"{body}    x{r} = vbcast(Xp, xo + c * {R} + {r})")
+    for v in range(V):
+        add(f"{body}    y{v} = vload(Yp, yo + c * {W} + {8 * v})")
+    for r, v in tile:
+        add(f"{body}    s{r}_{v} = vfma(x{r}, y{v}, s{r}_{v})")
+    for r, v in tile:
+        add(f"{body}q{r}_{v} = vmul(q{r}_{v}, s{r}_{v})")
+    add(f"{ind}    if " + " or ".join(f"vanylt(q{r}_{v}, flush)" for r, v in tile) + ":")
+    for r, v in tile:
+        add(f"{ind}        vstore(Qs, qoff + {r * W + 8 * v}, q{r}_{v})")
+    add(f"{ind}        _flush_tile(Qs, acc, flag, qoff, {RW}, flush, tiny)")
+    for r, v in tile:
+        add(f"{ind}        q{r}_{v} = vload(Qs, qoff + {r * W + 8 * v})")
+    for r, v in tile:
+        add(f"{ind}vstore(Qs, qoff + {r * W + 8 * v}, q{r}_{v})")
+    return "\n".join(lines) + "\n"
+
+
+_JIT = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 
 
 @functools.cache
-def _kernel():
+def _helpers():
     import numba
 
-    @numba.njit(cache=True, nogil=True, fastmath={"contract"}, error_model="numpy", boundscheck=False)
-    def kernel(ctag, Xa, aoff, ta, Yb, tb, out, flag, group, flush, tiny):  # pragma: no cover - compiled
-        C = len(ctag)  # compile-time constant: the class loop below is unrolled
-        n = Xa.shape[0]
-        Q = np.ones((ta, tb))
-        acc = np.zeros((ta, tb))
-        for g0 in range(0, n, group):
-            g1 = min(n, g0 + group)
-            for i in range(g0, g1):
-                Yi = Yb[i]
-                Xi = Xa[i]
-                for a in range(ta):
-                    x = Xi[:, aoff + a]
-                    q = Q[a]
-                    for j in range(tb):
-                        s = 0.0
-                        for c in range(C):
-                            s += x[c] * Yi[c, j]
-                        q[j] *= s
-            for a in range(ta):
-                for j in range(tb):
-                    v = Q[a, j]
-                    if v < flush:
-                        if v < tiny:
-                            flag[a, j] = 1
-                        elif flag[a, j] == 0:
-                            acc[a, j] += math.log(v)
-                        Q[a, j] = 1.0
-        for a in range(ta):
-            for j in range(tb):
-                out[a, j] = 0.0 if flag[a, j] else acc[a, j] + math.log(Q[a, j])
+    @numba.njit(**_JIT)
+    def flush_tile(Qs, acc, flag, off, k, flush, tiny):  # pragma: no cover - compiled
+        for j in range(off, off + k):
+            v = Qs[j]
+            if v < flush:
+                if v < tiny:
+                    flag[j] = 1
+                elif flag[j] == 0:
+                    acc[j] += math.log(v)
+                Qs[j] = 1.0
 
-    return kernel
+    @numba.njit(**_JIT)
+    def finish(Qs, acc, flag, R, W, na, nb, out, a0, b0, a_lim, b_lim):  # pragma: no cover - compiled
+        """``out[a0 + .., b0 + ..] += acc + log Q`` for the unflagged entries inside the limits;
+        returns the number of flagged ones."""
+        flagged = 0
+        for ja in range(na):
+            for r in range(R):
+                a = a0 + ja * R + r
+                if a >= a_lim:
+                    break
+                for jb in range(nb):
+                    base = ((ja * nb + jb) * R + r) * W
+                    for w in range(W):
+                        b = b0 + jb * W + w
+                        if b >= b_lim:
+                            break
+                        j = base + w
+                        if flag[j]:
+                            flagged += 1
+                        else:
+                            out[a, b] += acc[j] + math.log(Qs[j])
+        return flagged
 
-
-@functools.cache
-def _prep_kernel():
-    import numba
-
-    @numba.njit(cache=True, nogil=True, error_model="numpy")
-    def prep(E, tol, normalize, X, logz):  # pragma: no cover - compiled
-        """From ``E[m, i, c] = sqrt(p)`` (unnormalized): ``X[i, c, m] = sqrt(p / Z)`` and
-        ``logz[i, m] = log Z``.  Returns -1, or the flat index ``m * s + i`` of the first row with
-        ``|log Z| > tol`` (NaN and +inf included)."""
+    @numba.njit(**_JIT)
+    def prep(E, tol, normalize, m0, XR, R, XW, W, logz):  # pragma: no cover - compiled
+        """From ``E[m, i, c] = sqrt(p)`` (unnormalized) of models ``m0 + m`` (``m0`` and the
+        block's end on whole panels): the normalized values into the panels ``XR`` (width
+        ``R``) and, when ``W > 0``, ``XW`` (width ``W``), and ``log Z`` into ``logz[i, m0 + m]``.
+        Returns -1, or the flat index ``m * s + i`` of the first row with ``|log Z| > tol``
+        (NaN and +inf included)."""
         w, s, C = E.shape
+        inv = np.empty((w, s))
         bad = -1
-        for i in range(s):
-            for m in range(w):
+        for m in range(w):  # pass 1, reading E in order: norms and checks
+            for i in range(s):
                 z = 0.0
                 for c in range(C):
                     v = E[m, i, c]
                     z += v * v
                 lz = math.log(z)
                 if not abs(lz) <= tol:  # the caller raises the located error
-                    if bad < 0 or m * s + i < bad:
+                    if bad < 0:
                         bad = m * s + i
+                    inv[m, i] = 0.0
                     continue
-                inv = 1.0 / math.sqrt(z) if normalize else 1.0
-                logz[i, m] = lz if normalize else 0.0
-                for c in range(C):
-                    X[i, c, m] = E[m, i, c] * inv
-        return bad
+                inv[m, i] = 1.0 / math.sqrt(z) if normalize else 1.0
+                logz[i, m0 + m] = lz if normalize else 0.0
+        if bad >= 0:
+            return bad
+        for X, P in ((XR, R), (XW, W)):  # pass 2, writing the panels in order
+            if P == 0:
+                continue
+            for p in range(m0 // P, (m0 + w + P - 1) // P):
+                mlo = p * P - m0
+                k = min(P, w - mlo)
+                for i in range(s):
+                    o = (p * s + i) * C * P
+                    for c in range(C):
+                        for r in range(k):
+                            X[o + c * P + r] = E[mlo + r, i, c] * inv[mlo + r, i]
+        return -1
 
-    return prep
+    return flush_tile, finish, prep
 
 
-def prepare_blocks(lp, s0, s1, width, tol, normalize=True):
-    """Square-root probabilities of samples ``s0:s1`` in model blocks of ``width``.
+@functools.cache
+def tile_kernel(R: int, V: int):
+    """The compiled block kernel for an ``R x 8V`` register tile (cached on disk by numba).
 
-    The exponentials are taken by numpy (vectorized), the norms, normalization and the
-    transposition to the kernel's layout in one compiled pass.
+    Call signature (all arrays 1-D C-contiguous; panel layouts as in the module docstring)::
+
+        kernel(Xp, Yp, n, C, pa0, pa1, pb0, pb1, diag, sblock, group, Qs, acc, flag, flush, tiny)
+
+    ``Xp`` (panels, n, C, R) and ``Yp`` (panels, n, C, 8V) flattened; the block is row panels
+    ``pa0:pa1`` against column panels ``pb0:pb1``; ``Qs``/``acc`` (float64) and ``flag`` (uint8)
+    hold ``(pa1 - pa0, pb1 - pb0, R, 8V)`` states (``Q`` starts at 1, ``acc`` at 0); ``diag``
+    skips the micro-tiles strictly below the diagonal (self case); ``sblock`` is a multiple of
+    ``group``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> k = tile_kernel(1, 1)
+    >>> x = np.full((1, 1, 2, 1), 0.5 ** 0.5).ravel()             # one model, 1 sample, C = 2
+    >>> y = np.tile(np.array([1.0, 0.0])[:, None], (1, 8)).ravel()  # 8 one-hot models
+    >>> Q, acc, flag = np.ones(8), np.zeros(8), np.zeros(8, np.uint8)
+    >>> k(x, y, 1, 2, 0, 1, 0, 1, False, 16, 16, Q, acc, flag, FLUSH, TINY)
+    >>> bool(np.allclose(Q, 0.5 ** 0.5))
+    True
+    """
+    import numba
+
+    from . import _simd
+
+    flush_tile = _helpers()[0]
+    src = microkernel_source(R, V)
+    env = {"__name__": __name__, "min": min, "_flush_tile": flush_tile, "vload": _simd.vload,
+           "vstore": _simd.vstore, "vbcast": _simd.vbcast, "vmul": _simd.vmul, "vfma": _simd.vfma,
+           "vanylt": _simd.vanylt}
+    # compiled with this file's name so that numba's on-disk cache is keyed (and invalidated) by it
+    exec(compile(src, __file__, "exec"), env)
+    return numba.njit(**_JIT)(env[f"block_{R}x{V}"])
+
+
+# ----------------------------------------------------------------------------- packing
+
+def _lcm(a: int, b: int) -> int:
+    return a * b // math.gcd(a, b)
+
+
+def _empty_panels(M: int, s: int, C: int, P: int, buf=None) -> np.ndarray:
+    """Flat panel array ``(ceil(M/P), s, C, P)`` (a prefix of ``buf`` when given, so that
+    consecutive sample chunks reuse resident memory) with the padding models set to uniform."""
+    nP = -(-M // P)
+    size = nP * s * C * P
+    X = np.empty(size) if buf is None else buf[:size]
+    if nP * P > M:
+        X.reshape(nP, s, C, P)[-1, :, :, M - (nP - 1) * P:] = C ** -0.5
+    return X
+
+
+def prepare_panels(lp, s0, s1, widths, tol, normalize=True, width=PREP_WIDTH, pool=None, bufs=None):
+    """Normalized square-root probabilities of samples ``s0:s1`` packed into panels.
 
     Parameters
     ----------
     lp : ndarray (M, n, C) float32 or float64 (any strides)
+        Log-probabilities.
+    widths : tuple of one or two ints
+        Panel widths to produce (the row and, in the self case, the column width).
     tol : float
-        Accepted ``|log Z|`` per (model, sample).
+        Accepted ``|log Z|`` per (model, sample) (``inf`` with ``normalize=False``).
+    normalize : bool
+        Divide by ``sqrt(Z)`` (else use the rows as given, ``log Z`` reported as 0).
+    width : int
+        Models per preparation block (rounded to a multiple of the widths); blocks are shared
+        out over ``pool`` when given (the exponentials release the GIL).
+    bufs : list of flat float64 arrays, optional
+        Memory for the panels (one per width, large enough); the panels are prefixes of them.
 
     Returns
     -------
-    list of (X (s, C, w) float64, logz (s, w) float64) per block, or None when some row fails the
-    tolerance (the caller then runs the located checks).
+    (panels, logz) : list of flat float64 arrays, ndarray (s, M) float64
+        ``panels[k]`` has the layout ``(ceil(M / widths[k]), s, C, widths[k])``.  None when some
+        row fails the tolerance (the caller then runs the located checks).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> lp = np.log(np.array([[[0.25, 0.75]], [[1.0, 1e-300]]]))       # M=2, n=1, C=2
+    >>> (X,), logz = prepare_panels(lp, 0, 1, (2,), 1e-8)
+    >>> X.reshape(1, 1, 2, 2)[0, 0].round(4).tolist()                  # [class][model]
+    [[0.5, 1.0], [0.866, 0.0]]
     """
     M, _, C = lp.shape
     s = s1 - s0
-    out = []
-    k = _prep_kernel()
-    for m0 in range(0, M, width):
+    R = widths[0]
+    W = widths[1] if len(widths) > 1 else 0
+    bufs = [None, None] if bufs is None else list(bufs) + [None]
+    XR = _empty_panels(M, s, C, R, bufs[0])
+    XW = _empty_panels(M, s, C, W, bufs[1]) if W else np.empty(0)
+    logz = np.empty((s, M))
+    step = _lcm(R, W) if W else R
+    width = max(step, width // step * step)
+    prep = _helpers()[2]
+
+    def one(m0):
         w = min(M, m0 + width) - m0
         E = np.multiply(lp[m0:m0 + w, s0:s1], 0.5, dtype=np.float64)
         np.exp(E, out=E)
-        X = np.empty((s, C, w))
-        logz = np.empty((s, w))
-        if k(E, float(tol), bool(normalize), X, logz) >= 0:
-            return None
-        out.append((X, logz))
-    return out
+        return prep(E, float(tol), bool(normalize), m0, XR, R, XW, W, logz)
+
+    starts = range(0, M, width)
+    bad = list(pool.map(one, starts)) if pool is not None and len(starts) > 1 else [one(m0) for m0 in starts]
+    if max(bad) >= 0:
+        return None
+    return ([XR, XW] if W else [XR]), logz
 
 
-def tile_logbc(Xa, aoff, ta, Yb, tb, group):
-    """``sum_i log BC_i`` over the samples of ``Xa``/``Yb`` for one tile.
+def pack_panels(X, P):
+    """Pack square-root probabilities ``X`` (s, M, C) into a flat ``(ceil(M/P), s, C, P)`` array.
 
-    Parameters
-    ----------
-    Xa : ndarray (s, C, wa) float64, C-contiguous
-        Square-root probabilities of a block of row models (models last); the tile's rows are
-        ``aoff .. aoff + ta - 1`` of this block.
-    Yb : ndarray (s, C, wb) float64, C-contiguous
-        The same for the column block; the tile's columns are ``0 .. tb - 1``.
-    group : int
-        Samples between checks of the running product.
-
-    Returns
-    -------
-    (out, flag) : ndarray (ta, tb) float64 and ndarray (ta, tb) uint8
-        ``out`` holds the sums, 0 where ``flag`` is 1 (products that fell below :data:`TINY`:
-        recompute those exactly with :func:`exact_pair_logbc`).
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.arange(6.0).reshape(1, 3, 2)        # s=1, M=3, C=2
+    >>> pack_panels(X, 2).reshape(2, 1, 2, 2)[1, 0].tolist()   # model 2 and a uniform pad
+    [[4.0, 0.7071067811865476], [5.0, 0.7071067811865476]]
     """
-    C = Xa.shape[1]
-    out = np.empty((ta, tb))
-    flag = np.zeros((ta, tb), dtype=np.uint8)
-    _kernel()((0,) * C, Xa, aoff, ta, Yb, tb, out, flag, group, FLUSH, TINY)
-    return out, flag
+    s, M, C = X.shape
+    out = _empty_panels(M, s, C, P)
+    nP = -(-M // P)
+    view = out.reshape(nP, s, C, P)
+    full = M // P
+    if full:
+        view[:full] = X[:, :full * P].reshape(s, full, P, C).transpose(1, 0, 3, 2)
+    if full < nP:
+        view[full, :, :, :M - full * P] = X[:, full * P:].transpose(0, 2, 1)
+    return out
 
 
 def exact_pair_logbc(La, Lb):
@@ -178,6 +387,13 @@ def exact_pair_logbc(La, Lb):
     Returns
     -------
     ndarray (k, s) float64, ``-inf`` where the pair has disjoint support on a sample.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> La = np.log(np.array([[[0.5, 0.5]]])); Lb = np.log(np.array([[[1.0, 1e-300]]]))
+    >>> bool(np.isclose(exact_pair_logbc(La, Lb)[0, 0], np.log(np.sqrt(0.5))))
+    True
     """
     H = 0.5 * (La + Lb)
     with np.errstate(invalid="ignore"):
@@ -191,31 +407,38 @@ def exact_pair_logbc(La, Lb):
 
 # ----------------------------------------------------------------------------- in-memory driver
 
-#: rows per tile and columns per block (the kernel's working set: Q and its accumulator,
-#: 2 * 64 * 256 float64 = 256 KiB, stay in L2; one sample of the column block, C * 256 float64,
-#: in L1)
-ROWS = 64
-COLS = 256
-GROUP = 16
+#: memory for the packed panels of one sample chunk (reused from chunk to chunk)
+PANEL_BYTES = 64 << 20
+#: tile states (running product, accumulator, flag: 17 bytes per entry) are kept across sample
+#: chunks, so that each entry is logged once at the end, when they fit in this many bytes
+STATE_BYTES = 256 << 20
 
 
-def fused_impl(tp, tq, *, prepare, logprobs, out, tile=None, group=None, workers=1):
-    """Sum of ``log BC`` over all samples for every pair, with the fused kernel.
+def fused_impl(tp, tq, *, prepare, logprobs, out, tile=None, group=None, workers=1, shape=None):
+    """Sum of ``log BC`` over all samples for every pair, with the register-tiled kernel.
 
     Parameters
     ----------
     tp, tq : objects with ``shape`` (M, n, C); ``tq`` None for the self case
-    prepare : callable ``(which, s0, s1, width) -> list of (X, logz)``
-        Square-root probabilities of samples ``s0:s1`` of ensemble ``which`` (0: p, 1: q) in
-        model blocks of ``width``: ``X`` (s, C, w) float64 C-contiguous and the log normalizers
-        ``logz`` (s, w) (checked inputs).
+    prepare : callable ``(which, s0, s1, widths, pool, bufs) -> list of flat panel arrays``
+        Normalized square-root probabilities of samples ``s0:s1`` of ensemble ``which``
+        (0: p, 1: q) packed into panels of each of the ``widths``, in the memory ``bufs`` (see
+        :func:`prepare_panels`; inputs checked there).
     logprobs : callable ``(which, models, s0, s1) -> ndarray (k, s, C)``
         Normalized float64 log-probabilities of the given models (for the exact recomputation).
     out : ndarray (Ma, Mb) float64, C-contiguous
-        Receives ``sum_i log BC_i`` (upper triangle only in the self case, as computed tiles).
-    tile, group, workers
-        Rows per tile (columns per block: ``max(tile, 4 * tile)`` rounded), samples per check,
-        threads.
+        Receives ``sum_i log BC_i`` (the upper triangle, diagonal included, in the self case;
+        entries below it are left for the caller to mirror).
+    tile : int, optional
+        Models per side of a task block (default 96 rows x 256 columns), rounded up to whole
+        panels.
+    group : int, optional
+        Samples between checks of the running products (default 16).
+    workers : int
+        Threads sharing the task blocks (the kernel releases the GIL; each call is
+        single-threaded).
+    shape : (R, V), optional
+        Register tile (default :func:`default_tile_shape`); the result does not depend on it.
 
     Returns
     -------
@@ -223,56 +446,88 @@ def fused_impl(tp, tq, *, prepare, logprobs, out, tile=None, group=None, workers
         Number of pairs with disjoint support and the first one ``(a, b, sample)``
         (lexicographic in ``(a, b)``, then the smallest sample), or ``(0, None)``.
     """
-    import concurrent.futures
-
     sym = tq is None
     Ma, n, C = tp.shape
     Mb = Ma if sym else tq.shape[0]
-    ta_max = ROWS if tile is None else int(tile)
-    tb_max = COLS if tile is None else int(tile)
+    R, V = default_tile_shape() if shape is None else shape
+    W = 8 * V
+    kernel = tile_kernel(R, V)
+    finish = _helpers()[1]
     g = GROUP if group is None else int(group)
-    per_sample = 8 * C * 2 * (Ma + (0 if sym else Mb))
-    s_chunk = max(1, min(n, (256 << 20) // max(per_sample, 1)))
+    sblock = g * max(1, SBLOCK // g)
+    rp = max(1, -(-(ROWS if tile is None else int(tile)) // R))  # row panels per task
+    cp = max(1, -(-(COLS if tile is None else int(tile)) // W))  # column panels per task
+    nPa, nPb = -(-Ma // R), -(-Mb // W)
+    tasks = []
+    for pa0 in range(0, nPa, rp):
+        pa1 = min(nPa, pa0 + rp)
+        first_pb = (pa0 * R) // W if sym else 0
+        tasks += [(pa0, pa1, pb0, min(nPb, pb0 + cp)) for pb0 in range(first_pb, nPb, cp)]
+    tasks.sort(key=lambda t: -(t[1] - t[0]) * (t[3] - t[2]))  # stable: big blocks first
+    entries = [(t[1] - t[0]) * (t[3] - t[2]) * R * W for t in tasks]
+    persist = 17 * sum(entries) <= STATE_BYTES
+    # Sample chunks: the two panel layouts take 8 C (padded M) bytes per sample each.  With
+    # persistent states the chunk only bounds the panel memory; otherwise every chunk ends with
+    # one logarithm per entry, so chunks are made as long as twice the memory allows.
+    per_sample = 8 * C * (nPa * R + nPb * W)
+    budget = PANEL_BYTES if persist else 4 * PANEL_BYTES
+    s_chunk = max(1, min(n, budget // max(per_sample, 1)))
+    if s_chunk < n:
+        s_chunk = max(sblock, s_chunk // sblock * sblock)  # flush checks stay on a group grid
+    bufs = [np.empty(-(-Ma // R) * s_chunk * C * R), np.empty(-(-Mb // W) * s_chunk * C * W)]
+    states = [None] * len(tasks)
 
-    col_blocks = [(b0, min(Mb, b0 + tb_max)) for b0 in range(0, Mb, tb_max)]
-    tasks = []  # (a0, a1, block index)
-    for a0 in range(0, Ma, ta_max):
-        a1 = min(Ma, a0 + ta_max)
-        first_block = 0 if not sym else a0 // tb_max
-        tasks += [(a0, a1, jb) for jb in range(first_block, len(col_blocks))]
-    # a row tile never straddles two blocks of tb_max models (tb_max is a multiple of ta_max)
+    def state(k):
+        if states[k] is None:
+            states[k] = (np.ones(entries[k]), np.zeros(entries[k]), np.zeros(entries[k], dtype=np.uint8))
+        return states[k]
+
+    def finish_task(k):
+        """Add the task's sums into ``out``; return its flagged (a, b) or None; reset it."""
+        pa0, pa1, pb0, pb1 = tasks[k]
+        Qs, acc, flag = states[k]
+        na, nb = pa1 - pa0, pb1 - pb0
+        a0, b0 = pa0 * R, pb0 * W
+        res = None
+        if finish(Qs, acc, flag, R, W, na, nb, out, a0, b0, Ma, Mb):
+            f = flag.reshape(na, nb, R, W).transpose(0, 2, 1, 3).reshape(na * R, nb * W)
+            ia, ib = np.nonzero(f)
+            ia, ib = ia + a0, ib + b0
+            keep = (ia < Ma) & (ib < Mb)
+            res = ia[keep], ib[keep]
+        states[k] = None
+        return res
+
     pool = concurrent.futures.ThreadPoolExecutor(workers) if workers > 1 else None
+    pmap = (lambda f, xs: list(pool.map(f, xs))) if pool is not None else (lambda f, xs: [f(x) for x in xs])
     disjoint = {}
+    ks = range(len(tasks))
     try:
         for s0 in range(0, n, s_chunk):
             s1 = min(n, s0 + s_chunk)
-            rows = [X for X, _ in prepare(0, s0, s1, tb_max)]
-            cols = rows if sym else [X for X, _ in prepare(1, s0, s1, tb_max)]
+            s = s1 - s0
+            if sym:
+                Xp, Yp = prepare(0, s0, s1, (R, W), pool, bufs)
+            else:
+                (Xp,) = prepare(0, s0, s1, (R,), pool, bufs[:1])
+                (Yp,) = prepare(1, s0, s1, (W,), pool, bufs[1:])
 
-            def run(task):
-                a0, a1, jb = task
-                b0, b1 = col_blocks[jb]
-                Y = cols[jb]
-                if sym and b0 < a0:  # diagonal block: only the columns from the tile's first row on
-                    Y = np.ascontiguousarray(Y[:, :, a0 - b0:])
-                    b0 = a0
-                part, flag = tile_logbc(rows[a0 // tb_max], a0 % tb_max, a1 - a0, Y, b1 - b0, g)
-                out[a0:a1, b0:b1] += part
-                if flag.any():
-                    ia, ib = np.nonzero(flag)
-                    return ia + a0, ib + b0
-                return None
+            def run(k, Xp=Xp, Yp=Yp, s=s, last=s1 == n):
+                pa0, pa1, pb0, pb1 = tasks[k]
+                Qs, acc, flag = state(k)
+                kernel(Xp, Yp, s, C, pa0, pa1, pb0, pb1, sym, sblock, g, Qs, acc, flag, FLUSH, TINY)
+                return finish_task(k) if (last or not persist) else None
 
-            results = list(pool.map(run, tasks)) if pool is not None else [run(t) for t in tasks]
-            flagged = [r for r in results if r is not None]
-            if flagged:
+            flagged = [r for r in pmap(run, ks) if r is not None]
+            if flagged:  # exact recomputation over the samples these states covered
                 fa = np.concatenate([f[0] for f in flagged])
                 fb = np.concatenate([f[1] for f in flagged])
                 if sym:
                     keep = fa < fb
                     fa, fb = fa[keep], fb[keep]
-                _redo_exact(fa, fb, s0, s1, logprobs, sym, out, disjoint)
-            del rows, cols
+                for r0 in range(0 if persist else s0, s1, s_chunk):
+                    _redo_exact(fa, fb, r0, min(s1, r0 + s_chunk), logprobs, sym, out, disjoint)
+            del Xp, Yp
     finally:
         if pool is not None:
             pool.shutdown()
@@ -280,13 +535,6 @@ def fused_impl(tp, tq, *, prepare, logprobs, out, tile=None, group=None, workers
         return 0, None
     first = min(disjoint.items())
     return len(disjoint), (first[0][0], first[0][1], first[1])
-
-
-def blocks_of(X, width):
-    """Contiguous ``(s, C, width)`` numpy copies of consecutive model blocks of ``X`` (s, M, C)."""
-    XT = X.permute(0, 2, 1)
-    M = X.shape[1]
-    return [np.ascontiguousarray(XT[:, :, m0:min(M, m0 + width)].numpy()) for m0 in range(0, M, width)]
 
 
 def _redo_exact(fa, fb, s0, s1, logprobs, sym, out, disjoint, batch=4096):

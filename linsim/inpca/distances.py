@@ -552,42 +552,36 @@ def _gemm_logbc(tp, tq, out, *, device, tile, group, norm_tol, check, workers=No
 
 
 def _fused_logbc(tp, tq, out, *, device, tile, group, norm_tol, check, workers=None, track=True):
-    """Fused path (CPU, numba): the same contract as :func:`_gemm_logbc`."""
-    from ._fused import fused_impl
+    """Fused path (CPU, numba register tiles): the same contract as :func:`_gemm_logbc`."""
+    from ._fused import fused_impl, pack_panels, prepare_panels
 
     dev = torch.device("cpu")
     if workers is None:
         Ma, n, _ = tp.shape
         Mb = Ma if tq is None else tq.shape[0]
         workers = torch.get_num_threads() if Ma * Mb * n >= _THREADED_MIN_WORK else 1
-    from ._fused import blocks_of, prepare_blocks
 
     tens = (tp, tp if tq is None else tq)
     names = ("logp", "logq")
-    logz_cache = {}
 
-    def prepare(which, s0, s1, width):
+    def prepare(which, s0, s1, widths, pool, bufs):
         t = tens[which]
         tol = float("inf") if not check else (NORM_TOL[t.dtype] if norm_tol is None else float(norm_tol))
-        blocks = prepare_blocks(t.detach().cpu().numpy(), s0, s1, width, tol, normalize=check)
-        if blocks is None:  # some row failed the tolerance: the located checks raise (or pass, rounding)
-            X, logz = _sqrt_prob_chunk(t, s0, s1, names[which], norm_tol, dev, check)
-            M = t.shape[0]
-            if logz is None:
-                logz = torch.zeros(X.shape[:2], dtype=torch.float64)
-            blocks = [(Xb, logz[:, m0:m0 + Xb.shape[2]].numpy()) for m0, Xb in
-                      zip(range(0, M, width), blocks_of(X, width))]
-        logz_cache[which] = (s0, np.concatenate([lz for _, lz in blocks], axis=1))  # (s, M)
-        return blocks
+        res = prepare_panels(t.detach().cpu().numpy(), s0, s1, widths, tol, normalize=check, pool=pool,
+                             bufs=bufs)
+        if res is None:  # some row failed the tolerance: the located checks raise (or pass, rounding)
+            X, _ = _sqrt_prob_chunk(t, s0, s1, names[which], norm_tol, dev, check)
+            res = [pack_panels(X.numpy(), w) for w in widths], None
+        return res[0]
 
     def logprobs(which, models, s0, s1):
-        t = tens[which]
+        """Float64 log-probabilities of (few, flagged) models, normalized exactly."""
         m = torch.from_numpy(np.asarray(models, dtype=np.int64))
-        lp = t[m, s0:s1].to(torch.float64).numpy()
-        c0, logz = logz_cache.get(which, (None, None))
-        if check and logz is not None and c0 == s0:  # (s, M) normalizers of this chunk
-            lp = lp - logz[:, np.asarray(models)].T[:, :, None]
-        return lp
+        lp = tens[which][m, s0:s1].to(torch.float64)
+        if check:
+            with np.errstate(invalid="ignore"):
+                lp = lp - torch.logsumexp(lp, dim=-1, keepdim=True)
+        return lp.numpy()
 
     return fused_impl(tp, tq, prepare=prepare, logprobs=logprobs, out=out, tile=tile, group=group,
                       workers=max(1, int(workers)))

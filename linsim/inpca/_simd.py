@@ -1,0 +1,182 @@
+"""Explicit SIMD values for numba kernels: a float64 vector of :data:`LANES` lanes.
+
+numba's auto-vectorizer does not keep a tile of running products in registers across a loop
+over samples (the SLP vectorizer leaves scalar accumulators scalar and spills them), so the
+fused Bhattacharyya kernel (:mod:`linsim.inpca._fused`) is written with an explicit vector
+type, :data:`f64v`, lowered to LLVM's ``<8 x double>``: on an AVX-512 host one ``zmm``
+register, on an AVX2 host two ``ymm`` registers (LLVM splits it).  Values of this type are SSA
+values, so a loop-carried vector stays in a register unless the register file is exhausted.
+
+The operations are numba intrinsics, usable only inside ``@numba.njit`` code:
+
+* ``vload(a, i)`` / ``vstore(a, i, v)`` -- lanes ``a[i : i + LANES]`` of a 1-D float64 array
+  (no bounds check: the caller guarantees ``i + LANES <= a.size``);
+* ``vsplat(x)`` -- every lane ``x``; ``vbcast(a, i)`` -- every lane ``a[i]`` (no bounds check);
+* ``vmul(a, b)`` -- lane-wise product, rounded once;
+* ``vfma(a, b, c)`` -- lane-wise ``a * b + c`` rounded once (``llvm.fma``: an exact fused
+  multiply-add on every target, never contracted differently, so results are bitwise
+  reproducible);
+* ``vanylt(v, x)`` -- whether some lane of ``v`` is ``< x`` (ordered: NaN lanes are not).
+
+Examples
+--------
+>>> import numba, numpy as np
+>>> @numba.njit
+... def axpy_first_lanes(a, x, y):
+...     vstore(y, 0, vfma(vsplat(a), vload(x, 0), vload(y, 0)))
+>>> x = np.arange(8.0); y = np.ones(8)
+>>> axpy_first_lanes(2.0, x, y); y.tolist()
+[1.0, 3.0, 5.0, 7.0, 9.0, 11.0, 13.0, 15.0]
+"""
+
+from __future__ import annotations
+
+import functools
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic, models, register_model
+
+__all__ = ["LANES", "F64Vec", "f64v", "has_avx512", "vanylt", "vbcast", "vfma", "vload", "vmul", "vsplat", "vstore"]
+
+#: lanes of :data:`f64v`
+LANES = 8
+
+_LLVM_VEC = ir.VectorType(ir.DoubleType(), LANES)
+_I32 = ir.IntType(32)
+
+
+class F64Vec(types.Type):
+    """numba type of a vector of :data:`LANES` float64 lanes (LLVM ``<8 x double>``).
+
+    Examples
+    --------
+    >>> f64v.name
+    'f64x8'
+    """
+
+    def __init__(self):
+        super().__init__(name=f"f64x{LANES}")
+
+
+#: the vector type (a singleton)
+f64v = F64Vec()
+
+
+@register_model(F64Vec)
+class _F64VecModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        super().__init__(dmm, fe_type, _LLVM_VEC)
+
+
+def _lane_ptr(context, builder, aryty, ary, idx):
+    data = context.make_array(aryty)(context, builder, ary).data
+    return builder.bitcast(builder.gep(data, [idx]), _LLVM_VEC.as_pointer())
+
+
+def _splat(builder, x):
+    v = builder.insert_element(ir.Constant(_LLVM_VEC, ir.Undefined), x, ir.Constant(_I32, 0))
+    zeros = ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES)
+    return builder.shuffle_vector(v, ir.Constant(_LLVM_VEC, ir.Undefined), zeros)
+
+
+def _check_array(arr, what):
+    if not (isinstance(arr, types.Array) and arr.dtype == types.float64 and arr.ndim == 1 and arr.layout == "C"):
+        raise TypeError(f"{what} needs a 1-D C-contiguous float64 array; got {arr}")
+
+
+@intrinsic
+def vload(typingctx, arr, i):
+    """Lanes ``arr[i : i + LANES]`` as a vector (see the module docstring)."""
+    _check_array(arr, "vload")
+
+    def codegen(context, builder, sig, args):
+        i64 = context.cast(builder, args[1], sig.args[1], types.intp)
+        return builder.load(_lane_ptr(context, builder, sig.args[0], args[0], i64), align=8)
+
+    return f64v(arr, i), codegen
+
+
+@intrinsic
+def vstore(typingctx, arr, i, v):
+    """Store the vector ``v`` to ``arr[i : i + LANES]``."""
+    _check_array(arr, "vstore")
+
+    def codegen(context, builder, sig, args):
+        i64 = context.cast(builder, args[1], sig.args[1], types.intp)
+        builder.store(args[2], _lane_ptr(context, builder, sig.args[0], args[0], i64), align=8)
+        return context.get_dummy_value()
+
+    return types.void(arr, i, f64v), codegen
+
+
+@intrinsic
+def vsplat(typingctx, x):
+    """A vector with every lane ``x``."""
+
+    def codegen(context, builder, sig, args):
+        return _splat(builder, context.cast(builder, args[0], sig.args[0], types.float64))
+
+    return f64v(x), codegen
+
+
+@intrinsic
+def vbcast(typingctx, arr, i):
+    """Every lane ``arr[i]`` (a load without numba's negative-index wraparound)."""
+    _check_array(arr, "vbcast")
+
+    def codegen(context, builder, sig, args):
+        i64 = context.cast(builder, args[1], sig.args[1], types.intp)
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        return _splat(builder, builder.load(builder.gep(data, [i64]), align=8))
+
+    return f64v(arr, i), codegen
+
+
+@intrinsic
+def vmul(typingctx, a, b):
+    """Lane-wise ``a * b``."""
+
+    def codegen(context, builder, sig, args):
+        return builder.fmul(args[0], args[1])
+
+    return f64v(f64v, f64v), codegen
+
+
+@intrinsic
+def vfma(typingctx, a, b, c):
+    """Lane-wise ``a * b + c`` with a single rounding."""
+
+    def codegen(context, builder, sig, args):
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_LLVM_VEC, [_LLVM_VEC] * 3),
+                                            f"llvm.fma.v{LANES}f64")
+        return builder.call(fn, args)
+
+    return f64v(f64v, f64v, f64v), codegen
+
+
+@intrinsic
+def vanylt(typingctx, v, x):
+    """True when some lane of ``v`` is ``< x``."""
+
+    def codegen(context, builder, sig, args):
+        s = _splat(builder, context.cast(builder, args[1], sig.args[1], types.float64))
+        bits = builder.bitcast(builder.fcmp_ordered("<", args[0], s), ir.IntType(LANES))
+        return builder.icmp_unsigned("!=", bits, ir.Constant(ir.IntType(LANES), 0))
+
+    return types.boolean(f64v, x), codegen
+
+
+@functools.cache
+def has_avx512() -> bool:
+    """Whether LLVM sees AVX-512F on this host (then :data:`f64v` is one register).
+
+    Examples
+    --------
+    >>> isinstance(has_avx512(), bool)
+    True
+    """
+    import llvmlite.binding as ll
+
+    return bool(ll.get_host_cpu_features().get("avx512f", False))
