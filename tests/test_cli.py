@@ -587,3 +587,42 @@ sys.exit(main(["ribbon", {", ".join(repr(a) for a in TINY)}, "--no-figure", "--o
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 143, proc.stderr[-2000:]
     assert [p.name for p in tmp_path.iterdir()] == [], "a temporary or partial file was left behind"
+
+
+def test_phase_prints_and_stores_theory_closed_form_and_trivial_rule_on_the_same_cells(tmp_path, capsys):
+    """The printed comparison, the JSON and phase.nc's attributes agree with fractions recomputed here
+    from the stored per-cell verdicts (trivial rule from the ρ/σ₀ coordinate itself)."""
+    import re
+
+    from linsim.storage import read_netcdf
+
+    args = phase(tmp_path, "--axis", "c=0,2", "--axis", "ratio=0.3,1,3,30", "--theory-resolution", "3",
+                 "--no-figure")
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    m = re.search(r"on the same (\d+) cells: theory \(expected spectrum\) ([\d.]+)%, closed-form boundary "
+                  r"\(theory.critical_ratio\) ([\d.]+)%, trivial rule \"ribbon iff ρ/σ₀ >= 1.5\" ([\d.]+)%", text)
+    assert m, text
+    ds = read_netcdf(tmp_path / "out" / "phase.nc")
+    sim = ds["sim_is_ribbon"].values.astype(bool)
+    ok = (ds["status"].values == "ok") & np.isfinite(ds["theory_k_chi"].values)
+    ratio = ds["scale_ratio"].values[None, :] * np.ones(sim.shape)
+    crit = ds["closed_form_critical_ratio"].values[:, None] * np.ones(sim.shape)
+    n = int(ok.sum())
+    expected = {
+        "theory": np.mean(ds["theory_is_ribbon"].values.astype(bool)[ok] == sim[ok]),
+        "closed_form": np.mean((ratio >= crit)[ok] == sim[ok]),
+        "trivial": np.mean((ratio >= 1.5)[ok] == sim[ok]),
+    }
+    assert int(m.group(1)) == n == ds.attrs["agreement_cells"] == 8
+    for (key, value), printed in zip(expected.items(), m.groups()[1:]):
+        assert float(printed) == pytest.approx(100 * value, abs=0.051)
+        assert ds.attrs[f"agreement_{key}"] == pytest.approx(value, abs=1e-12)
+    assert "trivial" in ds.attrs["agreement_note"] and ds.attrs["trivial_ribbon_ratio"] == 1.5
+    assert ds["boundary_critical_ratio"].dims == ("boundary_slope",) and ds["boundary_slope"].size == 3
+    # the JSON summary carries the same numbers
+    assert main(args + ["--json"]) == 0
+    comp = json.loads(capsys.readouterr().out)["comparison"]
+    assert comp["cells"] == n and comp["trivial_ratio"] == 1.5
+    for key, value in expected.items():
+        assert comp[key] == pytest.approx(value, abs=1e-12)

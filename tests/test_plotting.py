@@ -362,3 +362,39 @@ def test_two_values_a_decade_apart_are_on_a_log_axis():
     ax = phase_map(ds)
     assert ax.get_yscale() == "log" and ax.get_xscale() == "linear"
     assert ax.get_ylim()[0] > 0
+
+
+def test_phase_map_draws_the_closed_form_boundary_and_the_trivial_rule():
+    # a hand-made closed-form curve: 0 at c = 0 (drawn on the lower edge), 2 and 3 inside, inf at
+    # c = 2 (a gap); the trivial rule is a horizontal line at ρ/σ₀ = 1.5
+    ds = _sweep(C3, R3, K_SIM, K_TH)
+    bc = np.array([0.0, 0.5, 1.0, 1.5, 2.0])
+    crit = np.array([0.0, 2.0, 3.0, 3.0, np.inf])
+    ds = ds.assign(boundary_critical_ratio=(("boundary_slope",), crit)).assign_coords(boundary_slope=bc)
+    ds.attrs["trivial_ribbon_ratio"] = 1.5
+    for flip in (False, True):
+        d = ds.transpose("scale_ratio", "slope", ...) if flip else ds
+        ax = phase_map(d)
+        labels = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert "closed-form boundary (theory.critical_ratio)" in labels
+        assert "trivial rule ρ/σ₀ = 1.5" in labels
+        curve = [ln for ln in ax.lines if ln.get_color() == "magenta"]
+        assert len(curve) == 1
+        xs, ys = (np.asarray(a, float) for a in curve[0].get_data())
+        if flip:
+            xs, ys = ys, xs
+        np.testing.assert_allclose(xs, bc)
+        lower_edge = ax.get_xlim()[0] if flip else ax.get_ylim()[0]
+        np.testing.assert_allclose(ys[:4], [lower_edge, 2.0, 3.0, 3.0])
+        assert np.isnan(ys[4])
+        trivial = [ln for ln in ax.lines if ln.get_color() == "0.35"]
+        assert len(trivial) == 1
+        pos = trivial[0].get_data()[0 if flip else 1]
+        np.testing.assert_allclose(np.asarray(pos, float), 1.5)
+    # without the variables nothing of the kind is drawn or announced
+    labels = [t.get_text() for t in phase_map(_sweep(C3, R3, K_SIM, K_TH)).get_legend().get_texts()]
+    assert not any("closed-form" in t or "trivial" in t for t in labels)
+    # an unreachable boundary everywhere is said so
+    none = ds.assign(boundary_critical_ratio=(("boundary_slope",), np.full(5, np.inf)))
+    labels = [t.get_text() for t in phase_map(none).get_legend().get_texts()]
+    assert "closed-form boundary: none in this range" in labels

@@ -199,6 +199,36 @@ def _json_safe(obj):
     return obj
 
 
+def _rule_comparison(ds) -> dict | None:
+    """Theory, closed-form boundary and trivial rule against the simulation on the same cells,
+    or None when the sweep has no closed-form boundary (it needs ρ/σ₀ and one other axis)."""
+    from linsim.sweep.summary import TRIVIAL_RIBBON_RATIO, common_agreement
+
+    if "closed_form_is_ribbon" not in ds or "trivial_is_ribbon" not in ds:
+        return None
+    res = common_agreement(ds, ("theory", "closed_form", "trivial"))
+    res["trivial_ratio"] = float(TRIVIAL_RIBBON_RATIO)
+    return res
+
+
+def _store_comparison(ds, rules: dict, path: Path, command: str) -> None:
+    """Put the comparison into ``phase.nc`` (attributes ``agreement_*``), rewritten atomically."""
+    from linsim.sweep.dataset import save_dataset
+
+    ds.attrs.update({
+        "agreement_cells": int(rules["cells"]),
+        "agreement_theory": float(rules["theory"]),
+        "agreement_closed_form": float(rules["closed_form"]),
+        "agreement_trivial": float(rules["trivial"]),
+        "agreement_note": "fractions of the same agreement_cells cells where each rule's ribbon verdict "
+                          "equals sim_is_ribbon; trivial rule: ribbon iff rho/sigma0 >= "
+                          f"{rules['trivial_ratio']:g}",
+    })
+    to_write = ds.copy(deep=False)
+    to_write.attrs = {k: v for k, v in ds.attrs.items() if k != "history"}
+    save_dataset(to_write, path, command=command)
+
+
 def run(args) -> int:
     """Run ``linsim phase`` with parsed arguments; returns the exit status.
 
@@ -253,6 +283,13 @@ def run(args) -> int:
     except OSError as exc:  # a scheduler that cannot be reached, a full disk, ...
         print(f"linsim phase: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+    rules = _rule_comparison(ds)  # stored in phase.nc before the figure is drawn beside it
+    if rules is not None:
+        try:
+            _store_comparison(ds, rules, out_dir / "phase.nc", outputs.command)
+        except OSError as exc:
+            print(f"linsim phase: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return 1
     seconds = time.perf_counter() - t0
     files = [str(out_dir / "phase.nc")]
     if figure:
@@ -268,6 +305,8 @@ def run(args) -> int:
 
     summary = agreement(ds, "theory")
     draw = agreement(ds, "draw")
+    if rules is not None:
+        summary["comparison"] = rules
     summary["agreement_same_draw"] = draw["agreement"]
     summary["agreement_same_draw_in_regime"] = draw["agreement_in_regime"]
     summary["axes"] = {k: v.tolist() for k, v in spec.axes.items()}
@@ -302,6 +341,11 @@ def run(args) -> int:
             print(f"    {where}: k {rec['sim_k_chi']:g} vs {rec['predicted_k_chi']:g}, chi "
                   f"{rec['sim_stress_k']:.3f} vs {rec['predicted_stress_k']:.3f}, logit rms "
                   f"{rec['logit_rms']:.2f}{'' if rec['in_regime'] else ' (outside regime)'}")
+    if rules is not None:
+        print(f"  on the same {rules['cells']} cells: theory (expected spectrum) {rules['theory']:.1%}, "
+              f"closed-form boundary (theory.critical_ratio) {rules['closed_form']:.1%}, trivial rule "
+              f"\"ribbon iff ρ/σ₀ >= {rules['trivial_ratio']:g}\" {rules['trivial']:.1%} agree with the "
+              f"simulation")
     for note in summary["notes"]:
         print(f"  note: {note}")
     print(f"  wrote {', '.join(files)}")

@@ -7,10 +7,19 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["PREDICTIONS", "agreement"]
+__all__ = ["PREDICTIONS", "TRIVIAL_RIBBON_RATIO", "agreement", "common_agreement"]
+
+#: The trivial rule every theory verdict is compared with: "ribbon iff ρ/σ₀ >= 1.5" (the one
+#: definition, used by ``linsim phase`` and by the issue-9 acceptance benchmark).
+TRIVIAL_RIBBON_RATIO = 1.5
 
 #: Predictions a simulation can be compared with: prefix -> description.
-PREDICTIONS = {"theory": "expected spectrum", "draw": "same-draw small-logit spectrum"}
+PREDICTIONS = {
+    "theory": "expected spectrum",
+    "draw": "same-draw small-logit spectrum",
+    "closed_form": "closed-form boundary theory.critical_ratio",
+    "trivial": f"trivial rule ρ/σ₀ >= {TRIVIAL_RIBBON_RATIO:g}",
+}
 
 
 def _flag(ds, name: str, shape) -> tuple[np.ndarray, np.ndarray]:
@@ -34,8 +43,11 @@ def agreement(ds, prediction: str = "theory") -> dict[str, Any]:
     Parameters
     ----------
     ds : xarray.Dataset from :func:`linsim.sweep.run_phase`
-    prediction : {"theory", "draw"}
-        Compare the simulation with the expected spectrum or with the same-draw prediction.
+    prediction : {"theory", "draw", "closed_form", "trivial"}
+        Compare the simulation with the expected spectrum, the same-draw prediction, the
+        closed-form boundary (``closed_form_is_ribbon``) or the trivial rule
+        (``trivial_is_ribbon``, :data:`TRIVIAL_RIBBON_RATIO`); cells without the variable
+        count as having no prediction.
 
     Returns
     -------
@@ -57,7 +69,7 @@ def agreement(ds, prediction: str = "theory") -> dict[str, Any]:
     >>> agreement(ds, "foo")
     Traceback (most recent call last):
     ...
-    ValueError: prediction must be one of ['draw', 'theory']; got 'foo'
+    ValueError: prediction must be one of ['closed_form', 'draw', 'theory', 'trivial']; got 'foo'
     """
     if prediction not in PREDICTIONS:
         raise ValueError(f"prediction must be one of {sorted(PREDICTIONS)}; got {prediction!r}")
@@ -100,3 +112,45 @@ def agreement(ds, prediction: str = "theory") -> dict[str, Any]:
         "no_theory": int((ok & ~pred_ok).sum()),
         "disagreements": disagreements,
     }
+
+
+def common_agreement(ds, predictions=("theory", "closed_form", "trivial")) -> dict[str, Any]:
+    """Agreement of several predictions with the simulation on the SAME cells.
+
+    A cell counts when it succeeded and the simulation and every listed prediction have a
+    verdict there, so the fractions are directly comparable (e.g. the theory against the
+    trivial rule :data:`TRIVIAL_RIBBON_RATIO`).
+
+    Returns
+    -------
+    dict: ``cells`` (number compared) and, per prediction, the fraction of those cells where it
+    agrees with ``sim_is_ribbon`` (NaN when no cell qualifies).
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> ds = xr.Dataset({"status": ("c", np.array(["ok", "ok", "ok"])),
+    ...                  "sim_is_ribbon": ("c", [True, False, True]),
+    ...                  "theory_is_ribbon": ("c", [True, True, np.nan]),
+    ...                  "trivial_is_ribbon": ("c", [1.0, 0.0, 0.0])}, coords={"c": [0.0, 1.0, 2.0]})
+    >>> common_agreement(ds, ("theory", "trivial"))
+    {'cells': 2, 'theory': 0.5, 'trivial': 1.0}
+    """
+    for p in predictions:
+        if p not in PREDICTIONS:
+            raise ValueError(f"prediction must be one of {sorted(PREDICTIONS)}; got {p!r}")
+    if "status" not in ds:
+        raise ValueError("common_agreement needs a sweep dataset (from run_phase): it has no 'status' variable")
+    shape = ds["status"].shape
+    sim, mask = _flag(ds, "sim_is_ribbon", shape)
+    mask = mask & (ds["status"].values == "ok")
+    verdicts = {}
+    for p in predictions:
+        v, ok = _flag(ds, f"{p}_is_ribbon", shape)
+        verdicts[p] = v
+        mask = mask & ok
+    n = int(mask.sum())
+    out: dict[str, Any] = {"cells": n}
+    for p in predictions:
+        out[p] = float((mask & (verdicts[p] == sim)).sum() / n) if n else math.nan
+    return out

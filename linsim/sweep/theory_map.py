@@ -8,7 +8,7 @@ from linsim.ensemble import EnsembleConfig  # noqa: F401  (used by the docstring
 from linsim._theory_check import import_theory
 from linsim.sweep.axes import PhaseSpec, axis_info, with_values
 
-__all__ = ["FINE_MAP_DRAWS", "theory_map"]
+__all__ = ["FINE_MAP_DRAWS", "closed_form_boundary", "theory_map"]
 
 #: Gaussian draws per fine-map point (the per-cell ``theory_*`` values use the default 64).
 FINE_MAP_DRAWS = 16
@@ -28,6 +28,87 @@ def _theory_row(item) -> tuple[np.ndarray, np.ndarray]:
         kc[j] = metrics.k_chi(pred, criterion.chi)
         sk[j] = metrics.stress_at(pred, min(criterion.k_star, len(pred)))
     return kc, sk
+
+
+def closed_form_boundary(spec: PhaseSpec, fine_values=None):
+    """The closed-form phase boundary ``theory.critical_ratio`` of a sweep over ρ/σ₀ and one more axis.
+
+    For every value of the other axis (the cell values, and ``fine_values`` when given) the
+    critical ratio of that configuration is computed (:func:`linsim.theory_inputs.theory_inputs`
+    supplies the simulator's spectrum, learning rate and checkpoints); a cell is a ribbon by this
+    rule iff its ``ρ/σ₀ >= critical ratio`` (``0``: every ratio; ``inf``: none).  The trivial
+    rule ``ρ/σ₀ >= TRIVIAL_RIBBON_RATIO`` is stored beside it for comparison.
+
+    Parameters
+    ----------
+    spec : PhaseSpec
+        Exactly two axes, one of them ``scale_ratio``; a model with a theory hook.
+    fine_values : (N,) array, optional
+        Extra values of the other axis for a smooth curve (e.g. the fine theory map's).
+
+    Returns
+    -------
+    xarray.Dataset or None
+        None when the sweep has no such pair of axes or no theory.  Otherwise
+        ``closed_form_critical_ratio`` (on the other axis, cell values),
+        ``closed_form_is_ribbon`` and ``trivial_is_ribbon`` (per cell, 1.0/0.0), and with
+        ``fine_values`` ``boundary_critical_ratio`` on dim ``boundary_<axis>``.
+
+    Examples
+    --------
+    >>> base = EnsembleConfig(dim=6, n_samples=12, n_runs=2, n_checkpoints=3, steps=20, init_scale=0.01)
+    >>> b = closed_form_boundary(PhaseSpec(base, {"c": [0.0, 1.0], "ratio": [0.5, 10.0]}))
+    >>> b["closed_form_is_ribbon"].dims, b.attrs["trivial_ribbon_ratio"]
+    (('slope', 'scale_ratio'), 1.5)
+    """
+    import xarray as xr
+
+    from linsim.sweep.summary import TRIVIAL_RIBBON_RATIO
+
+    names = list(spec.axes)
+    if len(names) != 2 or "scale_ratio" not in names or not spec.supports_theory_map:
+        return None
+    other = names[0] if names[1] == "scale_ratio" else names[1]
+    crit_chi, crit_k = spec.criterion.chi, spec.criterion.k_star
+
+    def crit(v):
+        from linsim.theory_inputs import theory_inputs
+
+        theory = import_theory()
+        inp = theory_inputs(with_values(spec.base, {other: float(v)}))
+        return float(theory.critical_ratio(inp.eigenvalues, inp.n_classes, inp.theory_lr, inp.steps,
+                                           inp.n_runs, chi=crit_chi, k_star=crit_k, dynamics=inp.dynamics,
+                                           loss=inp.loss))
+
+    ov, rv = np.asarray(spec.axes[other], float), np.asarray(spec.axes["scale_ratio"], float)
+    cr = np.array([crit(v) for v in ov])
+    grid = rv[None, :] >= cr[:, None]  # (other, ratio)
+    triv = np.broadcast_to(rv[None, :] >= TRIVIAL_RIBBON_RATIO, grid.shape)
+    if names[0] == "scale_ratio":
+        grid, triv = grid.T, triv.T
+    info = axis_info(other)
+    rule = f"ribbon iff ρ/σ₀ >= {TRIVIAL_RIBBON_RATIO:g}"
+    data = {
+        "closed_form_critical_ratio": ((other,), cr, {
+            "long_name": "closed-form critical ratio ρ/σ₀ (theory.critical_ratio; 0: every ratio is a "
+                         "ribbon, inf: none)", "units": "1"}),
+        "closed_form_is_ribbon": (tuple(names), grid.astype(np.float64), {
+            "long_name": "closed-form boundary verdict: ρ/σ₀ >= critical ratio (1 ribbon, 0 not)",
+            "units": "1"}),
+        "trivial_is_ribbon": (tuple(names), triv.astype(np.float64), {
+            "long_name": f"trivial rule verdict: {rule} (1 ribbon, 0 not)", "units": "1"}),
+    }
+    coords = {}
+    if fine_values is not None:
+        fv = np.asarray(fine_values, float)
+        bdim = f"boundary_{other}"
+        data["boundary_critical_ratio"] = ((bdim,), np.array([crit(v) for v in fv]), {
+            "long_name": "closed-form critical ratio ρ/σ₀ on a fine grid (the drawn boundary curve)",
+            "units": "1"})
+        coords[bdim] = (bdim, fv, {"long_name": f"{info.long_name} (closed-form boundary grid)",
+                                   "units": info.units, "symbol": info.symbol})
+    return xr.Dataset(data, coords=coords, attrs={"trivial_ribbon_ratio": float(TRIVIAL_RIBBON_RATIO),
+                                                  "closed_form_boundary_axis": other})
 
 
 def theory_map(spec: PhaseSpec, resolution: int = 24, n_workers: int | None = None,
@@ -54,7 +135,9 @@ def theory_map(spec: PhaseSpec, resolution: int = 24, n_workers: int | None = No
     Returns
     -------
     xarray.Dataset
-        ``fine_k_chi`` and ``fine_stress_k`` on dims ``fine_<axis>``.
+        ``fine_k_chi`` and ``fine_stress_k`` on dims ``fine_<axis>``; for a sweep over ρ/σ₀ and
+        one other axis also the closed-form boundary of :func:`closed_form_boundary` (evaluated
+        on the cell values and on the fine grid of the other axis).
 
     Examples
     --------
@@ -88,7 +171,7 @@ def theory_map(spec: PhaseSpec, resolution: int = 24, n_workers: int | None = No
         info = axis_info(n)
         coords[f"fine_{n}"] = (f"fine_{n}", fine[n], {
             "long_name": f"{info.long_name} (fine theory grid)", "units": info.units, "symbol": info.symbol})
-    return xr.Dataset(
+    out = xr.Dataset(
         {
             "fine_k_chi": (fdims, kc, {
                 "long_name": f"theory k_χ at χ = {chi:g} on the fine grid (expected spectrum)", "units": "1"}),
@@ -98,4 +181,11 @@ def theory_map(spec: PhaseSpec, resolution: int = 24, n_workers: int | None = No
         coords=coords,
         attrs={"fine_map_draws": int(n_draws)},
     )
+    other = [n for n in names[:2] if n != "scale_ratio"]
+    if len(spec.axes) == 2 and "scale_ratio" in names and other:
+        bounds = closed_form_boundary(spec, fine_values=fine[other[0]])
+        if bounds is not None:
+            out = out.merge(bounds)
+            out.attrs.update(bounds.attrs)  # merge keeps only the first dataset's attributes
+    return out
 
