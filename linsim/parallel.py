@@ -809,6 +809,7 @@ class DaskEngine(Engine):
                 try:
                     result = fut.result()
                 except Exception as exc:
+                    fut.release()  # a failed task is not kept on the cluster either
                     _raise_with_note(exc, i)
                 fut.release()
                 submit_next()

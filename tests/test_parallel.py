@@ -220,3 +220,89 @@ def test_process_engine_names_a_dead_worker_and_an_unsendable_result():
             list(engine.map_unordered(crash, [3]))
         with pytest.raises(parallel.WorkerError, match="could not be sent back"):
             list(engine.map_unordered(unpicklable, [0]))
+
+
+# ----------------------------------------------------------------------------- fan-out contract
+def test_process_engine_sends_the_function_once_per_worker_not_per_item():
+    """A function carrying data (an in-memory input) crosses to each worker once per map."""
+    from _fanout_tasks import CountedPickles
+
+    fn = CountedPickles(10, payload_bytes=1 << 20)
+    CountedPickles.pickled = 0
+    with ProcessEngine(2) as engine:
+        got = dict(engine.map_unordered(fn, range(12)))
+        assert {i: r[0] for i, r in got.items()} == {i: i + 10 for i in range(12)}
+        assert len({r[1] for r in got.values()}) <= 2 and os.getpid() not in {r[1] for r in got.values()}
+        assert CountedPickles.pickled == 1  # pickled once, sent to each of the two workers
+        # a second map with another function: the workers use the new one
+        assert dict(engine.map_unordered(CountedPickles(-1), [5]))[0][0] == 4
+
+
+def test_a_function_that_cannot_be_loaded_in_the_worker_fails_each_item_by_name():
+    from _fanout_tasks import Offset, Unloadable
+
+    with ProcessEngine(1) as engine:
+        with pytest.raises(parallel.WorkerError,
+                           match="function could not be loaded in the worker: RuntimeError: this function stays"):
+            list(engine.map_unordered(Unloadable(), [1, 2]))
+        assert dict(engine.map_unordered(Offset(1), [1])) == {0: 2}  # the pool still works
+
+
+def test_resolve_scheduler_flag_beats_environment_beats_local(monkeypatch):
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    assert parallel.resolve_scheduler(None) == (None, "")
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", " tcp://env:1 ")
+    assert parallel.resolve_scheduler(None) == ("tcp://env:1", "DASK_SCHEDULER_ADDRESS")
+    assert parallel.resolve_scheduler("tcp://flag:2") == ("tcp://flag:2", "scheduler")
+    assert get_engine(scheduler="tcp://flag:2").scheduler == "tcp://flag:2"
+    assert get_engine("process", n_workers=2).name == "process"  # an explicit local engine wins
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "  ")
+    assert parallel.resolve_scheduler(None) == (None, "")  # blank: unset
+    with pytest.raises(ValueError, match="empty string"):
+        parallel.resolve_scheduler("")
+    with pytest.raises(TypeError, match="address string or a distributed.Client"):
+        parallel.resolve_scheduler(8786)
+
+
+def test_threads_per_worker_sets_the_default_worker_count(monkeypatch):
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert get_engine("process").workers == 8
+    e = get_engine("process", threads_per_worker=2)
+    assert (e.workers, e.threads_per_worker) == (4, 2)
+    assert get_engine(threads_per_worker=8).name == "serial"  # 8 cores / 8 threads: one worker
+    with pytest.raises(ValueError, match="threads_per_worker must be a positive integer"):
+        get_engine("process", threads_per_worker=0)
+
+
+def test_unreachable_scheduler_names_the_address_and_its_source(monkeypatch):
+    pytest.importorskip("distributed")
+    monkeypatch.setattr(parallel, "DEFAULT_CONNECT_TIMEOUT", 0.5)
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "tcp://127.0.0.1:9")
+    engine = get_engine()
+    with pytest.raises(parallel.SchedulerUnreachableError,
+                       match=r"'tcp://127\.0\.0\.1:9' \(from the environment variable DASK_SCHEDULER_ADDRESS\)"):
+        list(engine.map_unordered(abs, [1]))
+    with pytest.raises(ValueError, match="connect_timeout"):
+        parallel.DaskEngine(connect_timeout=0)
+
+
+def test_dask_engine_keeps_a_bounded_window_of_tasks(dask_client):
+    """At most max_in_flight items are started and not yet handed to the caller: memory stays
+    bounded by the window, not by the number of items."""
+    import _fanout_tasks
+
+    _fanout_tasks.STARTED.clear()
+    engine = parallel.DaskEngine(scheduler=dask_client, max_in_flight=3)
+    ahead = []
+    got = {}
+    for n, (i, r) in enumerate(engine.map_unordered(_fanout_tasks.RecordStart(), range(20)), start=1):
+        time.sleep(0.01)  # a slow consumer: the cluster would run ahead without the window
+        ahead.append(len(_fanout_tasks.STARTED) - n)
+        got[i] = r
+    assert got == {i: i for i in range(20)}
+    assert max(ahead) <= 3, ahead  # (the next item is submitted before one is handed over)
+    deadline = time.monotonic() + 10  # releases are asynchronous
+    while dask_client.futures and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not dask_client.futures  # everything released, the scattered function too
