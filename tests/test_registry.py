@@ -227,3 +227,23 @@ def test_a_registered_ensemble_engine_is_a_valid_train_config_engine(monkeypatch
     assert TrainConfig(engine="slow").engine == "slow"
     with pytest.raises(TypeError, match="must be a subclass of Ensemble"):
         ENSEMBLES.register("dict", dict)
+
+
+@pytest.mark.parametrize("module, attr", REGISTRIES)
+def test_every_linsim_registry_keeps_the_contract(module, attr):
+    """Shared contract: duplicates refused, replace keeps the order, unknown names listed, entries checked."""
+    reg = getattr(importlib.import_module(module), attr)
+    names = reg.names()
+    assert names and len(set(names)) == len(names)
+    first = names[0]
+    entry = reg[first]
+    with pytest.raises(ValueError, match="already registered; pass replace=True"):
+        reg.register(first, entry)
+    assert reg.register(first, entry, replace=True) is entry and reg.names() == names
+    missing = ("no", "such") if isinstance(first, tuple) else "no_such_entry"
+    with pytest.raises(UnknownNameError) as err:
+        reg[missing]
+    assert err.value.known == names and all(repr(n) in str(err.value) for n in names)
+    with pytest.raises(TypeError):  # every registry says what its entries are
+        reg.register(first, object(), replace=True)
+    assert reg[first] is entry
