@@ -84,6 +84,13 @@ class UnknownNameError(KeyError, ValueError):
     def __str__(self) -> str:
         return str(self.args[0])
 
+    def __reduce__(self):  # picklable (errors travel back from worker processes)
+        return _rebuild_unknown_name_error, (self.args[0], self.kind, self.name, self.known)
+
+
+def _rebuild_unknown_name_error(message, kind, name, known) -> UnknownNameError:
+    return UnknownNameError(message, kind=kind, name=name, known=known)
+
 
 def _sorted_names(names: tuple) -> list:
     try:

@@ -248,3 +248,13 @@ def test_every_linsim_registry_keeps_the_contract(module, attr):
     with pytest.raises(TypeError):  # every registry says what its entries are
         reg.register(first, object(), replace=True)
     assert reg[first] is entry
+
+
+def test_unknown_name_errors_survive_pickling_from_a_worker_process():
+    import pickle
+
+    with pytest.raises(UnknownNameError) as err:
+        Registry("kernel", entries={"rbf": len})["poly"]
+    back = pickle.loads(pickle.dumps(err.value))
+    assert type(back) is UnknownNameError and str(back) == str(err.value) == "unknown kernel 'poly'; valid: ['rbf']"
+    assert (back.kind, back.name, back.known) == ("kernel", "poly", ("rbf",))
