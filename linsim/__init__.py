@@ -22,6 +22,7 @@ Subpackages and modules
 -----------------------
 linsim.data          synthetic inputs with a prescribed correlation spectrum, teachers, digits
 linsim.runners       the (model, optimizer) runner registry behind ``simulate``
+linsim.registry      the one Registry type behind every named choice (kernels, runners, ...)
 linsim.solvers       closed-form / ODE / SGD training trajectories
 linsim.ensemble      the standard ensemble (``EnsembleConfig``, ``simulate``)
 linsim.trajectory    the one trajectory type every solver returns
