@@ -124,6 +124,9 @@ class Registry(MutableMapping, Generic[T]):
         Start of the message for an unknown name, a :meth:`str.format` template with fields
         ``kind`` and ``name`` (e.g. ``"no runner for {name[0]!r}"``); ``"; valid: [...]"``
         (the sorted names) is appended.
+    label : str
+        How messages name one entry, a template like ``unknown`` (default ``"{kind} {name!r}"``;
+        e.g. ``"a runner for model={name[0]!r}, optimizer={name[1]!r}"``).
     entries : mapping or iterable of (name, entry) pairs, optional
         Initial entries, registered in order with the same checks.
 
@@ -149,6 +152,7 @@ class Registry(MutableMapping, Generic[T]):
     def __init__(self, kind: str, *, type: type | tuple | None = None, callable_only: bool = False,
                  key: Callable[[T], Hashable] | None = None, check: Callable[[Hashable, T], None] | None = None,
                  name_type: type | tuple = str, unknown: str = "unknown {kind} {name!r}",
+                 label: str = "{kind} {name!r}",
                  entries: Mapping | Iterable = ()):
         if not isinstance(kind, str) or not kind:
             raise ValueError(f"Registry kind must be a non-empty string; got {kind!r}")
@@ -159,6 +163,7 @@ class Registry(MutableMapping, Generic[T]):
         self._check = check
         self._name_type = name_type
         self._unknown = unknown
+        self._label = label
         self._entries: dict[Hashable, T] = {}
         items = entries.items() if isinstance(entries, Mapping) else entries
         for name, entry in items:
@@ -216,7 +221,8 @@ class Registry(MutableMapping, Generic[T]):
             return decorator
         self._validate(name, entry)
         if not replace and name in self._entries:
-            raise ValueError(f"{self.kind} {name!r} is already registered; pass replace=True to overwrite it")
+            raise ValueError(f"{self._label.format(kind=self.kind, name=name)} is already registered; "
+                             "pass replace=True to overwrite it")
         self._entries[name] = entry
         return entry
 
@@ -332,7 +338,7 @@ class Registry(MutableMapping, Generic[T]):
         (('a',), ('a', 'b'))
         """
         new = Registry(self.kind, type=self._type, callable_only=self._callable_only, key=self._key,
-                       check=self._check, name_type=self._name_type, unknown=self._unknown)
+                       check=self._check, name_type=self._name_type, unknown=self._unknown, label=self._label)
         new._entries = dict(self._entries)
         return new
 

@@ -226,7 +226,8 @@ class Runner:
 #: The runner registry: ``(model, optimizer)`` -> :class:`Runner`; use the functions below.
 _REGISTRY: Registry[Runner] = Registry(
     "runner", type=Runner, key=attrgetter("key"), name_type=tuple,
-    unknown="no runner registered for model={name[0]!r}, optimizer={name[1]!r}")
+    unknown="no runner registered for model={name[0]!r}, optimizer={name[1]!r}",
+    label="a runner for model={name[0]!r}, optimizer={name[1]!r}")
 
 
 def register_runner(runner: Runner, *, replace: bool = False) -> Runner:
@@ -242,7 +243,7 @@ def register_runner(runner: Runner, *, replace: bool = False) -> Runner:
     >>> register_runner(zero)
     Traceback (most recent call last):
     ...
-    ValueError: runner ('zero_model', 'gd') is already registered; pass replace=True to overwrite it
+    ValueError: a runner for model='zero_model', optimizer='gd' is already registered; pass replace=True to overwrite it
     >>> _ = unregister_runner("zero_model", "gd")
     """
     return _REGISTRY.add(runner, replace=replace)

@@ -132,8 +132,11 @@ def test_unhashable_names_are_unknown_not_a_crash_and_views_are_read_only():
 
 
 def test_tuple_names_and_a_custom_unknown_message():
-    reg = Registry("runner", name_type=tuple, unknown="no runner for model={name[0]!r}, optimizer={name[1]!r}")
+    reg = Registry("runner", name_type=tuple, unknown="no runner for model={name[0]!r}, optimizer={name[1]!r}",
+                   label="a runner for model={name[0]!r}, optimizer={name[1]!r}")
     reg.register(("linear", "gd"), 1)
+    with pytest.raises(ValueError, match=r"^a runner for model='linear', optimizer='gd' is already registered"):
+        reg.copy().register(("linear", "gd"), 2)  # the copy keeps the messages
     with pytest.raises(ValueError, match=r"no runner for model='linear', optimizer='sgd'; valid: \[\('linear', 'gd'\)\]"):
         reg[("linear", "sgd")]
     with pytest.raises(TypeError, match="names must be non-empty tuple"):
