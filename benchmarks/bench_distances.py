@@ -6,8 +6,9 @@ shared and noisy:
 1. M=2000 models, n=1000 samples, C=10 classes (float64 log-probabilities), default kernel
    (``kernel="auto"``: the fused numba kernel on CPU for C <= 32):
    * throughput >= 60% of the DGEMM peak measured in the same run (the best of numpy's and
-     torch's float64 matrix products, 4096^3, all threads).  Flops are counted as 2 C per
-     (distinct pair, sample): M(M-1)/2 * n * 2C, the multiply-adds of the coefficients;
+     torch's float64 matrix products, 4096^3, all threads, the environment's BLAS settings).
+     Flops are counted as 2 C per (distinct pair, sample): M(M-1)/2 * n * 2C, the
+     multiply-adds of the coefficients;
    * >= 25x faster than the plain float32 batched-product approach (below);
    * max abs error <= 1e-13 against a straightforward float64 computation
      ``-mean_i log sum_c sqrt(p_ic q_ic)`` on a random subset of pairs.
@@ -17,10 +18,15 @@ shared and noisy:
    float64 accumulation), its agreement with the CPU result, and its ratio to the plain float32
    approach on the same GPU (target >= 10x).
 
+Rounds: the machine is shared, so every ratio is measured within one round (DGEMM peak, the
+fused kernel and the plain approach back to back); ``--rounds 3`` repeats the round and prints
+each one's verdicts and a summary line (the targets are judged on every round).
+
 BLAS: the environment may set ``OPENBLAS_CORETYPE`` (an older kernel set, slower on this CPU);
-the script prints the OpenBLAS core type in use (threadpoolctl).  To measure against the machine's
-own DGEMM peak, unset it in the benchmark command only:
-``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_distances.py``.
+the script prints the OpenBLAS core type in use (threadpoolctl) and judges against that DGEMM.
+``--native-blas`` adds one extra line: numpy's DGEMM in a child process with
+``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE`` removed from *its* environment only (OpenBLAS'
+own choice for the CPU, e.g. its AVX-512 kernels), and the fused kernel's fraction of that.
 
 Memory method (CPU), in a fresh interpreter separate from the timed runs (a process that has
 already run the kernel serves it from recycled, already-resident heap pages, which would hide
@@ -38,9 +44,11 @@ At M=2000, n=1000 that tensor is 16 GB, so it is timed at ``--plain-M`` models o
 and extrapolated by ``(M / plain_M)**2`` (its cost is proportional to M^2 n); its float32
 error is reported too.
 
-Usage: python benchmarks/bench_distances.py [--quick] [--skip-big] [--repeat 5]
-  --quick     M=500, n=400 and no M=5000 run (a smoke test; targets not judged)
-  --skip-big  skip the M=n=5000 memory run (about a minute on 2 cores)
+Usage: python benchmarks/bench_distances.py [--quick] [--skip-big] [--repeat 5] [--rounds 3] [--native-blas]
+  --quick        M=500, n=400 and no M=5000 run (a smoke test; targets not judged)
+  --skip-big     skip the M=n=5000 memory run (about a minute on 2 cores)
+  --rounds N     measure the ratios N times (each round: DGEMM, fused kernel, plain approach)
+  --native-blas  one extra DGEMM line with OpenBLAS' own kernel choice (child process)
 """
 
 from __future__ import annotations
@@ -127,21 +135,32 @@ class RssSampler:
         self.peak_kib = max(self.peak_kib, _status_kib("VmRSS"))
 
 
-def dgemm_peak(size=4096, repeat=3) -> tuple[float, str]:
-    """Best float64 matrix-product rate (flop/s) of numpy and torch on all threads, and which."""
+def dgemm_peak(size=4096, repeat=3) -> tuple[float, str, dict]:
+    """Best float64 matrix-product rate (flop/s) of numpy and torch on all threads, which one,
+    and each one's best rate."""
     rng = np.random.default_rng(0)
     A = rng.standard_normal((size, size))
     B = rng.standard_normal((size, size))
-    best, who = 0.0, ""
+    rates = {}
     for name, mm in (("numpy", lambda: A @ B), ("torch", lambda: torch.from_numpy(A) @ torch.from_numpy(B))):
         mm()
         for _ in range(repeat):
             t0 = time.perf_counter()
             mm()
-            rate = 2.0 * size ** 3 / (time.perf_counter() - t0)
-            if rate > best:
-                best, who = rate, name
-    return best, who
+            rates[name] = max(rates.get(name, 0.0), 2.0 * size ** 3 / (time.perf_counter() - t0))
+    who = max(rates, key=rates.get)
+    return rates[who], who, rates
+
+
+def native_dgemm_peak(size=4096) -> float:
+    """numpy's DGEMM rate in a child process without the OPENBLAS_* kernel overrides."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    code = ("import time, numpy as np; r = np.random.default_rng(0); A = r.standard_normal((%d, %d)); "
+            "B = r.standard_normal(A.shape); A @ B; best = 0.0\n"
+            "for _ in range(3):\n t0 = time.perf_counter(); A @ B; best = max(best, 2.0 * %d ** 3 / "
+            "(time.perf_counter() - t0))\nprint(best)") % (size, size, size)
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return float(res.stdout.strip())
 
 
 def blas_info() -> str:
@@ -220,6 +239,9 @@ def main(argv=None):
     ap.add_argument("--skip-big", action="store_true", help="skip the M=n=5000 memory run")
     ap.add_argument("--repeat", type=int, default=5, help="timed runs of the main size (best is reported)")
     ap.add_argument("--plain-M", type=int, default=500, help="models for the plain (n, M, M) comparison")
+    ap.add_argument("--rounds", type=int, default=1, help="rounds of the ratio measurements (all reported)")
+    ap.add_argument("--native-blas", action="store_true",
+                    help="extra line: DGEMM with OpenBLAS' own kernels (child process, OPENBLAS_* unset)")
     ap.add_argument("--_memory-child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args._memory_child:
@@ -234,46 +256,64 @@ def main(argv=None):
     print(f"# {'quick run (targets not judged)' if quick else 'full run'}; "
           f"CUDA {'available: ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'not available'}")
 
-    # ---- 1. speed and accuracy, as ratios measured in this run
-    peak, peak_who = dgemm_peak(2048 if quick else 4096)
+    # ---- 1. speed and accuracy, as ratios measured within each round
     logp = random_log_probs(M, n, C, seed=0)
     pairs = M * (M - 1) / 2
     flops = pairs * n * 2 * C
-    results = {}
     for kernel in ("fused", "gemm"):
         bhattacharyya(logp[:200, :64], device="cpu", kernel=kernel)  # warm-up: compilation, pools
-        runs = [measure(logp, device="cpu", kernel=kernel) for _ in range(max(1, args.repeat))]
-        results[kernel] = min(runs, key=lambda r: r[1]) + ([r[1] for r in runs],)
-    D, wall, cpu, _, walls = results["fused"]
     rng = np.random.default_rng(0)
     n_ref = 4000
     a, b = rng.integers(0, M, n_ref), rng.integers(0, M, n_ref)
-    err = float(np.max(np.abs(D[a, b] - plain_pairs(logp.numpy(), a, b))))
-    err_gemm = float(np.max(np.abs(results["gemm"][0][a, b] - plain_pairs(logp.numpy(), a, b))))
-    sym_err = float(np.max(np.abs(D - D.T)))
-    frac = flops / wall / peak
+    ref = plain_pairs(logp.numpy(), a, b)
     Mp = min(args.plain_M, M)
-    Dp, tp = plain_float32(logp[:Mp])
-    errp = float(np.max(np.abs(Dp - D[:Mp, :Mp])))
-    tp_full = tp * (M / Mp) ** 2
-    ratio = tp_full / wall
-    ok_f = (frac >= PEAK_FRACTION_TARGET) if judge else None
-    ok_r = (ratio >= PLAIN_RATIO_TARGET) if judge else None
-    ok_e = (err <= ERR_TARGET) if judge else None
-    print(f"\n[1] bhattacharyya(logp) self case, M={M}, n={n}, C={C}, float64 input, device=cpu")
-    print(f"    DGEMM peak in this run ({peak_who}, all threads): {peak / 1e9:8.1f} GF/s")
-    print(f"    fused kernel (kernel='auto' picks it): best of {len(walls)} {wall:.3f} s "
-          f"(runs: {', '.join(f'{w:.3f}' for w in walls)}; CPU {cpu:.2f} s) = {flops / wall / 1e9:.1f} GF/s "
-          f"= {100 * frac:.0f}% of the DGEMM peak   target >= {100 * PEAK_FRACTION_TARGET:.0f}%   {verdict(ok_f)}")
-    g = results["gemm"]
-    print(f"    gemm kernel (the CUDA path) : best of {len(g[4])} {g[1]:.3f} s = {flops / g[1] / 1e9:.1f} GF/s "
-          f"= {100 * flops / g[1] / peak:.0f}% of peak; fused is {g[1] / wall:.2f}x faster; "
-          f"max |fused - gemm| = {np.max(np.abs(g[0] - D)):.1e}")
-    print(f"    plain bmm + log over the full (n, M, M) float32 tensor: {tp:.3f} s at M={Mp} "
-          f"({n * Mp * Mp * 4 / 2**30:.2f} GiB tensor), x(M/{Mp})^2 -> {tp_full:.2f} s at M={M}; its max abs "
-          f"error {errp:.1e}; fused is {ratio:.1f}x faster   target >= {PLAIN_RATIO_TARGET:.0f}x   {verdict(ok_r)}")
-    print(f"    max abs error vs plain float64 : fused {err:.2e}, gemm {err_gemm:.2e} ({n_ref} random pairs)"
-          f"   target <= {ERR_TARGET:.0e}   {verdict(ok_e)}")
+    print(f"\n[1] bhattacharyya(logp) self case, M={M}, n={n}, C={C}, float64 input, device=cpu; "
+          f"{max(1, args.rounds)} round(s), each: DGEMM peak, fused kernel (best of {max(1, args.repeat)}), "
+          f"plain float32 approach")
+    summary = []
+    for rnd in range(max(1, args.rounds)):
+        peak, peak_who, rates = dgemm_peak(2048 if quick else 4096)
+        runs = [measure(logp, device="cpu", kernel="fused") for _ in range(max(1, args.repeat))]
+        D, wall, cpu, _ = min(runs, key=lambda r: r[1])
+        walls = [r[1] for r in runs]
+        Dp, tp = plain_float32(logp[:Mp])
+        err = float(np.max(np.abs(D[a, b] - ref)))
+        frac = flops / wall / peak
+        tp_full = tp * (M / Mp) ** 2
+        ratio = tp_full / wall
+        errp = float(np.max(np.abs(Dp - D[:Mp, :Mp])))
+        ok_f = (frac >= PEAK_FRACTION_TARGET) if judge else None
+        ok_r = (ratio >= PLAIN_RATIO_TARGET) if judge else None
+        ok_e = (err <= ERR_TARGET) if judge else None
+        summary.append((frac, ratio, err, ok_f, ok_r, ok_e))
+        print(f"  round {rnd + 1}: load average {tuple(round(x, 2) for x in os.getloadavg())}")
+        print(f"    DGEMM peak ({peak_who}, all threads): {peak / 1e9:8.1f} GF/s "
+              f"(numpy {rates['numpy'] / 1e9:.1f}, torch {rates['torch'] / 1e9:.1f})")
+        print(f"    fused kernel (kernel='auto' picks it): best of {len(walls)} {wall:.3f} s "
+              f"(runs: {', '.join(f'{w:.3f}' for w in walls)}; CPU {cpu:.2f} s) = {flops / wall / 1e9:.1f} GF/s "
+              f"= {100 * frac:.0f}% of the DGEMM peak   target >= {100 * PEAK_FRACTION_TARGET:.0f}%   {verdict(ok_f)}")
+        print(f"    plain bmm + log over the full (n, M, M) float32 tensor: {tp:.3f} s at M={Mp} "
+              f"({n * Mp * Mp * 4 / 2**30:.2f} GiB tensor), x(M/{Mp})^2 -> {tp_full:.2f} s at M={M}; its max abs "
+              f"error {errp:.1e}; fused is {ratio:.1f}x faster   target >= {PLAIN_RATIO_TARGET:.0f}x   {verdict(ok_r)}")
+        print(f"    max abs error vs plain float64 : fused {err:.2e} ({n_ref} random pairs)"
+              f"   target <= {ERR_TARGET:.0e}   {verdict(ok_e)}")
+    if len(summary) > 1:
+        fr, ra, er = (", ".join(fmt.format(r[k]) for r in summary) for k, fmt in
+                      ((0, "{:.0%}"), (1, "{:.1f}x"), (2, "{:.1e}")))
+        print(f"  summary over {len(summary)} rounds: fraction of DGEMM peak {fr}; x plain float32 {ra}; "
+              f"max error {er}; verdicts "
+              + ("; ".join(" ".join(verdict(v) for v in r[3:]) for r in summary)))
+    if args.native_blas:
+        nat = native_dgemm_peak(2048 if quick else 4096)
+        print(f"    extra: numpy DGEMM with OpenBLAS' own kernels (OPENBLAS_CORETYPE/L2_SIZE unset in a child "
+              f"process): {nat / 1e9:.1f} GF/s; the fused kernel's best above is {flops / wall / nat:.0%} of it")
+    sym_err = float(np.max(np.abs(D - D.T)))
+    gruns = [measure(logp, device="cpu", kernel="gemm") for _ in range(2)]
+    g = min(gruns, key=lambda r: r[1])
+    err_gemm = float(np.max(np.abs(g[0][a, b] - ref)))
+    print(f"    gemm kernel (the CUDA path) : best of {len(gruns)} {g[1]:.3f} s = {flops / g[1] / 1e9:.1f} GF/s "
+          f"= {100 * flops / g[1] / peak:.0f}% of the last peak; fused is {g[1] / wall:.2f}x faster; "
+          f"max |fused - gemm| = {np.max(np.abs(g[0] - D)):.1e}; gemm's max error {err_gemm:.2e}")
     print(f"    max |D - D^T|                  : {sym_err:10.2e}")
     mem = memory_run(M, n, C, seed=0)  # in a fresh process (see the module docstring)
     print(f"    peak memory beyond input+output: {mem['hwm']:8.1f} MiB (VmHWM), {mem['sampled']:.1f} MiB "
@@ -309,10 +349,10 @@ def main(argv=None):
         torch.cuda.synchronize()
         t0 = time.perf_counter()
         S = torch.bmm(Xs, Xs.transpose(1, 2))
-        Dplain = -torch.log(S).sum(0) / n
+        S = -torch.log_(S).sum(0) / n  # the plain distances (their value is not needed here)
         torch.cuda.synchronize()
         tpg = (time.perf_counter() - t0) * (M / Mg) ** 2
-        del S, Dplain
+        del S
         tg64 = min(tg)
         ok_g = tpg / tg64 >= GPU_PLAIN_RATIO_TARGET
         print(f"    plain float32 bmm + log on the GPU: {tpg:.3f} s extrapolated to M={M}; linsim (float32 input) is "

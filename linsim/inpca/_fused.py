@@ -176,54 +176,46 @@ def _helpers():
                 Qs[j] = 1.0
 
     @numba.njit(**_JIT)
-    def finish(Qs, acc, flag, R, W, na, nb, out, a0, b0, a_lim, b_lim):  # pragma: no cover - compiled
-        """``out[a0 + .., b0 + ..] += acc + log Q`` for the unflagged entries inside the limits;
-        returns the number of flagged ones."""
+    def finish(L, flag, R, W, na, nb, out, a0, b0, a_lim, b_lim):  # pragma: no cover - compiled
+        """``out[a0 + .., b0 + ..] += L`` (the tile states' ``acc + log Q``, layout
+        ``(na, nb, R, W)``) for the unflagged entries inside the limits; returns the number of
+        flagged ones."""
         flagged = 0
         for ja in range(na):
             for r in range(R):
                 a = a0 + ja * R + r
                 if a >= a_lim:
                     break
+                row = out[a]
                 for jb in range(nb):
                     base = ((ja * nb + jb) * R + r) * W
-                    for w in range(W):
-                        b = b0 + jb * W + w
-                        if b >= b_lim:
-                            break
+                    b = b0 + jb * W
+                    for w in range(min(W, b_lim - b)):
                         j = base + w
                         if flag[j]:
                             flagged += 1
                         else:
-                            out[a, b] += acc[j] + math.log(Qs[j])
+                            row[b + w] += L[j]
         return flagged
 
     @numba.njit(**_JIT)
-    def prep(E, tol, normalize, m0, XR, R, XW, W, logz):  # pragma: no cover - compiled
+    def prep(E, lo, hi, normalize, m0, XR, R, XW, W):  # pragma: no cover - compiled
         """From ``E[m, i, c] = sqrt(p)`` (unnormalized) of models ``m0 + m`` (``m0`` and the
-        block's end on whole panels): the normalized values into the panels ``XR`` (width
-        ``R``) and, when ``W > 0``, ``XW`` (width ``W``), and ``log Z`` into ``logz[i, m0 + m]``.
-        Returns -1, or the flat index ``m * s + i`` of the first row with ``|log Z| > tol``
-        (NaN and +inf included)."""
+        block's end on whole panels): the values divided by ``sqrt(Z)`` (when ``normalize``)
+        into the panels ``XR`` (width ``R``) and, when ``W > 0``, ``XW`` (width ``W``).
+        Returns -1, or the flat index ``m * s + i`` of the first row whose ``Z`` is outside
+        ``[lo, hi]`` (NaN included)."""
         w, s, C = E.shape
         inv = np.empty((w, s))
-        bad = -1
         for m in range(w):  # pass 1, reading E in order: norms and checks
             for i in range(s):
                 z = 0.0
                 for c in range(C):
                     v = E[m, i, c]
                     z += v * v
-                lz = math.log(z)
-                if not abs(lz) <= tol:  # the caller raises the located error
-                    if bad < 0:
-                        bad = m * s + i
-                    inv[m, i] = 0.0
-                    continue
+                if not (lo <= z <= hi):  # the caller raises the located error
+                    return m * s + i
                 inv[m, i] = 1.0 / math.sqrt(z) if normalize else 1.0
-                logz[i, m0 + m] = lz if normalize else 0.0
-        if bad >= 0:
-            return bad
         for X, P in ((XR, R), (XW, W)):  # pass 2, writing the panels in order
             if P == 0:
                 continue
@@ -317,15 +309,15 @@ def prepare_panels(lp, s0, s1, widths, tol, normalize=True, width=PREP_WIDTH, po
 
     Returns
     -------
-    (panels, logz) : list of flat float64 arrays, ndarray (s, M) float64
+    list of flat float64 arrays, or None
         ``panels[k]`` has the layout ``(ceil(M / widths[k]), s, C, widths[k])``.  None when some
-        row fails the tolerance (the caller then runs the located checks).
+        row has ``|log Z| > tol`` (NaN included; the caller then runs the located checks).
 
     Examples
     --------
     >>> import numpy as np
     >>> lp = np.log(np.array([[[0.25, 0.75]], [[1.0, 1e-300]]]))       # M=2, n=1, C=2
-    >>> (X,), logz = prepare_panels(lp, 0, 1, (2,), 1e-8)
+    >>> (X,) = prepare_panels(lp, 0, 1, (2,), 1e-8)
     >>> X.reshape(1, 1, 2, 2)[0, 0].round(4).tolist()                  # [class][model]
     [[0.5, 1.0], [0.866, 0.0]]
     """
@@ -336,22 +328,23 @@ def prepare_panels(lp, s0, s1, widths, tol, normalize=True, width=PREP_WIDTH, po
     bufs = [None, None] if bufs is None else list(bufs) + [None]
     XR = _empty_panels(M, s, C, R, bufs[0])
     XW = _empty_panels(M, s, C, W, bufs[1]) if W else np.empty(0)
-    logz = np.empty((s, M))
     step = _lcm(R, W) if W else R
     width = max(step, width // step * step)
     prep = _helpers()[2]
+    tol = float(tol)
+    lo, hi = math.exp(-tol), math.exp(tol)  # |log Z| <= tol
 
     def one(m0):
         w = min(M, m0 + width) - m0
         E = np.multiply(lp[m0:m0 + w, s0:s1], 0.5, dtype=np.float64)
         np.exp(E, out=E)
-        return prep(E, float(tol), bool(normalize), m0, XR, R, XW, W, logz)
+        return prep(E, lo, hi, bool(normalize), m0, XR, R, XW, W)
 
     starts = range(0, M, width)
     bad = list(pool.map(one, starts)) if pool is not None and len(starts) > 1 else [one(m0) for m0 in starts]
     if max(bad) >= 0:
         return None
-    return ([XR, XW] if W else [XR]), logz
+    return [XR, XW] if W else [XR]
 
 
 def pack_panels(X, P):
@@ -489,7 +482,9 @@ def fused_impl(tp, tq, *, prepare, logprobs, out, tile=None, group=None, workers
         na, nb = pa1 - pa0, pb1 - pb0
         a0, b0 = pa0 * R, pb0 * W
         res = None
-        if finish(Qs, acc, flag, R, W, na, nb, out, a0, b0, Ma, Mb):
+        L = np.log(Qs, out=Qs)  # vectorized (numpy); Q >= 2**-900 or flagged
+        L += acc
+        if finish(L, flag, R, W, na, nb, out, a0, b0, Ma, Mb):
             f = flag.reshape(na, nb, R, W).transpose(0, 2, 1, 3).reshape(na * R, nb * W)
             ia, ib = np.nonzero(f)
             ia, ib = ia + a0, ib + b0

@@ -571,8 +571,8 @@ def _fused_logbc(tp, tq, out, *, device, tile, group, norm_tol, check, workers=N
                              bufs=bufs)
         if res is None:  # some row failed the tolerance: the located checks raise (or pass, rounding)
             X, _ = _sqrt_prob_chunk(t, s0, s1, names[which], norm_tol, dev, check)
-            res = [pack_panels(X.numpy(), w) for w in widths], None
-        return res[0]
+            res = [pack_panels(X.numpy(), w) for w in widths]
+        return res
 
     def logprobs(which, models, s0, s1):
         """Float64 log-probabilities of (few, flagged) models, normalized exactly."""

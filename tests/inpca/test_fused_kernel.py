@@ -86,13 +86,18 @@ def test_microkernel_flushes_only_the_entries_below_the_threshold():
 def test_pack_panels_and_prepare_panels_agree():
     rng = np.random.default_rng(1)
     A = log_softmax(2 * rng.standard_normal((29, 7, 4)))
-    (XR, XW), logz = _fused.prepare_panels(A, 2, 7, (6, 16), 1e-8)
+    XR, XW = _fused.prepare_panels(A, 2, 7, (6, 16), 1e-8)
     X = np.exp(0.5 * A[:, 2:7]).transpose(1, 0, 2)  # (s, M, C)
     np.testing.assert_allclose(XR, _fused.pack_panels(X, 6), rtol=1e-15, atol=1e-16)
     np.testing.assert_allclose(XW, _fused.pack_panels(X, 16), rtol=1e-15, atol=1e-16)
     pad = XW.reshape(2, 5, 4, 16)[1, :, :, 13:]
     np.testing.assert_array_equal(pad, 0.5)  # uniform over C = 4: sqrt(1/4)
-    assert np.abs(logz).max() < 1e-15
+    B = A.copy()
+    B[20, 4, 0] += 1e-4  # |log Z| ~ 1e-4 p: outside 1e-8, inside 1e-3
+    assert _fused.prepare_panels(B, 2, 7, (6, 16), 1e-8) is None
+    assert _fused.prepare_panels(B, 2, 7, (6,), 1e-3) is not None
+    B[3, 3, 1] = np.nan
+    assert _fused.prepare_panels(B, 0, 7, (6,), np.inf) is None
 
 
 # ----------------------------------------------------------------------------- exactness
