@@ -5,6 +5,8 @@ Geometric input spectrum ``λ_k = λ_1 e^{-c(k-1)}``, k = 1..d; GD with ``ηλ_1
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ._checks import integer, nonnegative, positive
@@ -240,31 +242,122 @@ def energy_terms(eigenvalues, n_classes, lr, steps, n_runs, *, dynamics="gd", lo
     return float(T2), float(X1), float(I0), nu
 
 
+def _teacher_tail(Phi, C) -> np.ndarray:
+    """Expected teacher-block energy outside its top j directions, j = 0..K (units of ``T2``'s).
+
+    The run-mean block is ``G_T = Σ_k w_k ψ_k ψ_kᵀ`` with ``w_k ~ χ²_{C-1}`` (σ0 = a = 1).  Split
+    ``G_T = E G_T + δG``; outside the top-j eigenvectors ``U_j`` of ``E G_T = (C-1) JSJ``
+    (``Q_j = I - U_j U_jᵀ``) the energy is ``‖Q_j E G_T Q_j‖² + ‖Q_j δG Q_j‖²`` to second order
+    (the ``U_j``-``Q_j`` block of ``δG`` is absorbed by the top directions, as the coupling is), so
+    its expectation is ``(C-1)² Σ_{i>j} ν_i² + 2(C-1) Σ_k ‖Q_j ψ_k‖⁴`` (``Var w_k = 2(C-1)``).
+    At ``j = 0`` this is ``T2``; the fluctuation part matters at small C (derivations.md §7.3).
+    """
+    Psi = Phi - Phi.mean(axis=0, keepdims=True)
+    nu, U = np.linalg.eigh(Psi @ Psi.T)
+    order = np.argsort(nu)[::-1]
+    nu, U = np.clip(nu[order], 0.0, None), U[:, order]
+    K = nu.size
+    out = np.empty(K + 1)
+    for j in range(K + 1):
+        Qpsi = Psi - U[:, :j] @ (U[:, :j].T @ Psi)
+        out[j] = (C - 1) ** 2 * np.sum(nu[j:] ** 2) + 2 * (C - 1) * np.sum(np.sum(Qpsi**2, axis=0) ** 2)
+    return out
+
+
+#: Up to this many classes the boundary is the first root of the exact-law expected curve
+#: (``expected_explained_stress(method='analytic')`` when it integrates the exact law with a
+#: deterministic rule): the energy balance's deterministic shares fail there (derivations.md §7.3).
+CURVE_ROOT_MAX_CLASSES = 3
+#: ... and up to this many runs (the rule's dimension grows with R; beyond it the energy balance,
+#: whose large-R saturation regime applies there).
+CURVE_ROOT_MAX_RUNS = 64
+_ROOT_GRID = (0.0,) + tuple(float(x) for x in np.geomspace(0.02, 1000.0, 17))  # factor 1.97
+_ROOT_BISECT = 7
+
+
+def _curve_root(lam, C, lr, steps, R, chi, k_star, dynamics, loss):
+    """First upward crossing of ``E[χ_{k*}] = χ`` along ρ/σ0 of the exact-law analytic curve.
+
+    Scans ``_ROOT_GRID`` from ρ = 0 up, bisects the first bracket (log scale, ``_ROOT_BISECT``
+    steps, then log-linear interpolation): ``0.0`` if ρ = 0 is a ribbon, ``inf`` if no grid ratio
+    is. Returns None when the analytic curve is not an exact-law rule (``n_nodes == 0``).
+    """
+    def f(r):
+        cur = expected_explained_stress(lam, C, r, 1.0, lr, steps, R, dynamics=dynamics, loss=loss,
+                                        method="analytic", n_components=k_star)
+        return cur, float(cur.chi[k_star - 1])
+
+    cur, f_lo = f(0.0)
+    if getattr(cur, "n_nodes", 0) == 0:
+        return None
+    if f_lo >= chi:
+        return 0.0
+    lo = 0.0
+    for r in _ROOT_GRID[1:]:
+        f_hi = f(r)[1]
+        if f_hi >= chi:
+            hi = r
+            break
+        lo, f_lo = r, f_hi
+    else:
+        return float("inf")
+    for _ in range(_ROOT_BISECT):
+        mid = 0.5 * hi if lo == 0.0 else float(np.sqrt(lo * hi))
+        f_mid = f(mid)[1]
+        if f_mid >= chi:
+            hi, f_hi = mid, f_mid
+        else:
+            lo, f_lo = mid, f_mid
+    w = (chi - f_lo) / (f_hi - f_lo) if f_hi > f_lo else 1.0
+    if lo == 0.0:
+        return float(hi * w)
+    return float(np.exp(np.log(lo) + w * np.log(hi / lo)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _curve_root_cached(lam_bytes, C, lr, steps_bytes, R, chi, k_star, dynamics, loss):
+    # phase maps ask for the same boundary at every ratio of a row: compute it once
+    lam = np.frombuffer(lam_bytes, dtype=float)
+    steps = np.frombuffer(steps_bytes, dtype=float)
+    return _curve_root(lam, C, lr, steps, R, chi, k_star, dynamics, loss)
+
+
 def critical_ratio(eigenvalues, n_classes, lr, steps, n_runs, *, chi=0.9, k_star=3, dynamics="gd",
                    loss="squared"):
-    """Ratio ρ/σ0 at which the seed-averaged ``χ_{k*}`` crosses ``χ`` (closed form, finite C and R).
+    """Ratio ρ/σ0 at which the seed-averaged ``χ_{k*}`` crosses ``χ`` (deterministic, finite C and R).
 
-    Three branches (derivations.md §7.3):
+    No random sampling: the same arguments give the same number. Two regimes
+    (derivations.md §7.3):
 
-    * ``0.0`` -- the initialization cloud alone is already a ribbon: the analytic expected
-      curve (:func:`theory.expected_explained_stress`, ``method='analytic'``) at ρ = 0 has
-      ``χ_{k*} >= χ`` (few classes and a steep spectrum);
-    * ``inf`` -- the teacher block alone leaves more than ``(1-χ)²`` of its energy outside its
-      top ``k*`` directions (``τ >= (1-χ)²``), so no ratio gives a ribbon;
-    * otherwise the smallest root over the splits ``m = 0..k*`` (``k*-m`` teacher and ``m``
-      initialization directions among the top ``k*``) of the energy balance
-      ``τ_{k*-m} a² T2 + (1 - g_m) I0 = β (a² T2 + a X1 + I0)``, ``β = (1-χ)²``:
-      ``a* = [-β X1 + sqrt(β² X1² + 4 (β-τ) T2 (1-g_m-β) I0)] / (2 (β-τ) T2)`` and
-      ``ρ/σ0 = sqrt(max(a* - 1, 0) / R)``, with the exact energy coefficients of
-      :func:`energy_terms`.
+    * **Few classes** (``C <= CURVE_ROOT_MAX_CLASSES = 3`` and ``R <= CURVE_ROOT_MAX_RUNS = 64``):
+      the first upward root in ρ/σ0 of ``E[χ_{k*}] = χ`` on the exact-law expected curve
+      (:func:`theory.expected_explained_stress`, ``method='analytic'``, which there integrates
+      the Gaussian law with a fixed deterministic cubature rule); ``0.0`` when ρ = 0 is already
+      a ribbon, ``inf`` when no ratio up to 1000 is. Each mode supplies only C-1 = 1-2 random
+      directions there, so deterministic energy shares miss the Jensen gap of ``E[χ]`` (the
+      balance below was off by -100% to +450% next to the init-ribbon branch). Used only when
+      that curve is an exact-law rule (its ``n_nodes > 0``); otherwise the balance.
+    * **Otherwise, the energy balance**, with three branches:
 
-    ``τ_j`` is the mean-field teacher tail ``Σ_{i>j} ν_i² / Σ ν_i²``, ``g_m`` the share of the
-    initialization energy in its top m levels (analytic spectrum at ρ = 0); the coupling energy
-    counts as explained (the top directions absorb it when the teacher dominates). Large R:
-    ``I0 ∝ R²`` and the ratio saturates; large C: ``I0 ∝ (C-1)² R`` and the ratio falls like
-    ``R^{-1/4}``.
+      - ``0.0`` -- the initialization cloud alone is already a ribbon (``χ_{k*} >= χ`` of the
+        deterministic ρ = 0 spectrum of derivations.md §4.4);
+      - ``inf`` -- the teacher block alone leaves more than ``(1-χ)²`` of its energy outside
+        its top ``k*`` directions (``τ >= (1-χ)²``), so no ratio gives a ribbon;
+      - otherwise the smallest root over the splits ``m = 0..k*`` (``k*-m`` teacher and ``m``
+        initialization directions among the top ``k*``) of
+        ``τ_{k*-m} a² T2 + (1 - g_m) I0 = β (a² T2 + a X1 + I0)``, ``β = (1-χ)²``:
+        ``a* = [-β X1 + sqrt(β² X1² + 4 (β-τ) T2 (1-g_m-β) I0)] / (2 (β-τ) T2)`` and
+        ``ρ/σ0 = sqrt(max(a* - 1, 0) / R)``, with the exact energy coefficients of
+        :func:`energy_terms`.
 
-    Parameters
+      ``τ_j`` is the expected teacher-block energy outside its top j mean-field directions,
+      mean part plus the χ²_{C-1} fluctuation of each mode's weight, over ``T2``; ``g_m`` the
+      share of the initialization energy in its top m levels (analytic spectrum at ρ = 0); the
+      coupling energy counts as explained (the top directions absorb it when the teacher
+      dominates). Large R: ``I0 ∝ R²`` and the ratio saturates; large C: ``I0 ∝ (C-1)² R`` and
+      the ratio falls like ``R^{-1/4}``.
+
+        Parameters
     ----------
     eigenvalues : (d,) array
         Input-correlation spectrum λ.
@@ -299,6 +392,12 @@ def critical_ratio(eigenvalues, n_classes, lr, steps, n_runs, *, chi=0.9, k_star
     k_star = integer(k_star, "k_star", minimum=1)
     if k_star >= R * K:
         raise ValueError(f"k_star must be in [1, number of points - 1 = {R * K - 1}], got {k_star}")
+    if C <= CURVE_ROOT_MAX_CLASSES and R <= CURVE_ROOT_MAX_RUNS:
+        st = np.ascontiguousarray(steps, dtype=float)
+        root = _curve_root_cached(lam.tobytes(), C, None if lr is None else float(lr), st.tobytes(), R,
+                                  chi, k_star, dynamics, loss)
+        if root is not None:
+            return root
     init = explained_stress(_init_cloud_spectrum(lam, C, 1.0, R, F))
     if init.size >= k_star and init[k_star - 1] >= chi:
         return 0.0
@@ -307,9 +406,9 @@ def critical_ratio(eigenvalues, n_classes, lr, steps, n_runs, *, chi=0.9, k_star
     if tot <= 0 or T2 <= 0:
         return float("inf")
     beta = (1.0 - chi) ** 2
-    # energy shares: teacher tail after j directions, initialization share of its top m levels
-    tail = np.concatenate([np.cumsum((nu**2)[::-1])[::-1], [0.0]]) / tot
     Phi = mode_profiles(lam, C, F)
+    # energy shares: teacher tail after j directions, initialization share of its top m levels
+    tail = _teacher_tail(Phi, C) / T2
     nrm = np.sum(Phi**2, axis=0)
     if R - 1 > 2.0 * (C - 1) * nrm.sum() ** 2 / np.sum(nrm**2):  # as _init_cloud_spectrum
         g = np.sort(np.concatenate([_mp_typical(R - 1, C - 1, nk) for nk in nrm]))[::-1]
@@ -410,8 +509,8 @@ def phase_boundary(axis, values, fixed, *, chi=0.9, k_star=3, n_checkpoints=10, 
 
     Examples
     --------
-    >>> phase_boundary('c', [0.5, 1.0], dict(d=12, n_classes=3, n_runs=4, T=100)).round(3)
-    array([1.984, 1.709])
+    >>> phase_boundary('c', [0.5, 1.0], dict(d=12, n_classes=5, n_runs=4, T=100)).round(3)
+    array([2.114, 1.911])
     """
     if axis not in ("c", "T"):
         raise ValueError(f"axis must be 'c' or 'T', got {axis!r}")
