@@ -25,10 +25,12 @@ Conventions
 
 Kernels of :func:`bhattacharyya` (a registry, :data:`BHATTACHARYYA_KERNELS`)
 ----------------------------------------------------------------------------
-``"fused"`` (CPU, ``C <= 32`` under ``kernel="auto"``): a numba kernel over tiles of 64 rows by
-256 columns (:mod:`linsim.inpca._fused`); each per-sample coefficient is formed in registers
-(the class sum unrolled) and multiplied straight into the tile's running product, with the
-flush and exact-redo rules described below.  ``"gemm"`` (any device, any ``C``; the CUDA path):
+``"fused"`` (CPU, ``C <= 32`` under ``kernel="auto"``): a register-tiled numba micro-kernel
+(:mod:`linsim.inpca._fused`): the square-root probabilities are packed into panels, and a tile of
+6 x 16 running products (3 x 8 without AVX-512) stays in vector registers across the samples
+while each sample's coefficients are accumulated class by class in registers (fused
+multiply-adds) and multiplied in; the same flush and exact-redo rules as below.  Tasks of 96 x
+256 models are shared out among single-threaded workers.  ``"gemm"`` (any device, any ``C``; the CUDA path):
 batched matrix products through torch, described next.  Both agree to rounding (~1e-16) and
 each is deterministic whatever the worker count.  :func:`bhattacharyya_reference` is the slow
 plain oracle beside them.
@@ -228,7 +230,7 @@ def bhattacharyya(logp, logq=None, *, out=None, kernel="auto", device=None, tile
         Where to compute; default CUDA if available, else CPU.  The result is always on the
         host.
     tile : int, optional
-        Models per side of the output tiles: of the kernel (default 64 x 256 fused, 64 x 512
+        Models per side of the output tiles: of the kernel (default 96 x 256 fused, 64 x 512
         gemm on CPU, 2048 on CUDA) or, with a zarr ``out``, of the store (default 1024).
     group : int, optional
         Samples between checks of the running product (fused, default 16) or per batched
