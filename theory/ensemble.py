@@ -250,6 +250,27 @@ def _init_cloud_spectrum(lam, C, s0, R, F) -> np.ndarray:
     return _cloud_regime_spectrum(lam, C, 0.0, s0, R, F)
 
 
+#: ``method='analytic'`` integrates the exact law (derivations.md §4.5) when each mode supplies at
+#: most this many degrees of freedom (C - 1); above it the dof accounting of §4.4 is used.
+CUBATURE_MAX_DOF = 4
+
+
+def _cubature_log2_nodes(C: int) -> int:
+    """Nodes of that rule, ``2**n``: 256 for C - 1 <= 2, 128 above (fluctuations shrink with C - 1)."""
+    return 8 if C - 1 <= 2 else 7
+
+
+def _uses_cubature(C: int) -> bool:
+    return C - 1 <= CUBATURE_MAX_DOF
+
+
+def _cubature_spectra(lam, C, rho, s0, R, F) -> np.ndarray:
+    """Small-logit spectra at the nodes of the deterministic rule of §4.5, (N, p)."""
+    from ._cubature import feature_spectra
+    Phi = mode_profiles(lam, C, F)
+    return feature_spectra(Phi, C - 1, R * rho**2 + s0**2, s0, R, _cubature_log2_nodes(C))
+
+
 _METHODS = ("analytic", "monte-carlo", "mean-field")
 
 
@@ -313,6 +334,9 @@ def expected_spectrum(eigenvalues, n_classes, teacher_scale, init_scale, lr, ste
                                    n_runs, dynamics, loss)
     method = _method(method)
     if method == "analytic":
+        if _uses_cubature(C):
+            ev = _cubature_spectra(lam, C, rho, s0, R, F).mean(axis=0)
+            return np.pad(ev, (0, max(R * F.shape[0] - ev.size, 0)))[: R * F.shape[0]]
         return _cloud_regime_spectrum(lam, C, rho, s0, R, F)
     if method == "mean-field":
         tb, ib = mean_field_blocks(lam, C, rho, s0, lr, steps, R, dynamics=dynamics, loss=loss)
@@ -330,12 +354,25 @@ class StressCurve:
     chi : (m,) float64 array
         The curve (non-decreasing, in [0, 1]).
     stderr : (m,) float64 array
-        Standard error of each ``chi`` value: the Monte-Carlo sampling error (``std/sqrt(n_draws)``
-        over draws); zeros for the deterministic methods.
+        Error estimate of each ``chi`` value: the Monte-Carlo standard error
+        (``std/sqrt(n_draws)`` over draws), the cubature's estimate ``|Q_N - Q_{N/2}|``
+        (``method='analytic'``, C <= 5), zeros for the other deterministic curves; with
+        ``logits='finite'`` the correction's estimate is added (derivations.md §6.2).
     method : str
         The method that produced it.
     n_draws : int
         Number of Monte-Carlo draws (0 for deterministic methods).
+    n_nodes : int
+        Nodes of the deterministic cubature (0 when none was used).
+    logits : {'small', 'finite'}
+        Whether the finite-logit correction is included.
+    negative_share, negative_share_err : float
+        Predicted expected share ``Σ_{μ<0} μ² / Σ μ²`` of negative eigenvalues and its error
+        estimate (both 0 for ``logits='small'``: the small-logit geometry is Euclidean).
+    logit_rms : float
+        Expected pooled rms of the centred logits (:func:`theory.expected_logit_diagnostics`).
+    in_regime : bool
+        :func:`theory.in_regime` of ``logit_rms``: the one small-logit regime rule.
 
     ``numpy.asarray(curve)`` gives ``chi``; ``len(curve)`` and indexing act on ``chi``.
 
@@ -351,6 +388,12 @@ class StressCurve:
     stderr: np.ndarray
     method: str
     n_draws: int = 0
+    n_nodes: int = 0
+    logits: str = "small"
+    negative_share: float = 0.0
+    negative_share_err: float = 0.0
+    logit_rms: float = 0.0
+    in_regime: bool = True
 
     def __array__(self, dtype=None, copy=None):
         return self.chi if dtype is None else self.chi.astype(dtype)
@@ -370,50 +413,107 @@ class StressCurve:
         return float(hit[0] + 1) if hit.size else math.inf
 
 
+_LOGITS = ("small", "finite")
+
+
 def expected_explained_stress(eigenvalues, n_classes, teacher_scale, init_scale, lr, steps, n_runs, *,
                               dynamics="gd", loss="squared", method="monte-carlo", n_draws=64, seed=0,
-                              n_components=None) -> StressCurve:
+                              n_components=None, logits="small", n_samples=None) -> StressCurve:
     """Expected explained-stress curve ``E[χ_k]``, k = 1..n_components.
 
-    Parameters are those of :func:`expected_spectrum`. ``method='monte-carlo'`` averages the
-    per-draw curves (what an average over simulated seeds measures) and reports the standard
-    error of that average; ``'analytic'`` and ``'mean-field'`` are the curves of the
-    deterministic spectra of :func:`expected_spectrum` (normalised by their own sum of squares).
-    Measured accuracy of ``'analytic'`` against Monte Carlo (144 cells, derivations.md §4.4):
-    max deviation over k <= 10 has median 0.032, below 0.03 in 48% and below 0.06 in 74% of
-    cells; worst 0.23. **Known limitation at C = 2-3:** each mode then supplies only C - 1 = 1-2
-    random directions, so (i) with few active modes and few runs (e.g. C = 2, c = 2, R = 4) the
-    per-draw spectrum has O(1) fluctuations and ``E[χ_k]`` differs from the χ of any
-    deterministic spectrum (Jensen gap, 0.23), and (ii) at ρ/σ0 ≈ 1 teacher and initialization
-    directions of similar size share the same few directions, which the greedy dof accounting
-    does not resolve (0.14-0.18 at C = 2, R >= 16). Use ``'monte-carlo'`` (the default) there.
+    Parameters are those of :func:`expected_spectrum`, plus:
+
+    n_components : int, optional
+        Length of the returned curve (default: all ``R*K`` values, fewer for Monte Carlo).
+    logits : {'small', 'finite'}
+        ``'small'`` (default): the small-logit theory, scale free (only ρ/σ0 matters).
+        ``'finite'``: adds the finite-logit correction ``E[χ_fin - χ_small]`` of
+        derivations.md §6.2 (the segment-averaged softmax Fisher metric of
+        :func:`theory.finite_logit_spectrum`, averaged over 16 cubature nodes of the law of
+        teacher, initializations and inputs); the absolute scales of ``eigenvalues``, ρ and σ0
+        then matter (logits are ``W x``). Squared loss only (at finite logits cross-entropy
+        dynamics are not linear). Cost: 16 finite-logit spectra (about a second each at
+        R K = 88 points, n = 60).
+    n_samples : int >= d, optional
+        Required with ``logits='finite'`` (and refused otherwise): the number n of training
+        inputs, modelled as exact-spectrum data ``X = sqrt(n) U Λ^{1/2}`` with ``U`` a Haar
+        n x d orthonormal frame (linsim's ``data_mode='exact'``).
+
+    ``method='monte-carlo'`` averages the per-draw curves (what an average over simulated seeds
+    measures) and reports the standard error of that average. ``method='analytic'`` is
+    deterministic: for ``C - 1 <= 4`` it is the exact small-logit ``E[χ_k]`` evaluated with a
+    fixed cubature rule (derivations.md §4.5; 256 nodes for C <= 3, 128 up to C = 5), with the
+    rule's own error estimate as ``stderr``; measured against 800-draw Monte Carlo on 72 cells
+    at C = 2, 3 (d = 30, R in {4, 16, 64}, c in {0.1, ..., 2}, ρ/σ0 in {0.1, 1, 3}): median
+    0.005, worst 0.014 over k <= 10 (the §4.4 dof accounting it replaces: median 0.05, worst
+    0.23); at C = 4, 5 (400 draws): median 0.005, worst 0.024. For C > 5 it is the curve of the
+    deterministic dof-accounting spectrum of §4.4 (median 0.017 at C = 10; ``stderr`` zeros).
+    ``'mean-field'`` is the curve of the mean-field spectrum (normalised by its own sum of
+    squares).
 
     Returns
     -------
     StressCurve
+        ``stderr``: Monte-Carlo standard error, or the cubature's error estimate; with
+        ``logits='finite'`` plus the correction's own estimate (rule error and the segment
+        rule's χ interval). ``logit_rms`` and ``in_regime`` come from
+        :func:`theory.expected_logit_diagnostics` and :func:`theory.in_regime` (the one regime
+        rule): out of the regime, ``logits='small'`` is not to be trusted.
 
     Examples
     --------
     >>> import numpy as np
     >>> cur = expected_explained_stress(np.exp(-np.arange(4.0)), 3, 0.1, 0.1, 1.0, [0, 2, 8], 2,
     ...                                 n_draws=8, n_components=3)
-    >>> cur.chi.shape, bool(np.all(cur.stderr > 0)), cur.method
-    ((3,), True, 'monte-carlo')
+    >>> cur.chi.shape, bool(np.all(cur.stderr > 0)), cur.method, cur.in_regime
+    ((3,), True, 'monte-carlo', True)
+    >>> an = expected_explained_stress(np.exp(-np.arange(4.0)), 3, 0.1, 0.1, 1.0, [0, 2, 8], 2,
+    ...                                method="analytic", n_components=3)
+    >>> an.n_nodes, bool(np.all(np.diff(an.chi) >= 0))
+    (256, True)
     """
+    from .validity import expected_logit_diagnostics
     lam, C, rho, s0, R, F = _setup(eigenvalues, n_classes, teacher_scale, init_scale, lr, steps,
                                    n_runs, dynamics, loss)
     m = None if n_components is None else integer(n_components, "n_components", minimum=1)
     method = _method(method)
+    if logits not in _LOGITS:
+        raise ValueError(f"logits must be one of {_LOGITS}, got {logits!r}")
+    if logits == "finite" and loss != "squared":
+        raise ValueError("logits='finite' needs loss='squared' (cross-entropy dynamics are not "
+                         "linear at finite logits)")
+    if logits == "finite":
+        if n_samples is None:
+            raise ValueError("logits='finite' needs n_samples (the number of training inputs)")
+        n_samples = integer(n_samples, "n_samples", minimum=lam.size)
+    elif n_samples is not None:
+        raise ValueError("n_samples is used only with logits='finite'")
     if method == "monte-carlo":
         spectra = _draw_spectra(lam, C, rho, s0, R, F, n_draws, seed)
         curves = np.array([explained_stress(s) for s in spectra])
         chi = curves.mean(axis=0)
         se = curves.std(axis=0, ddof=1) / np.sqrt(curves.shape[0])
-        n = curves.shape[0]
+        n, nodes = curves.shape[0], 0
+    elif method == "analytic" and _uses_cubature(C):
+        from ._cubature import rule_average, stress_rows
+        spectra = _cubature_spectra(lam, C, rho, s0, R, F)
+        chi, se = rule_average(stress_rows(spectra, R * F.shape[0]))
+        n, nodes = 0, spectra.shape[0]
     else:
         ev = expected_spectrum(lam, C, rho, s0, lr, steps, R, dynamics=dynamics, loss=loss,
                                method=method)
         chi = explained_stress(ev)
         se = np.zeros_like(chi)
-        n = 0
-    return StressCurve(chi=chi[:m], stderr=se[:m], method=method, n_draws=n)
+        n, nodes = 0, 0
+    diag = expected_logit_diagnostics(lam, C, rho, s0, lr, steps, dynamics=dynamics, loss=loss)
+    neg, neg_err = 0.0, 0.0
+    if logits == "finite":
+        from ._cubature import stress_rows
+        from .finite_logit import _expected_correction
+        delta, d_err, width, neg, neg_err = _expected_correction(lam, C, rho, s0, R, F, chi.size,
+                                                                 n_samples)
+        chi = np.clip(chi + delta, 0.0, 1.0)
+        se = se + d_err + width
+    return StressCurve(chi=chi[:m], stderr=se[:m], method=method, n_draws=n, n_nodes=nodes,
+                       logits=logits, negative_share=neg, negative_share_err=neg_err,
+                       logit_rms=diag.logit_rms, in_regime=diag.in_regime)

@@ -299,3 +299,57 @@ def gd_logits(teacher, init, lr: float, steps, inputs) -> np.ndarray:
     E0 = (W0 - Wt[None]) @ V  # (R, C, d) in the eigenbasis
     Wk = Wt[None, None] + np.einsum("rcd,kd,ed->rkce", E0, a, V)
     return np.einsum("rkce,ne->rknc", Wk, X)
+
+
+def _exact_inputs(eigenvalues: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Inputs ``X = sqrt(n) U Λ^{1/2}`` (n, d) with ``XᵀX/n = Λ`` exactly, from Gaussian nodes ``z``.
+
+    ``U = A (AᵀA)^{-1/2}`` with ``A = z`` (n, d): for Gaussian ``A`` the polar factor ``U`` is
+    Haar distributed on the orthonormal n x d frames, which is the law of the simulator's
+    ``data_mode='exact'`` inputs in the eigenbasis (derivations.md §6.2).
+    """
+    w, V = np.linalg.eigh(z.T @ z)
+    U = z @ (V / np.sqrt(w)) @ V.T
+    return np.sqrt(z.shape[0]) * U * np.sqrt(eigenvalues)[None, :]
+
+
+def _expected_correction(lam, C, rho, s0, R, F, n_components, n_samples, log2_nodes=4, n_nodes=2):
+    """``E[χ_fin - χ_quad]`` over the Gaussian law of teacher, init and inputs (derivations.md §6.2).
+
+    Each node of the cubature of :mod:`theory._cubature` is one ensemble draw: teacher, R
+    initializations (in the eigenbasis) and an exact-spectrum input set of ``n_samples`` rows
+    (:func:`_exact_inputs`). Its logits give the segment-rule spectrum and, from the same
+    points, the small-logit spectrum (exact quadratic theory, since ``XᵀX/n = Λ``). Returns
+    ``(delta, delta_err, rule_err, negative_share, negative_share_err)``: the mean difference of
+    the curves (n_components,), its cubature error estimate ``|Q_N - Q_{N/2}|``, the mean
+    half-width of the segment rule's own χ interval (:meth:`FiniteLogitSpectrum.chi_interval`),
+    and the mean negative share with its cubature error estimate.
+    """
+    from ._cubature import gaussian_nodes, rule_average, stress_rows
+    from .quadratic import embedding_points, gram_spectrum
+    d = lam.size
+    n = int(n_samples)
+    if n < d:
+        raise ValueError(f"n_samples={n} must be >= the number of modes d={d} (exact-spectrum inputs)")
+    n_w = d * C * (R + 1)
+    Z = gaussian_nodes(n_w + n * d, log2_nodes)  # weights on the best coordinates, inputs after
+    deltas, widths, negs = [], [], []
+    for z in Z:
+        w = z[:n_w].reshape(d, C, R + 1)
+        Wt = rho * w[:, :, 0].T  # (C, d)
+        W0 = s0 * np.transpose(w[:, :, 1:], (2, 1, 0))  # (R, C, d)
+        X = _exact_inputs(lam, z[n_w:].reshape(n, d))
+        Wk = Wt[None, None] + (W0 - Wt[None])[:, None] * F[None, :, None, :]  # (R, K, C, d)
+        fit = finite_logit_spectrum(np.einsum("rkcd,nd->rknc", Wk, X), n_nodes=n_nodes)
+        quad = gram_spectrum(embedding_points(lam, Wt, W0, F))
+        fin = stress_rows(fit.eigenvalues[None], n_components)[0]
+        lo, hi = fit.chi_interval()
+        m = min(n_components, lo.size)
+        half = np.zeros(n_components)
+        half[:m] = 0.5 * (hi[:m] - lo[:m])
+        deltas.append(fin - stress_rows(quad[None], n_components)[0])
+        widths.append(half)
+        negs.append(fit.negative_share)
+    delta, delta_err = rule_average(np.array(deltas))
+    neg, neg_err = rule_average(np.array(negs)[:, None])
+    return delta, delta_err, np.mean(widths, axis=0), float(neg[0]), float(neg_err[0])
