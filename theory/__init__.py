@@ -22,7 +22,8 @@ from .validity import (REGIME_LOGIT_RMS, LogitDiagnostics, centred_logit_rms,
                        expected_logit_diagnostics, in_regime, logit_diagnostics,
                        predicted_relative_error)
 from .variants import (kernel_quadratic_spectrum, sgd_expected_gram, sgd_feature_covariance,
-                       sgd_minibatch_second_moment, sgd_quadratic_spectrum, sgd_typical_spectrum)
+                       sgd_minibatch_second_moment, sgd_quadratic_spectrum, sgd_typical_explained_stress,
+                       sgd_typical_spectrum)
 
 __all__ = [
     "active_modes", "critical_ratio", "energy_terms", "geometric_spectrum", "k_chi_init", "k_chi_init_estimate",
@@ -36,5 +37,5 @@ __all__ = [
     "LogitDiagnostics", "centred_logit_rms", "expected_logit_diagnostics", "in_regime",
     "logit_diagnostics", "predicted_relative_error", "kernel_quadratic_spectrum",
     "sgd_expected_gram", "sgd_minibatch_second_moment", "sgd_quadratic_spectrum",
-    "sgd_feature_covariance", "sgd_typical_spectrum",
+    "sgd_feature_covariance", "sgd_typical_spectrum", "sgd_typical_explained_stress",
 ]

@@ -14,6 +14,8 @@
   (exact, from the same moment recursion carried class-block by class-block) predicts the typical
   (median over noise) spectrum, whereas the spectrum of ``E[J Y Yᵀ J]`` is the mean-Gram one, which
   treats the noise of different runs as orthogonal and spreads it over R times too many directions.
+  :func:`sgd_typical_explained_stress` adds the finite-sample spread of ``Yᵀ J Y`` around its mean
+  (Gaussian noise model with the exact per-run covariances; pairwise level repulsion).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ __all__ = [
     "sgd_quadratic_spectrum",
     "sgd_feature_covariance",
     "sgd_typical_spectrum",
+    "sgd_typical_explained_stress",
 ]
 
 
@@ -190,6 +193,71 @@ def sgd_quadratic_spectrum(inputs, teacher, init, lr, steps, batch_size):
     return ev[np.argsort(-np.abs(ev), kind="stable")]
 
 
+def _sgd_checked(inputs, teacher, init, lr, steps, batch_size):
+    """Validated SGD problem in the eigenbasis of Σ: (Xe, lam, a, D0, steps, lr, f_b, C)."""
+    X = as_float_array(inputs, "inputs", ndim=2)
+    Wt = as_float_array(teacher, "teacher", ndim=2)
+    W0 = as_float_array(init, "init", ndim=3)
+    n, d = X.shape
+    if Wt.shape[1] != d or W0.shape[1:] != Wt.shape:
+        raise ValueError(f"teacher must be (C, d={d}) and init (R, C, d); got {Wt.shape}, {W0.shape}")
+    if Wt.shape[0] < 2:
+        raise ValueError("need at least 2 classes (teacher.shape[0] >= 2)")
+    st = steps_array(steps)
+    b = batch_size
+    if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or not 1 <= b <= n:
+        raise ValueError(f"batch_size must be an integer in [1, n={n}], got {batch_size!r}")
+    lam, V = np.linalg.eigh(X.T @ X / n)
+    lam, V = np.clip(lam[::-1], 0.0, None), V[:, ::-1]  # descending; clip is round-off only (Gram matrix)
+    lr = check_lr(lr, lam)
+    C = Wt.shape[0]
+    D0 = np.einsum("cj,rcd,de->rje", class_contrast_basis(C), W0 - Wt, V)  # (R, C-1, d) contrasts
+    fb = (n - b) / (b * (n - 1.0)) if n > 1 else 0.0
+    return X @ V, lam, 1.0 - lr * lam, D0, st, lr, fb, C
+
+
+def _noise_covariances(Xe, lam, a, D0, st, lr, fb, per_run: bool):
+    """GD means (R, K, J, d) and noise covariances at the checkpoints, layout (..., K, J, J, d, d)
+    (``[j, k, d, e]`` = Cov of contrast row j, mode d with row k, mode e), summed over runs unless
+    ``per_run``. The class-block moment recursion of derivations.md §5.2.1, in the eigenbasis."""
+    n = Xe.shape[0]
+    R, J, d = D0.shape
+    K = st.size
+    want = {}
+    for k, t in enumerate(st.tolist()):
+        want.setdefault(t, []).append(k)
+    outer = np.einsum("rjd,rke->rjkde", D0, D0)
+    S = outer if per_run else outer.sum(axis=0)
+    means = np.empty((R, K, J, d))
+    noise = np.empty(S.shape[:-4] + (K,) + S.shape[-4:])
+    Xt = Xe.T
+    for t in range(int(st.max()) + 1):
+        if t in want:
+            m = D0 * a ** t
+            mm = np.einsum("rjd,rke->rjkde", m, m)
+            N = S - (mm if per_run else mm.sum(axis=0))
+            for k in want[t]:
+                means[:, k] = m
+                noise[..., k, :, :, :, :] = N
+        if t < int(st.max()):
+            q = ((S @ Xt) * Xt).sum(axis=-2)  # (..., n): x_iᵀ S_jk x_i
+            Gam = Xt @ (q[..., :, None] * Xe) / n
+            S = a[:, None] * S * a[None, :] + lr**2 * fb * (Gam - lam[:, None] * S * lam[None, :])
+    return means, noise
+
+
+def _cross(noise_lo, a, dt):
+    """Cov(y_lo, y_hi) from Cov(y_lo) (layout (..., J, J, d, d)) and the step gap ``dt >= 0``."""
+    return noise_lo * (a ** int(dt))
+
+
+def _to_features(block, h):
+    """(..., J, J, d, d) covariance blocks -> (..., J d, J d) in the metric ``h = sqrt(λ / 8C)``."""
+    J, d = block.shape[-4], block.shape[-2]
+    b = block * h[:, None] * h[None, :]
+    return np.swapaxes(b, -3, -2).reshape(block.shape[:-4] + (J * d, J * d))
+
+
 def sgd_feature_covariance(inputs, teacher, init, lr, steps, batch_size):
     """Expected feature-space covariance ``E[Yᵀ J Y]`` of the small-logit points of an SGD ensemble.
 
@@ -200,6 +268,7 @@ def sgd_feature_covariance(inputs, teacher, init, lr, steps, batch_size):
     ``E[Yᵀ J Y] = Mᵀ J M + Σ_{r,t} N_{r,t} - (1/M) Σ_r Σ_{t,t'} Cov(y_{r,t}, y_{r,t'})``, where the noise
     covariance follows the class-blockwise moment recursion
     ``S_{t+1} = A S_t A + η² f_b (Γ(S_t) - Σ S_t Σ)`` and ``Cov(y_t, y_t') = N_t A^{t'-t}`` (``t <= t'``).
+    Cost ``O(T (C-1)² n d²)``.
 
     Parameters
     ----------
@@ -229,74 +298,33 @@ def sgd_feature_covariance(inputs, teacher, init, lr, steps, batch_size):
     >>> F.shape, bool(np.allclose(F, F.T))
     ((2, 2), True)
     """
-    X = as_float_array(inputs, "inputs", ndim=2)
-    Wt = as_float_array(teacher, "teacher", ndim=2)
-    W0 = as_float_array(init, "init", ndim=3)
-    n, d = X.shape
-    if Wt.shape[1] != d or W0.shape[1:] != Wt.shape:
-        raise ValueError(f"teacher must be (C, d={d}) and init (R, C, d); got {Wt.shape}, {W0.shape}")
-    if Wt.shape[0] < 2:
-        raise ValueError("need at least 2 classes (teacher.shape[0] >= 2)")
-    st = steps_array(steps)
-    b = batch_size
-    if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or not 1 <= b <= n:
-        raise ValueError(f"batch_size must be an integer in [1, n={n}], got {batch_size!r}")
-    lam, V = np.linalg.eigh(X.T @ X / n)
-    lam, V = np.clip(lam[::-1], 0.0, None), V[:, ::-1]  # descending; clip is round-off only (Gram matrix)
-    lr = check_lr(lr, lam)
-    Xe = X @ V  # eigenbasis: Σ = diag(lam), A = diag(1 - η lam)
-    R, C, _ = W0.shape
-    J = C - 1
-    Q = class_contrast_basis(C)
-    D0 = np.einsum("cj,rcd,de->rje", Q, W0 - Wt, V)  # (R, C-1, d) contrasts in the eigenbasis
-    a = 1.0 - lr * lam
-    fb = (n - b) / (b * (n - 1.0)) if n > 1 else 0.0
+    Xe, lam, a, D0, st, lr, fb, C = _sgd_checked(inputs, teacher, init, lr, steps, batch_size)
+    R, J, d = D0.shape
     K = st.size
-    Mpts = R * K
-    Tmax = int(st.max())
-    want = {}
-    for k, t in enumerate(st.tolist()):
-        want.setdefault(t, []).append(k)
-    S = np.einsum("rjd,rke->jdke", D0, D0)  # Σ_r E[vec Δ̃ vec Δ̃ᵀ], blocks (j, k) of (d, d)
-    means = np.empty((R, K, J, d))
-    noise = np.empty((K, J, d, J, d))  # Σ_r N_{r,t} (weights, before the Σ^{1/2} metric)
-    for t in range(Tmax + 1):
-        if t in want:
-            m = D0 * a[None, None, :] ** t
-            N = S - np.einsum("rjd,rke->jdke", m, m)
-            for k in want[t]:
-                means[:, k], noise[k] = m, N
-        if t < Tmax:
-            SS = np.einsum("d,jdke,e->jdke", lam, S, lam)
-            q = np.einsum("nd,jdke,ne->jkn", Xe, S, Xe)
-            Gam = np.einsum("jkn,nd,ne->jdke", q, Xe, Xe) / n
-            S = np.einsum("d,jdke,e->jdke", a, S, a) + lr**2 * fb * (Gam - SS)
-    h = np.sqrt(lam) / np.sqrt(8.0 * C)
-    Y = (means * h).reshape(Mpts, J * d)
+    means, noise = _noise_covariances(Xe, lam, a, D0, st, lr, fb, per_run=False)
+    h = np.sqrt(lam / (8.0 * C))
+    Y = (means * h).reshape(R * K, J * d)
     Yc = Y - Y.mean(axis=0)
-    F = Yc.T @ Yc
-    tot = np.zeros((J, d, J, d))
-    cross = np.zeros((J, d, J, d))
+    total = noise.sum(axis=0)
+    cross = np.zeros_like(total)
     for k in range(K):
-        tot += noise[k]
         for k2 in range(K):
             lo, hi = (k, k2) if st[k] <= st[k2] else (k2, k)
-            Ck = noise[lo] * (a ** int(st[hi] - st[lo]))[None, None, None, :]  # Cov(lo, hi)
-            cross += Ck if lo == k else Ck.transpose(2, 3, 0, 1)
-    Nf = tot - cross / Mpts
-    Nf = np.einsum("d,jdke,e->jdke", h, Nf, h).reshape(J * d, J * d)
-    F = F + Nf
+            c = _cross(noise[lo], a, st[hi] - st[lo])
+            cross += c if lo == k else np.swapaxes(np.swapaxes(c, -4, -3), -2, -1)
+    F = Yc.T @ Yc + _to_features(total - cross / (R * K), h)
     return (F + F.T) / 2.0
 
 
 def sgd_typical_spectrum(inputs, teacher, init, lr, steps, batch_size):
-    """Typical (median over SGD noise) small-logit InPCA spectrum: eigenvalues of
+    """Typical (median over SGD noise) small-logit InPCA spectrum, leading order: eigenvalues of
     :func:`sgd_feature_covariance`, |λ|-descending, shape ((C-1) d,).
 
     One realisation's InPCA eigenvalues are those of its feature covariance ``Yᵀ J Y``, a sum over the
-    R K points that self-averages; so the spectrum of its expectation is the typical one (derivations.md
-    §5.2.1). Prefer it to :func:`sgd_quadratic_spectrum` (the spectrum of the expected point-space Gram)
-    when asking about the geometry of a single SGD ensemble; the two coincide at full batch (GD).
+    R K points that self-averages; so the spectrum of its expectation is the typical one to leading
+    order (derivations.md §5.2.1). :func:`sgd_typical_explained_stress` adds the finite-sample spread.
+    Prefer either to :func:`sgd_quadratic_spectrum` (the spectrum of the expected point-space Gram)
+    when asking about the geometry of one SGD ensemble; all coincide at full batch (GD).
 
     Examples
     --------
@@ -310,3 +338,82 @@ def sgd_typical_spectrum(inputs, teacher, init, lr, steps, batch_size):
     F = sgd_feature_covariance(inputs, teacher, init, lr, steps, batch_size)
     ev = np.linalg.eigvalsh(F)
     return ev[np.argsort(-np.abs(ev), kind="stable")]
+
+
+#: Gauss-Hermite (probabilists') rule for E over Z ~ N(0, 1) in the pairwise level repulsion.
+_GH_NODES, _GH_WEIGHTS = np.polynomial.hermite_e.hermegauss(80)
+_GH_WEIGHTS = _GH_WEIGHTS / _GH_WEIGHTS.sum()
+
+
+def sgd_typical_explained_stress(inputs, teacher, init, lr, steps, batch_size, *, spread=True):
+    """Typical (median over SGD noise) explained-stress curve ``χ_k`` of one SGD ensemble, k = 1..(C-1)d.
+
+    ``spread=False``: ``χ_k`` of :func:`sgd_typical_spectrum` (the spectrum of ``F = E[Yᵀ J Y]``).
+    ``spread=True`` (default) adds the finite-sample spread of ``Yᵀ J Y = F + δ`` around ``F``
+    (derivations.md §5.2.1): with the noise treated as Gaussian with its exact per-run covariance
+    (all checkpoint pairs), ``v_ij = E δ_ij²`` in the eigenbasis of F is computed exactly (Isserlis);
+    each pair of levels repels as in the 2 x 2 problem, ``λ_i -> λ_i ± (E sqrt(Δ² + v_ij Z²) - |Δ|)``,
+    ``Δ = (λ_i - λ_j)/2`` (second-order perturbation theory when ``v << Δ²``, finite at degeneracy);
+    each level's energy gains ``v_ii``; ``χ_k`` follows from these effective levels (their energies sum
+    to ``Σ λ_i² + Σ_ij v_ij = E||Yᵀ J Y||_F²`` to first order in ``v``).
+    Memory ``O(R K² (C-1)² d²)``.
+
+    Parameters
+    ----------
+    inputs, teacher, init, lr, steps, batch_size
+        As :func:`sgd_feature_covariance`.
+    spread : bool
+        Include the finite-sample spread (needs the per-run recursion: R times the cost).
+
+    Returns
+    -------
+    ((C-1) d,) array, non-decreasing, ending at 1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> g = np.random.default_rng(0)
+    >>> X, Wt, W0 = g.normal(size=(8, 3)), g.normal(size=(2, 3)), g.normal(size=(3, 2, 3))
+    >>> chi = sgd_typical_explained_stress(X, Wt, W0, 0.1, [0, 2, 5], 2)
+    >>> chi.shape, bool(np.all(np.diff(chi) >= 0)), bool(abs(chi[-1] - 1) < 1e-12)
+    ((3,), True, True)
+    """
+    from .stress import explained_stress
+
+    if not spread:
+        return explained_stress(sgd_typical_spectrum(inputs, teacher, init, lr, steps, batch_size))
+    Xe, lam, a, D0, st, lr, fb, C = _sgd_checked(inputs, teacher, init, lr, steps, batch_size)
+    R, J, d = D0.shape
+    K, P, M = st.size, J * d, R * st.size
+    means, noise = _noise_covariances(Xe, lam, a, D0, st, lr, fb, per_run=True)  # (R, K, J, J, d, d)
+    h = np.sqrt(lam / (8.0 * C))
+    cov = np.empty((R, K, P, K, P))  # per run: Cov(y_{r,k}, y_{r,k'})
+    for k in range(K):
+        for k2 in range(K):
+            lo, hi = (k, k2) if st[k] <= st[k2] else (k2, k)
+            c = _to_features(_cross(noise[:, lo], a, st[hi] - st[lo]), h)
+            cov[:, k, :, k2, :] = c if lo == k else np.swapaxes(c, -2, -1)
+    Y = (means * h).reshape(M, P)
+    Yc = Y - Y.mean(axis=0)
+    total = np.einsum("rkakb->ab", cov)
+    cross = cov.sum(axis=(1, 3)).sum(axis=0)
+    F = Yc.T @ Yc + total - cross / M
+    lamF, U = np.linalg.eigh((F + F.T) / 2.0)
+    lamF = np.clip(lamF, 0.0, None)  # F is PSD; round-off only
+    alpha = (Yc @ U).reshape(R, K, P)  # centred mean points in F's eigenbasis
+    T = np.einsum("ai,rkalb,bj->rkilj", U, cov, U, optimize=True)  # Cov(ζ_i at k, ζ_j at l), per run
+    Tjj = np.einsum("rkjlj->rjkl", T)  # (R, P, K, K)
+    lin = (np.einsum("rki,rjkl,rli->ij", alpha, Tjj, alpha, optimize=True)
+           + np.einsum("rkj,rikl,rlj->ij", alpha, Tjj, alpha, optimize=True)
+           + 2.0 * np.einsum("rki,rkjli,rlj->ij", alpha, T, alpha, optimize=True))
+    quad = (np.einsum("rikl,rjkl->ij", Tjj, Tjj, optimize=True)
+            + np.einsum("rkilj,rkjli->ij", T, T, optimize=True))
+    v = np.clip(lin + quad, 0.0, None)
+    half = 0.5 * (lamF[:, None] - lamF[None, :])
+    rep = np.sqrt(half[..., None] ** 2 + v[..., None] * _GH_NODES**2) @ _GH_WEIGHTS - np.abs(half)
+    np.fill_diagonal(rep, 0.0)
+    shifted = np.clip(lamF + (np.sign(half) * rep).sum(axis=1), 0.0, None)
+    energy = shifted**2 + np.diag(v)
+    # a realisation's squared Frobenius norm is the sum of its squared eigenvalues: take the model's
+    # (to first order in v it equals E||Yᵀ J Y||² = Σ λ_i² + Σ_ij v_ij: each repelled pair gains 2 v_ij)
+    return explained_stress(np.sort(np.sqrt(energy))[::-1])
