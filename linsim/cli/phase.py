@@ -3,7 +3,12 @@ InPCA, compute the sloppiness metrics and evaluate the theory beside them.
 
 Writes ``phase.nc`` (every cell's metrics, theory and status, plus the fine theory map) and
 ``phase.png`` (the phase diagram) into ``--out``, and prints how often theory and simulation
-agree on ribbon / no ribbon.  Everything (flags, axes, every cell's configuration, the theory
+agree on ribbon / no ribbon.  A sweep over ρ/σ₀ and one other axis (the default) also gets the
+closed-form boundary ``theory.critical_ratio`` (drawn as a curve beside the fine-map contour) and
+a comparison on the same cells: the theory, the closed-form boundary and the trivial rule
+"ribbon iff ρ/σ₀ >= 1.5" (:data:`linsim.sweep.summary.TRIVIAL_RIBBON_RATIO`) against the
+simulation, stored in ``phase.nc`` as the attributes ``agreement_cells``, ``agreement_theory``,
+``agreement_closed_form`` and ``agreement_trivial``.  Everything (flags, axes, every cell's configuration, the theory
 map's corners, the output folder) is checked before the first cell is computed.
 """
 
@@ -116,7 +121,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g.add_argument("--json", action="store_true",
                    help="print the agreement summary as one JSON object (keys agreement, cells, "
-                   "disagreements, axes, criterion, seconds, files, ...)")
+                   "disagreements, comparison, axes, criterion, seconds, files, ...)")
 
 
 # ----------------------------------------------------------------------------- validation
