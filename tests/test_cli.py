@@ -620,6 +620,18 @@ def test_phase_prints_and_stores_theory_closed_form_and_trivial_rule_on_the_same
         assert ds.attrs[f"agreement_{key}"] == pytest.approx(value, abs=1e-12)
     assert "trivial" in ds.attrs["agreement_note"] and ds.attrs["trivial_ribbon_ratio"] == 1.5
     assert ds["boundary_critical_ratio"].dims == ("boundary_slope",) and ds["boundary_slope"].size == 3
+    # the figure drawn from this file carries the closed-form curve and the trivial rule's line
+    from linsim.plotting import phase_figure
+
+    ax = phase_figure(ds).axes[0]
+    curve = [ln for ln in ax.lines if ln.get_color() == "magenta"]
+    assert len(curve) == 1
+    crit = ds["boundary_critical_ratio"].values
+    shown = np.asarray(curve[0].get_ydata(), float)
+    inside = np.isfinite(crit) & (crit > 0)
+    np.testing.assert_allclose(shown[inside], crit[inside])
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any(t.startswith("closed-form boundary") for t in labels) and "trivial rule ρ/σ₀ = 1.5" in labels
     # the JSON summary carries the same numbers
     assert main(args + ["--json"]) == 0
     comp = json.loads(capsys.readouterr().out)["comparison"]
