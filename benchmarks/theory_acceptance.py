@@ -20,7 +20,9 @@ these are out-of-sample numbers.  Inputs of the theory come from :func:`linsim.t
    points the simulation resolves (the unresolved ones are counted and scored separately).
 2. **Expected stress curve.**  ``expected_explained_stress(method="analytic")`` and
    ``method="monte-carlo"`` (k = 1..10) against the mean of 20 simulated seeds (target: max
-   deviation < 0.03).
+   deviation < 0.03), per cell with the simulated mean's own standard error (at C = 2-3 it is
+   0.03-0.04 at k = 1: the target is then below the reference's noise; the noise-floor diagnosis
+   is ``python benchmarks/acceptance_curves.py --noise-floor``).
 
 3. **Finite-logit correction (same draw).**  ``theory.finite_logit_spectrum`` (softmax Fisher
    metric averaged along the segment between the actual logits) of the simulated logits against
@@ -28,6 +30,12 @@ these are out-of-sample numbers.  Inputs of the theory come from :func:`linsim.t
    5).  Targets: eigenvalues within 5% of mu_1 and chi_k (k <= 10) within 0.05; reported next to
    the quadratic (uniform-point) theory on the same logits, with the negative-eigenvalue share
    (simulated vs predicted) and whether the function's own error estimate covered its error.
+
+3b. **Finite-logit expected curve.**  ``expected_explained_stress(method="analytic",
+   logits="finite")`` against the mean of 20 simulated seeds at expected rms logit 1 (C = 2 and
+   5, c = 0.5, R = 8, rho = sigma0); target: max deviation <= 0.05; with the theory's own error
+   estimate, the simulated mean's standard error and the negative-eigenvalue share (simulated vs
+   predicted).
 
 Run: ``python benchmarks/theory_acceptance.py [--quick] [--cells N] [--seeds S] [--store DIR]``.
 ``--quick`` runs 2 scans with 1 seed, 2 curve cells with 5 seeds and 2 finite-logit cells (a
@@ -40,7 +48,8 @@ import argparse
 
 from _acceptance_common import CHI, SEED_OFFSET
 from acceptance_boundary import boundary_scans, report as boundary_report
-from acceptance_curves import curve_check, finite_logit_check
+from acceptance_curves import (CURVE_CELLS, CURVE_TARGET, FINITE_CELLS, FINITE_TARGET, curve_check,
+                               finite_logit_check, finite_logit_curve_check)
 
 
 def main(argv=None) -> int:
@@ -61,16 +70,16 @@ def main(argv=None) -> int:
           f"({n_cells} cells, {n_seeds} seeds per point, seed offset {SEED_OFFSET})")
     ok_all &= boundary_report(boundary_scans(n_cells, n_seeds, rng_seed=1, store=args.store))
 
-    cells = [(0.5, 5, 16, 0.1), (1.0, 3, 8, 1.0), (0.25, 10, 16, 3.0), (2.0, 2, 8, 1.0)]
+    cells = CURVE_CELLS
     if args.quick:
         cells, curve_seeds = cells[:2], 5
     else:
         curve_seeds = 20
     print(f"2. expected explained-stress curve (k = 1..10) vs the mean of {curve_seeds} simulated seeds "
-          "(target: max deviation < 0.03)")
-    worst_an, worst_mc = curve_check(cells, curve_seeds)
+          f"(target: max deviation < {CURVE_TARGET}; the simulated mean's own s.e. is printed beside it)")
+    worst_an, worst_mc, _ = curve_check(cells, curve_seeds)
     for name, worst in (("analytic", worst_an), ("monte-carlo", worst_mc)):
-        ok = worst < 0.03
+        ok = worst < CURVE_TARGET
         ok_all &= ok
         print(f"   method={name!r}: worst max deviation {worst:.4f}  {'PASS' if ok else 'FAIL'}")
 
@@ -85,6 +94,13 @@ def main(argv=None) -> int:
     print(f"   worst |dmu|/mu_1 {we:.4f}, worst |dchi| {wc:.4f} (quadratic theory worst |dmu|/mu_1 "
           f"{wq:.4f}); own error estimate covered the error in {cov}/{len(fl_cells)}  "
           f"{'PASS' if ok else 'FAIL'}")
+    fe_seeds = 5 if args.quick else 20
+    print(f"3b. finite-logit expected curve (logits='finite', k = 1..10) at rms logit 1 vs the mean of "
+          f"{fe_seeds} simulated seeds (target: max deviation <= {FINITE_TARGET})")
+    worst_fe, _ = finite_logit_curve_check(FINITE_CELLS, fe_seeds)
+    ok = worst_fe <= FINITE_TARGET
+    ok_all &= ok
+    print(f"   worst max deviation {worst_fe:.4f}  {'PASS' if ok else 'FAIL'}")
     from acceptance_sgd import sgd_check  # section 4: typical SGD geometry (median over noise)
     print("4. SGD: median chi_k over noise realisations vs theory.sgd_typical_spectrum and the "
           "mean-Gram theory (target: typical closer than mean-Gram at every b)")
