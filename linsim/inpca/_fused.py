@@ -32,11 +32,26 @@ How (a GEMM-style micro-kernel, one output *register tile* at a time)
   panels stream from L2).  In the self case only the micro-tiles that touch the upper
   triangle are computed.
 
+* **Sample chunks.** The panels are built for a chunk of samples at a time (about
+  :data:`PANEL_BYTES` of memory, reused from chunk to chunk).  When all the tile states fit in
+  :data:`STATE_BYTES` they are carried from chunk to chunk (chunk boundaries on the flush
+  grid), so each entry takes one logarithm at the very end and the chunking has no effect on
+  the result; otherwise each chunk ends with ``log Q`` and the states are reset.  Entries
+  flagged for the exact recomputation are recomputed over all the samples their state covered.
+
 Exactness and reproducibility: every entry goes through the same float64 operations in the
 same order whatever the tile shape, task split, worker count or host (``BC`` as
 ``fma(x_{C-1}, y_{C-1}, ... fma(x_1, y_1, x_0 * y_0))``, then ``Q *= BC``; the flush decision
-of an entry depends on its own ``Q`` only; ``fma`` is exact on every target), so the results
-are bitwise independent of all of them.
+of an entry depends on its own ``Q`` only; ``fma`` is exact on every target; no reassociation
+is allowed anywhere), so the results are bitwise independent of all of them.  Accuracy: the
+relative error of each ``BC`` is a few ulps, so ``|error of d| <~ 1e-16 * (1 + d)``; measured
+4.4e-16 at M = 2000, n = 1000, C = 10 (``benchmarks/bench_distances.py``).
+
+Speed (2-core AMD EPYC, AVX-512, 6 x 16 tiles, C = 10; flops counted as ``2 C`` per pair and
+sample): 64-96 GF/s per core for the kernel alone, measured as thread CPU time on a loaded
+machine, about 58 GF/s per CPU-second for the whole call at M = 2000, n = 1000 (packing and
+the final logarithms included); for scale, a quiet DGEMM there gives about 65 GF/s per core
+with the AVX2 OpenBLAS kernels this environment selects and 113 with its AVX-512 kernels.
 """
 
 from __future__ import annotations
@@ -401,7 +416,7 @@ def exact_pair_logbc(La, Lb):
 # ----------------------------------------------------------------------------- in-memory driver
 
 #: memory for the packed panels of one sample chunk (reused from chunk to chunk)
-PANEL_BYTES = 64 << 20
+PANEL_BYTES = 16 << 20
 #: tile states (running product, accumulator, flag: 17 bytes per entry) are kept across sample
 #: chunks, so that each entry is logged once at the end, when they fit in this many bytes
 STATE_BYTES = 256 << 20

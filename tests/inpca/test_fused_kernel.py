@@ -181,7 +181,7 @@ def test_bitwise_across_tile_shapes_task_blocks_chunks_and_workers(tile_shape, m
     variants += [dict(workers=w) for w in (2, 3)] + [dict(group=16, panel_bytes=40_000)]
     for v in variants:
         tile_shape(v.get("shape", (6, 2)))
-        monkeypatch.setattr(_fused, "PANEL_BYTES", v.get("panel_bytes", 64 << 20))  # several sample chunks
+        monkeypatch.setattr(_fused, "PANEL_BYTES", v.get("panel_bytes", 16 << 20))  # several sample chunks
         kw = dict(kernel="fused", tile=v.get("tile"), workers=v.get("workers", 1), group=v.get("group"))
         np.testing.assert_array_equal(bhattacharyya(A, **kw), ref_self, err_msg=str(v))
         np.testing.assert_array_equal(bhattacharyya(A, B, **kw), ref_cross, err_msg=str(v))
@@ -200,7 +200,7 @@ def test_per_chunk_states_when_they_do_not_fit(monkeypatch):
 
 # ----------------------------------------------------------------------------- underflow, disjoint support
 
-@pytest.mark.parametrize("panel_bytes", [64 << 20, 30_000])
+@pytest.mark.parametrize("panel_bytes", [16 << 20, 30_000])
 def test_underflow_and_disjoint_support_in_a_later_chunk(monkeypatch, panel_bytes):
     """An entry flagged in a later sample chunk is recomputed exactly over all samples."""
     monkeypatch.setattr(_fused, "PANEL_BYTES", panel_bytes)
