@@ -197,3 +197,24 @@ def test_common_agreement_uses_the_same_cells_by_hand():
     assert agreement(ds, "trivial")["cells"] == 4  # alone, the trivial rule is scored on cell 2 too
     with pytest.raises(ValueError, match="prediction must be one of"):
         common_agreement(ds, ("theory", "nope"))
+
+
+def test_closed_form_boundary_refusals_become_nan_with_a_note(monkeypatch):
+    """A configuration the closed form refuses must not fail a finished sweep: NaN verdicts, a note."""
+    import theory
+    from linsim.sweep.theory_map import closed_form_boundary
+
+    real = theory.critical_ratio
+
+    def picky(eigenvalues, *args, **kwargs):
+        if abs(np.log(eigenvalues[0] / eigenvalues[1])) > 0.5:  # refuse slope 1 only
+            raise ValueError("refused for the test")
+        return real(eigenvalues, *args, **kwargs)
+
+    monkeypatch.setattr(theory, "critical_ratio", picky)
+    b = closed_form_boundary(PhaseSpec(TINY, {"c": [0.0, 1.0], "ratio": [0.5, 5.0]}))
+    assert np.isfinite(b["closed_form_critical_ratio"].values[0])
+    assert np.isnan(b["closed_form_critical_ratio"].values[1])
+    assert np.isnan(b["closed_form_is_ribbon"].values[1]).all()
+    assert np.isfinite(b["closed_form_is_ribbon"].values[0]).all()
+    assert "slope = 1: refused for the test" in b.attrs["closed_form_problems"]

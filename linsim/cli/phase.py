@@ -346,6 +346,8 @@ def run(args) -> int:
             print(f"    {where}: k {rec['sim_k_chi']:g} vs {rec['predicted_k_chi']:g}, chi "
                   f"{rec['sim_stress_k']:.3f} vs {rec['predicted_stress_k']:.3f}, logit rms "
                   f"{rec['logit_rms']:.2f}{'' if rec['in_regime'] else ' (outside regime)'}")
+    if "closed_form_problems" in ds.attrs:
+        print(f"  closed-form boundary: {ds.attrs['closed_form_problems']}")
     if rules is not None:
         print(f"  on the same {rules['cells']} cells: theory (expected spectrum) {rules['theory']:.1%}, "
               f"closed-form boundary (theory.critical_ratio) {rules['closed_form']:.1%}, trivial rule "

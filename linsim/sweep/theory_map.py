@@ -52,7 +52,9 @@ def closed_form_boundary(spec: PhaseSpec, fine_values=None):
         None when the sweep has no such pair of axes or no theory.  Otherwise
         ``closed_form_critical_ratio`` (on the other axis, cell values),
         ``closed_form_is_ribbon`` and ``trivial_is_ribbon`` (per cell, 1.0/0.0), and with
-        ``fine_values`` ``boundary_critical_ratio`` on dim ``boundary_<axis>``.
+        ``fine_values`` ``boundary_critical_ratio`` on dim ``boundary_<axis>``.  A value the
+        closed form refuses gets NaN (no verdict) and the attribute ``closed_form_problems``
+        names the first such value and why.
 
     Examples
     --------
@@ -71,19 +73,27 @@ def closed_form_boundary(spec: PhaseSpec, fine_values=None):
     other = names[0] if names[1] == "scale_ratio" else names[1]
     crit_chi, crit_k = spec.criterion.chi, spec.criterion.k_star
 
+    problems: list[str] = []
+
     def crit(v):
+        """The critical ratio at ``other = v``; NaN (no verdict) where the closed form refuses the
+        configuration -- after every cell has been computed the sweep must not fail for it."""
         from linsim.theory_inputs import theory_inputs
 
         theory = import_theory()
-        inp = theory_inputs(with_values(spec.base, {other: float(v)}))
-        return float(theory.critical_ratio(inp.eigenvalues, inp.n_classes, inp.theory_lr, inp.steps,
-                                           inp.n_runs, chi=crit_chi, k_star=crit_k, dynamics=inp.dynamics,
-                                           loss=inp.loss))
+        try:
+            inp = theory_inputs(with_values(spec.base, {other: float(v)}))
+            return float(theory.critical_ratio(inp.eigenvalues, inp.n_classes, inp.theory_lr, inp.steps,
+                                               inp.n_runs, chi=crit_chi, k_star=crit_k,
+                                               dynamics=inp.dynamics, loss=inp.loss))
+        except (ValueError, FloatingPointError) as exc:
+            problems.append(f"{other} = {float(v):g}: {exc}")
+            return float("nan")
 
     ov, rv = np.asarray(spec.axes[other], float), np.asarray(spec.axes["scale_ratio"], float)
     cr = np.array([crit(v) for v in ov])
-    grid = rv[None, :] >= cr[:, None]  # (other, ratio)
-    triv = np.broadcast_to(rv[None, :] >= TRIVIAL_RIBBON_RATIO, grid.shape)
+    grid = np.where(np.isnan(cr)[:, None], np.nan, (rv[None, :] >= cr[:, None]).astype(np.float64))
+    triv = np.broadcast_to(rv[None, :] >= TRIVIAL_RIBBON_RATIO, grid.shape).astype(np.float64)
     if names[0] == "scale_ratio":
         grid, triv = grid.T, triv.T
     info = axis_info(other)
@@ -92,10 +102,10 @@ def closed_form_boundary(spec: PhaseSpec, fine_values=None):
         "closed_form_critical_ratio": ((other,), cr, {
             "long_name": "closed-form critical ratio ρ/σ₀ (theory.critical_ratio; 0: every ratio is a "
                          "ribbon, inf: none)", "units": "1"}),
-        "closed_form_is_ribbon": (tuple(names), grid.astype(np.float64), {
-            "long_name": "closed-form boundary verdict: ρ/σ₀ >= critical ratio (1 ribbon, 0 not)",
+        "closed_form_is_ribbon": (tuple(names), grid, {
+            "long_name": "closed-form boundary verdict: ρ/σ₀ >= critical ratio (1 ribbon, 0 not, NaN none)",
             "units": "1"}),
-        "trivial_is_ribbon": (tuple(names), triv.astype(np.float64), {
+        "trivial_is_ribbon": (tuple(names), triv, {
             "long_name": f"trivial rule verdict: {rule} (1 ribbon, 0 not)", "units": "1"}),
     }
     coords = {}
@@ -107,8 +117,10 @@ def closed_form_boundary(spec: PhaseSpec, fine_values=None):
             "units": "1"})
         coords[bdim] = (bdim, fv, {"long_name": f"{info.long_name} (closed-form boundary grid)",
                                    "units": info.units, "symbol": info.symbol})
-    return xr.Dataset(data, coords=coords, attrs={"trivial_ribbon_ratio": float(TRIVIAL_RIBBON_RATIO),
-                                                  "closed_form_boundary_axis": other})
+    attrs = {"trivial_ribbon_ratio": float(TRIVIAL_RIBBON_RATIO), "closed_form_boundary_axis": other}
+    if problems:
+        attrs["closed_form_problems"] = f"{len(problems)} values without a closed form; the first: {problems[0]}"
+    return xr.Dataset(data, coords=coords, attrs=attrs)
 
 
 def theory_map(spec: PhaseSpec, resolution: int = 24, n_workers: int | None = None,
