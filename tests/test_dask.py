@@ -49,3 +49,52 @@ def test_kernel_rbf_sweep_on_a_local_cluster_equals_the_serial_run_bitwise(clien
         if name != "seconds":
             assert np.array_equal(serial[name].values, dask[name].values,
                                   equal_nan=serial[name].dtype.kind == "f"), name
+
+
+def _fan_out_tasks(ts):
+    return [d for d in ts.data if str(d["key"]).startswith("_call_shared")]
+
+
+def test_linsim_phase_honours_the_scheduler_flag_and_the_environment(client, tmp_path, monkeypatch, capsys):
+    """The cells of `linsim phase` run on the cluster named by --scheduler or, without the flag,
+    by DASK_SCHEDULER_ADDRESS; the results equal the local run's."""
+    import json
+
+    from distributed import get_task_stream
+
+    from linsim.cli import main
+    from linsim.storage import read_netcdf
+
+    args = ["phase", "--axis", "c=0,1", "--n-runs", "2", "--dim", "4", "--n-samples", "8", "--steps", "10",
+            "--n-checkpoints", "3", "--json", "--no-figure", "--no-progress"]
+    address = client.scheduler.address
+    assert main(args + ["--workers", "1", "--out", str(tmp_path / "here")]) == 0
+    with get_task_stream(client) as ts:
+        assert main(args + ["--scheduler", address, "--out", str(tmp_path / "flag")]) == 0
+    assert len(_fan_out_tasks(ts)) == 2  # one per cell
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", address)
+    with get_task_stream(client) as ts:
+        assert main(args + ["--out", str(tmp_path / "env")]) == 0
+    assert len(_fan_out_tasks(ts)) == 2
+    capsys.readouterr()
+    here = read_netcdf(tmp_path / "here" / "phase.nc")
+    for other in ("flag", "env"):
+        there = read_netcdf(tmp_path / other / "phase.nc")
+        for name in here.data_vars:
+            if name != "seconds":
+                x, y = here[name].values, there[name].values
+                assert np.array_equal(x, y, equal_nan=x.dtype.kind == "f"), (other, name)
+
+
+def test_linsim_phase_names_an_unreachable_scheduler_before_computing(tmp_path, monkeypatch, capsys):
+    from linsim import parallel
+    from linsim.cli import main
+
+    monkeypatch.setattr(parallel, "DEFAULT_CONNECT_TIMEOUT", 0.5)
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "tcp://127.0.0.1:9")
+    rc = main(["phase", "--axis", "c=0,1", "--n-runs", "2", "--dim", "4", "--n-samples", "8", "--steps", "10",
+               "--n-checkpoints", "3", "--no-figure", "--no-progress", "--out", str(tmp_path)])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "'tcp://127.0.0.1:9'" in err and "DASK_SCHEDULER_ADDRESS" in err
+    assert not (tmp_path / "phase.nc").exists()
