@@ -58,8 +58,6 @@ def _fan_out_tasks(ts):
 def test_linsim_phase_honours_the_scheduler_flag_and_the_environment(client, tmp_path, monkeypatch, capsys):
     """The cells of `linsim phase` run on the cluster named by --scheduler or, without the flag,
     by DASK_SCHEDULER_ADDRESS; the results equal the local run's."""
-    import json
-
     from distributed import get_task_stream
 
     from linsim.cli import main

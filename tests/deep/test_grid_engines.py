@@ -18,7 +18,7 @@ from linsim import parallel
 from linsim.deep.command import main as train_main
 from linsim.deep.grid import expand_grid, result_path, run_grid
 from linsim.deep.train import TrainResult
-from linsim.parallel import ProcessEngine, SchedulerUnreachableError
+from linsim.parallel import ProcessEngine
 from linsim.storage import read_netcdf
 
 SPEC = {"dataset": "digits", "n_train": 48, "n_test": 16, "steps": 4, "n_checkpoints": 2, "n_runs": 2,
