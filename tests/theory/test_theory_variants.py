@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as hst
 
 import _theory_oracle as o
 import theory
@@ -255,3 +257,24 @@ def test_sgd_typical_inputs_are_checked_by_name():
         theory.sgd_typical_spectrum(X, Wt, W0, 10.0, [0, 2], 2)  # beyond the full-batch limit 2/λ_max
     with pytest.raises(ValueError, match="steps"):
         theory.sgd_typical_spectrum(X, Wt, W0, 0.5, [0, -2], 2)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=hst.integers(0, 10**6), n=hst.integers(3, 9), d=hst.integers(1, 4), C=hst.integers(2, 4),
+       R=hst.integers(1, 3), b_frac=hst.floats(0.0, 1.0), lr_frac=hst.floats(0.05, 0.95))
+def test_sgd_feature_covariance_invariants(seed, n, d, C, R, b_frac, lr_frac):
+    """E[Yᵀ J Y] is symmetric PSD and its trace is E||J Y||_F², the trace of the independently coded
+    point-space expectation sgd_expected_gram (which propagates only the class-traced moment)."""
+    g = np.random.default_rng(seed)
+    X, Wt, W0 = g.normal(size=(n, d)), g.normal(size=(C, d)), g.normal(size=(R, C, d))
+    b = 1 + int(b_frac * (n - 1))
+    lr = lr_frac * 2.0 / np.linalg.eigvalsh(X.T @ X / n)[-1]
+    steps = [0, 1, 3]
+    F = theory.sgd_feature_covariance(X, Wt, W0, lr, steps, b)
+    scale = max(1.0, np.abs(F).max())
+    assert np.allclose(F, F.T, atol=1e-12 * scale)
+    assert np.linalg.eigvalsh(F).min() > -1e-9 * scale
+    G = theory.sgd_expected_gram(X, Wt, W0, lr, steps, b)
+    assert np.trace(F) == pytest.approx(np.trace(G), rel=1e-9, abs=1e-12 * scale)
+    chi = theory.sgd_typical_explained_stress(X, Wt, W0, lr, steps, b)
+    assert np.all(np.diff(chi) >= -1e-12) and chi[-1] == pytest.approx(1.0)
