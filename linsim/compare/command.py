@@ -155,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("\nlinsim compare: interrupted; nothing partial was left in the output folder", file=sys.stderr)
         return 130
-    except (FileNotFoundError, ValueError, OSError) as exc:
+    except (FileNotFoundError, ValueError, OSError, ImportError) as exc:  # ImportError: the dask extra
         print(f"linsim compare: {exc}", file=sys.stderr)
         return 2
     summary = comp.summary()

@@ -171,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"\nlinsim train: interrupted; {done} of {len(entries)} configurations are complete "
               f"in {args.out}. Run the same command again to resume.", file=sys.stderr)
         return 130
-    except (RuntimeError, ValueError, OSError) as exc:
+    except (RuntimeError, ValueError, OSError, ImportError) as exc:  # ImportError: the dask extra
         print(f"linsim train: {exc}", file=sys.stderr)
         return 2
     print(f"linsim train: {summary.n_trained} trained, {summary.n_skipped} already complete, "

@@ -98,7 +98,9 @@ def test_process_engine_grid_is_bitwise_the_in_process_grid_and_resumes(entries,
 def test_local_cluster_grid_is_bitwise_the_in_process_grid(entries, in_process, cluster, tmp_path):
     _, client = cluster
     out = tmp_path / "d"
+    before = torch.get_num_threads()
     s = run_grid(entries, out, progress=False, log=None, num_threads=1, scheduler=client, group_runs=0)
+    assert torch.get_num_threads() == before  # items ran in threads of this process: restored
     assert s.n_trained == 4
     assert_same_arrays(in_process, out, entries)
 
@@ -208,3 +210,21 @@ def test_compare_passes_its_engine_options_to_the_training_stage(monkeypatch, tm
     # with a trained folder there is no training stage: the flags would do nothing, refused
     assert compare_main([str(tmp_path), "--workers", "2", "--no-progress"]) == 2
     assert "--workers" in capsys.readouterr().err
+
+
+def test_without_dask_the_commands_name_the_extra(tmp_path, monkeypatch, capsys):
+    import builtins
+
+    real = builtins.__import__
+
+    def no_distributed(name, *a, **k):
+        if name == "distributed" or name.startswith("distributed."):
+            raise ImportError("No module named 'distributed'")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_distributed)
+    grid = tmp_path / "grid.toml"
+    grid.write_text(TOML)
+    assert train_main([str(grid), "--out", str(tmp_path / "o"), "--scheduler", "tcp://h:8786", "--no-progress"]) == 2
+    assert "pip install 'linsim[dask]'" in capsys.readouterr().err
+    assert not list((tmp_path / "o").glob("*.nc"))
