@@ -9,6 +9,10 @@ Model (derivations.md §4): teacher ``W*`` and initial weights ``W0_r`` (r = 1..
   structured: ``E[G] = (C-1) (ρ² 1_R 1_Rᵀ + σ0² I_R) ⊗ S`` with ``S = Φ Φᵀ`` (K, K). Centering splits it
   into ``(C-1)(Rρ² + σ0²) J_K S J_K`` (once) and ``(C-1) σ0² S`` (R-1 times). Exact as C-1 → ∞.
 * :func:`expected_frobenius_sq`: the exact ``E ||J G J||_F²`` (a Gaussian fourth moment), in closed form.
+* ``method='analytic'``: deterministic. For C <= 5 the exact small-logit expectation evaluated
+  with a fixed 256-node cubature rule of the Gaussian law (an exact reduction to a feature Gram
+  matrix per node, :mod:`theory._cubature`; §4.5), with the rule's own error estimate; for C > 5
+  the dof-accounting spectrum of §4.4.
 * ``method='monte-carlo'`` (default): the expectation of the sorted spectrum itself. Eigenvalues of a
   random Gram matrix are not the eigenvalues of its expectation when the number of independent
   random directions, (C-1) times the number of modes that matter, is not much larger than the number
@@ -305,11 +309,13 @@ def expected_spectrum(eigenvalues, n_classes, teacher_scale, init_scale, lr, ste
     method : {'monte-carlo', 'analytic', 'mean-field'}
         ``'monte-carlo'``: mean over ``n_draws`` seeded Gaussian draws of the sorted small-logit
         spectrum (``E[μ_i]``; contains all finite-R and finite-C effects, up to sampling error).
-        ``'analytic'``: deterministic finite-R, finite-C approximation (no sampling;
-        derivations.md §4.4): mean-field eigen-directions taken in decreasing order, each
-        using up degrees of freedom of the C-1 contrast rows of every mode; the R-1-fold
-        initialization levels are spread by the Marchenko-Pastur law of their effective
-        number of degrees of freedom.
+        ``'analytic'``: deterministic (no random numbers). For C <= 5 the mean over the 256
+        nodes of the fixed cubature rule of derivations.md §4.5 of the sorted exact
+        small-logit spectrum (``E[μ_i]`` of the exact law up to the rule's error); for C > 5
+        the finite-R, finite-C approximation of §4.4: mean-field eigen-directions taken in
+        decreasing order, each using up degrees of freedom of the C-1 contrast rows of every
+        mode; the R-1-fold initialization levels are spread by the Marchenko-Pastur law of
+        their effective number of degrees of freedom.
         ``'mean-field'``: eigenvalues of the expected Gram matrix (closed form; exact as C → ∞;
         overstates the dimension of the initialization cloud when (C-1)·(active modes) is not
         >> R·K).

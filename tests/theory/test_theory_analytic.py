@@ -100,22 +100,24 @@ def test_cubature_reduction_is_exact_at_every_node():
     centred over all (r, t) and diagonalised directly.
     """
     from theory._cubature import feature_spectra, gaussian_nodes, kept_modes
-    lam, C, R, rho, s0 = LAM30(0.7)[:8], 3, 5, 0.4, 0.9
+    lam, C, rho, s0 = LAM30(0.7)[:8], 3, 0.4, 0.9
     st = np.array([0, 1, 3, 9, 27])
     Phi = _profiles(lam, C, 1.0, st)
-    q, a = C - 1, R * rho**2 + s0**2
-    keep = kept_modes(Phi, a, s0, R)
-    got = feature_spectra(Phi, q, a, s0, R, 3)
-    Z = gaussian_nodes(keep.size * q * R, 3).reshape(-1, keep.size, q, R)
-    B = np.linalg.svd(np.eye(R) - 1.0 / R)[0][:, : R - 1]  # orthonormal columns, orthogonal to 1
-    cov = a / R + s0**2 * (B @ B.T)
-    assert np.allclose(cov, rho**2 + s0**2 * np.eye(R))
-    for z, ev in zip(Z, got):
-        E = np.sqrt(a / R) * z[None, :, :, 0] + s0 * np.einsum("rl,kjl->rkj", B, z[:, :, 1:])
-        Y = (E[:, None] * Phi[:, keep][None, :, :, None]).reshape(R * st.size, -1)  # (R K, d' q)
-        Y = Y - Y.mean(0)
-        ref = np.sort(np.linalg.eigvalsh(Y.T @ Y))[::-1]
-        assert np.allclose(np.sort(ev)[::-1][: ref.size], np.clip(ref, 0, None), atol=1e-12 * ref[0])
+    q = C - 1
+    for R in (5, 2):  # feature Gram (16 <= 25 points) and point Gram (16 > 10 points)
+        a = R * rho**2 + s0**2
+        keep = kept_modes(Phi, a, s0, R)
+        got = feature_spectra(Phi, q, a, s0, R, 3)
+        Z = gaussian_nodes(keep.size * q * R, 3).reshape(-1, keep.size, q, R)
+        B = np.linalg.svd(np.eye(R) - 1.0 / R)[0][:, : R - 1]  # orthonormal columns, orthogonal to 1
+        cov = a / R + s0**2 * (B @ B.T)
+        assert np.allclose(cov, rho**2 + s0**2 * np.eye(R))
+        for z, ev in zip(Z, got):
+            E = np.sqrt(a / R) * z[None, :, :, 0] + s0 * np.einsum("rl,kjl->rkj", B, z[:, :, 1:])
+            Y = (E[:, None] * Phi[:, keep][None, :, :, None]).reshape(R * st.size, -1)  # (R K, d' q)
+            Y = Y - Y.mean(0)
+            ref = np.sort(np.linalg.eigvalsh(Y @ Y.T))[::-1][: ev.size]
+            assert np.allclose(np.sort(ev)[::-1], np.clip(ref, 0, None), atol=1e-12 * ref[0])
 
 
 def test_analytic_cubature_is_deterministic_and_scale_free():
