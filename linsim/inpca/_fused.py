@@ -415,8 +415,11 @@ def exact_pair_logbc(La, Lb):
 
 # ----------------------------------------------------------------------------- in-memory driver
 
-#: memory for the packed panels of one sample chunk (reused from chunk to chunk)
+#: memory for the packed panels of one sample chunk (reused from chunk to chunk): small enough
+#: for the panels to stay in L3 while every row block re-reads the column panels...
 PANEL_BYTES = 16 << 20
+#: ...but at least this many samples per chunk, so that each task call has work to amortize it
+MIN_CHUNK = 64
 #: tile states (running product, accumulator, flag: 17 bytes per entry) are kept across sample
 #: chunks, so that each entry is logged once at the end, when they fit in this many bytes
 STATE_BYTES = 256 << 20
@@ -453,6 +456,17 @@ def fused_impl(tp, tq, *, prepare, logprobs, out, tile=None, group=None, workers
     (count, first)
         Number of pairs with disjoint support and the first one ``(a, b, sample)``
         (lexicographic in ``(a, b)``, then the smallest sample), or ``(0, None)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> lp = np.log(np.array([[[0.5, 0.5]], [[0.9, 0.1]]]))          # M=2, n=1, C=2
+    >>> prep = lambda which, s0, s1, widths, pool, bufs: prepare_panels(lp, s0, s1, widths, 1e-8)
+    >>> out = np.zeros((2, 2))
+    >>> fused_impl(lp, None, prepare=prep, logprobs=None, out=out)    # no pair flagged
+    (0, None)
+    >>> bool(np.isclose(out[0, 1], np.log(np.sqrt(0.45) + np.sqrt(0.05))))
+    True
     """
     sym = tq is None
     Ma, n, C = tp.shape
@@ -479,9 +493,10 @@ def fused_impl(tp, tq, *, prepare, logprobs, out, tile=None, group=None, workers
     # one logarithm per entry, so chunks are made as long as twice the memory allows.
     per_sample = 8 * C * (nPa * R + nPb * W)
     budget = PANEL_BYTES if persist else 4 * PANEL_BYTES
-    s_chunk = max(1, min(n, budget // max(per_sample, 1)))
+    s_chunk = max(MIN_CHUNK, budget // max(per_sample, 1))  # >= MIN_CHUNK: amortize the task calls
     if s_chunk < n:
         s_chunk = max(sblock, s_chunk // sblock * sblock)  # flush checks stay on a group grid
+    s_chunk = min(n, s_chunk)
     bufs = [np.empty(-(-Ma // R) * s_chunk * C * R), np.empty(-(-Mb // W) * s_chunk * C * W)]
     states = [None] * len(tasks)
 

@@ -178,10 +178,11 @@ def test_bitwise_across_tile_shapes_task_blocks_chunks_and_workers(tile_shape, m
     ref_self = bhattacharyya(A, kernel="fused", workers=1)
     ref_cross = bhattacharyya(A, B, kernel="fused", workers=1)
     variants = [dict(shape=s) for s in SHAPES] + [dict(tile=t) for t in (1, 13, 64, 500)]
-    variants += [dict(workers=w) for w in (2, 3)] + [dict(group=16, panel_bytes=40_000)]
+    variants += [dict(workers=w) for w in (2, 3)] + [dict(group=16, min_chunk=1, panel_bytes=40_000)]
     for v in variants:
         tile_shape(v.get("shape", (6, 2)))
         monkeypatch.setattr(_fused, "PANEL_BYTES", v.get("panel_bytes", 16 << 20))  # several sample chunks
+        monkeypatch.setattr(_fused, "MIN_CHUNK", v.get("min_chunk", 64))
         kw = dict(kernel="fused", tile=v.get("tile"), workers=v.get("workers", 1), group=v.get("group"))
         np.testing.assert_array_equal(bhattacharyya(A, **kw), ref_self, err_msg=str(v))
         np.testing.assert_array_equal(bhattacharyya(A, B, **kw), ref_cross, err_msg=str(v))
@@ -194,7 +195,12 @@ def test_per_chunk_states_when_they_do_not_fit(monkeypatch):
     A = log_softmax(30 * rng.standard_normal((40, 200, 5)))
     monkeypatch.setattr(_fused, "STATE_BYTES", 0)
     monkeypatch.setattr(_fused, "PANEL_BYTES", 20_000)  # 4 x PANEL_BYTES: chunks of 32 samples
+    monkeypatch.setattr(_fused, "MIN_CHUNK", 1)
+    calls = []
+    real = _fused.prepare_panels
+    monkeypatch.setattr(_fused, "prepare_panels", lambda lp, s0, s1, *a, **k: calls.append(s0) or real(lp, s0, s1, *a, **k))
     D = bhattacharyya(A, kernel="fused")
+    assert calls == list(range(0, 200, 32))  # 7 chunks on the 32-sample grid
     np.testing.assert_allclose(D, bhattacharyya_reference(A), rtol=1e-13, atol=1e-13)
 
 
@@ -204,6 +210,7 @@ def test_per_chunk_states_when_they_do_not_fit(monkeypatch):
 def test_underflow_and_disjoint_support_in_a_later_chunk(monkeypatch, panel_bytes):
     """An entry flagged in a later sample chunk is recomputed exactly over all samples."""
     monkeypatch.setattr(_fused, "PANEL_BYTES", panel_bytes)
+    monkeypatch.setattr(_fused, "MIN_CHUNK", 1)
     C, n = 3, 600
     rng = np.random.default_rng(6)
     A = log_softmax(2.0 * rng.standard_normal((9, n, C)))
