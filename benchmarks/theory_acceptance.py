@@ -102,8 +102,8 @@ def main(argv=None) -> int:
     ok_all &= ok
     print(f"   worst max deviation {worst_fe:.4f}  {'PASS' if ok else 'FAIL'}")
     from acceptance_sgd import sgd_check  # section 4: typical SGD geometry (median over noise)
-    print("4. SGD: median chi_k over noise realisations vs theory.sgd_typical_spectrum and the "
-          "mean-Gram theory (target: typical closer than mean-Gram at every b)")
+    print("4. SGD: median chi_k over noise realisations vs theory.sgd_typical_explained_stress and "
+          "the mean-Gram theory (target: typical closer than mean-Gram at every b)")
     wt, wm = sgd_check(n_real=10 if args.quick else 100)
     ok = all(t < m for t, m in zip(wt, wm))
     ok_all &= ok
