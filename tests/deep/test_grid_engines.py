@@ -81,20 +81,6 @@ def test_the_oracle_trained_every_configuration(in_process, entries):
     assert not np.array_equal(a[:, 0], a[:, -1])  # training moved the logits
 
 
-def test_process_engine_grid_is_bitwise_the_in_process_grid_and_resumes(entries, in_process, processes, tmp_path):
-    out = tmp_path / "p"
-    before = torch.get_num_threads()
-    s = run_grid(entries, out, progress=False, log=None, num_threads=1, engine=processes)
-    assert torch.get_num_threads() == before  # the caller's torch setting is untouched
-    assert (s.n_trained, s.n_skipped) == (4, 0)
-    assert_same_arrays(in_process, out, entries)
-    m = manifest(out)
-    assert m["n_complete"] == 4 and all(c["status"] == "complete" for c in m["configs"])
-    assert not list(out.glob(".*.tmp"))
-    again = run_grid(entries, out, progress=False, log=None, num_threads=1, engine=processes)
-    assert (again.n_trained, again.n_skipped) == (0, 4)
-
-
 def test_local_cluster_grid_is_bitwise_the_in_process_grid(entries, in_process, cluster, tmp_path):
     _, client = cluster
     out = tmp_path / "d"
@@ -140,18 +126,22 @@ def test_unreachable_scheduler_is_named_before_training(tmp_path, monkeypatch, c
     assert "'127.0.0.1:7' (given as --scheduler" in capsys.readouterr().err
 
 
-def test_interrupt_stops_the_workers_keeps_finished_files_and_resumes(entries, in_process, processes, tmp_path,
-                                                                      monkeypatch):
-    out = tmp_path / "i"
-    run_grid(entries[:1], tmp_path / "warm", progress=False, log=None, num_threads=1, engine=processes)
-    pids = [w.proc.pid for w in processes._workers]
-    assert pids and alive(pids) == pids
+def test_process_engine_grid_interrupted_resumed_is_bitwise_the_in_process_grid(entries, in_process, processes,
+                                                                              tmp_path, monkeypatch):
+    """Ctrl-C while the writer holds the third result: the workers are stopped, the two files
+    written stay complete, the rerun trains only the other two, and the four stored files equal
+    the in-process run's bit for bit; a third run trains nothing."""
+    out = tmp_path / "p"
+    before = torch.get_num_threads()
     real_save = TrainResult.save
-    saved = []
+    saved, pids = [], []
 
     def save_then_ctrl_c(self, path, **kw):
+        if not pids:  # the workers running the map
+            pids.extend(w.proc.pid for w in processes._workers)
+            assert len(pids) == 2 and alive(pids) == pids
         if len(saved) == 2:
-            raise KeyboardInterrupt  # Ctrl-C while the writer holds the third result
+            raise KeyboardInterrupt
         saved.append(Path(path).name)
         return real_save(self, path, **kw)
 
@@ -164,7 +154,13 @@ def test_interrupt_stops_the_workers_keeps_finished_files_and_resumes(entries, i
     assert manifest(out)["n_complete"] == 2
     s = run_grid(entries, out, progress=False, log=None, num_threads=1, engine=processes)
     assert (s.n_trained, s.n_skipped) == (2, 2)
+    assert torch.get_num_threads() == before  # the caller's torch setting is untouched
     assert_same_arrays(in_process, out, entries)
+    m = manifest(out)
+    assert m["n_complete"] == 4 and all(c["status"] == "complete" for c in m["configs"])
+    assert not list(out.glob(".*.tmp"))
+    again = run_grid(entries, out, progress=False, log=None, num_threads=1, engine=processes)
+    assert (again.n_trained, again.n_skipped) == (0, 4)
 
 
 def test_thread_budget_and_bad_options_are_refused_before_training(entries, tmp_path, monkeypatch, capsys):
