@@ -2,10 +2,10 @@
 
 The expected explained-stress curve of the standard ensemble is an integral over the Gaussian
 teacher and initial weights. :func:`gaussian_nodes` supplies a fixed, explicitly constructed rule
-for such integrals (an unscrambled Sobol' net, rotated modulo 1 by a fixed Weyl-sequence shift,
-mapped through the normal quantile function); :func:`feature_curves` evaluates the
+for such integrals (a Latin supercube: a digitally shifted, centred Sobol' net on the leading
+coordinates, a fixed Latin hypercube on the others, mapped through the normal quantile function); :func:`feature_curves` evaluates the
 curve at every node from the exact reduction of §4.5 (the feature Gram matrix, mode by mode).
-Nothing here draws random numbers: the same arguments give the same numbers on every machine.
+Nothing here depends on a user's seed: the same arguments give the same numbers on every machine.
 """
 
 from __future__ import annotations
@@ -21,20 +21,37 @@ __all__: list[str] = []
 MODE_TOL = 1e-6
 
 _GOLDEN = (np.sqrt(5.0) - 1.0) / 2.0
+#: Constant of the rule: the seed of the fixed Latin-hypercube padding (see gaussian_nodes).
+_PADDING_SEED = 20261201
 
 
 def gaussian_nodes(dim: int, log2_nodes: int) -> np.ndarray:
-    """``2**log2_nodes`` equal-weight nodes of a cubature rule for ``N(0, I_dim)``, (N, dim).
+    """``N = 2**log2_nodes`` equal-weight nodes of a cubature rule for ``N(0, I_dim)``, (N, dim).
 
-    Coordinates are ordered by quality: the first ones are the best-equidistributed, so the
-    most important variables go first. The first half of the nodes is itself a rule of the same
-    kind (a Sobol' net), which the error estimates use.
+    A Latin-supercube rule (derivations.md §4.5): the first ``2·log2_nodes`` coordinates are an
+    unscrambled Sobol' net, digitally shifted by a fixed Weyl-sequence vector (so no node has all
+    coordinates equal) and centred in its cells (``(k + ½)/N``, so no node is on a cube face); the
+    remaining coordinates are fixed permutations of the same centred grid (a Latin hypercube
+    drawn once from the constant :data:`_PADDING_SEED`: part of the rule, like the Sobol'
+    direction numbers; nothing depends on a user's seed). Every coordinate's marginal is the
+    stratified grid exactly; pairs of padding coordinates have no structural dependence (the
+    unscrambled Sobol' coordinates beyond the first few dozen have pairs correlated up to 0.9 at
+    256 nodes). Mapped through the normal quantile function. The most important variables go
+    first. The first half of the nodes is itself a rule (a net in the leading block), which the
+    error estimates use.
     """
-    u = qmc.Sobol(int(dim), scramble=False).random_base2(int(log2_nodes))
-    # fixed Cranley-Patterson rotation by a Weyl sequence: no node on a cube face, and no node
-    # with all coordinates equal (the unshifted first Sobol' point is the origin)
-    shift = (np.arange(1, int(dim) + 1) * _GOLDEN) % 1.0
-    return ndtri((u + shift[None, :]) % 1.0)
+    dim, m = int(dim), int(log2_nodes)
+    n = 2**m
+    lead = min(dim, 2 * m)
+    k = np.zeros((n, dim), dtype=np.int64)
+    if lead:
+        k[:, :lead] = np.rint(qmc.Sobol(lead, scramble=False).random_base2(m) * n).astype(np.int64)
+        shift = np.floor(n * ((np.arange(1, lead + 1) * _GOLDEN) % 1.0)).astype(np.int64)
+        k[:, :lead] ^= shift[None, :]
+    if dim > lead:
+        rng = np.random.Generator(np.random.PCG64(_PADDING_SEED))
+        k[:, lead:] = rng.permuted(np.broadcast_to(np.arange(n)[:, None], (n, dim - lead)), axis=0)
+    return ndtri((k + 0.5) / n)
 
 
 def stress_rows(ev: np.ndarray, n_components: int) -> np.ndarray:

@@ -176,8 +176,8 @@ def _paired_simulation(n_seeds=150):
 
 @pytest.mark.slow
 def test_expected_curve_at_rms_logit_1_against_exact_simulation():
-    # measured (150 seeds): |finite - sim mean| 0.0128 (sim s.e. 0.0116); paired correction off by
-    # 0.0063 (true correction up to 0.0070); negative share 1.47e-4 vs simulated 1.80e-4 (+-2e-5)
+    # measured (150 seeds): |finite - sim mean| 0.0131 (sim s.e. 0.0116); paired correction off by
+    # 0.0040 (true correction up to 0.0070); negative share 1.91e-4 vs simulated 1.80e-4 (+-2e-5)
     lam, lr, sc, fin_c, small_c, neg = _paired_simulation()
     args = (lam, FC, sc, sc, lr, FSTEPS, FR)
     fin = theory.expected_explained_stress(*args, method="analytic", n_components=10, logits="finite",
@@ -187,11 +187,11 @@ def test_expected_curve_at_rms_logit_1_against_exact_simulation():
     assert not fin.in_regime and small.negative_share == 0.0  # rms 1 is outside the 0.3 regime
     sim = fin_c.mean(0)
     se = fin_c.std(0, ddof=1) / np.sqrt(len(fin_c))
-    assert np.abs(fin.chi - sim).max() <= 2 * 0.0128
+    assert np.abs(fin.chi - sim).max() <= 2 * 0.0131
     true_delta = (fin_c - small_c).mean(0)  # paired: the finite-logit effect itself, low noise
-    assert np.abs((fin.chi - small.chi) - true_delta).max() <= 2 * 0.0063
+    assert np.abs((fin.chi - small.chi) - true_delta).max() <= 2 * 0.0040
     # negative eigenvalues exist only at finite logits; the prediction has the simulated size
-    assert fin.negative_share == pytest.approx(neg.mean(), abs=2 * 3.3e-5)
+    assert fin.negative_share == pytest.approx(neg.mean(), abs=2 * 1.15e-5)
     assert fin.negative_share > 0.5 * neg.mean() > 0 and fin.negative_share_err > 0
     # its own error estimate covers the deviation (up to the reference's noise)
     assert np.all(np.abs(fin.chi - sim) <= fin.stderr + 3 * se)
@@ -203,7 +203,8 @@ def test_finite_logit_curve_reduces_to_the_small_logit_curve():
     fin = theory.expected_explained_stress(*args, method="analytic", logits="finite", n_samples=FN,
                                            n_components=8)
     small = theory.expected_explained_stress(*args, method="analytic", n_components=8)
-    assert np.abs(fin.chi - small.chi).max() < 1e-5 and fin.negative_share < 1e-8
+    # at rms logit 1e-3 the finite-logit effect is first order, ~1e-5 (third sample moments, §6)
+    assert np.abs(fin.chi - small.chi).max() < 1e-4 and fin.negative_share < 1e-8
     assert fin.in_regime and small.in_regime
 
 
