@@ -20,6 +20,24 @@ can show progress and write results as they come.  Engines are registry entries
     of processes starts them with multiprocessing's spawn, which re-runs an unguarded
     ``__main__``: from scripts, guard it, or use ``"process"``.)
 
+Where the scheduler comes from
+------------------------------
+:func:`resolve_scheduler` is the one rule of every command and function that fans out
+(``linsim phase``, ``linsim train``, ``linsim compare``'s training stage,
+``bhattacharyya(..., engine=)``): an explicit ``scheduler=`` / ``--scheduler ADDRESS`` wins
+over ``DASK_SCHEDULER_ADDRESS``, which wins over a local pool.  An unreachable scheduler raises
+:class:`SchedulerUnreachableError` (an ``OSError``) naming the address and where it came from,
+when the engine opens -- callers open it before computing anything.
+
+Data travel
+-----------
+The function of a map is sent once per map: pickled once and sent to each worker process
+(``"process"``), or scattered once to the cluster (``"dask"``); each task then carries only
+its item.  A function that holds an in-memory array therefore copies it once per worker, not
+once per item.  The Dask engine keeps at most ``max_in_flight`` items submitted and not yet
+handed to the caller (default twice the cluster's threads), so results waiting on the
+workers stay bounded however many items there are.
+
 Bitwise-identical results
 -------------------------
 Every item runs inside :func:`thread_limit` with one thread (BLAS, OpenMP, torch, numba),

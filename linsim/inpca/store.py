@@ -369,7 +369,8 @@ def tiled_bhattacharyya(logp, logq, out, *, store_tile=None, progress=False, on_
         are mapped with :meth:`~linsim.parallel.Engine.map_unordered`; this process is the
         only writer and writes each tile (and marks it done) as it arrives, so resuming works
         as without an engine.  The inputs reach each worker once: zarr arrays and memory maps
-        as their file (the workers read their row blocks themselves), in-memory inputs as data.
+        as their file (the workers read their row blocks themselves: on a cluster of several
+        machines the file must be where every worker can read it), in-memory inputs as data.
         Each tile runs with one thread; the result is bitwise the same on every engine.
     n_workers : int, optional
         Worker count of a local engine (default: all cores).
