@@ -27,8 +27,8 @@ from linsim.sweep.axes import (ALIASES, AXIS_INFO, AxisInfo, PhaseSpec, Unit, ax
 from linsim.sweep.cells import N_STRESS, CellResult, logit_scale, run_cell, theory_spectra
 from linsim.sweep.dataset import PREFIXES, assemble, cells_folder, save_dataset, variable_attrs
 from linsim.sweep.runner import SweepFailedError, SweepInterrupted, run_phase
-from linsim.sweep.summary import PREDICTIONS, agreement
-from linsim.sweep.theory_map import FINE_MAP_DRAWS, theory_map
+from linsim.sweep.summary import PREDICTIONS, TRIVIAL_RIBBON_RATIO, agreement, common_agreement
+from linsim.sweep.theory_map import FINE_MAP_DRAWS, closed_form_boundary, theory_map
 
 
 def __getattr__(name):
@@ -40,8 +40,8 @@ def __getattr__(name):
 
 __all__ = [
     "ALIASES", "AXIS_INFO", "AxisInfo", "CellResult", "FINE_MAP_DRAWS", "N_STRESS", "PREDICTIONS", "PREFIXES",
-    "PhaseSpec", "REGIME_LOGIT_RMS", "SweepFailedError", "SweepInterrupted",
-    "TheoryShadowedError", "Unit", "agreement", "assemble", "axis_info", "canonical_axis", "cells_folder",
+    "PhaseSpec", "REGIME_LOGIT_RMS", "SweepFailedError", "SweepInterrupted", "TRIVIAL_RIBBON_RATIO",
+    "TheoryShadowedError", "Unit", "agreement", "closed_form_boundary", "common_agreement", "assemble", "axis_info", "canonical_axis", "cells_folder",
     "fine_axis", "import_theory", "is_integer_axis", "is_log_axis", "logit_scale", "run_cell", "run_phase",
     "save_dataset", "theory_map", "theory_spectra", "variable_attrs", "with_values",
 ]
