@@ -878,11 +878,14 @@ def get_engine(name: str | Engine | None = None, n_workers: int | None = None, s
     Parameters
     ----------
     name : {"serial", "process", "dask"}, Engine or None
-        ``None`` picks ``"dask"`` when a scheduler is given (argument or
-        ``DASK_SCHEDULER_ADDRESS``), ``"serial"`` for one worker and ``"process"`` otherwise.
-        An :class:`Engine` instance is returned unchanged.
+        ``None`` picks ``"dask"`` when a scheduler is given (the argument, or
+        ``DASK_SCHEDULER_ADDRESS`` unless ``n_workers`` asks for local workers), ``"serial"``
+        for one worker and ``"process"`` otherwise.  An :class:`Engine` instance is returned
+        unchanged.
     n_workers : int >= 1, optional
-        Worker count (default: all cores).  0 or negative is refused.
+        Worker count (default: all cores).  0 or negative is refused.  With ``name=None`` an
+        explicit count means local workers: like any explicit option it wins over the
+        environment (``--workers 4`` runs here even when ``DASK_SCHEDULER_ADDRESS`` is set).
     scheduler : str or distributed.Client, optional
         Dask scheduler address (``--scheduler ADDRESS``); implies ``"dask"``.  Resolved by
         :func:`resolve_scheduler`: the argument, else ``DASK_SCHEDULER_ADDRESS``.
@@ -908,7 +911,8 @@ def get_engine(name: str | Engine | None = None, n_workers: int | None = None, s
     if threads is None:
         raise ValueError("threads_per_worker must be a positive integer; got None")
     if name is None:
-        if resolve_scheduler(scheduler)[0] is not None:
+        found, source = resolve_scheduler(scheduler)
+        if found is not None and (source != SCHEDULER_VARIABLE or n_workers is None):
             name = "dask"
         else:
             n = n_workers if n_workers is not None else _default_workers(threads)

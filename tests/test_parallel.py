@@ -85,9 +85,11 @@ def test_engine_choice_and_errors(monkeypatch):
         get_engine("process", scheduler="tcp://x:1")
     with pytest.raises(ValueError, match="one item at a time"):
         get_engine("serial", n_workers=2)
-    # a worker count means nothing to an existing cluster: refused, not dropped
+    # an explicit worker count (--workers N) wins over the environment: local workers
+    assert get_engine(n_workers=2).name == "process" and get_engine(n_workers=1).name == "serial"
+    # but a worker count means nothing to an existing cluster: refused, not dropped
     with pytest.raises(ValueError, match="n_workers=2 has no effect .*DASK_SCHEDULER_ADDRESS"):
-        get_engine(n_workers=2)
+        get_engine("dask", n_workers=2)
     monkeypatch.delenv("DASK_SCHEDULER_ADDRESS")
     with pytest.raises(ValueError, match="n_workers=3 has no effect .*scheduler='tcp://h:1'"):
         get_engine("dask", n_workers=3, scheduler="tcp://h:1")

@@ -250,8 +250,9 @@ def add_engine_flags(parser: argparse.ArgumentParser, *, what: str, default: str
     """Add the shared fan-out flags ``--workers N`` and ``--scheduler ADDRESS``.
 
     Both commands and library read them the same way (:func:`linsim.parallel.get_engine`,
-    :func:`linsim.parallel.resolve_scheduler`): ``--scheduler`` wins over
-    ``DASK_SCHEDULER_ADDRESS``, which wins over local worker processes.
+    :func:`linsim.parallel.resolve_scheduler`): the flags win over ``DASK_SCHEDULER_ADDRESS``
+    (``--scheduler`` names another cluster, ``--workers N`` asks for local processes), which
+    wins over the command's local default.
 
     Parameters
     ----------
@@ -271,7 +272,8 @@ def add_engine_flags(parser: argparse.ArgumentParser, *, what: str, default: str
     g = group if group is not None else parser.add_argument_group("parallel execution")
     g.add_argument("--workers", type=positive_integer, default=None, metavar="N",
                    help=f"{what} computed at the same time by N local worker processes, >= 1 "
-                        f"(default: {default}); results do not depend on it")
+                        f"(default: {default}; given, it wins over DASK_SCHEDULER_ADDRESS); results "
+                        f"do not depend on it")
     g.add_argument("--scheduler", type=scheduler_address, default=None, metavar="ADDRESS",
                    help=f"compute the {what} on the Dask cluster whose scheduler is at ADDRESS "
                         f"(e.g. tcp://host:8786; default: the DASK_SCHEDULER_ADDRESS environment "
