@@ -4,8 +4,8 @@ A worker is started by ``python -c`` (the boot code in :mod:`linsim.parallel`, w
 asks Linux to send it SIGTERM when the parent dies and ignores SIGINT) with the parent's
 ``sys.path`` and the file descriptor of its socket to the parent.  Messages from the parent:
 
-``("fn", payload)``
-    The pickled function of the map that starts (sent once per worker and map, so that data the
+``linsim.parallel._FUNCTION_HEADER``, then the pickled function
+    The function of the map that starts (sent once per worker and map, so that data the
     function carries -- an in-memory input array, say -- crosses the pipe once per worker,
     not once per item).  No answer.
 ``("item", item)``
@@ -49,8 +49,18 @@ def main(fd: int) -> None:
     while True:
         try:
             data = conn.recv_bytes()
+            if data == linsim.parallel._FUNCTION_HEADER:
+                payload = conn.recv_bytes()
         except (EOFError, OSError):
             break
+        if data == linsim.parallel._FUNCTION_HEADER:  # answered by the items: an unloadable
+            try:                                    # function fails each of them
+                fn = pickle.loads(payload)
+            except Exception as exc:
+                fn, fn_error = None, (f"the function could not be loaded in the worker: "
+                                      f"{type(exc).__name__}: {exc}")
+            del payload
+            continue
         try:
             task = pickle.loads(data)
         except Exception as exc:
@@ -60,13 +70,6 @@ def main(fd: int) -> None:
         if task is None:
             break
         kind, value = task
-        if kind == "fn":  # answered by the items: an unloadable function fails each of them
-            try:
-                fn = pickle.loads(value)
-            except Exception as exc:
-                fn, fn_error = None, (f"the function could not be loaded in the worker: "
-                                      f"{type(exc).__name__}: {exc}")
-            continue
         if fn is None:
             conn.send_bytes(_answer(False, fn_error))
             continue

@@ -514,6 +514,11 @@ _BOOT = (
 )
 
 
+#: Announces that the next message to a worker is the pickled function of a new map (sent as
+#: a message of its own, so that a large function is not copied into an envelope).
+_FUNCTION_HEADER = b"\x00linsim-parallel-function"
+
+
 class _Worker:
     def __init__(self, n_threads: int) -> None:
         from multiprocessing.connection import Connection
@@ -626,8 +631,7 @@ class ProcessEngine(Engine):
         try:
             # the function (and whatever data it carries) is pickled once and sent once to
             # each worker; the items travel one by one
-            fn_message = pickle.dumps(("fn", pickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL)),
-                                      protocol=pickle.HIGHEST_PROTOCOL)
+            fn_payload = pickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL)
             payloads = [pickle.dumps(("item", item), protocol=pickle.HIGHEST_PROTOCOL) for item in items]
         except Exception as exc:
             raise TypeError(f"engine='process' needs picklable functions and items: {exc}") from exc
@@ -639,7 +643,8 @@ class ProcessEngine(Engine):
         try:
             for w in self._workers:
                 if todo:
-                    w.conn.send_bytes(fn_message)
+                    w.conn.send_bytes(_FUNCTION_HEADER)  # then the function, as its own message
+                    w.conn.send_bytes(fn_payload)
                     w.task = todo.popleft()
                     w.conn.send_bytes(payloads[w.task])
                     busy[w.conn] = w
