@@ -224,3 +224,16 @@ def test_without_dask_the_commands_name_the_extra(tmp_path, monkeypatch, capsys)
     assert train_main([str(grid), "--out", str(tmp_path / "o"), "--scheduler", "tcp://h:8786", "--no-progress"]) == 2
     assert "pip install 'linsim[dask]'" in capsys.readouterr().err
     assert not list((tmp_path / "o").glob("*.nc"))
+
+
+def test_grouped_configurations_on_an_engine_equal_the_grouped_run_here(entries, cluster, tmp_path):
+    """With --group-runs the unit of work is a group: on the cluster the stored arrays equal
+    the in-process grouped run's, and each group's configurations are written together."""
+    _, client = cluster
+    here = run_grid(entries, tmp_path / "here", progress=False, log=None, num_threads=1, group_runs=64)
+    there = run_grid(entries, tmp_path / "there", progress=False, log=None, num_threads=1, group_runs=64,
+                     scheduler=client)
+    assert here.n_trained == there.n_trained == 4
+    assert_same_arrays(tmp_path / "here", tmp_path / "there", entries)
+    sizes = sorted(c["group_size"] for c in manifest(tmp_path / "there")["configs"])
+    assert sizes == sorted(c["group_size"] for c in manifest(tmp_path / "here")["configs"]) and max(sizes) > 1
