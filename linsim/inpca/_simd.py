@@ -170,7 +170,11 @@ def vanylt(typingctx, v, x):
 
 @functools.cache
 def has_avx512() -> bool:
-    """Whether LLVM sees AVX-512F on this host (then :data:`f64v` is one register).
+    """Whether numba compiles for AVX-512F here (then :data:`f64v` is one register).
+
+    The host's features, unless numba is told to compile for another CPU
+    (``NUMBA_CPU_NAME``, e.g. for portable caches): then only an explicit ``+avx512f`` in
+    ``NUMBA_CPU_FEATURES`` counts.
 
     Examples
     --------
@@ -178,5 +182,8 @@ def has_avx512() -> bool:
     True
     """
     import llvmlite.binding as ll
+    from numba.core import config
 
+    if config.CPU_NAME not in (None, "", "host"):
+        return "+avx512f" in (config.CPU_FEATURES or "")
     return bool(ll.get_host_cpu_features().get("avx512f", False))
