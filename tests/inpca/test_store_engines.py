@@ -8,6 +8,7 @@ against ``bhattacharyya_reference`` in test_inpca_store.py) and the reference ke
 """
 
 import contextlib
+import os
 import pickle
 
 import numpy as np
@@ -222,3 +223,56 @@ def test_any_tiling_any_interruption_an_engine_gives_the_same_bits(M, Mb, edge, 
         got = bhattacharyya(a, b, out=f"{d}/x.zarr", tile=edge, engine="serial")[...]
     np.testing.assert_array_equal(got, ref)
     assert not np.isnan(got).any()
+
+
+CTRL_C_SCRIPT = """
+import sys, time, pathlib
+import numpy as np
+from linsim.inpca import bhattacharyya
+folder = pathlib.Path(sys.argv[1])
+logp = np.load(folder / "logp.npy")
+def pause_after_first(done, total):
+    if done == 1:
+        (folder / "one-tile-written").touch()
+        for _ in range(600):  # wait for Ctrl-C in short slices
+            time.sleep(0.1)
+# no __main__ guard on purpose: process workers never re-run this script
+bhattacharyya(logp, out=folder / "D.zarr", tile=16, engine="process", n_workers=2, on_tile=pause_after_first)
+"""
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="reads /proc")
+def test_ctrl_c_of_a_fan_out_leaves_no_process_and_a_store_that_resumes(logp, in_process, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from _process_tree import descendants
+
+    np.save(tmp_path / "logp.npy", logp)
+    script = tmp_path / "run.py"
+    script.write_text(CTRL_C_SCRIPT)
+    tests = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [tests, os.environ.get("PYTHONPATH")]))}
+    env.pop("DASK_SCHEDULER_ADDRESS", None)
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path)], env=env, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "one-tile-written").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (tmp_path / "one-tile-written").exists(), proc.stderr.read().decode()[-2000:]
+    kids = descendants(proc.pid)
+    assert len(kids) >= 2  # the two workers
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(30) != 0
+    deadline = time.monotonic() + 10
+    while alive(kids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert alive(kids) == [], "worker processes left behind by Ctrl-C"
+    done = zarr.open_group(str(tmp_path / "D.zarr"), mode="r")["tile_done"][...]
+    assert done.sum() >= 1
+    seen = []
+    z = bhattacharyya(logp, out=tmp_path / "D.zarr", tile=TILE, on_tile=lambda d, t: seen.append(d))
+    assert len(seen) == 15 - int(done.sum())  # only the missing tiles
+    np.testing.assert_array_equal(z[...], in_process["self"])
