@@ -249,7 +249,7 @@ def _helpers():
 
 
 @functools.cache
-def tile_kernel(R: int, V: int):
+def tile_kernel(R: int, V: int, cache: bool = True):
     """The compiled block kernel for an ``R x 8V`` register tile (cached on disk by numba).
 
     Call signature (all arrays 1-D C-contiguous; panel layouts as in the module docstring)::
@@ -260,7 +260,8 @@ def tile_kernel(R: int, V: int):
     ``pa0:pa1`` against column panels ``pb0:pb1``; ``Qs``/``acc`` (float64) and ``flag`` (uint8)
     hold ``(pa1 - pa0, pb1 - pb0, R, 8V)`` states (``Q`` starts at 1, ``acc`` at 0); ``diag``
     skips the micro-tiles strictly below the diagonal (self case); ``sblock`` is a multiple of
-    ``group``.
+    ``group``.  ``cache=False`` compiles without numba's disk cache (whose kernels cannot be
+    inspected, e.g. with ``inspect_asm``).
 
     Examples
     --------
@@ -294,7 +295,7 @@ def tile_kernel(R: int, V: int):
            "vanylt": _simd.vanylt}
     # compiled with this file's name so that numba's on-disk cache is keyed (and invalidated) by it
     exec(compile(src, __file__, "exec"), env)
-    return numba.njit(**_JIT)(env[name])
+    return numba.njit(**dict(_JIT, cache=bool(cache)))(env[name])
 
 
 # ----------------------------------------------------------------------------- packing

@@ -64,6 +64,22 @@ def test_microkernel_on_hand_packed_panels_matches_numpy_products(R, V):
     assert not flag.any() and not acc.any()
 
 
+def test_microkernel_compiles_to_vector_fmas():
+    """The tile's multiply-adds are packed vector FMAs (ymm/zmm), not scalar ones: the property
+    numba's auto-vectorizer failed to deliver for scalar accumulators."""
+    import re
+
+    k = _fused.tile_kernel(1, 1, cache=False)
+    x = np.ones(1 * 1 * 3 * 1)
+    y = np.ones(1 * 1 * 3 * 8)
+    Qs, acc, flag = np.ones(8), np.zeros(8), np.zeros(8, np.uint8)
+    k(x, y, 1, 3, 0, 1, 0, 1, False, 16, 16, Qs, acc, flag, _fused.FLUSH, _fused.TINY)
+    np.testing.assert_array_equal(Qs, 3.0)
+    asm = k.inspect_asm(k.signatures[0])
+    assert re.search(r"vfmadd\d+pd\s+[^\n]*%[yz]mm", asm)
+    assert not re.search(r"vfmadd\d+sd", asm)
+
+
 def test_microkernel_flushes_only_the_entries_below_the_threshold():
     """Each entry's log-domain flush depends on its own product only."""
     R, V, W = 1, 1, 8
