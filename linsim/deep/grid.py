@@ -51,6 +51,7 @@ import contextlib
 import itertools
 import json
 import os
+import threading
 import time
 import tomllib
 from dataclasses import dataclass, field
@@ -325,6 +326,7 @@ def _data_key(config: TrainConfig) -> str:
 
 #: The data set a worker process trained its last group on (one at a time, like run_grid's).
 _WORKER_DATA: dict[str, Any] = {}
+_WORKER_DATA_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -340,10 +342,12 @@ class _GroupTask:
         from linsim.deep.train import _load_data, train_group
 
         key = _data_key(configs[0])
-        if key not in _WORKER_DATA:
-            _WORKER_DATA.clear()
-            _WORKER_DATA[key] = _load_data(configs[0])
-        results = train_group(list(configs), data=_WORKER_DATA[key], num_threads=self.num_threads)
+        with _WORKER_DATA_LOCK:  # a cluster of threads shares the cache
+            data = _WORKER_DATA.get(key)
+            if data is None:
+                _WORKER_DATA.clear()
+                data = _WORKER_DATA[key] = _load_data(configs[0])
+        results = train_group(list(configs), data=data, num_threads=self.num_threads)
         return [dataclasses.replace(r, initial_params={}, final_params={}) for r in results]
 
 

@@ -237,3 +237,17 @@ def test_grouped_configurations_on_an_engine_equal_the_grouped_run_here(entries,
     assert_same_arrays(tmp_path / "here", tmp_path / "there", entries)
     sizes = sorted(c["group_size"] for c in manifest(tmp_path / "there")["configs"])
     assert sizes == sorted(c["group_size"] for c in manifest(tmp_path / "here")["configs"]) and max(sizes) > 1
+
+
+def test_two_data_sets_on_a_cluster_of_threads(cluster, tmp_path):
+    """Workers that are threads of one process share the data cache: configurations on two
+    data sets, interleaved, still train on their own data (equal to the in-process run)."""
+    _, client = cluster
+    spec = {**SPEC, "architecture": "linear", "n_train": [48, 64], "lr": [0.05, 0.1]}
+    entries = expand_grid(spec)
+    entries = [entries[i] for i in (0, 2, 1, 3)]  # alternate the data sets
+    run_grid(entries, tmp_path / "here", progress=False, log=None, num_threads=1)
+    run_grid(entries, tmp_path / "there", progress=False, log=None, num_threads=1, scheduler=client)
+    assert_same_arrays(tmp_path / "here", tmp_path / "there", entries)
+    sizes = {read_netcdf(result_path(tmp_path / "there", e.config))["train_inputs"].shape[0] for e in entries}
+    assert sizes == {48, 64}
