@@ -259,9 +259,7 @@ def _init_cloud_spectrum(lam, C, s0, R, F) -> np.ndarray:
 CUBATURE_MAX_DOF = 4
 
 
-#: Nodes of that rule: ``2**CUBATURE_LOG2_NODES`` (the first half gives the error estimate; the
-#: error falls roughly like 1/N: 0.013, 0.007, 0.004 at N = 128, 256, 512 in the slowest cell
-#: measured, C = 5, R = 64, c = 0.1, rho/sigma0 = 0.1).
+#: Nodes of that rule: ``2**CUBATURE_LOG2_NODES`` (the first half gives the error estimate).
 CUBATURE_LOG2_NODES = 8
 
 
@@ -452,9 +450,9 @@ def expected_explained_stress(eigenvalues, n_classes, teacher_scale, init_scale,
     fixed 256-node cubature rule (derivations.md §4.5), with the
     rule's own error estimate as ``stderr``; measured against 800-draw Monte Carlo on 72 cells
     at C = 2, 3 (d = 30, R in {4, 16, 64}, c in {0.1, 0.5, 1, 2}, ρ/σ0 in {0.1, 1, 3}): median
-    0.004, worst 0.012 over k <= 10 (the §4.4 dof accounting it replaces: median 0.05, worst
-    0.23); at C = 4, 5 (400 draws, s.e. up to 0.008): median 0.004, worst 0.024 (that cell
-    against 4000 draws: 0.002). Cost: 256 small eigenproblems, 0.01-0.4 s. For C > 5 it is the curve of the
+    0.003, worst 0.015 over k <= 10 (the §4.4 dof accounting it replaces: median 0.05, worst
+    0.23); at C = 4, 5 (400 draws, s.e. up to 0.008): median 0.003, worst 0.025 (that cell
+    against 6000 draws: 0.006). Cost: 256 small eigenproblems, 0.01-0.4 s. For C > 5 it is the curve of the
     deterministic dof-accounting spectrum of §4.4 (median 0.017 at C = 10; ``stderr`` zeros).
     ``'mean-field'`` is the curve of the mean-field spectrum (normalised by its own sum of
     squares).
