@@ -70,7 +70,10 @@ import sys
 import threading
 from collections import deque
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any, Callable, ClassVar, Iterable, Iterator, Sequence
+
+from linsim.registry import Registry
 
 __all__ = [
     "DaskEngine",
@@ -853,11 +856,20 @@ def _call_shared(fn, item):
 
 # ----------------------------------------------------------------------------- registry
 #: Engine registry: name -> Engine subclass (see :func:`register_engine`).
-ENGINES: dict[str, type[Engine]] = {}
+def _check_engine_class(name, cls) -> None:
+    if not issubclass(cls, Engine):
+        raise TypeError(f"engine {name!r} must be an Engine subclass; got {cls.__name__}")
+
+
+ENGINES: Registry[type[Engine]] = Registry("engine", type=type, key=attrgetter("name"),
+                                           check=_check_engine_class)
 
 
 def register_engine(cls: type[Engine], *, replace: bool = False) -> type[Engine]:
     """Add an :class:`Engine` subclass to :data:`ENGINES` under ``cls.name``.
+
+    A name already taken is refused unless ``replace=True``; anything but a named
+    :class:`Engine` subclass is a ``TypeError``.
 
     Examples
     --------
@@ -866,10 +878,7 @@ def register_engine(cls: type[Engine], *, replace: bool = False) -> type[Engine]
     """
     if not (isinstance(cls, type) and issubclass(cls, Engine)) or not cls.name:
         raise TypeError(f"register_engine takes an Engine subclass with a name; got {cls!r}")
-    if cls.name in ENGINES and not replace:
-        raise ValueError(f"engine {cls.name!r} is already registered (pass replace=True)")
-    ENGINES[cls.name] = cls
-    return cls
+    return ENGINES.add(cls, replace=replace)
 
 
 for _cls in (SerialEngine, ProcessEngine, DaskEngine):
@@ -922,8 +931,6 @@ def get_engine(name: str | Engine | None = None, n_workers: int | None = None, s
         else:
             n = n_workers if n_workers is not None else _default_workers(threads)
             name = "serial" if n == 1 else "process"
-    if name not in ENGINES:
-        raise ValueError(f"unknown engine {name!r}; choose one of {sorted(ENGINES)}")
     engine = ENGINES[name].from_options(n_workers, scheduler)
     engine.threads_per_worker = threads
     return engine

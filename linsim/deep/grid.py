@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from linsim.deep.config import TrainConfig
+from linsim.registry import Registry
 
 __all__ = [
     "BUILTIN_GRIDS",
@@ -74,7 +75,8 @@ __all__ = [
 ]
 
 #: Built-in grids shipped with the package: name -> file in ``linsim/deep/grids``.
-BUILTIN_GRIDS = {"small": "default.toml", "gpu": "gpu.toml"}
+BUILTIN_GRIDS: Registry[str] = Registry("built-in grid", type=str,
+                                        entries={"small": "default.toml", "gpu": "gpu.toml"})
 MANIFEST = "index.json"
 #: gzip level of result files written by :func:`run_grid` (lossless; ~12% smaller files on
 #: the default grid, float32 logits being nearly incompressible, for ~0.05 s per file).
@@ -108,10 +110,7 @@ def builtin_grid_text(name: str = "small") -> str:
     >>> "mnist1d" in builtin_grid_text("small")
     True
     """
-    try:
-        fname = BUILTIN_GRIDS[name]
-    except KeyError:
-        raise ValueError(f"unknown built-in grid {name!r}; valid: {sorted(BUILTIN_GRIDS)}") from None
+    fname = BUILTIN_GRIDS[name]  # an unknown name: UnknownNameError (a ValueError) listing the valid ones
     return resources.files("linsim.deep").joinpath("grids", fname).read_text()
 
 
