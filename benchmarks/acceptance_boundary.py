@@ -12,8 +12,9 @@ Design (why this grid; derivations.md §7.3 "Acceptance design" says the same):
    are the same at every ratio (common random numbers: teacher and initialization come from
    separate seed streams, so the ratio only rescales the teacher), which makes the seed mean a
    smooth function of the ratio.  When the crossing is not resolved to a factor
-   ``BAND_TARGET = 1.1`` (step 2) the seeds are doubled once, keeping the old ones (for
-   R <= 16: at R = 64 a simulation costs ~256 times one at R = 4, and the band is reported).
+   ``BAND_TARGET = 1.1`` (step 2) the seeds are doubled once, keeping the old ones (a scan
+   at R = 64 costs 1-2 min with 16 seeds; the first acceptance pass doubled only for R <= 16,
+   and ``--refine`` applied the same rule to its stored R = 64 scans afterwards).
 2. **The crossing's own uncertainty.**  A bootstrap over the locator seeds (``N_BOOT``
    resamples of the per-seed ``chi_3`` at every evaluated ratio) gives the spread of the
    crossing; its 2.5-97.5% interval is the simulation's *noise band*.
@@ -64,7 +65,7 @@ LOCATE_GRID = tuple(float(x) for x in np.geomspace(0.02, 100.0, 9))   # factor 2
 N_BISECT = 5
 N_BOOT = 400
 BAND_TARGET = 1.1      # seeds are doubled (once) when the crossing's 95% band is wider than x/÷ 1.1
-MAX_R_DOUBLING = 16    # ... for R <= 16 only (at R = 64 one seed costs as much as 256 seeds at R = 4)
+MAX_R_DOUBLING = 64    # ... for every R of the issue's range (a store made with the limit 16: --refine)
 CELL_AXES = dict(C=(2, 3, 5, 10, 50), R=(4, 8, 16, 64), T=(10, 1000, 100000), c=(0.05, 2.0))
 
 
@@ -219,17 +220,20 @@ class ScanSim:
     eval_chi3: np.ndarray
 
 
-def simulate_scan(C, R, c, T, n_seeds, first_seed) -> ScanSim:
+def simulate_scan(C, R, c, T, n_seeds, first_seed, *, cache=None, max_r_doubling=None) -> ScanSim:
     """Locate the crossing (seeds ``first_seed + i``), bootstrap its band, grade the grid
-    (seeds ``first_seed + 5000 + i``); ``n_seeds`` is doubled once if the band is too wide."""
+    (seeds ``first_seed + 5000 + i``); ``n_seeds`` is doubled once if the band is too wide
+    (for ``R <= max_r_doubling``, default ``MAX_R_DOUBLING``). ``cache`` (ratio -> per-seed
+    locator values of a first pass) is reused."""
     base = _base(c, C, R, T, 0)
     S = n_seeds
-    cache = {}
+    cache = {} if cache is None else cache
+    limit = MAX_R_DOUBLING if max_r_doubling is None else max_r_doubling
     for attempt in range(2):
         ratios, vals, sim = locate_crossing(base, first_seed + np.arange(S), cache)
         boot = bootstrap_crossings(ratios, vals, seed=first_seed)
         band = _band(boot)
-        if _resolved(sim, band) or attempt == 1 or R > MAX_R_DOUBLING:
+        if _resolved(sim, band) or attempt == 1 or R > limit:
             break
         S *= 2  # the crossing is not resolved to BAND_TARGET: twice the seeds (the old ones kept)
     if sim == 0.0:
@@ -241,6 +245,19 @@ def simulate_scan(C, R, c, T, n_seeds, first_seed) -> ScanSim:
     ev = np.array([_per_seed(base, r, first_seed + 5000 + np.arange(S)) for r in grid])
     return ScanSim(C=C, R=R, c=c, T=T, first_seed=int(first_seed), locate_ratios=ratios,
                    locate_chi3=vals, crossing=sim, band=band, grid=grid, eval_chi3=ev)
+
+
+def refine_scan(scan: ScanSim, n_seeds: int) -> ScanSim | None:
+    """The doubling rule applied to a stored scan whose first pass had no doubling (R > 16
+    then): when its crossing is not resolved and its seeds were not doubled yet, simulate
+    again with twice the seeds (stored locator values reused, so the result is the one a
+    direct run gives); else None."""
+    S = scan.locate_chi3.shape[1]
+    if S != n_seeds or _resolved(scan.crossing, scan.band):
+        return None
+    cache = {float(r): v for r, v in zip(scan.locate_ratios, scan.locate_chi3)}
+    return simulate_scan(scan.C, scan.R, scan.c, scan.T, 2 * S, scan.first_seed, cache=cache,
+                         max_r_doubling=0)
 
 
 def _save(scan: ScanSim, path):
@@ -297,12 +314,15 @@ def score(scan: ScanSim, pred=None) -> ScanRow:
 
 
 def boundary_scans(n_cells: int, n_seeds: int, rng_seed: int = 1, *, seed_offset: int = SEED_OFFSET,
-                   cells=None, store=None, simulate_only: bool = False, verbose: bool = True):
+                   cells=None, store=None, simulate_only: bool = False, refine: bool = False,
+                   verbose: bool = True):
     """Run ``n_cells`` scans (cells drawn with ``rng_seed``, or the given (C, R, c, T) list).
 
     ``n_seeds`` seeds per point at R >= 32, ``n_seeds * (32 // R)`` below.  With ``store`` (a
     folder) each scan's simulation is written there (``scan_NNN.nc``, atomic) and reused on the
     next call (resume).  ``simulate_only``: print the simulated crossings only, no theory.
+    ``refine``: stored scans with R > 16 made before the doubling covered them get it now
+    (:func:`refine_scan`), so every R follows the same rule.
     Returns the list of :class:`ScanRow` (empty with ``simulate_only``).
     """
     from pathlib import Path
@@ -315,6 +335,11 @@ def boundary_scans(n_cells: int, n_seeds: int, rng_seed: int = 1, *, seed_offset
         path = None if store is None else Path(store) / f"scan_{cell:03d}.nc"
         if path is not None and path.exists():
             scan, how = _load(path, C, R, c, T, first), "stored"
+            if refine and R > 16:
+                better = refine_scan(scan, n_seeds * max(1, 32 // R))
+                if better is not None:
+                    scan, how = better, f"refined, {time.perf_counter() - t0:.1f} s"
+                    _save(scan, path)
         else:
             scan = simulate_scan(C, R, c, T, n_seeds * max(1, 32 // R), first)
             how = f"{time.perf_counter() - t0:.1f} s"
@@ -386,12 +411,15 @@ def main(argv=None) -> int:
     ap.add_argument("--tuning", action="store_true", help="tuning cells and seeds (not the acceptance ones)")
     ap.add_argument("--store", default=None, help="folder for the scans' simulations (resumes from it)")
     ap.add_argument("--simulate-only", action="store_true", help="simulate (and store) only, no theory")
+    ap.add_argument("--refine", action="store_true",
+                    help="apply the seed doubling to stored scans with R > 16 (made with the former limit)")
     args = ap.parse_args(argv)
     if args.cells < 1 or args.seeds < 1:
         ap.error("--cells and --seeds must be >= 1")
     n_cells, n_seeds = (2, 1) if args.quick else (args.cells, args.seeds)
     kw = dict(rng_seed=2, seed_offset=TUNING_OFFSET) if args.tuning else {}
-    rows = boundary_scans(n_cells, n_seeds, store=args.store, simulate_only=args.simulate_only, **kw)
+    rows = boundary_scans(n_cells, n_seeds, store=args.store, simulate_only=args.simulate_only,
+                          refine=args.refine, **kw)
     if args.simulate_only:
         return 0
     return 0 if report(rows) else 1

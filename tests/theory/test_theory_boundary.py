@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st_
 from threadpoolctl import threadpool_limits
 
 import theory
@@ -222,3 +223,23 @@ def test_scores_use_the_same_points_for_theory_and_trivial_rule(boundary_module)
     assert int(np.sum(row.trivial == row.sim)) == 5
     assert not row.noisy.any()
     assert not boundary_module.score(scan, pred=2.6).within
+
+
+@settings(max_examples=15, deadline=None)
+@given(c=st_.floats(0.05, 2.0), C=st_.integers(4, 12), R=st_.sampled_from([2, 4, 16, 64]),
+       T=st_.sampled_from([10, 300, 10**5]), scale=st_.floats(1e-3, 1e3))
+def test_critical_ratio_depends_on_eta_lambda_only(c, C, R, T, scale):
+    """Invariance: scaling λ by s and η by 1/s leaves every GD factor (1 - ηλ)^t and, since χ
+    is scale-free, the boundary unchanged."""
+    lam = _lam(c, 16)
+    steps = theory.checkpoint_steps(T, 8)
+    a = theory.critical_ratio(lam, C, 1.0, steps, R)
+    b = theory.critical_ratio(scale * lam, C, 1.0 / scale, steps, R)
+    assert b == pytest.approx(a, rel=1e-7) or (a == b)
+
+
+def test_critical_ratio_scale_invariance_few_classes():
+    lam = _lam(1.2, 16)
+    steps = theory.checkpoint_steps(100, 8)
+    a = theory.critical_ratio(lam, 3, 1.0, steps, 8)
+    assert theory.critical_ratio(40.0 * lam, 3, 1.0 / 40.0, steps, 8) == pytest.approx(a, rel=1e-6)
