@@ -164,6 +164,7 @@ REGISTRIES = [
     ("linsim.deep.optim", "LR_SCHEDULES"), ("linsim.deep.losses", "LOSSES"),
     ("linsim.deep.schedule", "CHECKPOINT_SCHEDULES"), ("linsim.deep.augment", "AUGMENTATIONS"),
     ("linsim.deep.ensemble", "ENSEMBLES"), ("linsim.parallel", "ENGINES"), ("linsim.deep.grid", "BUILTIN_GRIDS"),
+    ("linsim.inpca.distances", "BHATTACHARYYA_KERNELS"),
 ]
 
 #: Module-level tables that look like registries to the scan but are not a choice offered by name.
@@ -173,11 +174,6 @@ NOT_REGISTRIES = {
     ("linsim.deep.train", "_TORCH_DTYPES"): "the two storage dtypes, fixed by the file format",
     ("linsim.sweep.axes", "AXIS_INFO"): "symbols and descriptions of EnsembleConfig fields, not a choice",
 }
-
-#: Registries in files other engineers owned during the Registry migration; the lead migrates them
-#: (these tests are strict xfails: they fail loudly once the migration is done, to be moved above).
-PENDING = [("linsim.inpca.distances", "BHATTACHARYYA_KERNELS")]
-
 
 def _linsim_modules():
     import linsim
@@ -201,18 +197,11 @@ def test_every_linsim_registry_is_a_registry(module, attr):
 
 def test_no_module_keeps_a_registry_as_a_plain_dict():
     modules = list(_linsim_modules())
-    pending = [getattr(importlib.import_module(m), a) for m, a in PENDING]  # and their re-exports
     offenders = [f"{mod.__name__}.{attr}" for mod in modules for attr, value in vars(mod).items()
                  if attr.lstrip("_").isupper() and (mod.__name__, attr) not in NOT_REGISTRIES
-                 and not any(value is p for p in pending) and _looks_like_a_registry(value)]
+                 and _looks_like_a_registry(value)]
     assert not offenders, f"registries kept as plain dicts (make them linsim.registry.Registry): {offenders}"
     assert _looks_like_a_registry({"a": len}) and not _looks_like_a_registry({"a": 1})  # the scan can see one
-
-
-@pytest.mark.parametrize("module, attr", [pytest.param(m, a, marks=pytest.mark.xfail(
-    strict=True, reason="owned by another engineer during the migration; the lead migrates it")) for m, a in PENDING])
-def test_registries_still_to_migrate(module, attr):
-    assert isinstance(getattr(importlib.import_module(module), attr), Registry)
 
 
 def test_a_registered_ensemble_engine_is_a_valid_train_config_engine(monkeypatch):

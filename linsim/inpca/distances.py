@@ -73,6 +73,8 @@ import warnings
 import numpy as np
 import torch
 
+from linsim.registry import Registry
+
 from .checks import NORM_TOL, as_float_tensor, check_log_prob_chunk, check_rank
 
 __all__ = [
@@ -591,7 +593,8 @@ def _fused_logbc(tp, tq, out, *, device, tile, group, norm_tol, check, workers=N
 
 #: kernel name -> function(tp, tq, out, *, device, tile, group, norm_tol, check, workers, track)
 #: adding ``sum_i log BC_i`` into ``out`` and returning ``(count, first)`` of disjoint pairs
-BHATTACHARYYA_KERNELS = {"gemm": _gemm_logbc, "fused": _fused_logbc}
+BHATTACHARYYA_KERNELS: Registry = Registry("Bhattacharyya kernel", callable_only=True,
+                                           entries={"gemm": _gemm_logbc, "fused": _fused_logbc})
 #: the fused kernel is used on CPU up to this many classes ("auto"); the GEMM path beyond
 FUSED_MAX_C = 32
 
