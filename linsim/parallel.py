@@ -78,6 +78,7 @@ from linsim.registry import Registry
 __all__ = [
     "DaskEngine",
     "ENGINES",
+    "MissingExtraError",
     "Engine",
     "DEFAULT_CONNECT_TIMEOUT",
     "ProcessEngine",
@@ -346,6 +347,18 @@ def sigterm_as_exit() -> Iterator[None]:
 
 
 # ----------------------------------------------------------------------------- engines
+class MissingExtraError(ImportError):
+    """An optional extra of linsim (``pip install 'linsim[dask]'``) is needed and not installed.
+
+    The message names the ``pip install`` line; the ``linsim`` command prints it and exits 2.
+
+    Examples
+    --------
+    >>> issubclass(MissingExtraError, ImportError)
+    True
+    """
+
+
 class Engine(abc.ABC):
     """Contract of an execution engine.
 
@@ -749,7 +762,7 @@ class DaskEngine(Engine):
         try:
             import distributed
         except ImportError as exc:
-            raise ImportError(
+            raise MissingExtraError(
                 "engine='dask' needs dask.distributed, which is not installed: "
                 "pip install 'linsim[dask]'"
             ) from exc

@@ -279,6 +279,18 @@ def test_an_unreachable_scheduler_exits_1(tmp_path, capsys, monkeypatch):
     assert "Timed out" in capsys.readouterr().err
 
 
+def test_scheduler_without_the_dask_extra_names_the_install_line(tmp_path, capsys, monkeypatch):
+    # distributed made unimportable: the engine is opened before any cell is computed
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    args = [a for a in phase(tmp_path, "--axis", "c=0,1", "--scheduler", "tcp://127.0.0.1:1")]
+    i = args.index("--workers")
+    del args[i:i + 2]  # --workers with --scheduler is refused for its own reason
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'linsim[dask]'" in err and "Traceback" not in err
+    assert not (tmp_path / "out" / "phase.nc").exists()
+
+
 def test_ribbon_device_is_checked(tmp_path, capsys):
     import torch
 

@@ -135,12 +135,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     args._argv = argv
-    from linsim.parallel import sigterm_as_exit
+    from linsim.parallel import MissingExtraError, sigterm_as_exit
 
     try:
         with sigterm_as_exit():  # SIGTERM unwinds like Ctrl-C: temporary files are removed
             return int(args._run(args) or 0)
-    except (ValueError, PermissionError, NotADirectoryError) as exc:
+    except (ValueError, PermissionError, NotADirectoryError, MissingExtraError) as exc:
         print(f"linsim {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

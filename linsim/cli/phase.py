@@ -64,17 +64,6 @@ def _theory_resolution(text: str) -> int:
     return value
 
 
-def _scheduler(text: str) -> str:
-    """A Dask scheduler address: ``SCHEME://HOST:PORT`` or ``HOST:PORT``."""
-    import re
-
-    if not re.fullmatch(r"([a-z][a-z0-9+.-]*://)?[^\s/:]+(:\d+)?(/\S*)?", text.strip()) or \
-            not (":" in text):
-        raise argparse.ArgumentTypeError(
-            f"expected a scheduler address such as tcp://host:8786 or host:8786; got {text!r}")
-    return text.strip()
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of ``linsim phase``: ensemble fields (with the phase defaults), axes, options.
 
@@ -101,8 +90,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="a cell is a hyper-ribbon if k_χ <= k* (default 3)")
     g.add_argument("--k-max", dest="k_star", type=_flags.positive_integer, default=argparse.SUPPRESS,
                    help=argparse.SUPPRESS)  # older spelling of --k-star
-    g.add_argument("--workers", type=_flags.positive_integer, default=None,
-                   help="worker processes, >= 1 (default: all cores); results do not depend on it")
     g.add_argument("--theory-resolution", type=_theory_resolution, default=None, metavar="N",
                    help=f"N x N fine grid of the theory's boundary, 0: none (default "
                    f"{DEFAULT_THEORY_RESOLUTION} where a fine map exists: two axes, a model the map covers)")
@@ -111,9 +98,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--resume", action="store_true",
                    help="keep the cells already finished in --out from an interrupted run with the same "
                    "settings, compute only the rest")
-    g.add_argument("--scheduler", type=_scheduler, default=None, metavar="ADDRESS",
-                   help="run the cells on a Dask cluster at ADDRESS (e.g. tcp://host:8786) instead of "
-                   "local processes")
+    _flags.add_engine_flags(parser, what="cells", default="all cores", group=g)
     g = parser.add_argument_group("output")
     g.add_argument("--out", type=Path, default=Path("linsim-out"),
                    help="output folder, created if needed (default linsim-out)")
