@@ -424,17 +424,22 @@ def tiled_bhattacharyya(logp, logq, out, *, store_tile=None, progress=False, on_
     nI, nJ = -(-shape[0] // T), -(-shape[1] // T)
     todo = [(I, J) for I in range(nI) for J in range(I if sym else 0, nJ) if not target.is_done(I, J)]
     total = nI * (nI + 1) // 2 if sym else nI * nJ
+    eng, own = _resolve_engine(engine, n_workers, scheduler)  # bad options refused before the bar
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=total, initial=total - len(todo), desc="distance tiles", unit="tile")
     count, first = 0, None
-    eng, own = _resolve_engine(engine, n_workers, scheduler)
     tile_kw = {**kernel_kw, "on_disjoint": "ignore" if on_disjoint == "ignore" else "track"}
     task = _TileTask(P, Q, T, tuple(sorted(tile_kw.items())))
+    # close what this call opened: an engine of its own, or the caller's engine when the caller
+    # had not opened it (its workers would otherwise outlive the call); an engine the caller
+    # opened (a ``with`` block) stays open for its next map
+    close_after = own
     try:
         if eng is not None and todo:
+            close_after = own or not eng._opened
             eng.open()  # an unreachable scheduler is named here, before any tile is computed
         for done_now, ((I, J), res) in enumerate(_computed_tiles(task, todo, eng), start=1):
             target.write(I, J, res.block, sym)
@@ -448,7 +453,7 @@ def tiled_bhattacharyya(logp, logq, out, *, store_tile=None, progress=False, on_
     finally:
         if bar is not None:
             bar.close()
-        if own and eng is not None:
+        if close_after and eng is not None:
             eng.close()
     if count and on_disjoint != "ignore":  # pairs found by the tiles computed in this call
         _report_disjoint(first, count, on_disjoint)
