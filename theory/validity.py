@@ -8,7 +8,11 @@ closed under ``x -> -x``, leaving a second-order error. Measured on exact simula
 derivations.md §6) the relative error of the top-10 InPCA eigenvalues is typically below
 ``0.15 z + 0.5 z²`` (generic data) and ``0.5 z²`` (sign-symmetric data), with ``z`` the largest
 rms centred logit over the ensemble's points. That is the ``predicted_rel_error`` reported here. Whether an ensemble is *in the regime* is
-one rule, :func:`in_regime` (pooled centred-logit rms <= :data:`REGIME_LOGIT_RMS`).
+one rule, :func:`in_regime` (pooled centred-logit rms <= :data:`REGIME_LOGIT_RMS`); the expected
+curves carry it too (``StressCurve.logit_rms`` / ``in_regime`` of
+:func:`theory.expected_explained_stress`), and outside the regime
+``expected_explained_stress(..., logits='finite')`` adds the finite-logit correction
+(derivations.md §6.2).
 It is a calibrated typical value, not a bound: on generic data with n = 64 samples it held in
 about 95% of draws and the worst draw exceeded it by 1.5-1.8x; the first-order coefficient is a
 sampling effect of the data's third moments and shrinks with n (about 0.1, 0.055, 0.03 at
