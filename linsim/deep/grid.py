@@ -475,19 +475,23 @@ def run_grid(entries: Sequence[GridEntry], out_dir: str | Path, *, progress: boo
             raise ValueError(f"{where}entry {e.index}: {exc}") from None
         checked.add(key)
     saved_threads = engine.threads_per_worker if hasattr(engine, "threads_per_worker") else None
-    eng, own_engine = _grid_engine(engine, n_workers, scheduler, num_threads)
     summary = GridSummary(out_dir=out, n_configs=len(entries))
+    eng, own_engine, close_after = None, False, False
     try:
+        eng, own_engine = _grid_engine(engine, n_workers, scheduler, num_threads)
         if eng is not None:
+            # close what this call opens: its own engine, or the caller's when the caller had
+            # not opened it (its workers would outlive the call); a caller's open engine stays open
+            close_after = own_engine or not eng._opened
             eng.open()  # an unreachable scheduler is named before anything is trained
         return _run_grid_locked(entries, out, paths, summary, t0, verify=verify, say=say, source=source,
                                 group_runs=group_runs, progress=progress, command=command,
                                 compress=compress, num_threads=num_threads, eng=eng)
     finally:
-        if own_engine:
+        if close_after:
             eng.close()
-        elif saved_threads is not None:
-            engine.threads_per_worker = saved_threads  # the caller's engine, as it was
+        if not own_engine and saved_threads is not None:
+            engine.threads_per_worker = saved_threads  # the caller's engine, as it was (also when refused)
 
 
 def _run_grid_locked(entries, out, paths, summary, t0, *, verify, say, source, group_runs, progress,

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from _process_tree import alive
+from _recording_engine import RecordingEngine
 from linsim import parallel
 from linsim.deep.command import main as train_main
 from linsim.deep.grid import expand_grid, result_path, run_grid
@@ -251,3 +252,21 @@ def test_two_data_sets_on_a_cluster_of_threads(cluster, tmp_path):
     assert_same_arrays(tmp_path / "here", tmp_path / "there", entries)
     sizes = {read_netcdf(result_path(tmp_path / "there", e.config))["train_inputs"].shape[0] for e in entries}
     assert sizes == {48, 64}
+
+
+def test_a_callers_engine_is_left_as_it_was_found(entries, in_process, tmp_path, monkeypatch):
+    # not opened by the caller: run_grid opens it and closes it again (worker processes would
+    # outlive the call otherwise), and gives back its thread setting
+    eng = RecordingEngine()
+    run_grid(entries[:1], tmp_path / "a", progress=False, log=None, num_threads=1, engine=eng)
+    assert_same_arrays(in_process, tmp_path / "a", entries[:1])
+    assert not eng.live and eng.threads_per_worker == 1
+    with RecordingEngine() as eng:  # opened by the caller: left open
+        run_grid(entries[1:2], tmp_path / "b", progress=False, log=None, num_threads=1, engine=eng)
+        assert eng.live
+    # refused by the thread budget: the caller's engine keeps its setting
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    eng = RecordingEngine()
+    with pytest.raises(ValueError, match="exceed the 2 cores"):
+        run_grid(entries[:1], tmp_path / "c", progress=False, log=None, num_threads=3, engine=eng)
+    assert eng.threads_per_worker == 1 and not eng.live

@@ -16,6 +16,7 @@ import pytest
 import zarr
 
 from _process_tree import alive
+from _recording_engine import RecordingEngine
 from linsim import parallel
 from linsim.inpca import bhattacharyya, bhattacharyya_reference
 from linsim.inpca.store import LogProbRows
@@ -278,35 +279,13 @@ def test_ctrl_c_of_a_fan_out_leaves_no_process_and_a_store_that_resumes(logp, in
     np.testing.assert_array_equal(z[...], in_process["self"])
 
 
-class _Recording(parallel.Engine):
-    """An in-process engine that records whether it is open (its resources would be workers)."""
-
-    name = "recording"
-
-    def __init__(self):
-        super().__init__(None)
-        self.live = False
-
-    def open(self):
-        self.live = True
-        return super().open()
-
-    def close(self):
-        self.live = False
-        super().close()
-
-    def _map(self, fn, items):
-        for i, item in enumerate(items):
-            yield i, fn(item)
-
-
 def test_a_callers_engine_is_left_as_it_was_found(logp, in_process, tmp_path):
     # not opened by the caller: the driver opens it and closes it again (workers would be left
     # running otherwise); opened by the caller (a with block): left open for the next map
-    eng = _Recording()
+    eng = RecordingEngine()
     z = bhattacharyya(logp, out=tmp_path / "a.zarr", tile=TILE, engine=eng)
     np.testing.assert_array_equal(z[...], in_process["self"])
     assert not eng.live
-    with _Recording() as eng:
+    with RecordingEngine() as eng:
         bhattacharyya(logp, out=tmp_path / "b.zarr", tile=TILE, engine=eng)
         assert eng.live
