@@ -271,6 +271,9 @@ CURVE_ROOT_MAX_CLASSES = 3
 #: ... and up to this many runs (the rule's dimension grows with R; beyond it the energy balance,
 #: whose large-R saturation regime applies there).
 CURVE_ROOT_MAX_RUNS = 64
+#: ... and while the feature Gram is small, ``min(R K, (C-1) d) <= CURVE_ROOT_MAX_SIZE`` (its
+#: cost grows steeply: 1.2 s at size 60, 2.4 s at 120, 200 s at 400 for a flat spectrum).
+CURVE_ROOT_MAX_SIZE = 128
 _ROOT_GRID = (0.0,) + tuple(float(x) for x in np.geomspace(0.02, 1000.0, 17))  # factor 1.97
 _ROOT_BISECT = 7
 
@@ -329,7 +332,8 @@ def critical_ratio(eigenvalues, n_classes, lr, steps, n_runs, *, chi=0.9, k_star
     No random sampling: the same arguments give the same number. Two regimes
     (derivations.md §7.3):
 
-    * **Few classes** (``C <= CURVE_ROOT_MAX_CLASSES = 3`` and ``R <= CURVE_ROOT_MAX_RUNS = 64``):
+    * **Few classes** (``C <= CURVE_ROOT_MAX_CLASSES = 3``, ``R <= CURVE_ROOT_MAX_RUNS = 64``
+      and ``min(R K, (C-1) d) <= CURVE_ROOT_MAX_SIZE = 128``, K checkpoints, d modes):
       the first upward root in ρ/σ0 of ``E[χ_{k*}] = χ`` on the exact-law expected curve
       (:func:`theory.expected_explained_stress`, ``method='analytic'``, which there integrates
       the Gaussian law with a fixed deterministic cubature rule); ``0.0`` when ρ = 0 is already
@@ -392,7 +396,8 @@ def critical_ratio(eigenvalues, n_classes, lr, steps, n_runs, *, chi=0.9, k_star
     k_star = integer(k_star, "k_star", minimum=1)
     if k_star >= R * K:
         raise ValueError(f"k_star must be in [1, number of points - 1 = {R * K - 1}], got {k_star}")
-    if C <= CURVE_ROOT_MAX_CLASSES and R <= CURVE_ROOT_MAX_RUNS:
+    if (C <= CURVE_ROOT_MAX_CLASSES and R <= CURVE_ROOT_MAX_RUNS
+            and min(R * K, (C - 1) * lam.size) <= CURVE_ROOT_MAX_SIZE):
         st = np.ascontiguousarray(steps, dtype=float)
         root = _curve_root_cached(lam.tobytes(), C, None if lr is None else float(lr), st.tobytes(), R,
                                   chi, k_star, dynamics, loss)
