@@ -272,7 +272,7 @@ CURVE_ROOT_MAX_CLASSES = 3
 #: whose large-R saturation regime applies there).
 CURVE_ROOT_MAX_RUNS = 64
 #: ... and while the feature Gram is small, ``min(R K, (C-1) d) <= CURVE_ROOT_MAX_SIZE`` (its
-#: cost grows steeply: 1.2 s at size 60, 2.4 s at 120, 200 s at 400 for a flat spectrum).
+#: cost grows steeply: 1.2 s at size 60, 2.1 s at 120, 20 s at 400 for a flat spectrum, R = 64).
 CURVE_ROOT_MAX_SIZE = 128
 _ROOT_GRID = (0.0,) + tuple(float(x) for x in np.geomspace(0.02, 1000.0, 17))  # factor 1.97
 _ROOT_BISECT = 7
