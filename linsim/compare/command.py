@@ -118,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from linsim.storage import read_netcdf
+    from linsim.parallel import MissingExtraError
 
     from .pipeline import CompareConfig, compare, load_grid_results
     from .report import findings_from_dataset, write_report
@@ -155,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("\nlinsim compare: interrupted; nothing partial was left in the output folder", file=sys.stderr)
         return 130
-    except (FileNotFoundError, ValueError, OSError, ImportError) as exc:  # ImportError: the dask extra
+    except (FileNotFoundError, ValueError, OSError, MissingExtraError) as exc:  # the dask extra, not any ImportError
         print(f"linsim compare: {exc}", file=sys.stderr)
         return 2
     summary = comp.summary()

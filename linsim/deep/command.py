@@ -126,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``linsim train`` with parsed ``args``; returns the exit status."""
     from linsim.deep.grid import builtin_grid_text, load_grid, result_path, run_grid
     from linsim.storage import check_writable_dir
+    from linsim.parallel import MissingExtraError
 
     for flag, value, ok in (("--threads", args.threads, args.threads >= 0),
                             ("--group-runs", args.group_runs, args.group_runs >= 0),
@@ -171,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"\nlinsim train: interrupted; {done} of {len(entries)} configurations are complete "
               f"in {args.out}. Run the same command again to resume.", file=sys.stderr)
         return 130
-    except (RuntimeError, ValueError, OSError, ImportError) as exc:  # ImportError: the dask extra
+    except (RuntimeError, ValueError, OSError, MissingExtraError) as exc:  # not any ImportError: a fault keeps its traceback
         print(f"linsim train: {exc}", file=sys.stderr)
         return 2
     print(f"linsim train: {summary.n_trained} trained, {summary.n_skipped} already complete, "

@@ -270,3 +270,21 @@ def test_a_callers_engine_is_left_as_it_was_found(entries, in_process, tmp_path,
     with pytest.raises(ValueError, match="exceed the 2 cores"):
         run_grid(entries[:1], tmp_path / "c", progress=False, log=None, num_threads=3, engine=eng)
     assert eng.threads_per_worker == 1 and not eng.live
+
+
+def test_only_the_missing_extra_becomes_a_one_line_error(tmp_path, monkeypatch):
+    # the dask extra missing is bad setup (exit 2, one line); any other ImportError is a fault
+    # of linsim or its environment and keeps its traceback instead of passing for bad input
+    from linsim.compare.command import main as compare_main
+
+    def broken(*a, **k):
+        raise ImportError("cannot import name 'something' from 'linsim.deep.train'")
+
+    monkeypatch.setattr("linsim.deep.grid.run_grid", broken)
+    grid = tmp_path / "grid.toml"
+    grid.write_text(TOML)
+    with pytest.raises(ImportError, match="cannot import name"):
+        train_main([str(grid), "--out", str(tmp_path / "o"), "--no-progress"])
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ImportError, match="cannot import name"):
+        compare_main(["--no-progress", "--out", str(tmp_path / "c")])
