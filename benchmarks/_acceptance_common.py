@@ -11,6 +11,7 @@ import numpy as np
 
 from linsim.embed import embed
 from linsim.ensemble import EnsembleConfig, simulate
+from linsim.sweep.summary import TRIVIAL_RIBBON_RATIO as TRIVIAL_RATIO  # the one trivial-rule constant
 
 SEED_OFFSET = 900_000
 CHI, K_STAR = 0.9, 3
@@ -19,7 +20,6 @@ CHI, K_STAR = 0.9, 3
 SCAN_FACTORS = (0.5, 2 / 3, 0.8, 1.25, 1.5, 2.0)
 ZERO_GRID = (0.05, 0.15, 0.4, 1.0, 2.0, 4.0)
 INF_GRID = (1.0, 2.0, 5.0, 10.0, 30.0, 100.0)
-TRIVIAL_RATIO = 1.5
 
 
 def _base(c, C, R, T, seed) -> EnsembleConfig:

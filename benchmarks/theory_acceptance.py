@@ -37,6 +37,10 @@ these are out-of-sample numbers.  Inputs of the theory come from :func:`linsim.t
    estimate, the simulated mean's standard error and the negative-eigenvalue share (simulated vs
    predicted).
 
+4. **SGD typical geometry** (:mod:`acceptance_sgd`).  The median of chi_k over SGD noise
+   realisations (exact softmax distances) against ``theory.sgd_typical_explained_stress`` and
+   the mean-Gram theory (``sgd_quadratic_spectrum``) at batch sizes b = 1, 4, 16.
+
 Run: ``python benchmarks/theory_acceptance.py [--quick] [--cells N] [--seeds S] [--store DIR]``.
 ``--quick`` runs 2 scans with 1 seed, 2 curve cells with 5 seeds and 2 finite-logit cells (a
 smoke test of the script, not a measurement).  Prints PASS/FAIL per target; exit status 1 if any target is missed.
