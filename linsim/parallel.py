@@ -788,11 +788,17 @@ class DaskEngine(Engine):
         if self._client is None:
             distributed = self._distributed()
             if self.scheduler is None:
-                self._cluster = distributed.LocalCluster(
+                cluster = distributed.LocalCluster(
                     n_workers=self.n_workers or _default_workers(self.threads_per_worker), threads_per_worker=1,
                     processes=self.processes, dashboard_address=None,
                 )
-                self._client = distributed.Client(self._cluster)
+                try:
+                    self._client = distributed.Client(cluster)
+                except BaseException:  # no client: the cluster's workers must not outlive open()
+                    with contextlib.suppress(Exception):
+                        cluster.close()
+                    raise
+                self._cluster = cluster
                 self._own_client = True
             elif isinstance(self.scheduler, str):
                 try:

@@ -308,3 +308,26 @@ def test_dask_engine_keeps_a_bounded_window_of_tasks(dask_client):
     while dask_client.futures and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not dask_client.futures  # everything released, the scattered function too
+
+
+def test_a_local_cluster_whose_client_fails_is_closed_again(monkeypatch):
+    """open() starts a LocalCluster, then connects a client to it; when the client fails, the
+    cluster (its workers) must not be left running."""
+    distributed = pytest.importorskip("distributed")
+    started = []
+    real_cluster = distributed.LocalCluster
+
+    def recording_cluster(*a, **k):
+        started.append(real_cluster(*a, **k))
+        return started[-1]
+
+    def failing_client(*a, **k):
+        raise OSError("client could not connect")
+
+    monkeypatch.setattr(distributed, "LocalCluster", recording_cluster)
+    monkeypatch.setattr(distributed, "Client", failing_client)
+    engine = parallel.DaskEngine(1, processes=False)
+    with pytest.raises(OSError, match="client could not connect"):
+        engine.open()
+    assert len(started) == 1 and started[0].status.name == "closed"
+    assert engine._cluster is None and engine._client is None
