@@ -93,9 +93,10 @@ def test_microkernel_flushes_only_the_entries_below_the_threshold():
     Yp = np.ascontiguousarray(y.reshape(1, W, n, C).transpose(0, 2, 3, 1)).ravel()
     Qs, acc, flag = np.ones(W), np.zeros(W), np.zeros(W, np.uint8)
     _fused.tile_kernel(R, V)(Xp, Yp, n, C, 0, 1, 0, 1, False, 16, 16, Qs, acc, flag, _fused.FLUSH, _fused.TINY)
-    total = acc + np.log(Qs)
+    total = acc * np.log(2.0) + np.log(Qs)  # acc counts the binary exponents split off
     assert total[0] == pytest.approx(-40 * n * np.log(2.0), rel=1e-15)
-    assert acc[0] != 0.0 and not acc[1:].any() and np.all(Qs[1:] == 1.0)
+    assert acc[0] == -40 * n + 1 and Qs[0] == 0.5  # frexp: 2**-2560 = 0.5 * 2**-2559, exactly
+    assert not acc[1:].any() and np.all(Qs[1:] == 1.0)
     assert not flag.any()
 
 
@@ -194,7 +195,7 @@ def test_bitwise_across_tile_shapes_task_blocks_chunks_and_workers(tile_shape, m
     ref_self = bhattacharyya(A, kernel="fused", workers=1)
     ref_cross = bhattacharyya(A, B, kernel="fused", workers=1)
     variants = [dict(shape=s) for s in SHAPES] + [dict(tile=t) for t in (1, 13, 64, 500)]
-    variants += [dict(workers=w) for w in (2, 3)] + [dict(group=16, min_chunk=1, panel_bytes=40_000)]
+    variants += [dict(workers=w) for w in (2, 3)] + [dict(min_chunk=1, panel_bytes=40_000)]  # chunks of one sample block
     for v in variants:
         tile_shape(v.get("shape", (6, 2)))
         monkeypatch.setattr(_fused, "PANEL_BYTES", v.get("panel_bytes", 16 << 20))  # several sample chunks
@@ -212,6 +213,7 @@ def test_per_chunk_states_when_they_do_not_fit(monkeypatch):
     monkeypatch.setattr(_fused, "STATE_BYTES", 0)
     monkeypatch.setattr(_fused, "PANEL_BYTES", 20_000)  # 4 x PANEL_BYTES: chunks of 32 samples
     monkeypatch.setattr(_fused, "MIN_CHUNK", 1)
+    monkeypatch.setattr(_fused, "SBLOCK", 32)  # chunks are whole sample blocks
     calls = []
     real = _fused.prepare_panels
     monkeypatch.setattr(_fused, "prepare_panels", lambda lp, s0, s1, *a, **k: calls.append(s0) or real(lp, s0, s1, *a, **k))
@@ -286,3 +288,15 @@ def test_auto_chooses_fused_on_cpu_up_to_32_classes():
     assert _choose_kernel("auto", torch.device("cuda"), 10) == "gemm"
     with pytest.raises(ValueError, match="the fused kernel runs on the CPU only"):
         _choose_kernel("fused", torch.device("cuda"), 10)
+
+
+def test_flush_timing_does_not_change_a_single_bit():
+    """Flushes split off exact powers of two, so how often the products are checked and
+    renormalized (``group``) leaves every unflagged entry's bits unchanged (the old log-per-flush
+    rule changed them in the last place)."""
+    rng = np.random.default_rng(11)
+    A = log_softmax(4 * rng.standard_normal((40, 400, 6)))  # d ~ 1-2 nats a sample: many flushes
+    ref = bhattacharyya(A, kernel="fused", group=16, workers=1)
+    for g in (1, 4, 8):
+        np.testing.assert_array_equal(bhattacharyya(A, kernel="fused", group=g, workers=1), ref, err_msg=f"group={g}")
+    np.testing.assert_allclose(ref, bhattacharyya_reference(A), rtol=1e-13, atol=1e-13)
