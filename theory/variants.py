@@ -408,10 +408,13 @@ def sgd_typical_explained_stress(inputs, teacher, init, lr, steps, batch_size, *
            + 2.0 * np.einsum("rki,rkjli,rlj->ij", alpha, T, alpha, optimize=True))
     quad = (np.einsum("rikl,rjkl->ij", Tjj, Tjj, optimize=True)
             + np.einsum("rkilj,rkjli->ij", T, T, optimize=True))
-    v = np.clip(lin + quad, 0.0, None)
+    v = np.clip(lin + quad, 0.0, None)  # variances, floored at 0 (the expansion is not sign-definite)
     half = 0.5 * (lamF[:, None] - lamF[None, :])
     rep = np.sqrt(half[..., None] ** 2 + v[..., None] * _GH_NODES**2) @ _GH_WEIGHTS - np.abs(half)
     np.fill_diagonal(rep, 0.0)
+    # A realisation's levels are eigenvalues of the PSD Yᵀ J Y, never negative; the second-order
+    # repulsion can push the smallest expected levels below 0, and those are set to 0 (a modelling
+    # floor, not round-off: their spread still enters the energy through diag(v) below)
     shifted = np.clip(lamF + (np.sign(half) * rep).sum(axis=1), 0.0, None)
     energy = shifted**2 + np.diag(v)
     # a realisation's squared Frobenius norm is the sum of its squared eigenvalues: take the model's

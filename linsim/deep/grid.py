@@ -490,6 +490,8 @@ def run_grid(entries: Sequence[GridEntry], out_dir: str | Path, *, progress: boo
     finally:
         if close_after:
             eng.close()
+        with _WORKER_DATA_LOCK:  # a cluster of threads cached the data set in this process
+            _WORKER_DATA.clear()
         if not own_engine and saved_threads is not None:
             engine.threads_per_worker = saved_threads  # the caller's engine, as it was (also when refused)
 

@@ -583,8 +583,7 @@ def _fused_logbc(tp, tq, out, *, device, tile, group, norm_tol, check, workers=N
         m = torch.from_numpy(np.asarray(models, dtype=np.int64))
         lp = tens[which][m, s0:s1].to(torch.float64)
         if check:
-            with np.errstate(invalid="ignore"):
-                lp = lp - torch.logsumexp(lp, dim=-1, keepdim=True)
+            lp = lp - torch.logsumexp(lp, dim=-1, keepdim=True)
         return lp.numpy()
 
     return fused_impl(tp, tq, prepare=prepare, logprobs=logprobs, out=out, tile=tile, group=group,
