@@ -650,3 +650,19 @@ def test_phase_prints_and_stores_theory_closed_form_and_trivial_rule_on_the_same
     assert comp["cells"] == n and comp["trivial_ratio"] == 1.5
     for key, value in expected.items():
         assert comp[key] == pytest.approx(value, abs=1e-12)
+
+
+def test_phase_without_a_fine_map_still_compares_the_rules(tmp_path, capsys):
+    """--theory-resolution 0 draws no fine map, but the closed-form verdicts and the rule
+    comparison do not need one: they are computed per cell and stored all the same."""
+    from linsim.storage import read_netcdf
+
+    assert main(phase(tmp_path, "--axis", "c=0,2", "--axis", "ratio=0.3,3", "--theory-resolution", "0",
+                      "--no-figure")) == 0
+    assert "trivial rule" in capsys.readouterr().out
+    ds = read_netcdf(tmp_path / "out" / "phase.nc")
+    assert "fine_k_chi" not in ds and "boundary_critical_ratio" not in ds
+    sim = ds["sim_is_ribbon"].values.astype(bool)
+    ratio = ds["scale_ratio"].values[None, :] * np.ones(sim.shape)
+    assert ds.attrs["agreement_trivial"] == pytest.approx(np.mean((ratio >= 1.5) == sim), abs=1e-12)
+    assert ds["closed_form_critical_ratio"].dims == ("slope",)
