@@ -31,11 +31,12 @@ How (a GEMM-style micro-kernel, one output *register tile* at a time)
   (:func:`exact_pair_logbc`); disjoint support gives ``-inf`` there, hence distance ``+inf``.
   Coefficients are at most 1 (to rounding), so ``Q`` only decreases; while ``Q >= 2**-1000``
   at a check, every intermediate product was a normal float64 number: no precision lost.
-  Between two checks an entry may thus lose 700 bits (16 samples with coefficients of about
-  ``2**-44`` on average) before it takes the exact path, which is far slower (a log-sum-exp per
-  pair and sample); with ``FLUSH = 2**-500, TINY = 2**-900`` (400 bits) confident, disagreeing
-  outputs (M = 600, n = 1000, C = 10, logits 40 x N(0, 1), mean distance 18) took 41 s instead
-  of 0.07 s, for 5% more time on moderate data.
+  Between two checks an entry may thus lose 500 bits (16 samples with coefficients of about
+  ``2**-31`` on average) before it takes the exact path, which is far slower (a log-sum-exp per
+  pair and sample): outputs that are confident and disagree on every sample (logits
+  40 x N(0, 1), mean distance 18 nats, M = 600, n = 1000) take 18 s instead of 0.07 s (41 s with
+  the former ``TINY = 2**-900``); up to mean distances of ~13 nats no pair is sent there.
+  A higher ``FLUSH`` would widen the margin but costs 10-15% on moderate data (more flushes).
 * **Cache blocking.** A task is a block of row panels against a block of column panels
   (default 96 x 256 models); inside it, sample blocks are outermost, then column panels
   (one column panel of a sample block, ``SBLOCK * C * W`` float64, stays in L1/L2 while the
@@ -88,7 +89,7 @@ __all__ = [
 ]
 
 #: running products of coefficients are renormalized (exponent split off) once they fall below this
-FLUSH = 2.0 ** -300
+FLUSH = 2.0 ** -500
 #: ``log 2``: a tile state's ``acc`` counts binary exponents; its log-sum is ``log Q + acc log 2``
 LN2 = math.log(2.0)
 #: entries whose product fell below this are recomputed exactly in the log domain
