@@ -139,12 +139,8 @@ def sgd_expected_gram(inputs, teacher, init, lr, steps, batch_size):
     >>> G.shape
     (4, 4)
     """
-    X = as_float_array(inputs, "inputs", ndim=2)
-    Wt = as_float_array(teacher, "teacher", ndim=2)
-    W0 = as_float_array(init, "init", ndim=3)
+    X, Wt, W0 = _problem_arrays(inputs, teacher, init)
     n, d = X.shape
-    if Wt.shape[1] != d or W0.shape[1:] != Wt.shape:
-        raise ValueError(f"teacher must be (C, d={d}) and init (R, C, d); got {Wt.shape}, {W0.shape}")
     st = steps_array(steps)
     Sig = X.T @ X / n
     lr = check_lr(lr, np.linalg.eigvalsh(Sig))
@@ -193,14 +189,21 @@ def sgd_quadratic_spectrum(inputs, teacher, init, lr, steps, batch_size):
     return ev[np.argsort(-np.abs(ev), kind="stable")]
 
 
-def _sgd_checked(inputs, teacher, init, lr, steps, batch_size):
-    """Validated SGD problem in the eigenbasis of Σ: (Xe, lam, a, D0, steps, lr, f_b, C)."""
+def _problem_arrays(inputs, teacher, init):
+    """``inputs`` (n, d), ``teacher`` (C, d) and ``init`` (R, C, d) as float64, shapes checked."""
     X = as_float_array(inputs, "inputs", ndim=2)
     Wt = as_float_array(teacher, "teacher", ndim=2)
     W0 = as_float_array(init, "init", ndim=3)
-    n, d = X.shape
+    d = X.shape[1]
     if Wt.shape[1] != d or W0.shape[1:] != Wt.shape:
         raise ValueError(f"teacher must be (C, d={d}) and init (R, C, d); got {Wt.shape}, {W0.shape}")
+    return X, Wt, W0
+
+
+def _sgd_checked(inputs, teacher, init, lr, steps, batch_size):
+    """Validated SGD problem in the eigenbasis of Σ: (Xe, lam, a, D0, steps, lr, f_b, C)."""
+    X, Wt, W0 = _problem_arrays(inputs, teacher, init)
+    n, d = X.shape
     if Wt.shape[0] < 2:
         raise ValueError("need at least 2 classes (teacher.shape[0] >= 2)")
     st = steps_array(steps)

@@ -40,22 +40,6 @@ def in_process(entries, tmp_path_factory):
     return out
 
 
-@pytest.fixture(scope="module")
-def processes():
-    with ProcessEngine(2) as engine:
-        yield engine
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    distributed = pytest.importorskip("distributed")
-    cl = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None)
-    client = distributed.Client(cl)
-    yield cl, client
-    client.close()
-    cl.close()
-
-
 def assert_same_arrays(a_dir: Path, b_dir: Path, entries):
     """Every stored variable of every configuration equal, bit for bit (NaN where NaN)."""
     for e in entries:

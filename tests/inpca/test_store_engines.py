@@ -20,7 +20,7 @@ from _recording_engine import RecordingEngine
 from linsim import parallel
 from linsim.inpca import bhattacharyya, bhattacharyya_reference
 from linsim.inpca.store import LogProbRows
-from linsim.parallel import ProcessEngine, SchedulerUnreachableError
+from linsim.parallel import SchedulerUnreachableError
 
 TILE = 16
 
@@ -42,23 +42,6 @@ def in_process(logp, tmp_path_factory):
     d = tmp_path_factory.mktemp("ref")
     return {"self": bhattacharyya(logp, out=d / "self.zarr", tile=TILE)[...],
             "cross": bhattacharyya(logp[:40], logp[40:], out=d / "cross.zarr", tile=TILE)[...]}
-
-
-@pytest.fixture(scope="module")
-def processes():
-    """Two worker processes, started once for the module (a worker start costs seconds)."""
-    with ProcessEngine(2) as engine:
-        yield engine
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    distributed = pytest.importorskip("distributed")
-    cl = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None)
-    client = distributed.Client(cl)
-    yield cl, client
-    client.close()
-    cl.close()
 
 
 @contextlib.contextmanager
