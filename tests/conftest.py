@@ -38,3 +38,11 @@ def cluster():
     yield cl, client
     client.close()
     cl.close()
+
+
+@pytest.fixture
+def no_dask(monkeypatch):
+    """``import distributed`` fails, as on a machine without the ``linsim[dask]`` extra."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "distributed", None)

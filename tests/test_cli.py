@@ -279,9 +279,8 @@ def test_an_unreachable_scheduler_exits_1(tmp_path, capsys, monkeypatch):
     assert "Timed out" in capsys.readouterr().err
 
 
-def test_scheduler_without_the_dask_extra_names_the_install_line(tmp_path, capsys, monkeypatch):
-    # distributed made unimportable: the engine is opened before any cell is computed
-    monkeypatch.setitem(sys.modules, "distributed", None)
+def test_scheduler_without_the_dask_extra_names_the_install_line(tmp_path, capsys, no_dask):
+    # the engine is opened (and the missing extra named) before any cell is computed
     args = [a for a in phase(tmp_path, "--axis", "c=0,1", "--scheduler", "tcp://127.0.0.1:1")]
     i = args.index("--workers")
     del args[i:i + 2]  # --workers with --scheduler is refused for its own reason

@@ -193,17 +193,7 @@ def test_compare_passes_its_engine_options_to_the_training_stage(monkeypatch, tm
     assert "--workers" in capsys.readouterr().err
 
 
-def test_without_dask_the_commands_name_the_extra(tmp_path, monkeypatch, capsys):
-    import builtins
-
-    real = builtins.__import__
-
-    def no_distributed(name, *a, **k):
-        if name == "distributed" or name.startswith("distributed."):
-            raise ImportError("No module named 'distributed'")
-        return real(name, *a, **k)
-
-    monkeypatch.setattr(builtins, "__import__", no_distributed)
+def test_without_dask_the_commands_name_the_extra(tmp_path, no_dask, capsys):
     grid = tmp_path / "grid.toml"
     grid.write_text(TOML)
     assert train_main([str(grid), "--out", str(tmp_path / "o"), "--scheduler", "tcp://h:8786", "--no-progress"]) == 2

@@ -164,17 +164,7 @@ def test_bad_engine_options_are_refused(logp, tmp_path, processes):
         bhattacharyya(logp, out=tmp_path / "c.zarr", tile=TILE, n_workers=0)
 
 
-def test_dask_missing_names_the_extra(logp, tmp_path, monkeypatch):
-    import builtins
-
-    real = builtins.__import__
-
-    def no_distributed(name, *a, **k):
-        if name == "distributed" or name.startswith("distributed."):
-            raise ImportError("No module named 'distributed'")
-        return real(name, *a, **k)
-
-    monkeypatch.setattr(builtins, "__import__", no_distributed)
+def test_dask_missing_names_the_extra(logp, tmp_path, no_dask):
     with pytest.raises(ImportError, match=r"pip install 'linsim\[dask\]'"):
         bhattacharyya(logp, out=tmp_path / "x.zarr", tile=TILE, engine="dask", n_workers=1)
 
