@@ -198,3 +198,17 @@ def test_property_tiled_output_equals_in_memory(M, Mb, tile, cross, seed):
     if not cross:
         np.testing.assert_array_equal(got, got.T)
         np.testing.assert_array_equal(np.diag(got), 0.0)
+
+
+def test_stored_block_reads_chunk_columns_exactly(tmp_path):
+    """A block of a chunked store is assembled one chunk column at a time: the same numbers as
+    the array itself for any rows and any column range (aligned or not to the chunks)."""
+    rng = np.random.default_rng(7)
+    A = rng.standard_normal((37, 53))
+    z = zarr.create_array(str(tmp_path / "A.zarr"), shape=A.shape, chunks=(8, 10), dtype="f8")
+    z[...] = A
+    S = StoredMatrix(z)
+    for r0, r1, c0, c1 in [(0, 37, 0, 53), (3, 9, 0, 53), (5, 30, 7, 41), (0, 1, 10, 20), (36, 37, 9, 11),
+                           (2, 20, 19, 53), (0, 37, 50, 53)]:
+        np.testing.assert_array_equal(S.block(r0, r1, c0, c1), A[r0:r1, c0:c1])
+    assert S.block(0, 4).dtype == np.float64
