@@ -178,11 +178,19 @@ def microkernel_source(R: int, V: int) -> str:
     for r, v in tile:
         add(f"{body}q{r}_{v} = vmul(q{r}_{v}, s{r}_{v})")
     add(f"{ind}    if " + " or ".join(f"vanylt(q{r}_{v}, flush)" for r, v in tile) + ":")
+    # some entry fell below FLUSH: if none fell below TINY (all normal numbers), split them in
+    # registers (frexp by bit operations); otherwise the scalar rule, which also flags
+    add(f"{ind}        if " + " or ".join(f"vanylt(q{r}_{v}, tiny)" for r, v in tile) + ":")
     for r, v in tile:
-        add(f"{ind}        vstore(Qs, qoff + {r * W + 8 * v}, q{r}_{v})")
-    add(f"{ind}        _flush_tile(Qs, acc, flag, qoff, {RW}, flush, tiny)")
+        add(f"{ind}            vstore(Qs, qoff + {r * W + 8 * v}, q{r}_{v})")
+    add(f"{ind}            _flush_tile(Qs, acc, flag, qoff, {RW}, flush, tiny)")
     for r, v in tile:
-        add(f"{ind}        q{r}_{v} = vload(Qs, qoff + {r * W + 8 * v})")
+        add(f"{ind}            q{r}_{v} = vload(Qs, qoff + {r * W + 8 * v})")
+    add(f"{ind}        else:")
+    for r, v in tile:
+        o = f"qoff + {r * W + 8 * v}"
+        add(f"{ind}            vstore(acc, {o}, vadd(vload(acc, {o}), vsplit_exp(q{r}_{v}, flush)))")
+        add(f"{ind}            q{r}_{v} = vsplit_mant(q{r}_{v}, flush)")
     for r, v in tile:
         add(f"{ind}vstore(Qs, qoff + {r * W + 8 * v}, q{r}_{v})")
     return "\n".join(lines) + "\n"
@@ -310,7 +318,8 @@ def tile_kernel(R: int, V: int, cache: bool = True):
     src = src.replace(f"def block_{R}x{V}(", f"def {name}(", 1)
     env = {"__name__": __name__, "min": min, "_flush_tile": flush_tile, "vload": _simd.vload,
            "vstore": _simd.vstore, "vbcast": _simd.vbcast, "vmul": _simd.vmul, "vfma": _simd.vfma,
-           "vanylt": _simd.vanylt}
+           "vanylt": _simd.vanylt, "vadd": _simd.vadd, "vsplit_mant": _simd.vsplit_mant,
+           "vsplit_exp": _simd.vsplit_exp}
     # compiled with this file's name so that numba's on-disk cache is keyed (and invalidated) by it
     exec(compile(src, __file__, "exec"), env)
     return numba.njit(**dict(_JIT, cache=bool(cache)))(env[name])

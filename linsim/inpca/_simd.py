@@ -16,7 +16,14 @@ The operations are numba intrinsics, usable only inside ``@numba.njit`` code:
 * ``vfma(a, b, c)`` -- lane-wise ``a * b + c`` rounded once (``llvm.fma``: an exact fused
   multiply-add on every target, never contracted differently, so results are bitwise
   reproducible);
-* ``vanylt(v, x)`` -- whether some lane of ``v`` is ``< x`` (ordered: NaN lanes are not).
+* ``vadd(a, b)`` -- lane-wise sum, rounded once;
+* ``vanylt(v, x)`` -- whether some lane of ``v`` is ``< x`` (ordered: NaN lanes are not);
+* ``vsplit_mant(v, t)`` / ``vsplit_exp(v, t)`` -- the two parts of ``frexp`` in the lanes of
+  ``v`` below ``t``: the mantissa ``m`` in ``[1/2, 1)`` and the integer exponent ``e`` (as a
+  float64) with ``v = m 2**e`` exactly; other lanes keep ``v`` (mantissa) and get ``0``
+  (exponent).  Pure bit operations, valid for lanes that are positive *normal* numbers (the
+  caller checks that the lanes below ``t`` are at least the smallest normal, ``2**-1022``);
+  bitwise the same as ``math.frexp`` there.
 
 Examples
 --------
@@ -27,6 +34,14 @@ Examples
 >>> x = np.arange(8.0); y = np.ones(8)
 >>> axpy_first_lanes(2.0, x, y); y.tolist()
 [1.0, 3.0, 5.0, 7.0, 9.0, 11.0, 13.0, 15.0]
+>>> @numba.njit
+... def split_small(v, m, e):
+...     q = vload(v, 0)
+...     vstore(m, 0, vsplit_mant(q, 0.5)); vstore(e, 0, vsplit_exp(q, 0.5))
+>>> v = np.array([0.75, 0.375, 3.0 * 2.0 ** -600, 1.0, 0.5, 0.25, 2.0 ** -1022, 0.9])
+>>> m = np.empty(8); e = np.empty(8); split_small(v, m, e)
+>>> m.tolist(), e.tolist()
+([0.75, 0.75, 0.75, 1.0, 0.5, 0.5, 0.5, 0.9], [0.0, -1.0, -598.0, 0.0, 0.0, -1.0, -1021.0, 0.0])
 """
 
 from __future__ import annotations
@@ -38,13 +53,21 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
 
-__all__ = ["LANES", "F64Vec", "f64v", "has_avx512", "vanylt", "vbcast", "vfma", "vload", "vmul", "vsplat", "vstore"]
+__all__ = [
+    "LANES", "F64Vec", "f64v", "has_avx512", "vadd", "vanylt", "vbcast", "vfma", "vload", "vmul", "vsplat",
+    "vsplit_exp", "vsplit_mant", "vstore",
+]
 
 #: lanes of :data:`f64v`
 LANES = 8
 
 _LLVM_VEC = ir.VectorType(ir.DoubleType(), LANES)
 _I32 = ir.IntType(32)
+_I64 = ir.IntType(64)
+_LLVM_IVEC = ir.VectorType(_I64, LANES)
+#: IEEE-754 binary64 fields: sign and fraction bits, the biased exponent of ``[1/2, 1)``
+_SIGN_FRACTION = 0x800FFFFFFFFFFFFF
+_HALF_EXP = 1022
 
 
 class F64Vec(types.Type):
@@ -154,6 +177,51 @@ def vfma(typingctx, a, b, c):
         return builder.call(fn, args)
 
     return f64v(f64v, f64v, f64v), codegen
+
+
+@intrinsic
+def vadd(typingctx, a, b):
+    """Lane-wise ``a + b``."""
+
+    def codegen(context, builder, sig, args):
+        return builder.fadd(args[0], args[1])
+
+    return f64v(f64v, f64v), codegen
+
+
+def _ivec(value):
+    return ir.Constant(_LLVM_IVEC, [value] * LANES)
+
+
+def _below(context, builder, sig, args):
+    """The lane mask ``v < t`` and ``v``'s bits as integers."""
+    s = _splat(builder, context.cast(builder, args[1], sig.args[1], types.float64))
+    return builder.fcmp_ordered("<", args[0], s), builder.bitcast(args[0], _LLVM_IVEC)
+
+
+@intrinsic
+def vsplit_mant(typingctx, v, t):
+    """Lanes of ``v`` below ``t``: the ``frexp`` mantissa in ``[1/2, 1)`` (normal lanes); others ``v``."""
+
+    def codegen(context, builder, sig, args):
+        mask, bits = _below(context, builder, sig, args)
+        mbits = builder.or_(builder.and_(bits, _ivec(_SIGN_FRACTION)), _ivec(_HALF_EXP << 52))
+        return builder.select(mask, builder.bitcast(mbits, _LLVM_VEC), args[0])
+
+    return f64v(f64v, t), codegen
+
+
+@intrinsic
+def vsplit_exp(typingctx, v, t):
+    """Lanes of ``v`` below ``t``: the ``frexp`` exponent (normal lanes) as a float64; others 0."""
+
+    def codegen(context, builder, sig, args):
+        mask, bits = _below(context, builder, sig, args)
+        biased = builder.and_(builder.lshr(bits, _ivec(52)), _ivec(0x7FF))
+        e = builder.sitofp(builder.sub(biased, _ivec(_HALF_EXP)), _LLVM_VEC)
+        return builder.select(mask, e, ir.Constant(_LLVM_VEC, [0.0] * LANES))
+
+    return f64v(f64v, t), codegen
 
 
 @intrinsic

@@ -319,3 +319,36 @@ def test_confident_disagreeing_outputs_stay_on_the_fast_path(monkeypatch):
     assert np.median(D[np.triu_indices(24, 1)]) > 12  # the regime meant
     assert sum(redone) == 0
     np.testing.assert_allclose(D, bhattacharyya_reference(A), rtol=1e-13, atol=1e-13)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    exps=st.lists(st.integers(-1021, 1023), min_size=8, max_size=8),
+    fracs=st.lists(st.floats(1.0, 2.0, exclude_max=True), min_size=8, max_size=8),
+    t_exp=st.integers(-1000, 10),
+)
+def test_vector_frexp_split_equals_math_frexp(exps, fracs, t_exp):
+    """The in-register flush (bit operations) gives math.frexp's parts, bit for bit, in the lanes
+    below the threshold and leaves the others alone."""
+    import math
+
+    import numba
+
+    from linsim.inpca._simd import vload, vsplit_exp, vsplit_mant, vstore
+
+    @numba.njit
+    def split(v, t, m, e):
+        q = vload(v, 0)
+        vstore(m, 0, vsplit_mant(q, t))
+        vstore(e, 0, vsplit_exp(q, t))
+
+    v = np.array([math.ldexp(f, k) for f, k in zip(fracs, exps)])
+    t = 2.0 ** t_exp
+    m, e = np.empty(8), np.empty(8)
+    split(v, t, m, e)
+    for j in range(8):
+        if v[j] < t:
+            fm, fe = math.frexp(v[j])
+            assert m[j] == fm and e[j] == fe, (v[j], m[j], e[j])
+        else:
+            assert m[j] == v[j] and e[j] == 0.0
