@@ -32,6 +32,9 @@ import scipy.sparse.linalg
 
 from linsim.registry import Registry
 
+from ._matrix_stats import StoredStats, tile_shift
+from .checks import DIST_TOL
+
 __all__ = ["SOLVERS", "CenteredOperator", "blas_threads_limited", "sort_by_magnitude", "fix_signs"]
 
 try:  # small dense factorizations run single-threaded: threaded OpenBLAS QR/eigh of tall-skinny
@@ -110,43 +113,87 @@ class _InMemoryMatmul:
 
 
 class _StoredMatmul:
-    """``D @ V`` for a stored ``D`` (memory map / zarr), one row block at a time.
+    """``D @ V`` for a stored ``D`` (memory map / zarr), one tile pair at a time.
 
-    The next row block is read by a helper thread while the current one is multiplied, so the
-    memory held is two row blocks (at most 2 x 64 MiB), never ``D``.
+    A pass reads the tile pairs ``A = D[I, J]``, ``B = D[J, I]`` (``I <= J``, tiles of
+    ``StoredMatrix.tile``, 8 MiB by default) on a pool of ``max(2, BLAS threads)`` Python
+    threads, each running single-threaded BLAS (numpy releases the GIL in reads and products),
+    so that one thread's read overlaps another's product.  The products ``A V_J`` and ``B V_I``
+    are added into ``Y`` by the calling thread in the fixed pair order, so ``Y`` does not
+    depend on the number of threads or on their timing.  At most ``2 x threads`` pairs are in
+    flight: the memory held is a few tiles, never ``D``.
+
+    The first pass also validates ``D`` and gives its statistics (the scans of
+    :class:`~linsim.inpca._matrix_stats.StoredStats` run on each tile pair as it is read: no
+    separate statistics pass); it raises the located ``ValueError`` of a bad ``D`` at its end.
+    Once that pass has proved ``D`` bitwise symmetric (a 64-bit hash per tile pair), later
+    passes read only the upper triangle ``A`` and use ``A^T V_I`` for the mirror tile: half the
+    reading, the same products.
     """
 
-    def __init__(self, S):
+    def __init__(self, S, check_tol: float):
         self.S = S
-        rows = S.row_block_size()
-        M = S.shape[0]
-        self.bounds = [(r, min(M, r + rows)) for r in range(0, M, rows)]
-        self.pool = concurrent.futures.ThreadPoolExecutor(1)
+        self.check_tol = float(check_tol)
+        self.n_threads = max(2, _blas_threads())
+        self.pool = concurrent.futures.ThreadPoolExecutor(self.n_threads)
+        self.stats = None
+        self.symmetric = False
+        self.passes = 0
 
     def __call__(self, V):
-        out = np.empty((self.S.shape[0], V.shape[1]))
-        nxt = self.pool.submit(self.S.block, *self.bounds[0])
-        for i, (r0, r1) in enumerate(self.bounds):
-            blk = nxt.result()
-            if i + 1 < len(self.bounds):
-                nxt = self.pool.submit(self.S.block, *self.bounds[i + 1])
-            np.matmul(blk, V, out=out[r0:r1])
-            del blk
-        return out
+        S, e = self.S, self.S.edges
+        validate = self.stats is None
+        half = self.symmetric and not validate
+        acc = StoredStats(S, tile_shift(S)) if validate else None
+        Y = np.zeros((S.shape[0], V.shape[1]))
+
+        def pair(I, J):
+            (i0, i1), (j0, j1) = e[I], e[J]
+            A = S.block(i0, i1, j0, j1)
+            if I == J:
+                return A @ V[i0:i1], None, (acc.scan(A, None, I, J) if validate else None)
+            if half:  # bitwise symmetric: D[J, I] is A^T exactly
+                return A @ V[j0:j1], A.T @ V[i0:i1], None
+            B = S.block(j0, j1, i0, i1)
+            return A @ V[j0:j1], B @ V[i0:i1], (acc.scan(A, B, I, J) if validate else None)
+
+        with _threadpool_limits(1):
+            for (I, J), (PA, PB, sc) in S.map_tile_pairs(pair, self.pool, window=2 * self.n_threads):
+                (i0, i1), (j0, j1) = e[I], e[J]
+                Y[i0:i1] += PA
+                if PB is not None:
+                    Y[j0:j1] += PB
+                if sc is not None:
+                    acc.add(sc)
+        self.passes += 1
+        if validate:
+            self.stats = acc.finish(self.check_tol)  # raises on a bad D
+            self.symmetric = acc.bitwise_symmetric
+        return Y
 
     def close(self):
         self.pool.shutdown()
 
 
 class CenteredOperator:
-    """``V -> W V = -1/2 J D (J V)`` for an in-memory array or a :class:`StoredMatrix` ``D``."""
+    """``V -> W V = -1/2 J D (J V)`` for an in-memory array or a :class:`StoredMatrix` ``D``.
 
-    def __init__(self, D, stored: bool):
+    For a stored ``D`` the first product also validates ``D`` (relative tolerance
+    ``check_tol``) and leaves its :class:`~linsim.inpca._matrix_stats.MatrixStats` in
+    :attr:`stats`.
+    """
+
+    def __init__(self, D, stored: bool, check_tol: float = DIST_TOL):
         self.D = D
         self.stored = stored
         self.M = D.shape[0]
-        self.matmul = _StoredMatmul(D) if stored else _InMemoryMatmul(D)
+        self.matmul = _StoredMatmul(D, check_tol) if stored else _InMemoryMatmul(D)
         self.n_products = 0
+
+    @property
+    def stats(self):
+        """The statistics of a stored ``D`` once its first product has run (else None)."""
+        return getattr(self.matmul, "stats", None)
 
     def __call__(self, V):
         V = np.asarray(V, dtype=np.float64)

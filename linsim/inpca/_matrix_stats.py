@@ -20,18 +20,21 @@ fails a condition, or that is exactly zero, is reported as what it is: all model
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import math
 import os
 import warnings
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import torch
 
 from .checks import check_distance_matrix
 
-__all__ = ["COINCIDE_ATOL", "MatrixStats", "StoredMatrix", "as_stored_matrix", "coincide_message",
-           "in_memory_stats", "stored_stats"]
+__all__ = ["COINCIDE_ATOL", "TILE", "MatrixStats", "StoredMatrix", "StoredStats", "as_stored_matrix",
+           "coincide_message", "equidistant_message", "in_memory_stats", "stored_stats", "tile_shift"]
 
 #: a distance matrix whose largest entry is at most this (nats per sample) is float64 rounding
 #: noise of a distance kernel: the models coincide
@@ -61,23 +64,142 @@ class MatrixStats:
 
 # ----------------------------------------------------------------------------- stored matrices
 
-class StoredMatrix:
-    """Read-only block access to a matrix held in a memory map or a zarr array.
+#: default edge of the square tiles of passes over a stored matrix: a float64 tile of 8 MiB, so
+#: that the tiles in flight (two per thread) stay in the shared L3 cache while they are scanned
+#: and multiplied
+TILE = 1024
 
-    ``block(r0, r1, c0, c1)`` returns a float64 copy of ``D[r0:r1, c0:c1]``; ``tile`` is the
-    edge of the square tiles used for passes (a multiple of the zarr chunk edge when chunked);
-    the eigensolver reads row blocks of at most ``row_block_bytes`` (64 MiB), or of one tile of
-    rows for a chunked (zarr) array when that is more (whole chunks are read anyway).
-    ``reads`` counts block reads and ``max_block_elems`` the largest block read (so a test can
-    check that the whole matrix was never requested at once).
+_ABS = np.uint64(0x7FFF_FFFF_FFFF_FFFF)
+_NONFINITE = np.uint64(0x7FF0_0000_0000_0000)  # abs bits >= this: inf or NaN
+_JIT = dict(cache=True, nogil=True, boundscheck=False, error_model="numpy")
+
+
+@numba.njit(fastmath={"reassoc", "contract"}, **_JIT)
+def _scan(X, shift, wr, wc, rs):  # pragma: no cover - compiled
+    """One vectorizable pass over a C-contiguous float64 tile ``X`` (p, q).
+
+    Writes the row sums into ``rs`` (p,) and returns ``(sum (x - shift)^2, max |x| as bits,
+    OR of all bits, hash)`` where ``hash = sum_i wr_i sum_j wc_j bits(x_ij)`` (uint64, wrapping).
+    Non-finite entries make the float results meaningless; the caller looks at the bits first.
+    """
+    p, q = X.shape
+    U = X.view(np.uint64)
+    ss = 0.0
+    mx = np.uint64(0)
+    orb = np.uint64(0)
+    h = np.uint64(0)
+    for i in range(p):
+        s = 0.0
+        t = 0.0
+        m = np.uint64(0)
+        o = np.uint64(0)
+        hr = np.uint64(0)
+        for j in range(q):
+            a = X[i, j]
+            u = U[i, j]
+            s += a
+            d = a - shift
+            t += d * d
+            au = u & _ABS
+            m = au if au > m else m
+            o |= u
+            hr += u * wc[j]
+        rs[i] = s
+        ss += t
+        mx = m if m > mx else mx
+        orb |= o
+        h += hr * wr[i]
+    return ss, mx, orb, h
+
+
+@numba.njit(**_JIT)
+def _hash(X, wr, wc):  # pragma: no cover - compiled
+    """``sum_i wr_i sum_j wc_j bits(x_ij)`` (uint64, wrapping) of a C-contiguous float64 tile."""
+    p, q = X.shape
+    U = X.view(np.uint64)
+    h = np.uint64(0)
+    for i in range(p):
+        hr = np.uint64(0)
+        for j in range(q):
+            hr += U[i, j] * wc[j]
+        h += hr * wr[i]
+    return h
+
+
+@numba.njit(**_JIT)
+def _asymmetry(A, B, upper):  # pragma: no cover - compiled
+    """``max |A[i, j] - B[j, i]|`` (over ``j > i`` only when ``upper``) and the first ``(i, j)``
+    in row-major order where it is attained (``(-1, -1)`` when it is 0); no temporaries beyond
+    one 32 x 32 transposed sub-block of ``B``."""
+    p, q = A.shape
+    E = 32
+    tmp = np.empty((E, E))
+    worst = 0.0
+    wi = -1
+    wj = -1
+    for ib in range(0, p, E):
+        ie = min(p, ib + E)
+        for jb in range(0, q, E):
+            je = min(q, jb + E)
+            if upper and je <= ib + 1:  # the whole sub-block has j <= i
+                continue
+            for j in range(jb, je):
+                for i in range(ib, ie):
+                    tmp[i - ib, j - jb] = B[j, i]
+            for i in range(ib, ie):
+                for j in range(jb, je):
+                    if upper and j <= i:
+                        continue
+                    d = abs(A[i, j] - tmp[i - ib, j - jb])
+                    if d > worst or (d == worst and d > 0.0 and (i < wi or (i == wi and j < wj))):
+                        worst = d
+                        wi = i
+                        wj = j
+    return worst, wi, wj
+
+
+def _hash_weights(M: int):
+    """Two fixed vectors of odd 64-bit integers (row and column weights of the symmetry hash)."""
+    rng = np.random.default_rng(np.random.SeedSequence(0x5E_77_1C))
+    w = rng.integers(0, 2**63, size=(2, M), dtype=np.uint64)
+    return w[0] * np.uint64(2) + np.uint64(1), w[1] * np.uint64(2) + np.uint64(1)
+
+
+class StoredMatrix:
+    """Read-only tile access to a square matrix held in a memory map or a zarr array.
+
+    ``block(r0, r1, c0, c1)`` returns ``D[r0:r1, c0:c1]`` as a C-contiguous float64 array.
+    Passes over ``D`` go by square tiles of edge ``tile``: by default the multiple of the zarr
+    chunk edge nearest below :data:`TILE` (1024), so that every tile is read as whole chunks
+    (chunks larger than 2048, or rectangular chunks whose least common multiple is, are read
+    unaligned: correct, but a chunk is then decoded once per tile that touches it), and
+    :data:`TILE` for a memory map.  ``reads`` counts block reads and ``max_block_elems`` the
+    largest block read (so a test can check that the whole matrix was never requested).
+
+    Parameters
+    ----------
+    arr : numpy.memmap or zarr.Array (M, M)
+        Real numbers (any real dtype; converted to float64 tile by tile).
+    name : str
+        Name used in error messages.
+    tile : int, optional
+        Tile edge (default: see above).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> S = StoredMatrix(np.arange(16.0).reshape(4, 4), tile=3)
+    >>> S.edges
+    [(0, 3), (3, 4)]
+    >>> S.block(1, 3, 2, 4).tolist()
+    [[6.0, 7.0], [10.0, 11.0]]
     """
 
-    def __init__(self, arr, name: str = "D", tile: int | None = None, row_block_bytes: int = 64 << 20):
+    def __init__(self, arr, name: str = "D", tile: int | None = None):
         chunks = getattr(arr, "chunks", None) if not isinstance(arr, np.ndarray) else None
         self.chunk_rows = int(chunks[0]) if chunks else None
         self.chunk_cols = int(chunks[1]) if chunks and len(chunks) == 2 else None
         self.arr = arr
-        self.row_block_bytes = int(row_block_bytes)
         self.name = name
         shape = tuple(int(s) for s in arr.shape)
         if len(shape) != 2:
@@ -88,16 +210,23 @@ class StoredMatrix:
         if kind not in "fiu":
             raise TypeError(f"{name} must be a real numeric array; got dtype {arr.dtype}")
         self.shape = shape
-        chunks = getattr(arr, "chunks", None)
         if tile is None:
-            # about 32 MiB per float64 tile; aligned to the stored chunks
-            tile = 2048
-            if chunks is not None and len(chunks) == 2 and chunks[0] > 0:
-                c = int(chunks[0])
-                tile = max(c, (tile // c) * c)
+            tile = TILE
+            if self.chunk_rows and self.chunk_cols:
+                base = math.lcm(self.chunk_rows, self.chunk_cols)
+                if base <= 2 * TILE:
+                    tile = max(base, (TILE // base) * base)
+        if int(tile) < 1:
+            raise ValueError(f"tile must be a positive integer; got {tile!r}")
         self.tile = int(tile)
         self.reads = 0
         self.max_block_elems = 0
+
+    @property
+    def edges(self) -> list[tuple[int, int]]:
+        """``(start, stop)`` of the tile rows (and columns) ``0, 1, ...``."""
+        M, T = self.shape[0], self.tile
+        return [(i, min(M, i + T)) for i in range(0, M, T)]
 
     def block(self, r0, r1, c0=0, c1=None) -> np.ndarray:
         c1 = self.shape[1] if c1 is None else c1
@@ -105,7 +234,7 @@ class StoredMatrix:
         self.max_block_elems = max(self.max_block_elems, (r1 - r0) * (c1 - c0))
         w = self.chunk_cols
         if not w or c1 - c0 <= w:
-            return np.asarray(self.arr[r0:r1, c0:c1], dtype=np.float64)
+            return np.ascontiguousarray(self.arr[r0:r1, c0:c1], dtype=np.float64)
         # A chunked (zarr) array, read one chunk column at a time into the block: 2.3x faster
         # than one multi-chunk selection (measured on a 20000^2 store of 1024^2 chunks: 0.6 s
         # against 1.4 s a full pass), whose assembly through zarr's async pipeline dominates.
@@ -115,18 +244,44 @@ class StoredMatrix:
             out[:, a - c0:b - c0] = self.arr[r0:r1, a:b]
         return out
 
-    def row_block_size(self) -> int:
-        """Rows per row block of at most ``row_block_bytes`` float64, aligned to the tile edge."""
-        rows = max(1, self.row_block_bytes // (8 * self.shape[1]))
-        if self.chunk_rows:  # whole chunk rows: a partial chunk row would be read (and decoded) again
-            rows = max(self.chunk_rows, (rows // self.chunk_rows) * self.chunk_rows)
-        elif rows >= self.tile:
-            rows = (rows // self.tile) * self.tile
-        return min(rows, self.shape[0])
+    def map_tile_pairs(self, fn, pool=None, window: int = 4):
+        """Yield ``((I, J), fn(I, J))`` for the tile pairs ``I <= J`` in row-major order.
+
+        With a :class:`concurrent.futures.Executor` ``pool``, at most ``window`` calls are in
+        flight and the results still come in that order (so whatever the caller accumulates
+        from them does not depend on the number of threads or on their timing).
+        """
+        n = len(self.edges)
+        pairs = [(I, J) for I in range(n) for J in range(I, n)]
+        if pool is None:
+            for I, J in pairs:
+                yield (I, J), fn(I, J)
+            return
+        pending = collections.deque()
+        try:
+            for I, J in pairs:
+                pending.append(((I, J), pool.submit(fn, I, J)))
+                if len(pending) >= window:
+                    key, fut = pending.popleft()
+                    yield key, fut.result()
+            while pending:
+                key, fut = pending.popleft()
+                yield key, fut.result()
+        finally:  # an error or an abandoned generator: nothing stays queued
+            for _, fut in pending:
+                fut.cancel()
+            concurrent.futures.wait([f for _, f in pending])
 
 
 def as_stored_matrix(D, name: str = "D"):
-    """A :class:`StoredMatrix` for memory maps, zarr arrays and zarr paths; ``None`` otherwise."""
+    """A :class:`StoredMatrix` for memory maps, zarr arrays and zarr paths; ``None`` otherwise.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> as_stored_matrix(np.zeros((2, 2))) is None      # in memory: not a stored matrix
+    True
+    """
     if isinstance(D, StoredMatrix):
         return D
     if isinstance(D, np.memmap):
@@ -141,83 +296,202 @@ def as_stored_matrix(D, name: str = "D"):
     return None
 
 
+def equidistant_message(M: int) -> str:
+    return (f"all {M} models are equidistant in a way that leaves W = 0 (||W||_F = 0): "
+            "nothing to embed")
+
+
+@dataclass(frozen=True)
+class _PairScan:
+    """What one tile pair ``(I, J)`` contributes to :class:`StoredStats` (absolute indices)."""
+
+    I: int
+    J: int
+    rows_a: np.ndarray            # row sums of A = D[I, J]
+    rows_b: np.ndarray | None     # row sums of B = D[J, I] (None on the diagonal I == J)
+    sumsq: float                  # sum of (D - shift)^2 over A and B
+    max_abs: float                # max |D| over A and B (finite tiles only)
+    nonfinite: int                # flat index u M + v of the first non-finite entry, or -1
+    minimum: tuple | None         # (value, flat index) of the smallest entry when one has its sign bit set
+    asym: tuple                   # (|D_uv - D_vu|, u, v) largest (0, -1, -1 when bitwise symmetric)
+    bitwise: bool                 # A == B^T bit for bit (up to a 64-bit hash collision)
+    diagonal: np.ndarray | None   # diag D[I, I] on the diagonal
+
+
+class StoredStats:
+    """Validation and statistics of a stored square ``D``, accumulated tile pair by tile pair.
+
+    :meth:`scan` (thread safe, pure) measures one tile pair ``A = D[I, J]``, ``B = D[J, I]``
+    (``I <= J``) in one vectorized pass per tile (:func:`_scan`): row sums, ``sum (D - s)^2``
+    about a fixed shift ``s`` (the mean of the first tile: the Frobenius identity below then
+    cancels little), ``max |D|`` and the sign and exponent bits.  Symmetry is proved bit for bit
+    by a 64-bit hash: ``sum_uv x_u y_v bits(D_uv)`` over ``A`` against ``sum_uv x_u y_v
+    bits(D_vu)`` over ``B`` (fixed odd weights ``x``, ``y``; integer arithmetic modulo
+    ``2^64``, so it is exact and order-free); only a tile pair whose hashes differ is compared
+    entry by entry (:func:`_asymmetry`) for its largest asymmetry.  A bitwise asymmetric pair
+    that collided would pass unexamined: for fixed weights and a difference confined to one
+    entry this cannot happen (odd weights, differences below ``2^64``); for arbitrary
+    differences it is a 64-bit hash collision.  Non-finite entries and entries with the sign
+    bit set are located by numpy on their tile only.  :meth:`add` (in a fixed order) merges the
+    pairs; :meth:`finish` applies the acceptance conditions and returns :class:`MatrixStats`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> D = np.array([[0.0, 1.0, 4.0], [1.0, 0.0, 1.0], [4.0, 1.0, 0.0]])
+    >>> st = stored_stats(StoredMatrix(D, tile=2), tol=1e-9)
+    >>> round(st.frobenius_sq, 12), st.row_means.round(6).tolist()   # ||W||_F^2 of points -1, 0, 1
+    (4.0, [1.666667, 0.666667, 1.666667])
+    """
+
+    def __init__(self, S: StoredMatrix, shift: float):
+        M, M2 = S.shape
+        if M != M2:
+            raise ValueError(f"{S.name} must be square (M, M); got shape {S.shape}")
+        self.S = S
+        self.M = M
+        self.shift = float(shift) if math.isfinite(shift) else 0.0
+        self.wx, self.wy = _hash_weights(M)
+        self.row_sums = np.zeros(M)
+        self.diag = np.zeros(M)
+        self._sumsq = []
+        self.max_abs = 0.0
+        self.nonfinite = -1
+        self.minimum = (math.inf, -1)
+        self.asym = (0.0, -1, -1)
+        self.bitwise_symmetric = True
+
+    def scan(self, A: np.ndarray, B: np.ndarray | None, I: int, J: int) -> _PairScan:
+        """Measure the tile pair ``A = D[I, J]``, ``B = D[J, I]`` (``B`` None when ``I == J``)."""
+        (i0, _), (j0, _) = self.S.edges[I], self.S.edges[J]
+        M, s = self.M, self.shift
+        wx_i, wy_j = self.wx[i0:i0 + A.shape[0]], self.wy[j0:j0 + A.shape[1]]
+        rows_a = np.empty(A.shape[0])
+        ss, mx, orb, ha = _scan(A, s, wx_i, wy_j, rows_a)
+        tiles = [(A, i0, j0)]
+        rows_b = None
+        if B is None:
+            hb = _hash(A, self.wy[i0:i0 + A.shape[0]], self.wx[j0:j0 + A.shape[1]])
+        else:
+            rows_b = np.empty(B.shape[0])
+            ss_b, mx_b, orb_b, hb = _scan(B, s, wy_j, wx_i, rows_b)
+            ss, mx, orb = ss + ss_b, max(mx, mx_b), orb | orb_b
+            tiles.append((B, j0, i0))
+        nonfinite, minimum = -1, None
+        if mx >= _NONFINITE:
+            for X, r0, c0 in tiles:
+                bad = np.argwhere(~np.isfinite(X))
+                if bad.size:
+                    k = (r0 + int(bad[0, 0])) * M + c0 + int(bad[0, 1])
+                    nonfinite = k if nonfinite < 0 else min(nonfinite, k)
+            return _PairScan(I, J, rows_a, rows_b, math.nan, math.nan, nonfinite, None, (0.0, -1, -1),
+                             False, None)
+        if orb >> np.uint64(63):  # some entry has its sign bit set (negative, or -0.0)
+            for X, r0, c0 in tiles:
+                k = int(np.argmin(X))
+                cand = (float(X.flat[k]), (r0 + k // X.shape[1]) * M + c0 + k % X.shape[1])
+                minimum = cand if minimum is None or cand < minimum else minimum
+        bitwise = bool(ha == hb)
+        asym = (0.0, -1, -1)
+        if not bitwise:  # rare: compare entry by entry (upper triangle on the diagonal tile)
+            d, i, j = _asymmetry(A, A if B is None else B, B is None)
+            asym = (float(d), i0 + int(i), j0 + int(j)) if i >= 0 else (0.0, -1, -1)
+        diagonal = np.diagonal(A).copy() if B is None else None
+        max_abs = float(np.array(mx, dtype=np.uint64).view(np.float64))
+        return _PairScan(I, J, rows_a, rows_b, float(ss), max_abs, nonfinite, minimum, asym, bitwise, diagonal)
+
+    def add(self, sc: _PairScan) -> None:
+        """Merge one pair's scan (call in a fixed order: the sums are order dependent)."""
+        (i0, i1), (j0, j1) = self.S.edges[sc.I], self.S.edges[sc.J]
+        self.row_sums[i0:i1] += sc.rows_a
+        if sc.rows_b is not None:
+            self.row_sums[j0:j1] += sc.rows_b
+        if sc.nonfinite >= 0:
+            self.nonfinite = sc.nonfinite if self.nonfinite < 0 else min(self.nonfinite, sc.nonfinite)
+        if self.nonfinite >= 0:
+            self.bitwise_symmetric = False
+            return
+        self._sumsq.append(sc.sumsq)
+        self.max_abs = max(self.max_abs, sc.max_abs)
+        if sc.minimum is not None and sc.minimum < self.minimum:
+            self.minimum = sc.minimum
+        a = sc.asym
+        if a[0] > self.asym[0] or (a[0] == self.asym[0] and a[0] > 0 and a[1:] < self.asym[1:]):
+            self.asym = a
+        self.bitwise_symmetric = self.bitwise_symmetric and sc.bitwise
+        if sc.diagonal is not None:
+            self.diag[i0:i1] = sc.diagonal
+
+    def finish(self, tol: float) -> MatrixStats:
+        """Apply the acceptance conditions (raising the located ``ValueError``); the statistics."""
+        M, name = self.M, self.S.name
+        if self.nonfinite >= 0:
+            i, j = divmod(self.nonfinite, M)
+            v = float(self.S.block(i, i + 1, j, j + 1)[0, 0])
+            raise ValueError(f"{name} has a non-finite entry {v!r} at ({i}, {j}) (e.g. models with disjoint "
+                             "support); InPCA needs finite distances")
+        scale = self.max_abs
+        atol = tol * scale
+        lo = self.minimum[0] if self.minimum[1] >= 0 else 0.0
+        failed = lo < -atol or float(np.abs(self.diag).max()) > atol or self.asym[0] > atol
+        if scale == 0.0 or (failed and scale <= COINCIDE_ATOL):
+            raise ValueError(coincide_message(M, scale))
+        if lo < -atol:
+            i, j = divmod(self.minimum[1], M)
+            raise ValueError(f"{name} has a negative entry {lo!r} at ({i}, {j}) beyond the rounding "
+                             f"tolerance {atol:.3g} (= {tol:g} * max|{name}|)")
+        bad_diag = np.abs(self.diag) > atol
+        if bad_diag.any():
+            i = int(np.argmax(bad_diag))
+            raise ValueError(f"{name} has a non-zero diagonal entry {float(self.diag[i])!r} at ({i}, {i}) beyond "
+                             f"the tolerance {atol:.3g}")
+        if self.asym[0] > atol:
+            d, i, j = self.asym
+            raise ValueError(f"{name} is not symmetric at ({i}, {j}) / ({j}, {i}): |difference| = "
+                             f"{d:.3g} beyond the tolerance {atol:.3g}")
+        r = self.row_sums / M
+        g = float(r.mean())
+        rs, gs = r - self.shift, g - self.shift  # the identity holds for D - s: J 1 = 0
+        fro2 = 0.25 * (math.fsum(self._sumsq) - 2.0 * M * math.fsum(rs * rs) + M * M * gs * gs)
+        fro2 = max(fro2, 0.0)
+        if fro2 == 0.0:
+            raise ValueError(equidistant_message(M))
+        w_diag = -0.5 * (self.diag - 2.0 * r + g)
+        return MatrixStats(r, r.copy(), fro2, w_diag)
+
+
+def tile_shift(S: StoredMatrix) -> float:
+    """The shift ``s`` of :class:`StoredStats`: the mean of the first tile (one tile read)."""
+    i0, i1 = S.edges[0]
+    return float(S.block(i0, i1, i0, i1).mean())
+
+
 def stored_stats(S: StoredMatrix, tol: float) -> MatrixStats:
-    """Validate a stored square ``D`` tile by tile and return its :class:`MatrixStats`."""
-    M, M2 = S.shape
-    if M != M2:
+    """Validate a stored square ``D`` tile pair by tile pair and return its :class:`MatrixStats`.
+
+    The statistics-only pass (the stored InPCA fit folds the same scans into its first product
+    pass, :class:`linsim.inpca._eigensolvers.CenteredOperator`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> D = np.array([[0.0, 4.0], [4.0, 0.0]])
+    >>> stored_stats(StoredMatrix(D), tol=1e-9).diagonal.tolist()   # diag W: points -1, +1
+    [1.0, 1.0]
+    """
+    if S.shape[0] != S.shape[1]:
         raise ValueError(f"{S.name} must be square (M, M); got shape {S.shape}")
-    T = S.tile
-    rs = np.zeros(M)
-    sumsq = []
-    lo, hi = math.inf, -math.inf
-    worst_asym = (0.0, None)
-    worst_neg = (0.0, None)
-    nonfinite = None
-    diag = np.empty(M)
-    bounds = [(i, min(M, i + T)) for i in range(0, M, T)]
-    for bi, (i0, i1) in enumerate(bounds):
-        for j0, j1 in bounds[bi:]:
-            A = S.block(i0, i1, j0, j1)
-            B = A if j0 == i0 else S.block(j0, j1, i0, i1)
-            for blk, r0, c0 in ((A, i0, j0), (B, j0, i0)):
-                fin = np.isfinite(blk)
-                if not fin.all():
-                    i, j = np.argwhere(~fin)[0]
-                    cand = (r0 + int(i), c0 + int(j), float(blk[i, j]))
-                    if nonfinite is None or cand[:2] < nonfinite[:2]:
-                        nonfinite = cand
-                    continue
-                mn, mx = float(blk.min()), float(blk.max())
-                lo, hi = min(lo, mn), max(hi, mx)
-                if mn < worst_neg[0]:
-                    i, j = np.unravel_index(int(np.argmin(blk)), blk.shape)
-                    worst_neg = (mn, (r0 + int(i), c0 + int(j)))
-                if blk is B and j0 == i0:
-                    break
-            if nonfinite is not None:
-                continue
-            rs[i0:i1] += A.sum(1)
-            sumsq.append(float(np.vdot(A, A)))
-            if j0 != i0:
-                rs[j0:j1] += B.sum(1)
-                sumsq.append(float(np.vdot(B, B)))
-                diff = np.abs(A - B.T)
-            else:
-                diag[i0:i1] = np.diagonal(A)
-                diff = np.abs(A - A.T)
-            m = float(diff.max())
-            if m > worst_asym[0]:
-                i, j = np.unravel_index(int(np.argmax(diff)), diff.shape)
-                worst_asym = (m, (i0 + int(i), j0 + int(j)))
-    name = S.name
-    if nonfinite is not None:
-        i, j, v = nonfinite
-        raise ValueError(f"{name} has a non-finite entry {v!r} at ({i}, {j}) (e.g. models with disjoint "
-                         "support); InPCA needs finite distances")
-    scale = max(hi, -lo)
-    atol = tol * scale
-    failed = (worst_neg[0] < -atol or float(np.abs(diag).max()) > atol or worst_asym[0] > atol)
-    if scale == 0.0 or (failed and scale <= COINCIDE_ATOL):
-        raise ValueError(coincide_message(M, scale))
-    if worst_neg[0] < -atol:
-        i, j = worst_neg[1]
-        raise ValueError(f"{name} has a negative entry {worst_neg[0]!r} at ({i}, {j}) beyond the rounding "
-                         f"tolerance {atol:.3g} (= {tol:g} * max|{name}|)")
-    bad_diag = np.abs(diag) > atol
-    if bad_diag.any():
-        i = int(np.argmax(bad_diag))
-        raise ValueError(f"{name} has a non-zero diagonal entry {float(diag[i])!r} at ({i}, {i}) beyond "
-                         f"the tolerance {atol:.3g}")
-    if worst_asym[0] > atol:
-        i, j = worst_asym[1]
-        raise ValueError(f"{name} is not symmetric at ({i}, {j}) / ({j}, {i}): |difference| = "
-                         f"{worst_asym[0]:.3g} beyond the tolerance {atol:.3g}")
-    r = rs / M
-    g = float(r.mean())
-    fro2 = 0.25 * (math.fsum(sumsq) - 2.0 * M * math.fsum(r * r) + M * M * g * g)
-    fro2 = max(fro2, 0.0)
-    w_diag = -0.5 * (diag - 2.0 * r + g)
-    return MatrixStats(r, r.copy(), fro2, w_diag)
+    acc = StoredStats(S, tile_shift(S))
+    e = S.edges
+
+    def scan(I, J):
+        (i0, i1), (j0, j1) = e[I], e[J]
+        A = S.block(i0, i1, j0, j1)
+        return acc.scan(A, None if I == J else S.block(j0, j1, i0, i1), I, J)
+
+    for _, sc in S.map_tile_pairs(scan):
+        acc.add(sc)
+    return acc.finish(tol)
 
 
 # ----------------------------------------------------------------------------- in memory

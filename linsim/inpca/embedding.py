@@ -61,7 +61,7 @@ from sklearn.utils.validation import check_is_fitted
 from theory.stress import explained_stress  # the one implementation (||W||_F, not its square)
 
 from . import _eigensolvers
-from ._matrix_stats import as_stored_matrix, in_memory_stats, stored_stats
+from ._matrix_stats import as_stored_matrix, equidistant_message, in_memory_stats
 from .checks import DIST_TOL, check_distance_matrix
 
 __all__ = ["InPCA", "double_center", "explained_stress", "embedded_distances"]
@@ -252,8 +252,10 @@ class InPCA(BaseEstimator):
         """
         self._validate_params()
         stored = as_stored_matrix(D)
-        if stored is not None:
-            stats = stored_stats(stored, self.check_tol)
+        if stored is not None:  # validated and measured by the solver's first pass over D
+            if stored.shape[0] != stored.shape[1]:
+                raise ValueError(f"{stored.name} must be square (M, M); got shape {stored.shape}")
+            stats = None
             D = stored
         else:
             D, stats = in_memory_stats(D, self.check_tol)
@@ -276,20 +278,21 @@ class InPCA(BaseEstimator):
         if solver == "dense" and stored is not None:
             raise ValueError("the dense solver needs D in memory; use solver='iterative' (or 'auto') with "
                              "n_components for a stored D, or load it with numpy.asarray(D)")
-        if stats.frobenius_sq == 0.0:
-            raise ValueError(f"all {M} models are equidistant in a way that leaves W = 0 (||W||_F = 0): "
-                             "nothing to embed")
-        fro = float(np.sqrt(stats.frobenius_sq))
+        if stats is not None and stats.frobenius_sq == 0.0:
+            raise ValueError(equidistant_message(M))
 
         # up to M = 4000 everything runs on one BLAS thread (restored after): small threaded
         # products and factorizations were measured many times slower on a loaded machine
         with _eigensolvers.blas_threads_limited(1 if M <= 4000 else None):
-            op = _eigensolvers.CenteredOperator(D, stored=stored is not None)
+            op = _eigensolvers.CenteredOperator(D, stored=stored is not None, check_tol=self.check_tol)
             try:
                 lam, V, n_iter = _eigensolvers.SOLVERS[solver](
                     op, k, tol=self.tol, max_iter=self.max_iter, rng=np.random.default_rng(self.random_state))
             finally:
                 op.close()
+        if stats is None:
+            stats = op.stats  # a stored D: from the first product pass (which validated D)
+        fro = float(np.sqrt(stats.frobenius_sq))
 
         V = _eigensolvers.fix_signs(V)
         null = np.abs(lam) <= M * np.finfo(float).eps * abs(lam[0])

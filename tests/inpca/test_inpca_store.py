@@ -129,7 +129,7 @@ def test_inpca_fit_from_zarr_and_memmap_equals_in_memory(logp, tmp_path):
     z[...] = D
     np.save(tmp_path / "D.npy", D)
     mm = np.load(tmp_path / "D.npy", mmap_mode="r")
-    S = StoredMatrix(z, tile=16, row_block_bytes=16 * 70 * 8)  # 16-row blocks
+    S = StoredMatrix(z, tile=16)  # 5 x 5 tiles of 16
     for src in (z, mm, str(tmp_path / "D.zarr"), S):
         fit = InPCA(n_components=6).fit(src)
         assert fit.solver_ == "iterative"
@@ -140,7 +140,7 @@ def test_inpca_fit_from_zarr_and_memmap_equals_in_memory(logp, tmp_path):
         np.testing.assert_allclose(fit.column_means_, ref.column_means_, rtol=0, atol=1e-14)
         np.testing.assert_allclose(fit.diagonal_, ref.diagonal_, rtol=0, atol=1e-13)
         np.testing.assert_allclose(fit.explained_stress_, ref.explained_stress_, rtol=0, atol=1e-12)
-    assert S.max_block_elems <= 16 * 70  # never more than one row block (or tile) at once
+    assert S.max_block_elems <= 16 * 16  # never more than one tile at once
     with pytest.raises(ValueError, match="dense solver needs D in memory"):
         InPCA(n_components=6, solver="dense").fit(z)
 
