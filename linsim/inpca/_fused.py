@@ -16,33 +16,36 @@ How (a GEMM-style micro-kernel, one output *register tile* at a time)
   coefficients are accumulated class by class in another ``R * V`` registers (one broadcast of
   ``x_ac`` per row, ``V`` vector loads of ``y_.c`` per class, ``R * V`` fused multiply-adds)
   and multiplied into ``Q``.  Coefficients never touch memory; ``Q`` goes to memory once per
-  sample block (``SBLOCK`` samples) and on a flush.  On an AVX-512 host the tile is 6 x 16
+  sample block (``SBLOCK`` samples) and when an entry of the tile is flagged (below).  On an AVX-512 host the tile is 6 x 16
   (24 ``zmm`` registers of the 32); elsewhere 3 x 8 (each vector is two ``ymm`` registers).
-* **Log-domain flush.** Every ``group`` samples (counted from the chunk start), if some lane
-  of the tile fell below :data:`FLUSH` (``2**-300``), the tile is stored and every entry
-  below ``FLUSH`` is split exactly as ``Q = m 2**e`` (``frexp``): ``Q`` restarts at the mantissa
-  ``m`` in ``[1/2, 1)`` and the integer ``e`` is added to the entry's exponent count ``acc``
-  (exact in float64), so each entry takes one logarithm at the very end: the exact product
-  ``Q 2**acc`` is split canonically as ``m 2**E`` and gives ``log m + E log 2``, the same
-  numbers however often and whenever the entry was flushed (scaling by a power of two is exact,
-  so the mantissas of the running product do not depend on it); an entry below
-  :data:`TINY` (``2**-1000``, still a normal number) is *flagged* (its value is discarded) and recomputed by the
-  caller exactly in the log domain, ``sum_i logsumexp_c((log p + log q)/2)``
-  (:func:`exact_pair_logbc`); disjoint support gives ``-inf`` there, hence distance ``+inf``.
-  Coefficients are at most 1 (to rounding), so ``Q`` only decreases; while ``Q >= 2**-1000``
-  at a check, every intermediate product was a normal float64 number: no precision lost.
-  Between two checks an entry may thus lose 500 bits (16 samples with coefficients of about
-  ``2**-31`` on average) before it takes the exact path, which is far slower (a log-sum-exp per
-  pair and sample): outputs that are confident and disagree on every sample (logits
-  40 x N(0, 1), mean distance 18 nats, M = 600, n = 1000) take 18 s instead of 0.07 s (41 s with
-  the former ``TINY = 2**-900``); up to mean distances of ~13 nats no pair is sent there.
-  A higher ``FLUSH`` would widen the margin but costs 10-15% on moderate data (more flushes).
+* **Exact renormalization.** Every ``group`` samples (counted from the chunk start) the tile
+  is checked in registers, without branching on the data: every entry below :data:`FLUSH`
+  (``2**-100``) is multiplied by :data:`RESCALE` (``2**1000``) and ``-1000`` is added to its
+  exponent count ``acc`` (both exact: a power of two, and small integers in float64), so ``Q``
+  stays in ``[2**-100, 2**900)`` at the checks and ``Q 2**acc`` is always the exact running
+  product of the rounded coefficients.  Each entry takes one logarithm at the very end: the
+  product is split canonically as ``m 2**E`` (``frexp``, ``m`` in ``[1/2, 1)``) and gives
+  ``log m + E log 2``, the same numbers however often and whenever the entry was rescaled
+  (scaling by a power of two is exact, so the mantissas of the running product do not depend
+  on it).  An entry below :data:`TINY` (``2**-1000``, still a normal number) at a check is
+  *flagged* (its value is discarded; the tile takes the scalar rule :func:`_helpers`'
+  ``flush_tile``, the same rule entry by entry) and recomputed by the caller exactly in the log
+  domain, ``sum_i logsumexp_c((log p + log q)/2)`` (:func:`exact_pair_logbc`); disjoint support
+  gives ``-inf`` there, hence distance ``+inf``.  Coefficients are at most 1 (to rounding), so
+  ``Q`` only decreases between checks; while ``Q >= 2**-1000`` at a check, every intermediate
+  product was a normal float64 number: no precision lost.  Between two checks an entry may
+  thus lose 900 bits (16 samples with coefficients of about ``2**-56``, 39 nats, on average)
+  before it takes the exact path, which is far slower (a log-sum-exp per pair and sample).
+  Confident outputs that disagree on every sample (logits 30 x N(0, 1), mean distance ~13 nats)
+  stay on the fast path: the former rule (``frexp`` of the entries below ``2**-500``, a 500-bit
+  margin) sent 176 of their 79 800 pairs at M = 400, n = 1000 there (0.27 s instead of 0.05 s).
+  The check costs the same whether or not entries are rescaled (a compare and two blends per
+  vector, and the exponent counts, in L1), so the margin is not traded against speed.
 * **Cache blocking.** A task is a block of row panels against a block of column panels
   (default 96 x 256 models); inside it, sample blocks are outermost, then column panels
   (one column panel of a sample block, ``SBLOCK * C * W`` float64, stays in L1/L2 while the
   row panels stream through; ``SBLOCK = 128`` was 5-10% faster than 32 at M = 2000,
-  n = 1000, C = 10; a longer ``group`` was faster still on moderate data but flags pairs of
-  confident, disagreeing outputs for the slow exact path far sooner, so it stays 16).  In the self case only the micro-tiles that touch the upper
+  n = 1000, C = 10).  In the self case only the micro-tiles that touch the upper
   triangle are computed.
 
 * **Sample chunks.** The panels are built for a chunk of samples at a time (about
@@ -78,6 +81,8 @@ import numpy as np
 
 __all__ = [
     "FLUSH",
+    "RESCALE",
+    "RESCALE_EXP",
     "TINY",
     "default_tile_shape",
     "exact_pair_logbc",
@@ -88,12 +93,15 @@ __all__ = [
     "tile_kernel",
 ]
 
-#: running products of coefficients are renormalized (exponent split off) once they fall below this
-FLUSH = 2.0 ** -500
+#: running products below this at a check are multiplied by RESCALE (exact) and the exponent counted
+FLUSH = 2.0 ** -100
 #: ``log 2``: a tile state's ``acc`` counts binary exponents; its log-sum is ``log Q + acc log 2``
 LN2 = math.log(2.0)
 #: entries whose product fell below this are recomputed exactly in the log domain
 TINY = 2.0 ** -1000
+#: an entry below FLUSH at a check is multiplied by ``RESCALE = 2**RESCALE_EXP`` (exact)
+RESCALE_EXP = 1000
+RESCALE = 2.0 ** RESCALE_EXP
 #: samples between checks of the running products (default ``group``)
 GROUP = 16
 #: samples per block of the micro-kernel's loop (rounded to a multiple of ``group``)
@@ -177,20 +185,20 @@ def microkernel_source(R: int, V: int) -> str:
         add(f"{body}    s{r}_{v} = vfma(x{r}, y{v}, s{r}_{v})")
     for r, v in tile:
         add(f"{body}q{r}_{v} = vmul(q{r}_{v}, s{r}_{v})")
-    add(f"{ind}    if " + " or ".join(f"vanylt(q{r}_{v}, flush)" for r, v in tile) + ":")
-    # some entry fell below FLUSH: if none fell below TINY (all normal numbers), split them in
-    # registers (frexp by bit operations); otherwise the scalar rule, which also flags
-    add(f"{ind}        if " + " or ".join(f"vanylt(q{r}_{v}, tiny)" for r, v in tile) + ":")
+    # every group: an entry below TINY sends the tile to the scalar rule (which flags it);
+    # otherwise, branch-free in registers, every entry below FLUSH is scaled by 2**RESCALE_EXP
+    # (exact) and the exponent counted
+    add(f"{ind}    if (" + " | ".join(f"vltmask(q{r}_{v}, tiny)" for r, v in tile) + ") != 0:")
     for r, v in tile:
-        add(f"{ind}            vstore(Qs, qoff + {r * W + 8 * v}, q{r}_{v})")
-    add(f"{ind}            _flush_tile(Qs, acc, flag, qoff, {RW}, flush, tiny)")
+        add(f"{ind}        vstore(Qs, qoff + {r * W + 8 * v}, q{r}_{v})")
+    add(f"{ind}        _flush_tile(Qs, acc, flag, qoff, {RW}, flush, tiny)")
     for r, v in tile:
-        add(f"{ind}            q{r}_{v} = vload(Qs, qoff + {r * W + 8 * v})")
-    add(f"{ind}        else:")
+        add(f"{ind}        q{r}_{v} = vload(Qs, qoff + {r * W + 8 * v})")
+    add(f"{ind}    else:")
     for r, v in tile:
         o = f"qoff + {r * W + 8 * v}"
-        add(f"{ind}            vstore(acc, {o}, vadd(vload(acc, {o}), vsplit_exp(q{r}_{v}, flush)))")
-        add(f"{ind}            q{r}_{v} = vsplit_mant(q{r}_{v}, flush)")
+        add(f"{ind}        vstore(acc, {o}, vadd(vload(acc, {o}), vsel_below(q{r}_{v}, flush, {-float(RESCALE_EXP)!r})))")
+        add(f"{ind}        q{r}_{v} = vmul_below(q{r}_{v}, flush, {RESCALE!r})")
     for r, v in tile:
         add(f"{ind}vstore(Qs, qoff + {r * W + 8 * v}, q{r}_{v})")
     return "\n".join(lines) + "\n"
@@ -211,10 +219,9 @@ def _helpers():
                 if v < tiny:
                     flag[j] = 1
                     Qs[j] = 1.0
-                else:  # exact: Q = m 2**e, keep m in [1/2, 1) and add the integer e (no log)
-                    m, e = math.frexp(v)
-                    acc[j] += e
-                    Qs[j] = m
+                else:  # exact (a power of two), the same rule as the kernel's vector path
+                    acc[j] -= RESCALE_EXP
+                    Qs[j] = v * RESCALE
 
     @numba.njit(**_JIT)
     def finish(L, flag, R, W, na, nb, out, a0, b0, a_lim, b_lim):  # pragma: no cover - compiled
@@ -318,8 +325,8 @@ def tile_kernel(R: int, V: int, cache: bool = True):
     src = src.replace(f"def block_{R}x{V}(", f"def {name}(", 1)
     env = {"__name__": __name__, "min": min, "_flush_tile": flush_tile, "vload": _simd.vload,
            "vstore": _simd.vstore, "vbcast": _simd.vbcast, "vmul": _simd.vmul, "vfma": _simd.vfma,
-           "vanylt": _simd.vanylt, "vadd": _simd.vadd, "vsplit_mant": _simd.vsplit_mant,
-           "vsplit_exp": _simd.vsplit_exp}
+           "vadd": _simd.vadd, "vltmask": _simd.vltmask, "vmul_below": _simd.vmul_below,
+           "vsel_below": _simd.vsel_below}
     # compiled with this file's name so that numba's on-disk cache is keyed (and invalidated) by it
     exec(compile(src, __file__, "exec"), env)
     return numba.njit(**dict(_JIT, cache=bool(cache)))(env[name])

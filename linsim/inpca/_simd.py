@@ -18,12 +18,11 @@ The operations are numba intrinsics, usable only inside ``@numba.njit`` code:
   reproducible);
 * ``vadd(a, b)`` -- lane-wise sum, rounded once;
 * ``vanylt(v, x)`` -- whether some lane of ``v`` is ``< x`` (ordered: NaN lanes are not);
-* ``vsplit_mant(v, t)`` / ``vsplit_exp(v, t)`` -- the two parts of ``frexp`` in the lanes of
-  ``v`` below ``t``: the mantissa ``m`` in ``[1/2, 1)`` and the integer exponent ``e`` (as a
-  float64) with ``v = m 2**e`` exactly; other lanes keep ``v`` (mantissa) and get ``0``
-  (exponent).  Pure bit operations, valid for lanes that are positive *normal* numbers (the
-  caller checks that the lanes below ``t`` are at least the smallest normal, ``2**-1022``);
-  bitwise the same as ``math.frexp`` there.
+  ``vltmask(v, x)`` -- the same as a ``uint8`` bit mask (bit ``k`` for lane ``k``), so that the
+  masks of several vectors are OR-ed and tested with one branch;
+* ``vmul_below(v, t, f)`` -- lanes of ``v`` below ``t`` multiplied by ``f``, the others kept;
+  ``vsel_below(v, t, a)`` -- ``a`` in the lanes of ``v`` below ``t``, ``0`` in the others
+  (both branch-free: a compare and a blend).
 
 Examples
 --------
@@ -35,13 +34,13 @@ Examples
 >>> axpy_first_lanes(2.0, x, y); y.tolist()
 [1.0, 3.0, 5.0, 7.0, 9.0, 11.0, 13.0, 15.0]
 >>> @numba.njit
-... def split_small(v, m, e):
+... def rescale_small(v, e):
 ...     q = vload(v, 0)
-...     vstore(m, 0, vsplit_mant(q, 0.5)); vstore(e, 0, vsplit_exp(q, 0.5))
->>> v = np.array([0.75, 0.375, 3.0 * 2.0 ** -600, 1.0, 0.5, 0.25, 2.0 ** -1022, 0.9])
->>> m = np.empty(8); e = np.empty(8); split_small(v, m, e)
->>> m.tolist(), e.tolist()
-([0.75, 0.75, 0.75, 1.0, 0.5, 0.5, 0.5, 0.9], [0.0, -1.0, -598.0, 0.0, 0.0, -1.0, -1021.0, 0.0])
+...     vstore(e, 0, vsel_below(q, 0.5, -10.0)); vstore(v, 0, vmul_below(q, 0.5, 1024.0))
+...     return vltmask(q, 0.5)
+>>> v = np.array([0.75, 0.25, 1.0, 2.0 ** -20, 0.5, 0.0, 3.0, 0.125]); e = np.empty(8)
+>>> bin(rescale_small(v, e)), v.tolist(), e.tolist()
+('0b10101010', [0.75, 256.0, 1.0, 0.0009765625, 0.5, 0.0, 3.0, 128.0], [0.0, -10.0, 0.0, -10.0, 0.0, -10.0, 0.0, -10.0])
 """
 
 from __future__ import annotations
@@ -54,8 +53,8 @@ from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
 
 __all__ = [
-    "LANES", "F64Vec", "f64v", "has_avx512", "vadd", "vanylt", "vbcast", "vfma", "vload", "vmul", "vsplat",
-    "vsplit_exp", "vsplit_mant", "vstore",
+    "LANES", "F64Vec", "f64v", "has_avx512", "vadd", "vanylt", "vbcast", "vfma", "vload", "vltmask", "vmul",
+    "vmul_below", "vsel_below", "vsplat", "vstore",
 ]
 
 #: lanes of :data:`f64v`
@@ -63,11 +62,6 @@ LANES = 8
 
 _LLVM_VEC = ir.VectorType(ir.DoubleType(), LANES)
 _I32 = ir.IntType(32)
-_I64 = ir.IntType(64)
-_LLVM_IVEC = ir.VectorType(_I64, LANES)
-#: IEEE-754 binary64 fields: sign and fraction bits, the biased exponent of ``[1/2, 1)``
-_SIGN_FRACTION = 0x800FFFFFFFFFFFFF
-_HALF_EXP = 1022
 
 
 class F64Vec(types.Type):
@@ -189,39 +183,46 @@ def vadd(typingctx, a, b):
     return f64v(f64v, f64v), codegen
 
 
-def _ivec(value):
-    return ir.Constant(_LLVM_IVEC, [value] * LANES)
-
-
 def _below(context, builder, sig, args):
-    """The lane mask ``v < t`` and ``v``'s bits as integers."""
+    """The lane mask ``v < t`` (ordered: NaN lanes are not below)."""
     s = _splat(builder, context.cast(builder, args[1], sig.args[1], types.float64))
-    return builder.fcmp_ordered("<", args[0], s), builder.bitcast(args[0], _LLVM_IVEC)
+    return builder.fcmp_ordered("<", args[0], s)
 
 
 @intrinsic
-def vsplit_mant(typingctx, v, t):
-    """Lanes of ``v`` below ``t``: the ``frexp`` mantissa in ``[1/2, 1)`` (normal lanes); others ``v``."""
+def vmul_below(typingctx, v, t, f):
+    """Lanes of ``v`` below ``t`` multiplied by ``f``; the others unchanged."""
 
     def codegen(context, builder, sig, args):
-        mask, bits = _below(context, builder, sig, args)
-        mbits = builder.or_(builder.and_(bits, _ivec(_SIGN_FRACTION)), _ivec(_HALF_EXP << 52))
-        return builder.select(mask, builder.bitcast(mbits, _LLVM_VEC), args[0])
+        mask = _below(context, builder, sig, args)
+        f = _splat(builder, context.cast(builder, args[2], sig.args[2], types.float64))
+        return builder.select(mask, builder.fmul(args[0], f), args[0])
 
-    return f64v(f64v, t), codegen
+    return f64v(f64v, t, f), codegen
 
 
 @intrinsic
-def vsplit_exp(typingctx, v, t):
-    """Lanes of ``v`` below ``t``: the ``frexp`` exponent (normal lanes) as a float64; others 0."""
+def vsel_below(typingctx, v, t, a):
+    """``a`` in the lanes of ``v`` below ``t``, 0 in the others."""
 
     def codegen(context, builder, sig, args):
-        mask, bits = _below(context, builder, sig, args)
-        biased = builder.and_(builder.lshr(bits, _ivec(52)), _ivec(0x7FF))
-        e = builder.sitofp(builder.sub(biased, _ivec(_HALF_EXP)), _LLVM_VEC)
-        return builder.select(mask, e, ir.Constant(_LLVM_VEC, [0.0] * LANES))
+        mask = _below(context, builder, sig, args)
+        a = _splat(builder, context.cast(builder, args[2], sig.args[2], types.float64))
+        return builder.select(mask, a, ir.Constant(_LLVM_VEC, [0.0] * LANES))
 
-    return f64v(f64v, t), codegen
+    return f64v(f64v, t, a), codegen
+
+
+@intrinsic
+def vltmask(typingctx, v, x):
+    """Bit ``k`` set where lane ``k`` of ``v`` is ``< x`` (ordered), as a uint8; OR several and
+    test once instead of one branch per vector."""
+
+    def codegen(context, builder, sig, args):
+        s = _splat(builder, context.cast(builder, args[1], sig.args[1], types.float64))
+        return builder.bitcast(builder.fcmp_ordered("<", args[0], s), ir.IntType(LANES))
+
+    return types.uint8(f64v, x), codegen
 
 
 @intrinsic

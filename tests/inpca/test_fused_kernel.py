@@ -100,9 +100,45 @@ def test_microkernel_flushes_only_the_entries_below_the_threshold():
     _fused.tile_kernel(R, V)(Xp, Yp, n, C, 0, 1, 0, 1, False, 16, 16, Qs, acc, flag, _fused.FLUSH, _fused.TINY)
     total = acc * np.log(2.0) + np.log(Qs)  # acc counts the binary exponents split off
     assert total[0] == pytest.approx(-40 * n * np.log(2.0), rel=1e-15)
-    assert acc[0] == -40 * n + 1 and Qs[0] == 0.5  # frexp: 2**-2560 = 0.5 * 2**-2559, exactly
+    # checks after 16, 32, 48, 64 samples: 2**-640 -> 2**360, 2**-280 -> 2**720, 2**80 (above
+    # FLUSH = 2**-100: kept), 2**-560 -> 2**440; Q 2**acc = 2**-2560 exactly
+    assert _fused.FLUSH == 2.0 ** -100 and _fused.RESCALE == 2.0 ** 1000
+    assert acc[0] == -3000 and Qs[0] == 2.0 ** 440
     assert not acc[1:].any() and np.all(Qs[1:] == 1.0)
     assert not flag.any()
+
+
+def test_vector_and_scalar_rescaling_follow_one_rule_per_entry():
+    """A tile with an entry below TINY takes the scalar rule (which flags it); the other entries
+    of that tile must come out exactly as in a tile without it (the vector rule), or the
+    results would depend on which entries share a tile."""
+    R, V, W = 1, 1, 8
+    n, C = 96, 2
+    rng = np.random.default_rng(12)
+    y = np.empty((W, n, C))
+    y[:, :, 0] = 2.0 ** -rng.uniform(0, 20, (W, n))  # ~10 bits a sample: FLUSH crossed often
+    y[:, :16, 0] = 2.0 ** -rng.uniform(7, 20, (W, 16))  # every product below FLUSH at the first check
+    y[:, :, 1] = np.sqrt(1 - y[:, :, 0] ** 2)
+    x = np.zeros((R, n, C))
+    x[:, :, 0] = 1.0
+    pack = lambda a, P: np.ascontiguousarray(a.reshape(1, P, n, C).transpose(0, 2, 3, 1)).ravel()
+    k = _fused.tile_kernel(R, V)
+
+    def run(y):
+        Qs, acc, flag = np.ones(W), np.zeros(W), np.zeros(W, np.uint8)
+        k(pack(x, R), pack(y, W), n, C, 0, 1, 0, 1, False, 32, 16, Qs, acc, flag, _fused.FLUSH, _fused.TINY)
+        return Qs, acc, flag
+
+    Q0, a0, f0 = run(y)
+    assert not f0.any() and (a0 < 0).all()  # every entry rescaled by the vector rule at least once
+    y2 = y.copy()
+    for i in (4, 40, 72):  # column 0: below TINY at the checks after samples 16, 48 and 80
+        y2[0, i:i + 2, 0] = 2.0 ** -1000
+        y2[0, i:i + 2, 1] = 1.0
+    Q1, a1, f1 = run(y2)
+    assert f1.tolist() == [1, 0, 0, 0, 0, 0, 0, 0]
+    np.testing.assert_array_equal(Q1[1:], Q0[1:])
+    np.testing.assert_array_equal(a1[1:], a0[1:])
 
 
 def test_pack_panels_and_prepare_panels_agree():
@@ -155,8 +191,8 @@ def test_matches_plain_float64_and_reference_self_and_rectangular(tile_shape):
 )
 def test_property_matches_reference(M, Mb, n, C, scale, shape, tile, group, f32, seed):
     """Any shape (M not a multiple of the tile), C = 2..32, logits up to 300 (coefficients far
-    below 2**-300: many flushes, some entries redone exactly), float32 inputs used as the float64
-    numbers they hold."""
+    below 2**-100: many rescalings, some entries redone exactly), float32 inputs used as the
+    float64 numbers they hold."""
     rng = np.random.default_rng(seed)
     A = log_softmax(scale * rng.standard_normal((M, n, C)))
     B = log_softmax(scale * rng.standard_normal((Mb, n, C)))
@@ -309,8 +345,9 @@ def test_flush_timing_does_not_change_a_single_bit():
 
 def test_confident_disagreeing_outputs_stay_on_the_fast_path(monkeypatch):
     """Coefficients around 2**-19 a sample (mean distance ~13 nats) are far from underflow: the
-    500-bit margin between checks (FLUSH 2**-500, TINY 2**-1000) keeps such pairs off the slow
-    exact path (the former 400-bit margin, TINY 2**-900, sends 4 of these 276 pairs there)."""
+    900-bit margin between checks (FLUSH 2**-100, TINY 2**-1000) keeps such pairs off the slow
+    exact path (a 400-bit margin, TINY 2**-900 with frexp below 2**-500, sent 4 of these 276
+    pairs there)."""
     A = log_softmax(30 * np.random.default_rng(13).standard_normal((24, 256, 10)))
     redone = []
     real = _fused._redo_exact
@@ -320,35 +357,3 @@ def test_confident_disagreeing_outputs_stay_on_the_fast_path(monkeypatch):
     assert sum(redone) == 0
     np.testing.assert_allclose(D, bhattacharyya_reference(A), rtol=1e-13, atol=1e-13)
 
-
-@settings(max_examples=60, deadline=None)
-@given(
-    exps=st.lists(st.integers(-1021, 1023), min_size=8, max_size=8),
-    fracs=st.lists(st.floats(1.0, 2.0, exclude_max=True), min_size=8, max_size=8),
-    t_exp=st.integers(-1000, 10),
-)
-def test_vector_frexp_split_equals_math_frexp(exps, fracs, t_exp):
-    """The in-register flush (bit operations) gives math.frexp's parts, bit for bit, in the lanes
-    below the threshold and leaves the others alone."""
-    import math
-
-    import numba
-
-    from linsim.inpca._simd import vload, vsplit_exp, vsplit_mant, vstore
-
-    @numba.njit
-    def split(v, t, m, e):
-        q = vload(v, 0)
-        vstore(m, 0, vsplit_mant(q, t))
-        vstore(e, 0, vsplit_exp(q, t))
-
-    v = np.array([math.ldexp(f, k) for f, k in zip(fracs, exps)])
-    t = 2.0 ** t_exp
-    m, e = np.empty(8), np.empty(8)
-    split(v, t, m, e)
-    for j in range(8):
-        if v[j] < t:
-            fm, fe = math.frexp(v[j])
-            assert m[j] == fm and e[j] == fe, (v[j], m[j], e[j])
-        else:
-            assert m[j] == v[j] and e[j] == 0.0
