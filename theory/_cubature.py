@@ -1,17 +1,24 @@
 """Deterministic Gaussian cubature of the exact small-logit law (derivations.md §4.5).
 
 The expected explained-stress curve of the standard ensemble is an integral over the Gaussian
-teacher and initial weights. :func:`gaussian_nodes` supplies a fixed, explicitly constructed rule
-for such integrals (a Latin supercube: a digitally shifted, centred Sobol' net on the leading
-coordinates, a fixed Latin hypercube on the others, mapped through the normal quantile function); :func:`feature_curves` evaluates the
-curve at every node from the exact reduction of §4.5 (the feature Gram matrix, mode by mode).
-Nothing here depends on a user's seed: the same arguments give the same numbers on every machine.
+teacher and initial weights. :func:`uniform_nodes` / :func:`normal_nodes` supply a fixed,
+explicitly constructed equal-weight rule for such integrals, with no seed anywhere: a digitally
+shifted, centred Sobol' net on the leading coordinates and *explicit inversive* coordinates over
+the finite field GF(2^m) on the others (each coordinate a permutation of the centred grid).
+:func:`feature_variables` maps the nodes to the reduced variables of the law (half-normal teacher
+coefficients, the Bartlett factor of the initialisation block's Wishart matrix), and
+:func:`feature_spectra` evaluates the small-logit spectrum at every node from the exact reduction
+of §4.5 (the feature Gram matrix). The same arguments give the same numbers on every machine.
+(:func:`gaussian_nodes`, the previous rule with a fixed pseudo-random padding, is kept only for
+the finite-logit correction of §6.2.)
 """
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
-from scipy.special import ndtri
+from scipy.special import gammaincinv, ndtri
 from scipy.stats import qmc
 
 __all__: list[str] = []
@@ -21,24 +28,119 @@ __all__: list[str] = []
 MODE_TOL = 1e-6
 
 _GOLDEN = (np.sqrt(5.0) - 1.0) / 2.0
-#: Constant of the rule: the seed of the fixed Latin-hypercube padding (see gaussian_nodes).
+
+#: A primitive polynomial of degree m over GF(2) for each supported m (bit i = coefficient of x^i).
+_PRIMITIVE = {1: 0x3, 2: 0x7, 3: 0xB, 4: 0x13, 5: 0x25, 6: 0x43, 7: 0x89, 8: 0x11D, 9: 0x211,
+              10: 0x409, 11: 0x805, 12: 0x1053, 13: 0x201B, 14: 0x4443, 15: 0x8003, 16: 0x1100B}
+
+#: Step of the exponent of the output multiplier between successive rounds of 2^m inversive
+#: coordinates (coordinate j uses the multiplier g^(STEP * (j // 2^m)), g the field's generator).
+_MULTIPLIER_STEP = 37
+
+
+@functools.lru_cache(maxsize=None)
+def _field_tables(m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exponential and logarithm tables of GF(2^m) built on the generator x (primitive modulus)."""
+    if m not in _PRIMITIVE:
+        raise ValueError(f"log2_nodes must lie in 1..16 for the inversive coordinates, got {m}")
+    q = 2**m
+    exp = np.zeros(2 * q, dtype=np.int64)
+    log = np.zeros(q, dtype=np.int64)
+    x = 1
+    for i in range(q - 1):
+        exp[i] = x
+        log[x] = i
+        x <<= 1
+        if x & q:
+            x ^= _PRIMITIVE[m]
+    if m > 1 and len(set(exp[: q - 1].tolist())) != q - 1:  # pragma: no cover - table constant
+        raise AssertionError(f"modulus {_PRIMITIVE[m]:#x} is not primitive")
+    exp[q - 1: 2 * (q - 1)] = exp[: q - 1]
+    return exp, log
+
+
+def inversive_coordinates(n_coords: int, log2_nodes: int, offset: int = 0) -> np.ndarray:
+    """Grid indices (N, n_coords), N = 2**log2_nodes, of the explicit inversive coordinates.
+
+    Coordinate ``j`` (counted from ``offset``) of node ``i`` is the field element
+    ``a_j · (i ⊕ c_j)^{-1} ⊕ b_j`` of GF(2^m) read as an integer in ``0..N-1`` (bits = polynomial
+    coefficients; ``0^{-1} := 0``), with ``c_j = j mod N``, multiplier ``a_j = g^(37 ⌊j/N⌋)`` and
+    digital shift ``b_j = ⌊N {(j+1)(√5-1)/2}⌋``. Inversion, field multiplication and XOR are
+    bijections, so every coordinate is a permutation of ``0..N-1``. Two coordinates with
+    different ``c`` have Walsh coefficients bounded by Kloosterman sums (Weil: at most about
+    ``2^{1-m/2}``), so no pair is structurally dependent; the construction has no seed.
+
+    Examples
+    --------
+    >>> k = inversive_coordinates(3, 3)
+    >>> k.shape, sorted(k[:, 2].tolist()) == list(range(8))
+    ((8, 3), True)
+    """
+    m, n_coords = int(log2_nodes), int(n_coords)
+    n = 2**m
+    exp, log = _field_tables(m)
+    i = np.arange(n)
+    j = int(offset) + np.arange(n_coords)
+    y = i[:, None] ^ (j % n)[None, :]  # (N, n_coords)
+    inv = np.where(y > 0, exp[(-log[y]) % (n - 1)], 0) if n > 2 else y
+    if n > 2:
+        la = (_MULTIPLIER_STEP * (j // n)) % (n - 1)
+        inv = np.where(inv > 0, exp[(log[inv] + la[None, :]) % (n - 1)], 0)
+    b = np.floor(n * (((j + 1) * _GOLDEN) % 1.0)).astype(np.int64)
+    return inv ^ b[None, :]
+
+
+def uniform_nodes(dim: int, log2_nodes: int) -> np.ndarray:
+    """``N = 2**log2_nodes`` equal-weight nodes of a rule for the uniform law on ``(0, 1)^dim``.
+
+    The first ``min(dim, 2·log2_nodes)`` coordinates are an unscrambled Sobol' net, digitally
+    shifted by a fixed Weyl-sequence vector (no node with all coordinates equal); the others are
+    :func:`inversive_coordinates`. Every coordinate is a permutation of the centred grid
+    ``(k + ½)/N`` (no node on a cube face). The most important variables go first. The first half
+    of the nodes is itself a rule (a net in the leading block), which the error estimates use.
+
+    Examples
+    --------
+    >>> u = uniform_nodes(40, 4)
+    >>> u.shape, bool(np.allclose(np.sort(u, axis=0)[:, 39], (np.arange(16) + 0.5) / 16))
+    ((16, 40), True)
+    """
+    dim, m = int(dim), int(log2_nodes)
+    n = 2**m
+    lead = min(dim, 2 * m)
+    k = np.zeros((n, dim), dtype=np.int64)
+    if lead:
+        k[:, :lead] = np.rint(qmc.Sobol(lead, scramble=False).random_base2(m) * n).astype(np.int64)
+        shift = np.floor(n * ((np.arange(1, lead + 1) * _GOLDEN) % 1.0)).astype(np.int64)
+        k[:, :lead] ^= shift[None, :]
+    if dim > lead:
+        k[:, lead:] = inversive_coordinates(dim - lead, m, offset=lead)
+    return (k + 0.5) / n
+
+
+def normal_nodes(dim: int, log2_nodes: int) -> np.ndarray:
+    """:func:`uniform_nodes` mapped through the normal quantile function: a rule for N(0, I_dim).
+
+    Examples
+    --------
+    >>> z = normal_nodes(5, 4)
+    >>> z.shape, bool(abs(z.mean()) < 1e-12)
+    ((16, 5), True)
+    """
+    return ndtri(uniform_nodes(dim, log2_nodes))
+
+
+#: Constant of the older rule :func:`gaussian_nodes`: the seed of its Latin-hypercube padding.
 _PADDING_SEED = 20261201
 
 
 def gaussian_nodes(dim: int, log2_nodes: int) -> np.ndarray:
-    """``N = 2**log2_nodes`` equal-weight nodes of a cubature rule for ``N(0, I_dim)``, (N, dim).
+    """The previous Latin-supercube rule for N(0, I_dim), (N, dim): used only by the finite-logit
+    correction (derivations.md §6.2), whose measurements were made with it.
 
-    A Latin-supercube rule (derivations.md §4.5): the first ``2·log2_nodes`` coordinates are an
-    unscrambled Sobol' net, digitally shifted by a fixed Weyl-sequence vector (so no node has all
-    coordinates equal) and centred in its cells (``(k + ½)/N``, so no node is on a cube face); the
-    remaining coordinates are fixed permutations of the same centred grid (a Latin hypercube
-    drawn once from the constant :data:`_PADDING_SEED`: part of the rule, like the Sobol'
-    direction numbers; nothing depends on a user's seed). Every coordinate's marginal is the
-    stratified grid exactly; pairs of padding coordinates have no structural dependence (the
-    unscrambled Sobol' coordinates beyond the first few dozen have pairs correlated up to 0.9 at
-    256 nodes). Mapped through the normal quantile function. The most important variables go
-    first. The first half of the nodes is itself a rule (a net in the leading block), which the
-    error estimates use.
+    Same Sobol' block as :func:`uniform_nodes`; the other coordinates are permutations of the
+    centred grid drawn once from the constant :data:`_PADDING_SEED` (a fixed pseudo-random
+    design). The expected small-logit curve uses the seedless :func:`normal_nodes` rule instead.
     """
     dim, m = int(dim), int(log2_nodes)
     n = 2**m
@@ -52,6 +154,46 @@ def gaussian_nodes(dim: int, log2_nodes: int) -> np.ndarray:
         rng = np.random.Generator(np.random.PCG64(_PADDING_SEED))
         k[:, lead:] = rng.permuted(np.broadcast_to(np.arange(n)[:, None], (n, dim - lead)), axis=0)
     return ndtri((k + 0.5) / n)
+
+
+@functools.lru_cache(maxsize=8)
+def feature_variables(n_feat: int, R: int, log2_nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Reduced variables of the law at the nodes: ``|g|`` (N, n_feat) and ``H`` (N, n_feat, R-1).
+
+    Exact reductions (derivations.md §4.5): the spectrum depends on the teacher coefficients only
+    through ``|g_f|`` (half-normal), and on the initialisation block only through ``H Hᵀ``, a
+    Wishart matrix with ``R-1`` dof, which has the law of ``Uᵀ U`` for the upper-trapezoidal
+    Bartlett factor ``U`` ((R-1) x n_feat, ``U_ll ~ χ_{R-1-l}``, ``U_lf ~ N(0, 1)`` for ``l < f``,
+    0 below the diagonal); ``H = Uᵀ`` is returned. Variables are laid out feature by feature
+    (``|g_f|``, then column ``f`` of ``U``), so the leading features get the net. The arrays are
+    cached and read-only (a root search asks for the same rule many times).
+
+    Examples
+    --------
+    >>> g, H = feature_variables(3, 3, 4)
+    >>> g.shape, H.shape, bool(np.all(g > 0)), bool(np.all(H[:, 0, 1] == 0))
+    ((16, 3), (16, 3, 2), True, True)
+    """
+    n_feat, R, m = int(n_feat), int(R), int(log2_nodes)
+    r1 = R - 1
+    f = np.arange(n_feat)
+    n_col = np.minimum(f + 1, r1)  # entries of column f of U (diagonal included when f < r1)
+    start = np.concatenate([[0], np.cumsum(1 + n_col)])[:-1]
+    u = uniform_nodes(int(np.sum(1 + n_col)), m)
+    g = ndtri(0.5 + 0.5 * u[:, start])
+    H = np.zeros((u.shape[0], n_feat, r1))
+    if r1:
+        rows = np.concatenate([np.arange(c) for c in n_col])  # l = 0..n_col-1 for each column
+        cols = np.repeat(f, n_col)
+        pos = np.repeat(start + 1, n_col) + rows
+        diag = rows == cols  # U_ff (f < R-1): chi with R-1-f dof
+        vals = ndtri(u[:, pos[~diag]])
+        H[:, cols[~diag], rows[~diag]] = vals
+        dof = (r1 - cols[diag]).astype(float)
+        H[:, cols[diag], rows[diag]] = np.sqrt(2.0 * gammaincinv(0.5 * dof[None, :], u[:, pos[diag]]))
+    g.flags.writeable = False
+    H.flags.writeable = False
+    return g, H
 
 
 def stress_rows(ev: np.ndarray, n_components: int) -> np.ndarray:
@@ -82,9 +224,10 @@ def feature_spectra(Phi: np.ndarray, q: int, a: float, s0: float, R: int, log2_n
     """Small-logit spectra at every cubature node, (N, p) sorted descending.
 
     Exact reduction (§4.5): in the rotated run basis (run mean, R-1 orthonormal contrasts) feature
-    ``f = (j, k)`` is the column ``[sqrt(a) g_f ψ_k ; σ0 h_f ⊗ φ_k]`` with ``g_f ~ N(0, 1)``,
-    ``h_f ~ N(0, I_{R-1})`` independent, so the nonzero spectrum is that of the feature Gram
-    ``N = a (g gᵀ) ∘ S_c + σ0² (H Hᵀ) ∘ S`` (or of the point Gram when that is smaller).
+    ``f = (j, k)`` is the column ``[sqrt(a) g_f ψ_k ; σ0 h_f ⊗ φ_k]``, so the nonzero spectrum is
+    that of the feature Gram ``N = a (g gᵀ) ∘ S_c + σ0² (H Hᵀ) ∘ S`` (or of the point Gram when
+    that is smaller), with ``|g|`` and ``H`` from :func:`feature_variables`. Features are taken
+    mode by mode in decreasing energy, contrast rows within a mode.
     """
     keep = kept_modes(Phi, a, s0, R)
     dd = keep.size
@@ -93,18 +236,16 @@ def feature_spectra(Phi: np.ndarray, q: int, a: float, s0: float, R: int, log2_n
         return np.zeros((2 ** int(log2_nodes), 1))
     P = Phi[:, keep]
     Ps = P - P.mean(axis=0, keepdims=True)
-    Z = gaussian_nodes(dd * q * R, log2_nodes).reshape(-1, dd, q, R)  # mode-major: best dims first
     n_feat = dd * q
     modes = np.repeat(np.arange(dd), q)
+    G, HH = feature_variables(n_feat, R, log2_nodes)
     use_features = n_feat <= R * K
     if use_features:
         Sc = (Ps.T @ Ps)[np.ix_(modes, modes)]
         S = (P.T @ P)[np.ix_(modes, modes)]
     out = []
-    for s in range(0, Z.shape[0], chunk):
-        z = Z[s:s + chunk]
-        g = z[..., 0].reshape(z.shape[0], n_feat)
-        H = z[..., 1:].reshape(z.shape[0], n_feat, R - 1)
+    for s in range(0, G.shape[0], chunk):
+        g, H = G[s:s + chunk], HH[s:s + chunk]
         if use_features:
             N = a * g[:, :, None] * g[:, None, :] * Sc
             if R > 1:
@@ -112,7 +253,7 @@ def feature_spectra(Phi: np.ndarray, q: int, a: float, s0: float, R: int, log2_n
         else:  # points (K + (R-1) K) x features: the smaller Gram
             top = np.sqrt(a) * g[:, None, :] * Ps[:, modes][None]
             low = s0 * H.transpose(0, 2, 1)[:, :, None, :] * P[:, modes][None, None]
-            Y = np.concatenate([top, low.reshape(z.shape[0], (R - 1) * K, n_feat)], axis=1)
+            Y = np.concatenate([top, low.reshape(g.shape[0], (R - 1) * K, n_feat)], axis=1)
             N = Y @ Y.transpose(0, 2, 1)
         out.append(np.linalg.eigvalsh(N)[:, ::-1])
     return np.clip(np.concatenate(out), 0.0, None)
@@ -123,3 +264,29 @@ def rule_average(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     full = values.mean(axis=0)
     half = values[: values.shape[0] // 2].mean(axis=0)
     return full, np.abs(full - half)
+
+
+#: Sub-rules of the batch-means error estimate (:func:`batch_average`).
+N_BATCHES = 8
+
+
+def batch_average(values: np.ndarray, n_batches: int = N_BATCHES) -> tuple[np.ndarray, np.ndarray]:
+    """Mean over the nodes and a batch-means standard error (derivations.md §4.5).
+
+    The N nodes split into ``n_batches`` consecutive blocks of ``N / n_batches`` (each block of
+    the leading Sobol' net is itself a digitally shifted net); the error estimate is the standard
+    deviation of the block means over ``sqrt(n_batches)``, the standard error the full rule would
+    have if the blocks were independent rules. ``values`` is (N, ...) with N divisible by
+    ``n_batches``.
+
+    Examples
+    --------
+    >>> m, se = batch_average(np.arange(16.0)[:, None], 4)
+    >>> float(m[0]), round(float(se[0]), 4)
+    (7.5, 2.582)
+    """
+    v = np.asarray(values, dtype=np.float64)
+    if v.shape[0] % n_batches:
+        raise ValueError(f"{v.shape[0]} nodes do not split into {n_batches} batches")
+    means = v.reshape((n_batches, v.shape[0] // n_batches) + v.shape[1:]).mean(axis=1)
+    return v.mean(axis=0), means.std(axis=0, ddof=1) / np.sqrt(n_batches)

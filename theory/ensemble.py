@@ -10,9 +10,11 @@ Model (derivations.md §4): teacher ``W*`` and initial weights ``W0_r`` (r = 1..
   into ``(C-1)(Rρ² + σ0²) J_K S J_K`` (once) and ``(C-1) σ0² S`` (R-1 times). Exact as C-1 → ∞.
 * :func:`expected_frobenius_sq`: the exact ``E ||J G J||_F²`` (a Gaussian fourth moment), in closed form.
 * ``method='analytic'``: deterministic. For C <= 5 the exact small-logit expectation evaluated
-  with a fixed 256-node cubature rule of the Gaussian law (an exact reduction to a feature Gram
-  matrix per node, :mod:`theory._cubature`; §4.5), with the rule's own error estimate; for C > 5
-  the dof-accounting spectrum of §4.4.
+  with a fixed, seedless 256-node quasi-Monte-Carlo rule (Sobol' net plus explicit inversive
+  coordinates over GF(2^8)) on the exactly reduced law (half-normal teacher coefficients, the
+  Bartlett factor of the initialisation Wishart matrix, a feature Gram matrix per node;
+  :mod:`theory._cubature`, §4.5), with a batch-means error estimate; for C > 5 the
+  dof-accounting spectrum of §4.4.
 * ``method='monte-carlo'`` (default): the expectation of the sorted spectrum itself. Eigenvalues of a
   random Gram matrix are not the eigenvalues of its expectation when the number of independent
   random directions, (C-1) times the number of modes that matter, is not much larger than the number
@@ -307,9 +309,9 @@ def expected_spectrum(eigenvalues, n_classes, teacher_scale, init_scale, lr, ste
     method : {'monte-carlo', 'analytic', 'mean-field'}
         ``'monte-carlo'``: mean over ``n_draws`` seeded Gaussian draws of the sorted small-logit
         spectrum (``E[μ_i]``; contains all finite-R and finite-C effects, up to sampling error).
-        ``'analytic'``: deterministic (no random numbers). For C <= 5 the mean over the 256
-        nodes of the fixed cubature rule of derivations.md §4.5 of the sorted exact
-        small-logit spectrum (``E[μ_i]`` of the exact law up to the rule's error); for C > 5
+        ``'analytic'``: deterministic (no random numbers, no seed). For C <= 5 the mean over
+        the 256 nodes of the fixed seedless cubature rule of derivations.md §4.5 of the sorted
+        exact small-logit spectrum (``E[μ_i]`` of the exact law up to the rule's error); for C > 5
         the finite-R, finite-C approximation of §4.4: mean-field eigen-directions taken in
         decreasing order, each using up degrees of freedom of the C-1 contrast rows of every
         mode; the R-1-fold initialization levels are spread by the Marchenko-Pastur law of
@@ -360,8 +362,10 @@ class StressCurve:
         The curve (non-decreasing, in [0, 1]).
     stderr : (m,) float64 array
         Error estimate of each ``chi`` value: the Monte-Carlo standard error
-        (``std/sqrt(n_draws)`` over draws), the cubature's estimate ``|Q_N - Q_{N/2}|``
-        (``method='analytic'``, C <= 5), zeros for the other deterministic curves; with
+        (``std/sqrt(n_draws)`` over draws), the cubature's batch-means standard error (sd of
+        the means of 8 blocks of 32 nodes over sqrt(8); ``method='analytic'``, C <= 5; twice it
+        covered 95-99% of the measured deviations, §4.5), zeros for the other deterministic
+        curves; with
         ``logits='finite'`` the correction's estimate is added (derivations.md §6.2).
     method : str
         The method that produced it.
@@ -447,12 +451,13 @@ def expected_explained_stress(eigenvalues, n_classes, teacher_scale, init_scale,
     ``method='monte-carlo'`` averages the per-draw curves (what an average over simulated seeds
     measures) and reports the standard error of that average. ``method='analytic'`` is
     deterministic: for ``C - 1 <= 4`` it is the exact small-logit ``E[χ_k]`` evaluated with a
-    fixed 256-node cubature rule (derivations.md §4.5), with the
-    rule's own error estimate as ``stderr``; measured against 800-draw Monte Carlo on 72 cells
-    at C = 2, 3 (d = 30, R in {4, 16, 64}, c in {0.1, 0.5, 1, 2}, ρ/σ0 in {0.1, 1, 3}): median
-    0.003, worst 0.015 over k <= 10 (the §4.4 dof accounting it replaces: median 0.05, worst
-    0.23); at C = 4, 5 (400 draws, s.e. up to 0.008): median 0.003, worst 0.025 (that cell
-    against 6000 draws: 0.006). Cost: 256 small eigenproblems, 0.01-0.4 s. For C > 5 it is the curve of the
+    fixed, seedless 256-node quasi-Monte-Carlo rule on the exactly reduced law (derivations.md
+    §4.5), with the rule's batch-means standard error as ``stderr``; measured against
+    16000-draw Monte Carlo on 72 cells at C = 2, 3 (d = 30, R in {4, 16, 64}, c in
+    {0.1, 0.5, 1, 2}, ρ/σ0 in {0.1, 1, 3}): median 0.0021, worst 0.0077 over k <= 10 (the §4.4
+    dof accounting it replaces: median 0.05, worst 0.23); at C = 4, 5 (4000 draws, s.e. up to
+    0.0026): median 0.0016, worst 0.0092. Cost: 256 small eigenproblems, 0.01-0.5 s. For C > 5
+    it is the curve of the
     deterministic dof-accounting spectrum of §4.4 (median 0.017 at C = 10; ``stderr`` zeros).
     ``'mean-field'`` is the curve of the mean-field spectrum (normalised by its own sum of
     squares).
@@ -501,9 +506,9 @@ def expected_explained_stress(eigenvalues, n_classes, teacher_scale, init_scale,
         se = curves.std(axis=0, ddof=1) / np.sqrt(curves.shape[0])
         n, nodes = curves.shape[0], 0
     elif method == "analytic" and _uses_cubature(C):
-        from ._cubature import rule_average, stress_rows
+        from ._cubature import batch_average, stress_rows
         spectra = _cubature_spectra(lam, C, rho, s0, R, F)
-        chi, se = rule_average(stress_rows(spectra, R * F.shape[0]))
+        chi, se = batch_average(stress_rows(spectra, R * F.shape[0]))
         n, nodes = 0, spectra.shape[0]
     else:
         ev = expected_spectrum(lam, C, rho, s0, lr, steps, R, dynamics=dynamics, loss=loss,
