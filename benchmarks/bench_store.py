@@ -5,7 +5,7 @@ Targets, on the 2-core CPU:
 1. ``bhattacharyya(logp, out="D.zarr")`` for M = 20000 models, n = 64 samples, C = 10 classes,
    the input a float32 memory map: peak resident memory of the process <= 1.5 GB (D alone is
    3.2 GB of float64).  Measured as ``ru_maxrss`` of a fresh child process that does only this.
-2. ``InPCA(n_components=10).fit(store)`` (block Krylov, row blocks of 64 MiB read from the store)
+2. ``InPCA(n_components=10).fit(store)`` (block Krylov, tile pairs of 1024^2 read from the store)
    <= 2x the time of the same fit on D held in memory (timed in another child after loading D;
    the load is not counted), with the same eigenvalues (max difference relative to |lambda_1|
    reported), and its own peak memory reported.

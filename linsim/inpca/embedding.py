@@ -33,10 +33,14 @@ Conventions
 Stored matrices
 ---------------
 ``fit`` accepts an in-memory array, a :class:`numpy.memmap`, a :class:`zarr.Array` or the path
-of a zarr array.  A stored ``D`` is never loaded whole: one tiled pass validates it and gives the
-row means, ``diag W`` and ``||W||_F`` (:mod:`linsim.inpca._matrix_stats`); the eigensolver then
-reads it one row block at a time (64 MiB, the next block prefetched while the current one is
-multiplied), once per block-Krylov iteration.
+of a zarr array.  A stored ``D`` is never loaded whole: the eigensolver reads it by tile pairs
+``D[I, J]``, ``D[J, I]`` (1024 x 1024 by default, on a pool of threads, the products added in a
+fixed order), once per block-Krylov iteration.  The first of these passes also validates ``D``
+and gives the row means, ``diag W`` and ``||W||_F`` (:mod:`linsim.inpca._matrix_stats`: no
+separate statistics pass; a bad ``D`` raises the same located errors at the end of that pass).
+It proves symmetry bit for bit (a 64-bit hash per tile pair, the entries compared one by one
+only where the hashes differ); a bitwise-symmetric ``D`` is then read only in its upper
+triangle, half the reading per pass.
 
 Solvers (:mod:`linsim.inpca._eigensolvers`)
 -------------------------------------------
@@ -234,7 +238,7 @@ class InPCA(BaseEstimator):
         ----------
         D : array (M, M), torch tensor, numpy.memmap, zarr.Array or path of a zarr array
             Distances (e.g. :func:`linsim.inpca.bhattacharyya`).  Memory maps and zarr arrays
-            are read in tiles and row blocks, never whole (see the module docstring).
+            are read in tile pairs, never whole (see the module docstring).
         y : ignored
             Present for scikit-learn API compatibility.
 

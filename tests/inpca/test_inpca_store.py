@@ -5,6 +5,7 @@ Oracles: the in-memory kernels on the same inputs (bitwise where the arithmetic 
 block reads (memory bound), and the in-memory InPCA fit (1e-12 relative to |lambda_1|).
 """
 
+import math
 import os
 
 import numpy as np
@@ -212,3 +213,191 @@ def test_stored_block_reads_chunk_columns_exactly(tmp_path):
                            (2, 20, 19, 53), (0, 37, 50, 53)]:
         np.testing.assert_array_equal(S.block(r0, r1, c0, c1), A[r0:r1, c0:c1])
     assert S.block(0, 4).dtype == np.float64
+
+
+# ----------------------------------------------------------------------------- stored passes: oracles
+
+from linsim.inpca import double_center  # noqa: E402
+from linsim.inpca._eigensolvers import CenteredOperator, _StoredMatmul  # noqa: E402
+from linsim.inpca._matrix_stats import StoredStats, stored_stats  # noqa: E402
+
+
+def _raw_zarr(path, D, chunks):
+    z = zarr.create_array(str(path), shape=D.shape, chunks=chunks, dtype=D.dtype, compressors=None,
+                          fill_value=np.nan, overwrite=True)
+    z[...] = D
+    return z
+
+
+def _sym(rng, M, offset=0.0):
+    """A bitwise-symmetric D with zero diagonal: mean-over-samples Bhattacharyya distances."""
+    D = bhattacharyya(log_softmax(2 * rng.standard_normal((M, 7, 3))))
+    D = np.triu(D, 1) + offset * np.triu(np.ones((M, M)), 1)
+    return D + D.T
+
+
+def test_folded_frobenius_identity_against_the_centred_matrix(tmp_path):
+    """||W||_F^2, row means and diag W from tile scans equal the directly centred matrix; for a D
+    whose mean dwarfs its spread (the identity about 0 cancels ~4M-fold there) the shift by the first
+    tile's mean keeps the digits: 1e-14 relative, where the same identity about 0 misses that."""
+    rng = np.random.default_rng(3)
+    for M, offset in ((45, 0.0), (300, 1e4)):
+        D = _sym(rng, M, offset)
+        W = double_center(D)
+        exact = math.fsum((W * W).ravel())
+        S = StoredMatrix(_raw_zarr(tmp_path / f"D{M}.zarr", D, (8, 8)), tile=64)
+        st = stored_stats(S, 1e-9)
+        assert abs(st.frobenius_sq / exact - 1) < 1e-14
+        np.testing.assert_allclose(st.row_means, D.mean(1), rtol=1e-14, atol=0)
+        np.testing.assert_allclose(st.diagonal, np.diagonal(W), rtol=0, atol=1e-12 * abs(W).max())
+    acc = StoredStats(S, shift=0.0)
+    for (I, J), sc in S.map_tile_pairs(lambda I, J: acc.scan(
+            S.block(*S.edges[I], *S.edges[J]), None if I == J else S.block(*S.edges[J], *S.edges[I]), I, J)):
+        acc.add(sc)
+    assert abs(acc.finish(1e-9).frobenius_sq / exact - 1) > 1e-14
+
+
+@settings(max_examples=10, deadline=None)
+@given(M=st.integers(2, 41), tile=st.integers(1, 17), k=st.integers(1, 4), bitwise=st.booleans(),
+       memmap=st.booleans(), seed=st.integers(0, 2**16))
+def test_property_stored_fit_equals_in_memory_and_eigh(tmp_path_factory, M, tile, k, bitwise, memmap, seed):
+    """Any M (not a multiple of the tile), any tile: the stored fit's eigenvalues equal numpy's
+    eigh of the centred matrix and the in-memory fit's (1e-10 |lambda_1|), its statistics equal the
+    in-memory ones; a D symmetric only within rounding (one entry one ulp off) takes the full reads."""
+    rng = np.random.default_rng(seed)
+    D = _sym(rng, M)
+    if not bitwise and M > 2:
+        D[0, M - 1] = np.nextafter(D[0, M - 1], np.inf)
+    k = min(k, M - 1) or 1
+    path = tmp_path_factory.mktemp("st")
+    if memmap:
+        np.save(path / "D.npy", D)
+        S = StoredMatrix(np.load(path / "D.npy", mmap_mode="r"), tile=tile)
+    else:
+        S = StoredMatrix(_raw_zarr(path / "D.zarr", D, (tile, tile)), tile=tile)
+    ref = InPCA(n_components=k, solver="iterative").fit(D)
+    fit = InPCA(n_components=k).fit(S)
+    lam = np.linalg.eigvalsh(double_center(D))
+    lam = lam[np.argsort(-np.abs(lam), kind="stable")][:k]
+    scale = abs(lam[0])
+    np.testing.assert_allclose(fit.eigenvalues_, lam, rtol=0, atol=1e-10 * scale)
+    np.testing.assert_allclose(fit.eigenvalues_, ref.eigenvalues_, rtol=0, atol=1e-10 * scale)
+    assert fit.frobenius_norm_ == pytest.approx(ref.frobenius_norm_, rel=1e-12)
+    np.testing.assert_allclose(fit.diagonal_, ref.diagonal_, rtol=0, atol=1e-12 * scale)
+    np.testing.assert_allclose(fit.column_means_, ref.column_means_, rtol=1e-13, atol=0)
+
+
+def test_first_pass_proves_symmetry_then_reads_the_upper_triangle_only(tmp_path):
+    """A bitwise-symmetric store: pass 1 reads every tile (n^2), later passes the n(n+1)/2 of the
+    upper triangle, with products equal to D @ V; one ulp of asymmetry keeps the full reads."""
+    rng = np.random.default_rng(5)
+    D = _sym(rng, 50)
+    V = rng.standard_normal((50, 3))
+    for ulp in (False, True):
+        E = D.copy()
+        if ulp:
+            E[7, 33] = np.nextafter(E[7, 33], np.inf)
+        S = StoredMatrix(_raw_zarr(tmp_path / f"D{ulp}.zarr", E, (16, 16)), tile=16)  # 4 x 4 tiles
+        mm = _StoredMatmul(S, 1e-9)
+        try:
+            reads = []
+            for _ in range(3):
+                r0 = S.reads
+                Y = mm(V)
+                reads.append(S.reads - r0)
+                np.testing.assert_allclose(Y, E @ V, rtol=0, atol=1e-13 * np.abs(E @ V).max())
+        finally:
+            mm.close()
+        assert mm.symmetric is (not ulp)
+        assert reads == ([1 + 16, 16, 16] if ulp else [1 + 16, 10, 10])  # (+1: the shift's tile)
+
+
+def test_stored_products_do_not_depend_on_the_number_of_threads(tmp_path):
+    rng = np.random.default_rng(6)
+    D = _sym(rng, 70)
+    S = StoredMatrix(_raw_zarr(tmp_path / "D.zarr", D, (8, 8)), tile=8)  # 9 x 9 tiles
+    V = rng.standard_normal((70, 5))
+    out = []
+    for n in (1, 2, 5):
+        mm = _StoredMatmul(S, 1e-9)
+        mm.pool.shutdown()
+        mm.n_threads = n
+        mm.pool = __import__("concurrent.futures").futures.ThreadPoolExecutor(n)
+        try:
+            out.append((mm(V), mm(V), mm.stats))
+        finally:
+            mm.close()
+    for Y1, Y2, stt in out[1:]:
+        np.testing.assert_array_equal(Y1, out[0][0])
+        np.testing.assert_array_equal(Y2, out[0][1])
+        assert stt.frobenius_sq == out[0][2].frobenius_sq
+
+
+def test_symmetry_hash_finds_one_ulp_and_the_asymmetry_is_located(tmp_path):
+    """One entry one ulp off, in an off-diagonal tile pair or inside a diagonal tile: the pair is
+    not bitwise symmetric, the largest asymmetry is that ulp at the upper-triangle position."""
+    rng = np.random.default_rng(8)
+    D = _sym(rng, 40)
+    for u, v in ((3, 30), (30, 3), (9, 12), (12, 9)):
+        E = D.copy()
+        E[u, v] = np.nextafter(E[u, v], np.inf)
+        S = StoredMatrix(E, tile=16)
+        acc = StoredStats(S, 0.0)
+        for _, sc in S.map_tile_pairs(lambda I, J: acc.scan(
+                S.block(*S.edges[I], *S.edges[J]), None if I == J else S.block(*S.edges[J], *S.edges[I]), I, J)):
+            acc.add(sc)
+        assert not acc.bitwise_symmetric
+        assert acc.asym == (abs(E[u, v] - E[v, u]), min(u, v), max(u, v))
+        acc.finish(1e-9)  # within the tolerance: accepted
+
+
+@pytest.mark.parametrize("kind", ["zarr", "memmap"])
+@pytest.mark.parametrize("edit, match", [
+    (lambda D: D.__setitem__((40, 3), D[40, 3] + 1e-3), r"not symmetric at \(3, 40\) / \(40, 3\)"),
+    (lambda D: D.__setitem__((5, 9), D[5, 9] + 1e-3), r"not symmetric at \(5, 9\) / \(9, 5\)"),
+    (lambda D: (D.__setitem__((5, 50), -1.0), D.__setitem__((50, 5), -1.0)), r"negative entry -1.0 at \(5, 50\)"),
+    (lambda D: D.__setitem__((69, 69), 0.5), r"diagonal entry 0.5 at \(69, 69\)"),
+    (lambda D: (D.__setitem__((60, 2), np.inf), D.__setitem__((61, 1), np.nan)), r"non-finite entry inf at \(60, 2\)"),
+])
+def test_bad_stored_matrix_is_located_in_memmaps_and_raw_zarr(logp, tmp_path, kind, edit, match):
+    """The first product pass raises the same located errors as the in-memory checks (several
+    tiles: 16 of 70), from a memory map and from an uncompressed zarr store read chunk by chunk."""
+    D = bhattacharyya(logp)
+    edit(D)
+    if kind == "zarr":
+        S = StoredMatrix(_raw_zarr(tmp_path / "D.zarr", D, (16, 16)), tile=16)
+        assert S._chunk_file is not None
+    else:
+        np.save(tmp_path / "D.npy", D)
+        S = StoredMatrix(np.load(tmp_path / "D.npy", mmap_mode="r"), tile=16)
+    with pytest.raises(ValueError, match=match):
+        InPCA(n_components=3).fit(S)
+    with pytest.raises(ValueError, match=match):
+        stored_stats(S, 1e-9)
+
+
+def test_raw_chunk_reads_equal_zarr_reads(tmp_path):
+    """Uncompressed local zarr v3: blocks read from the chunk files are the array's values for any
+    range (edge chunks, unaligned, a float32 store) and a never-written chunk comes from zarr (its
+    fill value); a compressed store is read through zarr; a truncated chunk file is an error."""
+    rng = np.random.default_rng(9)
+    A = rng.standard_normal((37, 53))
+    A[8:16, 10:20] = np.nan  # the fill value: zarr writes no file for this chunk
+    for dtype in ("f8", "f4"):
+        z = _raw_zarr(tmp_path / f"A{dtype}.zarr", A.astype(dtype), (8, 10))
+        assert not os.path.exists(tmp_path / f"A{dtype}.zarr" / "c" / "1" / "1")
+        S = StoredMatrix(z)
+        assert S._chunk_file is not None
+        for r0, r1, c0, c1 in [(0, 37, 0, 53), (3, 9, 0, 53), (8, 16, 10, 20), (0, 8, 0, 10), (32, 37, 50, 53),
+                               (5, 30, 7, 41), (36, 37, 9, 11)]:
+            got = S.block(r0, r1, c0, c1)
+            assert got.dtype == np.float64 and got.flags.c_contiguous
+            np.testing.assert_array_equal(got, A.astype(dtype)[r0:r1, c0:c1].astype(np.float64))
+    zc = zarr.create_array(str(tmp_path / "C.zarr"), shape=A.shape, chunks=(8, 10), dtype="f8")
+    zc[...] = A
+    assert StoredMatrix(zc)._chunk_file is None
+    np.testing.assert_array_equal(StoredMatrix(zc).block(3, 20, 5, 30), A[3:20, 5:30])
+    chunk = tmp_path / "Af8.zarr" / "c" / "0" / "0"
+    chunk.write_bytes(chunk.read_bytes()[:-8])
+    with pytest.raises(ValueError, match="damaged"):
+        StoredMatrix(zarr.open_array(str(tmp_path / "Af8.zarr"), mode="r")).block(0, 8, 0, 10)
