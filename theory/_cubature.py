@@ -68,7 +68,9 @@ def inversive_coordinates(n_coords: int, log2_nodes: int, offset: int = 0) -> np
     digital shift ``b_j = ⌊N {(j+1)(√5-1)/2}⌋``. Inversion, field multiplication and XOR are
     bijections, so every coordinate is a permutation of ``0..N-1``. Two coordinates with
     different ``c`` have Walsh coefficients bounded by Kloosterman sums (Weil: at most about
-    ``2^{1-m/2}``), so no pair is structurally dependent; the construction has no seed.
+    ``2^{1-m/2}``), so no pair is structurally dependent; coordinates ``j`` and ``j + N`` share
+    ``c`` and differ by a field multiplication (at m = 8 their normal scores correlate by at most
+    0.077 over the first 31 rounds). The construction has no seed.
 
     Examples
     --------
