@@ -19,7 +19,6 @@ import functools
 
 import numpy as np
 from scipy.special import gammaincinv, ndtri
-from scipy.stats import qmc
 
 __all__: list[str] = []
 
@@ -36,6 +35,55 @@ _PRIMITIVE = {1: 0x3, 2: 0x7, 3: 0xB, 4: 0x13, 5: 0x25, 6: 0x43, 7: 0x89, 8: 0x1
 #: Step of the exponent of the output multiplier between successive rounds of 2^m inversive
 #: coordinates (coordinate j uses the multiplier g^(STEP * (j // 2^m)), g the field's generator).
 _MULTIPLIER_STEP = 37
+
+
+#: Sobol' direction numbers of dimensions 2..16 (Joe & Kuo, new-joe-kuo-6.21201): the degree s
+#: of the primitive polynomial, its inner coefficients a (bits, highest first) and m_1..m_s.
+#: Dimension 1 is the van der Corput sequence (all m_k = 1).
+_JOE_KUO = ((1, 0, (1,)), (2, 1, (1, 3)), (3, 1, (1, 3, 1)), (3, 2, (1, 1, 1)), (4, 1, (1, 1, 3, 3)),
+            (4, 4, (1, 3, 5, 13)), (5, 2, (1, 1, 5, 5, 17)), (5, 4, (1, 1, 5, 5, 5)),
+            (5, 7, (1, 1, 7, 11, 19)), (5, 11, (1, 1, 5, 1, 1)), (5, 13, (1, 1, 1, 3, 11)),
+            (5, 14, (1, 3, 5, 5, 31)), (6, 1, (1, 3, 3, 9, 7, 49)), (6, 13, (1, 1, 1, 15, 21, 21)),
+            (6, 16, (1, 3, 1, 13, 27, 49)))
+#: Most coordinates the Sobol' block of :func:`uniform_nodes` takes.
+SOBOL_DIMS = len(_JOE_KUO) + 1
+
+
+def sobol_net(dim: int, log2_nodes: int) -> np.ndarray:
+    """The unscrambled Sobol' net of ``2**log2_nodes`` points as grid indices (N, dim), dim <= 16.
+
+    Points in Gray-code order (the order of ``scipy.stats.qmc.Sobol(scramble=False)``): point
+    ``i`` is the XOR of the direction numbers ``v_k = m_k 2^{m-k}`` over the set bits ``k`` of
+    ``i ⊕ (i >> 1)``, with ``m_k`` from the Joe-Kuo recurrence of each dimension's primitive
+    polynomial. Written out here so that the rule constructs no random generator at all.
+
+    Examples
+    --------
+    >>> sobol_net(2, 2).tolist()
+    [[0, 0], [2, 2], [3, 1], [1, 3]]
+    """
+    dim, m = int(dim), int(log2_nodes)
+    if not 0 <= dim <= SOBOL_DIMS:
+        raise ValueError(f"the Sobol' block has at most {SOBOL_DIMS} dimensions, got dim={dim}")
+    V = np.zeros((dim, m), dtype=np.int64)
+    if dim:
+        V[0] = [1 << (m - 1 - k) for k in range(m)]
+    for j in range(1, dim):
+        s, a, m_init = _JOE_KUO[j - 1]
+        mk = list(m_init)
+        for k in range(s, m):
+            new = mk[k - s] ^ (mk[k - s] << s)
+            for b in range(1, s):
+                if (a >> (s - 1 - b)) & 1:
+                    new ^= mk[k - b] << b
+            mk.append(new)
+        V[j] = [mk[k] << (m - 1 - k) for k in range(m)]
+    i = np.arange(2**m)
+    gray = i ^ (i >> 1)
+    out = np.zeros((2**m, dim), dtype=np.int64)
+    for k in range(m):
+        out ^= ((gray >> k) & 1)[:, None] * V[None, :, k]
+    return out
 
 
 @functools.lru_cache(maxsize=None)
@@ -95,7 +143,8 @@ def inversive_coordinates(n_coords: int, log2_nodes: int, offset: int = 0) -> np
 def uniform_nodes(dim: int, log2_nodes: int) -> np.ndarray:
     """``N = 2**log2_nodes`` equal-weight nodes of a rule for the uniform law on ``(0, 1)^dim``.
 
-    The first ``min(dim, 2·log2_nodes)`` coordinates are an unscrambled Sobol' net, digitally
+    The first ``min(dim, 2·log2_nodes, 16)`` coordinates are the unscrambled Sobol' net
+    (:func:`sobol_net`), digitally
     shifted by a fixed Weyl-sequence vector (no node with all coordinates equal); the others are
     :func:`inversive_coordinates`. Every coordinate is a permutation of the centred grid
     ``(k + ½)/N`` (no node on a cube face). The most important variables go first. The first half
@@ -109,12 +158,11 @@ def uniform_nodes(dim: int, log2_nodes: int) -> np.ndarray:
     """
     dim, m = int(dim), int(log2_nodes)
     n = 2**m
-    lead = min(dim, 2 * m)
+    lead = min(dim, 2 * m, SOBOL_DIMS)
     k = np.zeros((n, dim), dtype=np.int64)
     if lead:
-        k[:, :lead] = np.rint(qmc.Sobol(lead, scramble=False).random_base2(m) * n).astype(np.int64)
         shift = np.floor(n * ((np.arange(1, lead + 1) * _GOLDEN) % 1.0)).astype(np.int64)
-        k[:, :lead] ^= shift[None, :]
+        k[:, :lead] = sobol_net(lead, m) ^ shift[None, :]
     if dim > lead:
         k[:, lead:] = inversive_coordinates(dim - lead, m, offset=lead)
     return (k + 0.5) / n
@@ -146,10 +194,10 @@ def gaussian_nodes(dim: int, log2_nodes: int) -> np.ndarray:
     """
     dim, m = int(dim), int(log2_nodes)
     n = 2**m
-    lead = min(dim, 2 * m)
+    lead = min(dim, 2 * m, SOBOL_DIMS)
     k = np.zeros((n, dim), dtype=np.int64)
     if lead:
-        k[:, :lead] = np.rint(qmc.Sobol(lead, scramble=False).random_base2(m) * n).astype(np.int64)
+        k[:, :lead] = sobol_net(lead, m)
         shift = np.floor(n * ((np.arange(1, lead + 1) * _GOLDEN) % 1.0)).astype(np.int64)
         k[:, :lead] ^= shift[None, :]
     if dim > lead:

@@ -166,6 +166,39 @@ def test_analytic_cubature_is_deterministic_and_scale_free():
     assert ev.size == 6 * st.size and np.all(ev >= 0) and np.all(np.diff(ev) <= 1e-15)
 
 
+def test_analytic_curve_draws_no_random_numbers(monkeypatch):
+    """No seed anywhere in the C <= 5 rule: every numpy generator fails during the call.
+
+    (The rule before this one seeded a PCG64 for its padding, and scipy's Sobol' constructor
+    makes a default generator: both fail here.)
+    """
+    import theory._cubature as cub
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the analytic rule asked for a random generator")
+
+    for name in ("default_rng", "Generator", "PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64",
+                 "SeedSequence", "RandomState"):
+        monkeypatch.setattr(np.random, name, refuse)
+    cub.feature_variables.cache_clear()
+    lam = LAM30(0.5)
+    st = theory.checkpoint_steps(100, 5)
+    for C, R in ((2, 3), (5, 70)):  # 70 runs: thousands of padding coordinates
+        cur = theory.expected_explained_stress(lam[:10], C, 1.0, 1.0, 1.0, st, R, method="analytic",
+                                               n_components=4)
+        assert cur.n_nodes == 256 and np.all(np.isfinite(cur.chi))
+
+
+def test_batch_average_is_the_standard_error_of_block_means():
+    from theory._cubature import batch_average
+    v = np.arange(256.0)[:, None] ** 2
+    m, se = batch_average(v)
+    blocks = [v[32 * b: 32 * (b + 1)].mean() for b in range(8)]  # oracle written here
+    assert m[0] == pytest.approx(v.mean()) and se[0] == pytest.approx(np.std(blocks, ddof=1) / np.sqrt(8))
+    with pytest.raises(ValueError, match="do not split into 8 batches"):
+        batch_average(np.ones((12, 2)))
+
+
 def test_analytic_fixes_the_mean_field_in_the_initialization_regime():
     """ρ/σ0 = 0.1: the mean field over-counts the cloud's dimension (measured 0.43 off); analytic 0.011."""
     lam, C, R = LAM30(0.5), 5, 16
@@ -312,6 +345,17 @@ def test_analytic_curve_uses_the_per_mode_cloud_when_runs_outnumber_features():
     an = theory.expected_explained_stress(lam, C, ratio, 1.0, 1.0 / lam[0], steps, R,
                                           method="analytic", n_components=10).chi
     assert np.abs(an - sim).max() < 0.0046  # measured 0.0023 (the sequential accounting alone: 0.29)
+
+
+def test_sobol_block_is_scipys_unscrambled_net():
+    """The written-out Sobol' net equals scipy's unscrambled Sobol' points (the oracle), in order."""
+    from scipy.stats import qmc
+    from theory._cubature import sobol_net
+    for m in (1, 3, 8, 10):
+        ref = np.rint(qmc.Sobol(16, scramble=False).random_base2(m) * 2**m).astype(np.int64)
+        assert np.array_equal(sobol_net(16, m), ref)
+    with pytest.raises(ValueError, match="at most 16 dimensions"):
+        sobol_net(17, 8)
 
 
 def _gf_mul(x, y, poly=0x11D):
