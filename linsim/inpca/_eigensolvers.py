@@ -33,6 +33,7 @@ import scipy.sparse.linalg
 from linsim.registry import Registry
 
 from ._matrix_stats import StoredStats, tile_shift
+from ._thin_gemm import pad_columns, thin_matmul
 from .checks import DIST_TOL
 
 __all__ = ["SOLVERS", "CenteredOperator", "blas_threads_limited", "sort_by_magnitude", "fix_signs"]
@@ -116,11 +117,12 @@ class _StoredMatmul:
     """``D @ V`` for a stored ``D`` (memory map / zarr), one tile pair at a time.
 
     A pass reads the tile pairs ``A = D[I, J]``, ``B = D[J, I]`` (``I <= J``, tiles of
-    ``StoredMatrix.tile``, 8 MiB by default) on a pool of ``max(2, BLAS threads)`` Python
-    threads, each running single-threaded BLAS (numpy releases the GIL in reads and products),
-    so that one thread's read overlaps another's product.  The products ``A V_J`` and ``B V_I``
-    are added into ``Y`` by the calling thread in the fixed pair order, so ``Y`` does not
-    depend on the number of threads or on their timing.  At most ``2 x threads`` pairs are in
+    ``StoredMatrix.tile``, 8 MiB by default) on a pool of ``max(2, BLAS threads)`` (at most 8)
+    Python threads; each multiplies its tiles with the register-tiled kernel of
+    :mod:`linsim.inpca._thin_gemm` (2-4x single-threaded OpenBLAS on this shape; reads and
+    products release the GIL), so that one thread's read overlaps another's product.  The
+    products ``A V_J`` and ``B V_I`` are added into ``Y`` by the calling thread in the fixed pair
+    order, so ``Y`` does not depend on the number of threads or on their timing.  At most ``threads + 2`` pairs are in
     flight: the memory held is a few tiles, never ``D``.
 
     The first pass also validates ``D`` and gives its statistics (the scans of
@@ -134,7 +136,9 @@ class _StoredMatmul:
     def __init__(self, S, check_tol: float):
         self.S = S
         self.check_tol = float(check_tol)
-        self.n_threads = max(2, _blas_threads())
+        # at least 2 (a read overlaps a product), at most 8 (the passes are bound by memory
+        # traffic long before that, and each thread holds two tiles in flight)
+        self.n_threads = min(8, max(2, _blas_threads()))
         self.pool = concurrent.futures.ThreadPoolExecutor(self.n_threads)
         self.stats = None
         self.symmetric = False
@@ -145,31 +149,32 @@ class _StoredMatmul:
         validate = self.stats is None
         half = self.symmetric and not validate
         acc = StoredStats(S, tile_shift(S)) if validate else None
-        Y = np.zeros((S.shape[0], V.shape[1]))
+        Vp = pad_columns(V)  # the register-tiled kernel's layout (columns padded to 8)
+        Y = np.zeros(Vp.shape)
 
         def pair(I, J):
             (i0, i1), (j0, j1) = e[I], e[J]
             A = S.block(i0, i1, j0, j1)
             if I == J:
-                return A @ V[i0:i1], None, (acc.scan(A, None, I, J) if validate else None)
+                return thin_matmul(A, Vp[i0:i1], padded=True), None, (acc.scan(A, None, I, J) if validate else None)
+            PA = thin_matmul(A, Vp[j0:j1], padded=True)
             if half:  # bitwise symmetric: D[J, I] is A^T exactly
-                return A @ V[j0:j1], A.T @ V[i0:i1], None
+                return PA, thin_matmul(A, Vp[i0:i1], transpose=True, padded=True), None
             B = S.block(j0, j1, i0, i1)
-            return A @ V[j0:j1], B @ V[i0:i1], (acc.scan(A, B, I, J) if validate else None)
+            return PA, thin_matmul(B, Vp[i0:i1], padded=True), (acc.scan(A, B, I, J) if validate else None)
 
-        with _threadpool_limits(1):
-            for (I, J), (PA, PB, sc) in S.map_tile_pairs(pair, self.pool, window=2 * self.n_threads):
-                (i0, i1), (j0, j1) = e[I], e[J]
-                Y[i0:i1] += PA
-                if PB is not None:
-                    Y[j0:j1] += PB
-                if sc is not None:
-                    acc.add(sc)
+        for (I, J), (PA, PB, sc) in S.map_tile_pairs(pair, self.pool, window=self.n_threads + 2):
+            (i0, i1), (j0, j1) = e[I], e[J]
+            Y[i0:i1] += PA
+            if PB is not None:
+                Y[j0:j1] += PB
+            if sc is not None:
+                acc.add(sc)
         self.passes += 1
         if validate:
             self.stats = acc.finish(self.check_tol)  # raises on a bad D
             self.symmetric = acc.bitwise_symmetric
-        return Y
+        return Y[:, :V.shape[1]]
 
     def close(self):
         self.pool.shutdown()
