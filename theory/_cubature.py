@@ -206,7 +206,7 @@ def gaussian_nodes(dim: int, log2_nodes: int) -> np.ndarray:
     return ndtri((k + 0.5) / n)
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=2)  # a root search reuses one rule; H is up to ~16 MB (C=5, R=64)
 def feature_variables(n_feat: int, R: int, log2_nodes: int) -> tuple[np.ndarray, np.ndarray]:
     """Reduced variables of the law at the nodes: ``|g|`` (N, n_feat) and ``H`` (N, n_feat, R-1).
 
