@@ -76,6 +76,7 @@ import concurrent.futures
 import functools
 import hashlib
 import math
+import queue
 
 import numpy as np
 
@@ -83,13 +84,16 @@ __all__ = [
     "FLUSH",
     "RESCALE",
     "RESCALE_EXP",
+    "Scratch",
     "TINY",
     "default_tile_shape",
     "exact_pair_logbc",
     "fused_impl",
     "microkernel_source",
     "pack_panels",
+    "prep_width",
     "prepare_panels",
+    "scratch_size",
     "tile_kernel",
 ]
 
@@ -109,8 +113,9 @@ SBLOCK = 128
 #: default task block (models): rows x columns of the output per task
 ROWS = 96
 COLS = 256
-#: models per block of the preparation pass (rounded to a multiple of both panel widths)
-PREP_WIDTH = 480
+#: working memory of one block of the preparation pass (sets its width in models, rounded to a
+#: multiple of both panel widths): small enough to stay in L2 between its passes
+PREP_BYTES = 512 << 10
 
 
 def default_tile_shape() -> tuple[int, int]:
@@ -247,14 +252,13 @@ def _helpers():
         return flagged
 
     @numba.njit(**_JIT)
-    def prep(E, lo, hi, normalize, m0, XR, R, XW, W):  # pragma: no cover - compiled
+    def prep(E, inv, lo, hi, normalize, m0, XR, R, XW, W):  # pragma: no cover - compiled
         """From ``E[m, i, c] = sqrt(p)`` (unnormalized) of models ``m0 + m`` (``m0`` and the
         block's end on whole panels): the values divided by ``sqrt(Z)`` (when ``normalize``)
-        into the panels ``XR`` (width ``R``) and, when ``W > 0``, ``XW`` (width ``W``).
-        Returns -1, or the flat index ``m * s + i`` of the first row whose ``Z`` is outside
-        ``[lo, hi]`` (NaN included)."""
+        into the panels ``XR`` (width ``R``) and, when ``W > 0``, ``XW`` (width ``W``); ``inv``
+        (w, s) is working memory.  Returns -1, or the flat index ``m * s + i`` of the first row
+        whose ``Z`` is outside ``[lo, hi]`` (NaN included)."""
         w, s, C = E.shape
-        inv = np.empty((w, s))
         for m in range(w):  # pass 1, reading E in order: norms and checks
             for i in range(s):
                 z = 0.0
@@ -349,7 +353,7 @@ def _empty_panels(M: int, s: int, C: int, P: int, buf=None) -> np.ndarray:
     return X
 
 
-def prepare_panels(lp, s0, s1, widths, tol, normalize=True, width=PREP_WIDTH, pool=None, bufs=None):
+def prepare_panels(lp, s0, s1, widths, tol, normalize=True, width=None, pool=None, bufs=None, scratch=None):
     """Normalized square-root probabilities of samples ``s0:s1`` packed into panels.
 
     Parameters
@@ -362,11 +366,18 @@ def prepare_panels(lp, s0, s1, widths, tol, normalize=True, width=PREP_WIDTH, po
         Accepted ``|log Z|`` per (model, sample) (``inf`` with ``normalize=False``).
     normalize : bool
         Divide by ``sqrt(Z)`` (else use the rows as given, ``log Z`` reported as 0).
-    width : int
-        Models per preparation block (rounded to a multiple of the widths); blocks are shared
-        out over ``pool`` when given (the exponentials release the GIL).
+    width : int, optional
+        Models per preparation block (rounded to a multiple of the widths; default: a block's
+        working memory of about :data:`PREP_BYTES`, so that it stays in cache between the
+        passes over it); blocks are shared out over ``pool`` when given (the exponentials
+        release the GIL).
     bufs : list of flat float64 arrays, optional
         Memory for the panels (one per width, large enough); the panels are prefixes of them.
+    scratch : Scratch, optional
+        Working memory of the blocks (arrays of ``scratch.size`` elements: a block takes one
+        and puts it back, so one per thread of ``pool`` is enough), so that consecutive sample
+        chunks reuse resident memory instead of fresh pages; the blocks are made narrow
+        enough to fit in them.
 
     Returns
     -------
@@ -389,23 +400,90 @@ def prepare_panels(lp, s0, s1, widths, tol, normalize=True, width=PREP_WIDTH, po
     bufs = [None, None] if bufs is None else list(bufs) + [None]
     XR = _empty_panels(M, s, C, R, bufs[0])
     XW = _empty_panels(M, s, C, W, bufs[1]) if W else np.empty(0)
-    step = _lcm(R, W) if W else R
-    width = max(step, width // step * step)
+    step = _step(widths)
+    width = prep_width(s, C, widths) if width is None else max(step, width // step * step)
+    if scratch is not None:
+        fit = scratch.size // (s * (C + 1)) // step * step
+        width = min(width, fit) if fit else width
+        if not fit:  # too small for one panel's worth: fresh memory
+            scratch = None
     prep = _helpers()[2]
     tol = float(tol)
     lo, hi = math.exp(-tol), math.exp(tol)  # |log Z| <= tol
 
     def one(m0):
         w = min(M, m0 + width) - m0
-        E = np.multiply(lp[m0:m0 + w, s0:s1], 0.5, dtype=np.float64)
-        np.exp(E, out=E)
-        return prep(E, lo, hi, bool(normalize), m0, XR, R, XW, W)
+        buf = np.empty(width * s * (C + 1)) if scratch is None else scratch.get()
+        try:
+            E = buf[:w * s * C].reshape(w, s, C)
+            np.multiply(lp[m0:m0 + w, s0:s1], 0.5, out=E, dtype=np.float64)
+            np.exp(E, out=E)
+            return prep(E, buf[w * s * C:w * s * (C + 1)].reshape(w, s), lo, hi, bool(normalize), m0, XR, R, XW, W)
+        finally:
+            if scratch is not None:
+                scratch.put(buf)
 
     starts = range(0, M, width)
     bad = list(pool.map(one, starts)) if pool is not None and len(starts) > 1 else [one(m0) for m0 in starts]
     if max(bad) >= 0:
         return None
     return [XR, XW] if W else [XR]
+
+
+class Scratch:
+    """A pool of equal float64 work arrays shared by the threads of a preparation pass.
+
+    Examples
+    --------
+    >>> sc = Scratch(1000, 2)
+    >>> a = sc.get(); a.size, sc.get() is not a
+    (1000, True)
+    >>> sc.put(a)
+    """
+
+    def __init__(self, size: int, count: int):
+        self.size = int(size)
+        self._free = queue.SimpleQueue()
+        for _ in range(max(1, int(count))):
+            self._free.put(np.empty(self.size))
+
+    def get(self) -> np.ndarray:
+        """Take a free array (blocks until one is put back)."""
+        return self._free.get()
+
+    def put(self, arr: np.ndarray) -> None:
+        """Give an array back."""
+        self._free.put(arr)
+
+
+def _step(widths) -> int:
+    return _lcm(widths[0], widths[1]) if len(widths) > 1 and widths[1] else widths[0]
+
+
+def prep_width(s: int, C: int, widths) -> int:
+    """Models per preparation block for ``s`` samples of ``C`` classes: a multiple of the panel
+    widths whose working memory (``s (C + 1)`` float64 per model) is about :data:`PREP_BYTES`.
+
+    Examples
+    --------
+    >>> prep_width(128, 10, (6, 16))     # 48 models: 48 * 128 * 11 * 8 bytes = 528 KiB
+    48
+    >>> prep_width(4, 2, (6,))
+    5460
+    """
+    step = _step(widths)
+    return max(step, PREP_BYTES // (8 * s * (C + 1)) // step * step)
+
+
+def scratch_size(s: int, C: int, widths) -> int:
+    """Elements of one scratch array of :func:`prepare_panels` (``s`` samples, ``C`` classes).
+
+    Examples
+    --------
+    >>> scratch_size(128, 10, (6, 16))
+    67584
+    """
+    return prep_width(s, C, widths) * s * (C + 1)
 
 
 def pack_panels(X, P):
@@ -477,10 +555,10 @@ def fused_impl(tp, tq, *, prepare, logprobs, out, tile=None, group=None, workers
     Parameters
     ----------
     tp, tq : objects with ``shape`` (M, n, C); ``tq`` None for the self case
-    prepare : callable ``(which, s0, s1, widths, pool, bufs) -> list of flat panel arrays``
+    prepare : callable ``(which, s0, s1, widths, pool, bufs, scratch) -> list of flat panel arrays``
         Normalized square-root probabilities of samples ``s0:s1`` of ensemble ``which``
-        (0: p, 1: q) packed into panels of each of the ``widths``, in the memory ``bufs`` (see
-        :func:`prepare_panels`; inputs checked there).
+        (0: p, 1: q) packed into panels of each of the ``widths``, in the memory ``bufs``, with
+        the working memory ``scratch`` (see :func:`prepare_panels`; inputs checked there).
     logprobs : callable ``(which, models, s0, s1) -> ndarray (k, s, C)``
         Normalized float64 log-probabilities of the given models (for the exact recomputation).
     out : ndarray (Ma, Mb) float64, C-contiguous
@@ -507,7 +585,7 @@ def fused_impl(tp, tq, *, prepare, logprobs, out, tile=None, group=None, workers
     --------
     >>> import numpy as np
     >>> lp = np.log(np.array([[[0.5, 0.5]], [[0.9, 0.1]]]))          # M=2, n=1, C=2
-    >>> prep = lambda which, s0, s1, widths, pool, bufs: prepare_panels(lp, s0, s1, widths, 1e-8)
+    >>> prep = lambda which, s0, s1, widths, pool, bufs, scratch: prepare_panels(lp, s0, s1, widths, 1e-8)
     >>> out = np.zeros((2, 2))
     >>> fused_impl(lp, None, prepare=prep, logprobs=None, out=out)    # no pair flagged
     (0, None)
@@ -544,6 +622,8 @@ def fused_impl(tp, tq, *, prepare, logprobs, out, tile=None, group=None, workers
         s_chunk = max(sblock, s_chunk // sblock * sblock)  # flush checks stay on a group grid
     s_chunk = min(n, s_chunk)
     bufs = [np.empty(-(-Ma // R) * s_chunk * C * R), np.empty(-(-Mb // W) * s_chunk * C * W)]
+    # one preparation block's working memory per thread, reused by every chunk
+    scratch = Scratch(max(scratch_size(s_chunk, C, w) for w in ([(R, W)] if sym else [(R,), (W,)])), workers)
     states = [None] * len(tasks)
 
     def state(k):
@@ -582,10 +662,10 @@ def fused_impl(tp, tq, *, prepare, logprobs, out, tile=None, group=None, workers
             s1 = min(n, s0 + s_chunk)
             s = s1 - s0
             if sym:
-                Xp, Yp = prepare(0, s0, s1, (R, W), pool, bufs)
+                Xp, Yp = prepare(0, s0, s1, (R, W), pool, bufs, scratch)
             else:
-                (Xp,) = prepare(0, s0, s1, (R,), pool, bufs[:1])
-                (Yp,) = prepare(1, s0, s1, (W,), pool, bufs[1:])
+                (Xp,) = prepare(0, s0, s1, (R,), pool, bufs[:1], scratch)
+                (Yp,) = prepare(1, s0, s1, (W,), pool, bufs[1:], scratch)
 
             def run(k, Xp=Xp, Yp=Yp, s=s, last=s1 == n):
                 pa0, pa1, pb0, pb1 = tasks[k]
