@@ -208,13 +208,14 @@ def gaussian_nodes(dim: int, log2_nodes: int) -> np.ndarray:
 
 @functools.lru_cache(maxsize=2)  # a root search reuses one rule; H is up to ~16 MB (C=5, R=64)
 def feature_variables(n_feat: int, R: int, log2_nodes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Reduced variables of the law at the nodes: ``|g|`` (N, n_feat) and ``H`` (N, n_feat, R-1).
+    """Reduced variables of the law at the nodes: ``|g|`` (N, n_feat) and ``H`` (N, n_feat, r).
 
     Exact reductions (derivations.md §4.5): the spectrum depends on the teacher coefficients only
     through ``|g_f|`` (half-normal), and on the initialisation block only through ``H Hᵀ``, a
     Wishart matrix with ``R-1`` dof, which has the law of ``Uᵀ U`` for the upper-trapezoidal
     Bartlett factor ``U`` ((R-1) x n_feat, ``U_ll ~ χ_{R-1-l}``, ``U_lf ~ N(0, 1)`` for ``l < f``,
-    0 below the diagonal); ``H = Uᵀ`` is returned. Variables are laid out feature by feature
+    0 below the diagonal); ``H = Uᵀ`` is returned without its zero columns, ``r = min(R-1, n_feat)``
+    (so many runs cost no more than ``n_feat`` of them). Variables are laid out feature by feature
     (``|g_f|``, then column ``f`` of ``U``), so the leading features get the net. The arrays are
     cached and read-only (a root search asks for the same rule many times).
 
@@ -223,6 +224,8 @@ def feature_variables(n_feat: int, R: int, log2_nodes: int) -> tuple[np.ndarray,
     >>> g, H = feature_variables(3, 3, 4)
     >>> g.shape, H.shape, bool(np.all(g > 0)), bool(np.all(H[:, 0, 1] == 0))
     ((16, 3), (16, 3, 2), True, True)
+    >>> feature_variables(3, 50, 4)[1].shape
+    (16, 3, 3)
     """
     n_feat, R, m = int(n_feat), int(R), int(log2_nodes)
     r1 = R - 1
@@ -231,7 +234,7 @@ def feature_variables(n_feat: int, R: int, log2_nodes: int) -> tuple[np.ndarray,
     start = np.concatenate([[0], np.cumsum(1 + n_col)])[:-1]
     u = uniform_nodes(int(np.sum(1 + n_col)), m)
     g = ndtri(0.5 + 0.5 * u[:, start])
-    H = np.zeros((u.shape[0], n_feat, r1))
+    H = np.zeros((u.shape[0], n_feat, min(r1, n_feat)))
     if r1:
         rows = np.concatenate([np.arange(c) for c in n_col])  # l = 0..n_col-1 for each column
         cols = np.repeat(f, n_col)
@@ -303,7 +306,7 @@ def feature_spectra(Phi: np.ndarray, q: int, a: float, s0: float, R: int, log2_n
         else:  # points (K + (R-1) K) x features: the smaller Gram
             top = np.sqrt(a) * g[:, None, :] * Ps[:, modes][None]
             low = s0 * H.transpose(0, 2, 1)[:, :, None, :] * P[:, modes][None, None]
-            Y = np.concatenate([top, low.reshape(g.shape[0], (R - 1) * K, n_feat)], axis=1)
+            Y = np.concatenate([top, low.reshape(g.shape[0], H.shape[2] * K, n_feat)], axis=1)
             N = Y @ Y.transpose(0, 2, 1)
         out.append(np.linalg.eigvalsh(N)[:, ::-1])
     return np.clip(np.concatenate(out), 0.0, None)
