@@ -16,8 +16,9 @@ The models are softmax outputs of a smooth low-dimensional family (as in bench_i
 has a few dominant eigenvalues of both signs.  Everything is written under ``--workdir``
 (default: a temporary folder, removed at the end; the full size needs ~3.3 GB of disk).
 
-Usage: python benchmarks/bench_store.py [--quick] [--workdir DIR]
-  --quick   M = 3000 (targets not judged)
+Usage: python benchmarks/bench_store.py [--quick] [--workdir DIR] [--fit-only]
+  --quick     M = 3000 (targets not judged)
+  --fit-only  only step 2, on the store a previous run left in --workdir (kept: give --workdir)
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ def child(task: str, workdir: str, arg: str) -> None:
         z = zarr.open_group(os.path.join(workdir, "D.zarr"), mode="r")["distance"]
         fit = InPCA(n_components=10).fit(z)
         res["eigenvalues"] = fit.eigenvalues_.tolist()
+        res["vectors_head"] = fit.eigenvectors_[:1000].tolist()
         res["n_iter"] = fit.n_iter_
         res["solver"] = fit.solver_
     elif task == "fit_memory":
@@ -101,6 +103,7 @@ def child(task: str, workdir: str, arg: str) -> None:
         t0 = time.perf_counter()  # loading is not counted
         fit = InPCA(n_components=10, solver="iterative").fit(D)
         res["eigenvalues"] = fit.eigenvalues_.tolist()
+        res["vectors_head"] = fit.eigenvectors_[:1000].tolist()
         res["n_iter"] = fit.n_iter_
     elif task == "compare":
         import zarr
@@ -117,6 +120,23 @@ def child(task: str, workdir: str, arg: str) -> None:
     print(json.dumps(res))
 
 
+def fit_step(workdir: str, M: int, judge) -> None:
+    """Step 2: the stored fit and the in-memory fit, each in a fresh child, and their ratio."""
+    fs = run_child("fit_store", workdir)
+    fm = run_child("fit_memory", workdir)
+    lam_s, lam_m = np.array(fs["eigenvalues"]), np.array(fm["eigenvalues"])
+    diff = float(np.max(np.abs(lam_s - lam_m)) / abs(lam_m[0]))
+    vec = float(np.max(np.abs(np.array(fs["vectors_head"]) - np.array(fm["vectors_head"]))))
+    ratio = fs["wall"] / fm["wall"]
+    ok_ratio = (ratio <= RATIO_TARGET) if judge else None
+    print(f"\n[2] InPCA(10).fit: from the store {fs['wall']:.2f} s ({fs['solver']}, {fs['n_iter']} passes over D; "
+          f"peak RSS {fs['maxrss_mib']:.0f} MiB), in memory {fm['wall']:.2f} s ({fm['n_iter']} passes; "
+          f"peak RSS {fm['maxrss_mib']:.0f} MiB incl. D)")
+    print(f"    ratio store / memory = {ratio:.2f}   target <= {RATIO_TARGET:.1f}   {verdict(ok_ratio)}; "
+          f"max |lambda_store - lambda_memory| / |lambda_1| = {diff:.1e}; eigenvectors (first 1000 rows) "
+          f"max |difference| = {vec:.1e}")
+
+
 def run_child(task: str, workdir: str, arg: str = "0") -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), "--_child", task, workdir, arg]
     out = subprocess.run(cmd, capture_output=True, text=True)
@@ -129,12 +149,20 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="M=3000; targets not judged")
     ap.add_argument("--workdir", default=None, help="folder for the input and the stores (default: a temp dir)")
+    ap.add_argument("--fit-only", action="store_true",
+                    help="only step 2, on the store of a previous run in --workdir")
     ap.add_argument("--_child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args._child:
         return child(*args._child)
     M, n, C = (3000, 64, 10) if args.quick else (20000, 64, 10)
     judge = None if args.quick else True
+    if args.fit_only:
+        if args.workdir is None or not os.path.isdir(os.path.join(args.workdir, "D.zarr")):
+            ap.error("--fit-only needs --workdir with the D.zarr store of a previous run")
+        print(f"# bench_store --fit-only: store in {args.workdir}; load average "
+              f"{tuple(round(x, 2) for x in os.getloadavg())}")
+        return fit_step(args.workdir, M, judge)
     own = args.workdir is None
     workdir = tempfile.mkdtemp(prefix="bench_store_") if own else args.workdir
     os.makedirs(workdir, exist_ok=True)
@@ -152,17 +180,7 @@ def main(argv=None):
               f"peak RSS {st['maxrss_mib']:.0f} MiB (D is {M * M * 8 / 2**20:.0f} MiB)   target <= "
               f"{RSS_TARGET_MIB:.0f} MiB   {verdict(ok_rss)}")
 
-        fs = run_child("fit_store", workdir)
-        fm = run_child("fit_memory", workdir)
-        lam_s, lam_m = np.array(fs["eigenvalues"]), np.array(fm["eigenvalues"])
-        diff = float(np.max(np.abs(lam_s - lam_m)) / abs(lam_m[0]))
-        ratio = fs["wall"] / fm["wall"]
-        ok_ratio = (ratio <= RATIO_TARGET) if judge else None
-        print(f"\n[2] InPCA(10).fit: from the store {fs['wall']:.2f} s ({fs['solver']}, {fs['n_iter']} passes over D; "
-              f"peak RSS {fs['maxrss_mib']:.0f} MiB), in memory {fm['wall']:.2f} s ({fm['n_iter']} passes; "
-              f"peak RSS {fm['maxrss_mib']:.0f} MiB incl. D)")
-        print(f"    ratio store / memory = {ratio:.2f}   target <= {RATIO_TARGET:.1f}   {verdict(ok_ratio)}; "
-              f"max |lambda_store - lambda_memory| / |lambda_1| = {diff:.1e}")
+        fit_step(workdir, M, judge)
 
         stop = max(1, st["tiles_total"] // 3)
         ri = run_child("store", workdir, str(stop))
