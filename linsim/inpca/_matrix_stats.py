@@ -283,6 +283,12 @@ class StoredMatrix:
         With a :class:`concurrent.futures.Executor` ``pool``, at most ``window`` calls are in
         flight and the results still come in that order (so whatever the caller accumulates
         from them does not depend on the number of threads or on their timing).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> [key for key, _ in StoredMatrix(np.zeros((5, 5)), tile=2).map_tile_pairs(lambda I, J: None)]
+        [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)]
         """
         n = len(self.edges)
         pairs = [(I, J) for I in range(n) for J in range(I, n)]
@@ -381,6 +387,13 @@ def as_stored_matrix(D, name: str = "D"):
 
 
 def equidistant_message(M: int) -> str:
+    """The error message for a ``D`` whose double-centred matrix is zero.
+
+    Examples
+    --------
+    >>> equidistant_message(3)[:30]
+    'all 3 models are equidistant i'
+    """
     return (f"all {M} models are equidistant in a way that leaves W = 0 (||W||_F = 0): "
             "nothing to embed")
 
@@ -545,7 +558,14 @@ class StoredStats:
 
 
 def tile_shift(S: StoredMatrix) -> float:
-    """The shift ``s`` of :class:`StoredStats`: the mean of the first tile (one tile read)."""
+    """The shift ``s`` of :class:`StoredStats`: the mean of the first tile (one tile read).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> tile_shift(StoredMatrix(np.array([[0.0, 2.0, 9.0], [2.0, 0.0, 9.0], [9.0, 9.0, 0.0]]), tile=2))
+    1.0
+    """
     i0, i1 = S.edges[0]
     return float(S.block(i0, i1, i0, i1).mean())
 

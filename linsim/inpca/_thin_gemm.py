@@ -135,6 +135,12 @@ def thin_matmul(A: np.ndarray, V: np.ndarray, *, transpose: bool = False, padded
     Returns
     -------
     numpy.ndarray float64 (p, b) -- (q, b) with ``transpose`` -- C-contiguous.
+
+    Examples
+    --------
+    >>> A = np.array([[1.0, 2.0], [3.0, 4.0]])
+    >>> thin_matmul(A, np.eye(2)).tolist(), thin_matmul(A, np.eye(2), transpose=True).tolist()
+    ([[1.0, 2.0], [3.0, 4.0]], [[1.0, 3.0], [2.0, 4.0]])
     """
     if A.dtype != np.float64 or not A.flags.c_contiguous or A.ndim != 2:
         raise ValueError(f"A must be a C-contiguous 2-D float64 array; got {A.dtype}, shape {A.shape}")

@@ -401,3 +401,27 @@ def test_raw_chunk_reads_equal_zarr_reads(tmp_path):
     chunk.write_bytes(chunk.read_bytes()[:-8])
     with pytest.raises(ValueError, match="damaged"):
         StoredMatrix(zarr.open_array(str(tmp_path / "Af8.zarr"), mode="r")).block(0, 8, 0, 10)
+
+
+def test_a_failing_read_stops_the_fit_and_leaves_no_threads(tmp_path):
+    """An error (or an interrupt) inside a pass propagates out of fit; the pass's queued tile
+    pairs are cancelled and its thread pool is shut down."""
+    import threading
+
+    D = _sym(np.random.default_rng(10), 60)
+    S = StoredMatrix(_raw_zarr(tmp_path / "D.zarr", D, (8, 8)), tile=8)
+    calls = []
+    read = S.block
+
+    def failing(*a):
+        calls.append(a)
+        if len(calls) == 12:
+            raise KeyboardInterrupt
+        return read(*a)
+
+    S.block = failing
+    before = threading.active_count()
+    with pytest.raises(KeyboardInterrupt):
+        InPCA(n_components=3).fit(S)
+    assert threading.active_count() == before
+    assert len(calls) < 12 + 8  # the pairs after the failure were not all read
