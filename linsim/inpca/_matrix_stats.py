@@ -30,6 +30,7 @@ import collections
 import concurrent.futures
 import math
 import os
+import threading
 import warnings
 from dataclasses import dataclass
 
@@ -227,6 +228,7 @@ class StoredMatrix:
         self.tile = int(tile)
         self.reads = 0
         self.max_block_elems = 0
+        self._count_lock = threading.Lock()  # blocks are read from several threads
         self._chunk_file = _raw_chunk_files(arr)
 
     @property
@@ -237,8 +239,9 @@ class StoredMatrix:
 
     def block(self, r0, r1, c0=0, c1=None) -> np.ndarray:
         c1 = self.shape[1] if c1 is None else c1
-        self.reads += 1
-        self.max_block_elems = max(self.max_block_elems, (r1 - r0) * (c1 - c0))
+        with self._count_lock:
+            self.reads += 1
+            self.max_block_elems = max(self.max_block_elems, (r1 - r0) * (c1 - c0))
         if self._chunk_file is not None:
             return self._read_raw_chunks(r0, r1, c0, c1)
         w = self.chunk_cols

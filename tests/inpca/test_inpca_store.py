@@ -425,3 +425,16 @@ def test_a_failing_read_stops_the_fit_and_leaves_no_threads(tmp_path):
         InPCA(n_components=3).fit(S)
     assert threading.active_count() == before
     assert len(calls) < 12 + 8  # the pairs after the failure were not all read
+
+
+def test_default_tile_follows_the_chunks(tmp_path):
+    """Tiles are whole chunks near 1024 (square or rectangular chunks: their lcm), 1024 for a
+    memory map and for chunks too large to align to (read unaligned)."""
+    def tile(chunks):
+        z = zarr.create_array(zarr.storage.MemoryStore(), shape=(5000, 5000), chunks=chunks, dtype="f8")
+        return StoredMatrix(z).tile
+
+    assert tile((16, 16)) == 1024 and tile((1024, 1024)) == 1024 and tile((300, 300)) == 900
+    assert tile((8, 10)) == 1000 and tile((2048, 2048)) == 2048 and tile((3000, 3000)) == 1024
+    np.save(tmp_path / "D.npy", np.zeros((3, 3)))
+    assert StoredMatrix(np.load(tmp_path / "D.npy", mmap_mode="r")).tile == 1024
