@@ -16,28 +16,31 @@ How (per pair, samples in order)
   pairs use (not once per pair), in float64 whatever the input dtype.
 * **Coefficient.** ``BC_i = fma(x_{C-1}, y_{C-1}, ... fma(x_1, y_1, x_0 y_0))`` (class order,
   the fused kernel's formula).
-* **Running product, rescaled exactly.** A coefficient ``>= LOW = 2**-500`` is multiplied into
-  the pair's running product ``Q``; whenever ``Q`` falls below ``LOW`` it is multiplied by
-  ``2**500`` and ``-500`` is added to its exponent count (both exact), so ``Q`` stays a normal
-  number (``>= 2**-1000``) and no product is ever rounded in the subnormal range.  One
-  logarithm per pair at the end: ``Q 2**E`` is split canonically as ``m 2**E'`` (``frexp``)
-  and gives ``log m + E' log 2`` (the same bits however often ``Q`` was rescaled).
+* **Running product, rescaled exactly.** A coefficient ``>= LOW = 2**-900`` is multiplied into
+  the pair's running product ``Q``; after every sample, a ``Q`` below ``FLOOR = 2**-100`` is
+  multiplied by ``UP = 2**1000`` and ``-1000`` is added to its exponent count (both exact, as in
+  the fused kernel), so ``Q`` stays in ``[2**-100, 2**900]``, ``Q BC_i >= 2**-1000`` is a normal
+  number, and no product is ever rounded in the subnormal range.  One logarithm per pair at the
+  end: ``Q 2**E`` is split canonically as ``m 2**E'`` (``frexp``) and gives
+  ``log m + E' log 2``, the same bits however often ``Q`` was rescaled.
 * **Log domain for tiny coefficients.** A sample with ``BC_i < LOW`` (its terms may have
   underflowed: probabilities like ``exp(-2500)``) is recomputed as
   ``m + log sum_c exp(h_c - m)``, ``h_c = (la_c + lb_c) / 2``, ``m = max_c h_c`` (classes in
   order, the C library's ``exp``/``log``), and added separately.  Probability zero is
   ``-inf`` and legal: disjoint support on a sample (every ``h_c = -inf``) gives ``-inf`` there,
   so the pair's sum is ``-inf`` (distance ``+inf``), and the first such sample is reported, as
-  by the numpy path.  A coefficient ``>= LOW`` needs no such care: terms below ``LOW u`` cannot
-  change it, and every term above that is a product of normal numbers.
+  by the numpy path.  A coefficient ``>= LOW`` needs no such care: terms below ``LOW u``
+  (``2**-953``) cannot change it, every term above that is a product of normal numbers, and
+  the terms lost to underflow are below ``2**-1022``, ``2**-122`` of it.
 * **Register tiles.** Pairs are grouped by column *panel* (``8 V`` consecutive column models)
-  and ``R`` rows with pairs in that panel (:func:`default_shape`: 2 x 4 vectors with AVX-512,
-  2 x 1 otherwise).  The ``R x 8V`` coefficients are accumulated in vector registers
+  and ``R`` rows with pairs in that panel (:func:`default_shape`: 3 rows x 2 vectors of 8 with
+  AVX-512, 3 x 1 otherwise).  The ``R x 8V`` coefficients are accumulated in vector registers
   (:mod:`linsim.inpca._simd`) and multiplied into running products held in registers for a
-  block of :data:`SBLOCK` samples; a lane without a pair is computed and discarded, so a
-  dense flagged set (whole blocks of pairs) runs at the speed of the fused kernel's own loop
-  and a scattered one wastes lanes, not correctness.  Groups are sorted by panel, so one
-  panel's block of samples stays in L1 while its rows stream past.
+  block of :data:`SBLOCK` samples; one OR-ed mask test per sample sends the tile to the lane by
+  lane rule (the same rule) when some coefficient is below ``LOW``.  A lane without a pair is
+  computed and discarded, so a dense flagged set (whole blocks of pairs) runs near the speed
+  of the fused kernel's own loop and a scattered one wastes lanes, not correctness.  Groups are
+  ordered by panel, so one panel's block of samples stays in L1 while its rows stream past.
 * **Threads.** A thread takes a contiguous range of groups.  Every pair goes through the same
   operations in the same order whatever its group, lane, tile shape, thread or ``batch``
   (lanes are independent; rescaling is exact), so the result is bitwise independent of the
@@ -61,8 +64,14 @@ its pairwise sum over samples ``ceil(log2 n) u sum_i |log BC_i|``.  The tests ch
 and both against 50-digit ``mpmath`` values; this path is the more accurate of the two (its
 exponentials have exact arguments ``l / 2``; the numpy path's ``(la + lb) / 2 - m`` is rounded).
 
-Speed: ``benchmarks/bench_exact_path.py`` (the fused kernel's bad case through the public
-:func:`linsim.inpca.bhattacharyya`, this path against the numpy one).
+Speed (2-core AMD EPYC, AVX-512, a loaded machine; ``benchmarks/bench_exact_path.py``): with
+every pair of M = 600, n = 1000, C = 10 flagged (logits 100 N(0, 1), ~45 nats a sample), the
+kernel and its preparation take 0.09-0.10 s of one thread's CPU for all 179 700 pairs, against
+0.065-0.075 s for the whole normal fused path on moderate data of the same shape; the numpy
+path takes 15-40x longer.  Through :func:`linsim.inpca.bhattacharyya` the driver's own
+``logprobs`` callback (a torch gather and ``logsumexp`` of every model's log-probabilities)
+then costs more than this path (0.2 s with one torch thread, 0.8 s with two on a loaded
+machine).
 """
 
 from __future__ import annotations
@@ -75,8 +84,10 @@ import math
 import numpy as np
 
 __all__ = [
+    "FLOOR",
     "LOW",
     "SBLOCK",
+    "UP",
     "default_shape",
     "exact_logbc_sums",
     "kernel_source",
@@ -84,11 +95,14 @@ __all__ = [
     "redo_exact_reference",
 ]
 
-#: coefficients at least this large are multiplied into the running product, which is rescaled
-#: by :data:`UP` whenever it falls below it; smaller coefficients are taken in the log domain
-LOW = 2.0 ** -500
-#: the exact rescaling of a running product below :data:`LOW`
-UP = 2.0 ** 500
+#: coefficients at least this large are multiplied into the running product; smaller ones are
+#: taken in the log domain
+LOW = 2.0 ** -900
+#: a running product below this after a sample is multiplied by :data:`UP` (exact), so it stays
+#: in ``[2**-100, 2**900]`` and times a coefficient ``>= LOW`` is still a normal number
+FLOOR = 2.0 ** -100
+#: the exact rescaling of a running product below :data:`FLOOR` (its exponent count gets -1000)
+UP = 2.0 ** 1000
 #: samples per block of the pair loop (a block of a column panel stays in L1)
 SBLOCK = 16
 #: pairs x samples below which one thread does all the work
@@ -112,10 +126,11 @@ def lse_TAG(La, Lb, a, b, i, C):
     return math.log(t) + m
 
 
-def rare_TAG(bc, q, La, Lb, a, b0, i, C, gpair, g, r, lo, o, E, extra, fst, tb, tq):
-    """One vector of row ``r`` of group ``g`` on sample ``i`` when some lane's coefficient is
-    below LOW: lane by lane, the product step or the log domain; returns the new ``q``.
-    Lane ``j`` is the pair ``gpair[g, r, lo + j]`` (-1: padding, reset to 1)."""
+def rare_TAG(bc, q, La, Lb, a, b0, i, C, gpair, g, r, lo, o, extra, fst, tb, tq):
+    """One vector of row ``r`` of group ``g`` on sample ``i`` when some coefficient of the group
+    is below LOW: lane by lane, the product (``q *= bc``) or the log domain (``q`` kept);
+    returns the new ``q``.  Lane ``j`` is the pair ``gpair[g, r, lo + j]`` (-1: padding, reset
+    to 1)."""
     vstore(tb, 0, bc)
     vstore(tq, 0, q)
     for j in range(LANES):
@@ -123,11 +138,7 @@ def rare_TAG(bc, q, La, Lb, a, b0, i, C, gpair, g, r, lo, o, E, extra, fst, tb, 
         if gpair[g, r, lo + j] < 0:
             tq[j] = 1.0
         elif v >= LOW:
-            w = tq[j] * v
-            if w < LOW:  # exact
-                w *= UP
-                E[o + j] -= 500.0
-            tq[j] = w
+            tq[j] *= v
         else:
             h = lse_TAG(La, Lb, a, b0 + j, i, C)
             if h == -np.inf and fst[o + j] < 0:
@@ -197,17 +208,21 @@ def kernel_source(R: int, V: int) -> str:
     for r in range(R):
         for v in range(V):
             add(f"                    s{r}_{v} = vfma(x{r}, y{v}, s{r}_{v})")
-    for r in range(R):
-        for v in range(V):
-            q, sv, off = f"q{r}_{v}", f"s{r}_{v}", f"o + {(r * V + v) * 8}"
-            add(f"                if vanylt({sv}, LOW):  # rare: some lane takes the log domain")
-            add(f"                    {q} = rare_TAG({sv}, {q}, La, Lb, a{r}, pan * {W} + {v * 8}, i, C, gpair, g, "
-                f"{r}, {v * 8}, {off}, E, extra, fst, tb, tq)")
-            add("                else:")
-            add(f"                    {q} = vmul({q}, {sv})")
-            add(f"                    if vanylt({q}, LOW):  # exact: times 2**500, counted")
-            add(f"                        vstore(E, {off}, vadd(vload(E, {off}), vsel_below({q}, LOW, -500.0)))")
-            add(f"                        {q} = vmul_below({q}, LOW, UP)")
+    tiles = [(r, v) for r in range(R) for v in range(V)]
+    add("                if (" + " | ".join(f"vltmask(s{r}_{v}, LOW)" for r, v in tiles) + ") != 0:")
+    add("                    # rare: some lane takes the log domain")
+    for r, v in tiles:
+        add(f"                    q{r}_{v} = rare_TAG(s{r}_{v}, q{r}_{v}, La, Lb, a{r}, pan * {W} + {v * 8}, i, C, "
+            f"gpair, g, {r}, {v * 8}, o + {(r * V + v) * 8}, extra, fst, tb, tq)")
+    add("                else:")
+    for r, v in tiles:
+        add(f"                    q{r}_{v} = vmul(q{r}_{v}, s{r}_{v})")
+    add("                if (" + " | ".join(f"vltmask(q{r}_{v}, FLOOR)" for r, v in tiles) + ") != 0:")
+    add("                    # exact: the lanes below FLOOR times 2**1000, -1000 counted")
+    for r, v in tiles:
+        off = f"o + {(r * V + v) * 8}"
+        add(f"                    vstore(E, {off}, vadd(vload(E, {off}), vsel_below(q{r}_{v}, FLOOR, -1000.0)))")
+        add(f"                    q{r}_{v} = vmul_below(q{r}_{v}, FLOOR, UP)")
     for r in range(R):
         for v in range(V):
             add(f"            vstore(Q, o + {(r * V + v) * 8}, q{r}_{v})")
@@ -227,16 +242,16 @@ def kernel_source(R: int, V: int) -> str:
 
 
 def default_shape() -> tuple[int, int]:
-    """Register tile ``(R, V)`` of the pair kernel for this host: 2 x 4 (AVX-512), else 2 x 1.
+    """Register tile ``(R, V)`` of the pair kernel for this host: 3 x 2 (AVX-512), else 3 x 1.
 
     Examples
     --------
-    >>> default_shape() in ((2, 4), (2, 1))
+    >>> default_shape() in ((3, 2), (3, 1))
     True
     """
     from ._simd import has_avx512
 
-    return (2, 4) if has_avx512() else (2, 1)
+    return (3, 2) if has_avx512() else (3, 1)
 
 
 @functools.cache
@@ -259,7 +274,8 @@ def _kernel(R: int, V: int):
     env = {"__name__": __name__, "np": np, "math": math, "min": min, "LOW": LOW, "UP": UP,
            "LANES": _simd.LANES, "vload": _simd.vload, "vstore": _simd.vstore, "vbcast": _simd.vbcast,
            "vmul": _simd.vmul, "vfma": _simd.vfma, "vanylt": _simd.vanylt, "vadd": _simd.vadd,
-           "vmul_below": _simd.vmul_below, "vsel_below": _simd.vsel_below}
+           "vmul_below": _simd.vmul_below, "vsel_below": _simd.vsel_below, "vltmask": _simd.vltmask,
+           "FLOOR": FLOOR}
     # compiled under this file's name so that numba's disk cache is keyed (and invalidated) by it
     code = compile(src, __file__, "exec")
     exec(code, env)
@@ -282,6 +298,8 @@ def _threads(workers, work):
 
 def _check_values(L, name):
     """Raise on NaN or ``+inf`` in log-probabilities ``L (k, s, C)``, naming the first one."""
+    if L.size == 0 or np.max(L) < np.inf:  # one pass; NaN propagates through max
+        return
     bad = np.isnan(L) | (L == np.inf)
     if bad.any():
         m, i, c = np.unravel_index(int(np.argmax(bad)), L.shape)
@@ -417,24 +435,30 @@ def _sqrt_panels(X, k, s, C, W):
     return P.reshape(-1)
 
 
-def _groups(ia, ib, R, W):
-    """Register-tile groups of the pairs ``(ia, ib)`` (sorted by column panel ``b // W``, then
-    by ``(a, b)``): up to ``R`` rows with pairs in one panel.
+def _groups(ia, ib, R, W, ka):
+    """Register-tile groups of the pairs ``(ia, ib)`` (rows ``< ka``): up to ``R`` rows with
+    pairs in one column panel (``W`` models), ordered by panel, then row.
 
-    Returns ``(rows (ng, R), panel (ng,), pairs (ng, R, W))``; ``pairs[g, r, j]`` is the position
-    of pair ``(rows[g, r], W panel[g] + j)`` in the sorted order, -1 for none.  The empty slots
-    of a short group repeat its last row (with no pairs).
+    Returns ``(rows (ng, R), panel (ng,), pairs (ng, R, W))``; ``pairs[g, r, j]`` is the index
+    (into ``ia``, ``ib``) of the pair ``(rows[g, r], W panel[g] + j)``, -1 for none.  The empty
+    slots of a short group repeat its last row (with no pairs).  Raises :class:`_RepeatedPair`
+    when a pair is given twice.
     """
     k = ia.size
     panel = ib // W
-    start = np.ones(k, dtype=bool)  # row groups: one row against one panel
-    start[1:] = (ia[1:] != ia[:-1]) | (panel[1:] != panel[:-1])
-    rg = np.cumsum(start) - 1
-    rg_first = np.flatnonzero(start)
-    rg_a, rg_p = ia[rg_first], panel[rg_first]
-    pstart = np.ones(rg_first.size, dtype=bool)  # up to R consecutive row groups of one panel
+    key = panel * ka + ia  # one row against one panel: a "row group"
+    span = int(key.max()) + 1
+    if span <= 8 * k + (1 << 20):  # dense ids: counting, no sort
+        present = np.zeros(span, dtype=bool)
+        present[key] = True
+        ids = np.flatnonzero(present)
+        rgi = (np.cumsum(present) - 1)[key]
+    else:
+        ids, rgi = np.unique(key, return_inverse=True)
+    rg_p, rg_a = ids // ka, ids % ka  # row groups in (panel, row) order
+    pstart = np.ones(ids.size, dtype=bool)  # up to R consecutive row groups of one panel
     pstart[1:] = rg_p[1:] != rg_p[:-1]
-    pos = np.arange(rg_first.size) - np.flatnonzero(pstart)[np.cumsum(pstart) - 1]
+    pos = np.arange(ids.size) - np.flatnonzero(pstart)[np.cumsum(pstart) - 1]
     gstart = pos % R == 0
     gid = np.cumsum(gstart) - 1
     ng = int(gid[-1]) + 1
@@ -446,12 +470,18 @@ def _groups(ia, ib, R, W):
         short = counts <= r
         rows[short, r] = rows[short, r - 1]
     pairs = np.full((ng, R, W), -1, dtype=np.int64)
-    pairs[gid[rg], slot[rg], ib % W] = np.arange(k)
+    cell = (gid[rgi] * R + slot[rgi]) * W + ib % W
+    flat = pairs.reshape(-1)
+    flat[cell] = np.arange(k)
+    if np.count_nonzero(flat >= 0) != k:  # some cell was written twice
+        seen = np.zeros(flat.size, dtype=np.int64)
+        np.add.at(seen, cell, 1)
+        raise _RepeatedPair(int(np.flatnonzero(seen[cell] > 1)[-1]))
     return rows, rg_p[gstart], pairs
 
 
 class _RepeatedPair(ValueError):
-    """A pair given twice where that is an error; ``position`` is its second occurrence."""
+    """A pair given twice; ``position`` is the index of one of its occurrences."""
 
     def __init__(self, position):
         super().__init__(position)
@@ -469,40 +499,30 @@ def _sums(La, Lb, ia, ib, workers, sblock, shape=None, repeats=True):
     ka, n, C = La.shape
     R, V = default_shape() if shape is None else shape
     W = 8 * V
-    order = np.lexsort((ib, ia, ib // W))  # by column panel, then (a, b)
-    sa, sb = ia[order], ib[order]
-    rep = np.flatnonzero((sa[1:] == sa[:-1]) & (sb[1:] == sb[:-1])) + 1
-    if rep.size:
+    try:
+        rows, panel, gpair = _groups(ia, ib, R, W, ka)
+    except _RepeatedPair:
         if not repeats:
-            raise _RepeatedPair(int(order[rep].min()))
-        keep = np.ones(k, dtype=bool)
-        keep[rep] = False
-        s_u, f_u = _sums(La, Lb, sa[keep], sb[keep], workers, sblock, shape)
-        where = np.cumsum(keep) - 1
-        sums[order] = s_u[where]
-        first[order] = f_u[where]
-        return sums, first
-    rows, panel, gpair = _groups(sa, sb, R, W)
+            raise
+        u, inverse = np.unique(ia * Lb.shape[0] + ib, return_inverse=True)
+        s_u, f_u = _sums(La, Lb, u // Lb.shape[0], u % Lb.shape[0], workers, sblock, shape)
+        return s_u[inverse], f_u[inverse]
     Xa = _sqrt_rows(La)
     Yp = _sqrt_panels(Xa if Lb is La else _sqrt_rows(Lb), Lb.shape[0], n, C, W)
     kernel = _kernel(R, V)
     ng = rows.shape[0]
     nt = min(_threads(workers, k * n), ng)
-    last = gpair.reshape(ng, -1).max(axis=1)  # the last pair of each group, increasing with g
-    bounds = [0] + [int(np.searchsorted(last, k * t // nt)) for t in range(1, nt)] + [ng]
-    s_sorted = np.empty(k)
-    f_sorted = np.empty(k, dtype=np.int64)
+    size = np.count_nonzero(gpair.reshape(ng, -1) >= 0, axis=1).cumsum()  # pairs up to each group
+    bounds = [0] + [int(np.searchsorted(size, k * t // nt)) for t in range(1, nt)] + [ng]
     args = (Xa, La, Yp, Lb, rows, panel, gpair)
     if nt == 1:
-        kernel(*args, 0, ng, sblock, s_sorted, f_sorted)
+        kernel(*args, 0, ng, sblock, sums, first)
     else:
         with concurrent.futures.ThreadPoolExecutor(nt) as pool:
-            jobs = [pool.submit(kernel, *args, bounds[t], bounds[t + 1], sblock, s_sorted, f_sorted)
+            jobs = [pool.submit(kernel, *args, bounds[t], bounds[t + 1], sblock, sums, first)
                     for t in range(nt) if bounds[t] < bounds[t + 1]]
             for job in jobs:
                 job.result()
-    sums[order] = s_sorted
-    first[order] = f_sorted
     return sums, first
 
 
@@ -602,7 +622,7 @@ def redo_exact(fa, fb, s0, s1, logprobs, sym, out, disjoint, batch=4096, *, work
         try:
             sums, first = _sums(La, Lb, ia, ib, workers, SBLOCK, repeats=False)
         except _RepeatedPair as err:
-            j = err.position
+            j = err.position  # the later of the two
             raise ValueError(f"pair ({a[j]}, {b[j]}) appears more than once in fa, fb") from None
         out[a, b] += sums
         for j in np.flatnonzero(first >= 0):
