@@ -438,3 +438,30 @@ def test_default_tile_follows_the_chunks(tmp_path):
     assert tile((8, 10)) == 1000 and tile((2048, 2048)) == 2048 and tile((3000, 3000)) == 1024
     np.save(tmp_path / "D.npy", np.zeros((3, 3)))
     assert StoredMatrix(np.load(tmp_path / "D.npy", mmap_mode="r")).tile == 1024
+
+
+@pytest.mark.parametrize("where", ["one pair in a diagonal tile", "a whole off-diagonal tile", "sign bits"])
+def test_structured_asymmetries_are_found(tmp_path, where):
+    """Asymmetries that change only exponent or sign bits (values doubled, negated) -- where an
+    unmixed integer hash of the bits can cancel -- are found and located like any other."""
+    D = _sym(np.random.default_rng(11), 48)
+    E = D.copy()
+    if where == "one pair in a diagonal tile":
+        E[9, 12] *= 2.0
+        u, v = 9, 12
+    elif where == "a whole off-diagonal tile":
+        E[0:16, 32:48] *= 2.0
+        d = np.abs(E - E.T)
+        u, v = np.unravel_index(np.argmax(np.triu(d)), d.shape)
+    else:
+        E[3, 20] = -E[3, 20]
+        u, v = 3, 20
+    S = StoredMatrix(E, tile=16)
+    match = rf"not symmetric at \({u}, {v}\)" if where != "sign bits" else r"negative entry"
+    with pytest.raises(ValueError, match=match):
+        stored_stats(S, 1e-9)
+    acc = StoredStats(S, 0.0)
+    for _, sc in S.map_tile_pairs(lambda I, J: acc.scan(
+            S.block(*S.edges[I], *S.edges[J]), None if I == J else S.block(*S.edges[J], *S.edges[I]), I, J)):
+        acc.add(sc)
+    assert not acc.bitwise_symmetric and acc.asym[1:] == (u, v)
