@@ -142,6 +142,9 @@ def test_inpca_fit_from_zarr_and_memmap_equals_in_memory(logp, tmp_path):
         np.testing.assert_allclose(fit.diagonal_, ref.diagonal_, rtol=0, atol=1e-13)
         np.testing.assert_allclose(fit.explained_stress_, ref.explained_stress_, rtol=0, atol=1e-12)
     assert S.max_block_elems <= 16 * 16  # never more than one tile at once
+    arp = InPCA(n_components=6, solver="arpack").fit(S)  # one pass per matrix-vector product
+    np.testing.assert_allclose(arp.eigenvalues_, ref.eigenvalues_, rtol=0, atol=1e-10 * lam1)
+    assert arp.frobenius_norm_ == pytest.approx(ref.frobenius_norm_, rel=1e-12)
     with pytest.raises(ValueError, match="dense solver needs D in memory"):
         InPCA(n_components=6, solver="dense").fit(z)
 
