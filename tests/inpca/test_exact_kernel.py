@@ -283,9 +283,10 @@ def test_redo_exact_tiles_fetch_each_model_once_per_tile_and_do_not_change_bits(
 
 
 def test_through_bhattacharyya_on_the_bad_case(monkeypatch):
-    """Confident, disagreeing outputs (logits 100 N(0, 1), ~45 nats a sample): every pair is
-    flagged by the fused kernel, and the distances through this path match the oracle."""
-    A = log_softmax(100 * np.random.default_rng(10).standard_normal((20, 200, 10)))
+    """Confident, disagreeing outputs (logits 300 N(0, 1), ~130 nats a sample, 3000 bits lost
+    in 16 samples): the fused kernel flags every pair, and the distances through this path
+    match the oracle."""
+    A = log_softmax(300 * np.random.default_rng(10).standard_normal((20, 200, 10)))
     redone = []
 
     def spy(fa, *args, **kw):
@@ -294,9 +295,9 @@ def test_through_bhattacharyya_on_the_bad_case(monkeypatch):
 
     monkeypatch.setattr(_fused, "_redo_exact", spy)
     D = bhattacharyya(A, kernel="fused", workers=1)
-    assert sum(redone) > 150  # most of the 190 pairs
+    assert sum(redone) >= 190  # all 190 pairs (more calls when the samples come in chunks)
     ref = bhattacharyya_reference(A)
-    assert np.median(D[np.triu_indices(20, 1)]) > 40
+    assert np.median(D[np.triu_indices(20, 1)]) > 100
     np.testing.assert_allclose(D, ref, rtol=1e-14, atol=1e-13)
     X = bhattacharyya(A[:7], A[5:], kernel="fused", workers=1)
     np.testing.assert_allclose(X, bhattacharyya_reference(A[:7], A[5:]), rtol=1e-14, atol=1e-13)
