@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+from scipy import optimize, special
 
 from ._checks import integer, nonnegative, positive
 from .ensemble import (_analytic_spectrum, _init_cloud_spectrum, _mp_typical, _setup,
@@ -264,6 +265,47 @@ def _teacher_tail(Phi, C) -> np.ndarray:
     return out
 
 
+def _teacher_energy_moments(Phi, C) -> tuple[float, float]:
+    """Exact mean and variance of the run-mean block's energy ``Q = ‖G_T‖_F²`` (σ0 = a = 1).
+
+    ``G_T = Σ_k w_k ψ_k ψ_kᵀ`` with independent ``w_k ~ χ²_{C-1}``, so ``Q = wᵀ M w`` with
+    ``M_kl = (ψ_k·ψ_l)²``. With the central moments of ``χ²_q`` (variance ``2q``, third ``8q``,
+    fourth ``12q(q+4)``, i.e. excess fourth cumulant ``48q``), the quadratic-form identity gives
+    ``E Q = q² 1ᵀM1 + 2q tr M`` (= ``T2`` of :func:`energy_terms`) and
+    ``Var Q = 48q Σ_k M_kk² + 8q² ‖M‖_F² + 8q³ ‖M1‖² + 32q² Σ_k M_kk (M1)_k``.
+    """
+    Psi = Phi - Phi.mean(axis=0, keepdims=True)
+    M = (Psi.T @ Psi) ** 2
+    q = float(C - 1)
+    dM = np.diag(M)
+    M1 = M.sum(axis=1)
+    mean = q * q * M1.sum() + 2.0 * q * dM.sum()
+    var = 48.0 * q * np.sum(dM**2) + 8.0 * q * q * np.sum(M * M) + 8.0 * q**3 * (M1 @ M1) \
+        + 32.0 * q * q * (dM @ M1)
+    return float(mean), float(var)
+
+
+def _inverse_sqrt_mean(b, shape, scale) -> float:
+    """``E[(b + V)^{-1/2}]`` for ``V ~ Gamma(shape, scale)``, ``b >= 0``, in closed form.
+
+    Substituting ``V = b t`` in the Gamma integral gives Tricomi's confluent hypergeometric
+    function: ``E[(b+V)^{-1/2}] = b^{-1/2} x^γ U(γ, γ + 1/2, x)``, ``x = b/θ``; at ``b = 0`` it is
+    ``θ^{-1/2} Γ(γ - 1/2)/Γ(γ)`` (infinite for ``γ <= 1/2``).
+    """
+    if b <= 0:
+        if shape <= 0.5:
+            return float("inf")
+        return float(np.exp(special.gammaln(shape - 0.5) - special.gammaln(shape)) / np.sqrt(scale))
+    x = b / scale
+    u = special.hyperu(shape, shape + 0.5, x)
+    if 0 < u < np.inf:
+        return float(np.exp(shape * np.log(x) + np.log(u)) / np.sqrt(b))
+    # U under/overflows only when V is sharply concentrated (huge shape or x): second-order delta
+    # method, (b+m)^{-1/2} (1 + 3 s² / (8 (b+m)²)), m = γθ, s² = γθ²
+    m, s2 = shape * scale, shape * scale * scale
+    return float((1.0 + 0.375 * s2 / (b + m) ** 2) / np.sqrt(b + m))
+
+
 #: Up to this many classes the boundary is the first root of the exact-law expected curve
 #: (``expected_explained_stress(method='analytic')`` when it integrates the exact law with a
 #: deterministic rule): the energy balance's deterministic shares fail there (derivations.md §7.3).
@@ -345,23 +387,30 @@ def critical_ratio(eigenvalues, n_classes, lr, steps, n_runs, *, chi=0.9, k_star
 
       - ``0.0`` -- the initialization cloud alone is already a ribbon (``χ_{k*} >= χ`` of the
         deterministic ρ = 0 spectrum of derivations.md §4.4);
-      - ``inf`` -- the teacher block alone leaves more than ``(1-χ)²`` of its energy outside
-        its top ``k*`` directions (``τ >= (1-χ)²``), so no ratio gives a ribbon;
-      - otherwise the smallest root over the splits ``m = 0..k*`` (``k*-m`` teacher and ``m``
-        initialization directions among the top ``k*``) of
-        ``τ_{k*-m} a² T2 + (1 - g_m) I0 = β (a² T2 + a X1 + I0)``, ``β = (1-χ)²``:
-        ``a* = [-β X1 + sqrt(β² X1² + 4 (β-τ) T2 (1-g_m-β) I0)] / (2 (β-τ) T2)`` and
-        ``ρ/σ0 = sqrt(max(a* - 1, 0) / R)``, with the exact energy coefficients of
-        :func:`energy_terms`.
+      - ``inf`` -- no ratio up to 1000 satisfies the condition below (e.g. the teacher block
+        alone leaves more than ``(1-χ)²`` of its energy outside its top ``k*`` directions);
+      - otherwise, for ``C >= FLUCTUATION_MIN_CLASSES = 4``, the first ratio where
+        ``E[χ_{k*}] = 1 - E[√U] E[Tot^{-1/2}] >= χ``, i.e. ``J(a)² U(a) / Tot(a) <= β``,
+        ``β = (1-χ)²``, ``a = Rρ² + σ0²``, with the exact ``Tot = a² T2 + a X1 + I0`` of
+        :func:`energy_terms`; ``U`` the balance's unexplained energy (minimum over the splits
+        ``m = 0..k*`` of the teacher tail ``τ_{k*-m} a² T2`` plus the initialization energy
+        outside its top m levels, those levels taken from the dof accounting *at this ratio*, after
+        the teacher directions have used their degrees of freedom); and the fluctuation factor
+        ``J = √(E Tot) E[Tot^{-1/2}]`` in closed form: ``Tot = b + V``, ``b = a X1 + I0``,
+        ``V = a² ‖G_T‖²`` a two-moment Gamma (exact mean ``T2`` and variance of the run-mean
+        block's energy over its χ²_{C-1} mode weights), ``E[(b+V)^{-1/2}] = b^{-1/2} x^γ
+        U(γ, γ+1/2, x)`` (Tricomi), ``x = b/θ``. The scalar equation is solved by a scan and
+        Brent's method. For ``C < 4`` (reached only beyond the curve root's range) the plain
+        balance ``τ_{k*-m} a² T2 + (1 - g_m) I0 = β Tot`` (a quadratic in ``a``, ``J = 1``).
 
       ``τ_j`` is the expected teacher-block energy outside its top j mean-field directions,
-      mean part plus the χ²_{C-1} fluctuation of each mode's weight, over ``T2``; ``g_m`` the
-      share of the initialization energy in its top m levels (analytic spectrum at ρ = 0); the
-      coupling energy counts as explained (the top directions absorb it when the teacher
-      dominates). Large R: ``I0 ∝ R²`` and the ratio saturates; large C: ``I0 ∝ (C-1)² R`` and
-      the ratio falls like ``R^{-1/4}``.
+      mean part plus the χ²_{C-1} fluctuation of each mode's weight, over ``T2``. Few
+      checkpoints (T = 10) leave 1-2 active teacher modes, whose χ²_{C-1} weights make
+      ``E[Tot^{-1/2}]`` 1.3-1.9 times ``(E Tot)^{-1/2}``: without ``J`` the boundary was 16-24%
+      low there. Large R: ``I0 ∝ R²``, ``J`` tends to a constant and the ratio saturates; large
+      C: ``J -> 1``, ``I0 ∝ (C-1)² R`` and the ratio falls like ``R^{-1/4}``.
 
-        Parameters
+    Parameters
     ----------
     eigenvalues : (d,) array
         Input-correlation spectrum λ.
@@ -403,17 +452,75 @@ def critical_ratio(eigenvalues, n_classes, lr, steps, n_runs, *, chi=0.9, k_star
                                   chi, k_star, dynamics, loss)
         if root is not None:
             return root
+    st = np.ascontiguousarray(steps, dtype=float)
+    return _balance_root_cached(lam.tobytes(), C, None if lr is None else float(lr), st.tobytes(), R, chi,
+                                k_star, dynamics, loss)
+
+
+#: From this many classes on the energy balance carries the fluctuation factor of ``E[Tot^{-1/2}]``
+#: and the teacher's absorption of initialization energy (derivations.md §7.3); below it (only
+#: reached for R > CURVE_ROOT_MAX_RUNS or large feature Grams) the plain balance, whose
+#: large-R saturation was checked there.
+FLUCTUATION_MIN_CLASSES = 4
+#: Ratios ρ/σ0 at which the balance's ribbon condition is first evaluated (then Brent's method
+#: in the first bracket); up to 1000 like the curve root.
+_BALANCE_GRID = tuple(float(x) for x in np.geomspace(0.01, 1000.0, 18))  # factor 1.97
+
+
+def _balance_root(lam, C, lr, steps, R, chi, k_star, dynamics, loss) -> float:
+    """The fluctuation-corrected energy balance (derivations.md §7.3); see :func:`critical_ratio`."""
+    lam, C, _, _, R, F = _setup(lam, C, 1.0, 1.0, lr, steps, R, dynamics, loss)
     init = explained_stress(_init_cloud_spectrum(lam, C, 1.0, R, F))
     if init.size >= k_star and init[k_star - 1] >= chi:
         return 0.0
     T2, X1, I0, nu = energy_terms(lam, C, lr, steps, R, dynamics=dynamics, loss=loss)
-    tot = float(np.sum(nu**2))
-    if tot <= 0 or T2 <= 0:
+    if float(np.sum(nu**2)) <= 0 or T2 <= 0:
         return float("inf")
     beta = (1.0 - chi) ** 2
     Phi = mode_profiles(lam, C, F)
-    # energy shares: teacher tail after j directions, initialization share of its top m levels
-    tail = _teacher_tail(Phi, C) / T2
+    tail = _teacher_tail(Phi, C) / T2           # teacher share outside its top j directions
+    if C < FLUCTUATION_MIN_CLASSES:
+        return _plain_balance(lam, C, R, F, chi, k_star, T2, X1, I0, tail, Phi)
+    EQ, VQ = _teacher_energy_moments(Phi, C)    # E‖G_T‖² (= T2) and its variance
+    shape = EQ * EQ / VQ if VQ > 0 else np.inf
+    # initialization energy scale: the accounting's ρ = 0 init values (denominator of every share)
+    init0 = float(np.sum(_analytic_spectrum(lam, C, 0.0, 1.0, R, F, parts=True)[1] ** 2))
+    n_split = k_star + 1
+
+    def excess(ratio):
+        a = R * ratio**2 + 1.0
+        total = a * a * T2 + a * X1 + I0
+        # init values after the teacher directions have used their degrees of freedom
+        _, iv = _analytic_spectrum(lam, C, ratio, 1.0, R, F, parts=True)
+        iv2 = np.sort(iv**2)[::-1]
+        cum = np.concatenate([[0.0], np.cumsum(iv2)]) / init0 if init0 > 0 else np.zeros(1)
+        unexplained = min(float(tail[min(k_star - m, tail.size - 1)]) * a * a * T2
+                          + max(float(cum[-1] - cum[min(m, cum.size - 1)]), 0.0) * I0
+                          for m in range(n_split))
+        # Jensen factor of E[Tot^{-1/2}]: Tot = b + V, V = a² ‖G_T‖² two-moment Gamma
+        if np.isfinite(shape):
+            jensen = np.sqrt(total) * _inverse_sqrt_mean(total - a * a * T2, shape, a * a * VQ / EQ)
+        else:
+            jensen = 1.0
+        return jensen * jensen * unexplained / total - beta    # <= 0: a ribbon
+
+    if excess(0.0) <= 0:
+        return 0.0
+    prev = 0.0
+    for x in _BALANCE_GRID:
+        if excess(x) <= 0:
+            return float(optimize.brentq(excess, prev, x, xtol=1e-12, rtol=1e-9))
+        prev = x
+    return float("inf")
+
+
+def _plain_balance(lam, C, R, F, chi, k_star, T2, X1, I0, tail, Phi) -> float:
+    """The energy balance without fluctuation factor (C < FLUCTUATION_MIN_CLASSES, derivations.md §7.3).
+
+    Deterministic shares ``g_m`` of the ρ = 0 cloud and ``E`` of energies instead of ``E χ``; for
+    each split m the quadratic ``(β-τ) T2 a² + β X1 a - (1-g_m-β) I0 = 0`` is solved in closed form.
+    """
+    beta = (1.0 - chi) ** 2
     nrm = np.sum(Phi**2, axis=0)
     if R - 1 > 2.0 * (C - 1) * nrm.sum() ** 2 / np.sum(nrm**2):  # as _init_cloud_spectrum
         g = np.sort(np.concatenate([_mp_typical(R - 1, C - 1, nk) for nk in nrm]))[::-1]
@@ -434,6 +541,13 @@ def critical_ratio(eigenvalues, n_classes, lr, steps, n_runs, *, chi=0.9, k_star
     if not np.isfinite(best):
         return float("inf")
     return float(np.sqrt(max(best - 1.0, 0.0) / R))
+
+
+@functools.lru_cache(maxsize=4096)
+def _balance_root_cached(lam_bytes, C, lr, steps_bytes, R, chi, k_star, dynamics, loss):
+    lam = np.frombuffer(lam_bytes, dtype=float)
+    steps = np.frombuffer(steps_bytes, dtype=float)
+    return _balance_root(lam, C, lr, steps, R, chi, k_star, dynamics, loss)
 
 
 def _cell_params(params):
@@ -515,7 +629,7 @@ def phase_boundary(axis, values, fixed, *, chi=0.9, k_star=3, n_checkpoints=10, 
     Examples
     --------
     >>> phase_boundary('c', [0.5, 1.0], dict(d=12, n_classes=5, n_runs=4, T=100)).round(3)
-    array([2.114, 1.911])
+    array([2.275, 2.215])
     """
     if axis not in ("c", "T"):
         raise ValueError(f"axis must be 'c' or 'T', got {axis!r}")
