@@ -33,7 +33,7 @@ import scipy.sparse.linalg
 from linsim.registry import Registry
 
 from ._matrix_stats import StoredStats, tile_shift
-from ._thin_gemm import pad_columns, thin_matmul
+from ._thin_gemm import pad_columns, pair_matmul, thin_matmul
 from .checks import DIST_TOL
 
 __all__ = ["SOLVERS", "CenteredOperator", "blas_threads_limited", "sort_by_magnitude", "fix_signs"]
@@ -129,7 +129,8 @@ class _StoredMatmul:
     :class:`~linsim.inpca._matrix_stats.StoredStats` run on each tile pair as it is read: no
     separate statistics pass); it raises the located ``ValueError`` of a bad ``D`` at its end.
     Once that pass has proved ``D`` bitwise symmetric (a 64-bit hash per tile pair), later
-    passes read only the upper triangle ``A`` and use ``A^T V_I`` for the mirror tile: half the
+    passes read only the upper triangle ``A`` and use ``A^T V_I`` for the mirror tile, both
+    products in one pass over ``A`` (:func:`~linsim.inpca._thin_gemm.pair_matmul`): half the
     reading, the same products.
     """
 
@@ -157,11 +158,11 @@ class _StoredMatmul:
             A = S.block(i0, i1, j0, j1)
             if I == J:
                 return thin_matmul(A, Vp[i0:i1], padded=True), None, (acc.scan(A, None, I, J) if validate else None)
-            PA = thin_matmul(A, Vp[j0:j1], padded=True)
-            if half:  # bitwise symmetric: D[J, I] is A^T exactly
-                return PA, thin_matmul(A, Vp[i0:i1], transpose=True, padded=True), None
+            if half:  # bitwise symmetric: D[J, I] is A^T exactly; both products in one pass over A
+                return (*pair_matmul(A, Vp[j0:j1], Vp[i0:i1]), None)
             B = S.block(j0, j1, i0, i1)
-            return PA, thin_matmul(B, Vp[i0:i1], padded=True), (acc.scan(A, B, I, J) if validate else None)
+            return (thin_matmul(A, Vp[j0:j1], padded=True), thin_matmul(B, Vp[i0:i1], padded=True),
+                    acc.scan(A, B, I, J) if validate else None)
 
         for (I, J), (PA, PB, sc) in S.map_tile_pairs(pair, self.pool, window=self.n_threads + 2):
             (i0, i1), (j0, j1) = e[I], e[J]

@@ -30,7 +30,7 @@ import numpy as np
 
 from ._simd import LANES
 
-__all__ = ["pad_columns", "thin_matmul"]
+__all__ = ["pad_columns", "pair_matmul", "thin_matmul"]
 
 _JIT = dict(cache=True, nogil=True, boundscheck=False, error_model="numpy")
 
@@ -76,34 +76,97 @@ def drive(A, V, P, p, q, sr, sk, bp):
 """
 
 
-@functools.cache
-def _compiled():
-    """The compiled driver for this host's register tile (numba's disk cache keeps it)."""
+def _pair_kernel_source(R: int, NV: int) -> str:
+    """Source of one strip of the fused pair product: rows ``i0:i0+R`` of ``A`` give
+    ``PA[i0:i0+R] = A[i0:i0+R] @ VJ`` (in registers) and add ``A[i0:i0+R]^T @ VI[i0:i0+R]`` into
+    ``PB`` (rows of ``PB`` loaded and stored once per ``k``), columns ``c0:c0+8NV``."""
+    L = LANES
+    out = [f"def pair_{R}x{NV}(A, VJ, VI, PA, PB, i0, c0, q, bp):"]
+    out += [f"    a{r}_{v} = vsplat(0.0)" for r in range(R) for v in range(NV)]
+    out += [f"    w{r}_{v} = vload(VI, (i0 + {r}) * bp + c0 + {L * v})" for r in range(R) for v in range(NV)]
+    out.append("    for k in range(q):")
+    out += [f"        v{v} = vload(VJ, k * bp + c0 + {L * v})" for v in range(NV)]
+    out += [f"        b{v} = vload(PB, k * bp + c0 + {L * v})" for v in range(NV)]
+    for r in range(R):
+        out.append(f"        x = vbcast(A, (i0 + {r}) * q + k)")
+        out += [f"        a{r}_{v} = vfma(x, v{v}, a{r}_{v})" for v in range(NV)]
+        out += [f"        b{v} = vfma(x, w{r}_{v}, b{v})" for v in range(NV)]
+    out += [f"        vstore(PB, k * bp + c0 + {L * v}, b{v})" for v in range(NV)]
+    out += [f"    vstore(PA, (i0 + {r}) * bp + c0 + {L * v}, a{r}_{v})" for r in range(R) for v in range(NV)]
+    return "\n".join(out) + "\n"
+
+
+def _pair_driver_source(R: int, NV: int) -> str:
+    L = LANES
+    return f"""
+def drive_pair(A, VJ, VI, PA, PB, p, q, bp):
+    nv = bp // {L}
+    v = 0
+    while v < nv:
+        w = {NV} if v + {NV} <= nv else 1
+        i = 0
+        while i < p:
+            if i + {R} <= p and w == {NV}:
+                pair_{R}x{NV}(A, VJ, VI, PA, PB, i, v * {L}, q, bp)
+                i += {R}
+            elif i + {R} <= p:
+                pair_{R}x1(A, VJ, VI, PA, PB, i, v * {L}, q, bp)
+                i += {R}
+            elif w == {NV}:
+                pair_1x{NV}(A, VJ, VI, PA, PB, i, v * {L}, q, bp)
+                i += 1
+            else:
+                pair_1x1(A, VJ, VI, PA, PB, i, v * {L}, q, bp)
+                i += 1
+        v += w
+"""
+
+
+def _build(kernel_src, driver_src, shapes, prefix, driver):
+    """Compile generated kernels (inlined) and their driver under digest-tagged names."""
     import numba
 
     from . import _simd
 
-    R, NV = (6, 3) if _simd.has_avx512() else (2, 2)
-    shapes = sorted({(R, NV), (R, 1), (1, NV), (1, 1)})
-    kernels = "".join(_kernel_source(r, v) for r, v in shapes)
+    kernels = "".join(kernel_src(r, v) for r, v in shapes)
     try:
         with open(_simd.__file__, "rb") as fh:
             simd_src = fh.read()
     except OSError:  # pragma: no cover - e.g. a zipped install
         simd_src = b""
+    src = kernels + driver_src
     # numba's disk cache is keyed by this file's time stamp: the names carry a digest of the
     # generated source and of the intrinsics, so that a change to either compiles afresh
-    tag = hashlib.sha1((kernels + _driver_source(R, NV)).encode() + simd_src).hexdigest()[:12]
+    tag = hashlib.sha1(src.encode() + simd_src).hexdigest()[:12]
     env = {"__name__": __name__, "vload": _simd.vload, "vstore": _simd.vstore, "vbcast": _simd.vbcast,
            "vsplat": _simd.vsplat, "vfma": _simd.vfma}
-    src = kernels + _driver_source(R, NV)
     for r, v in shapes:
-        src = src.replace(f"tile_{r}x{v}(", f"tile_{r}x{v}_{tag}(")
-    src = src.replace("def drive(", f"def drive_{tag}(")
+        src = src.replace(f"{prefix}_{r}x{v}(", f"{prefix}_{r}x{v}_{tag}(")
+    src = src.replace(f"def {driver}(", f"def {driver}_{tag}(")
     exec(compile(src, __file__, "exec"), env)
     for r, v in shapes:  # inlined into the driver: one compiled (and cached) function
-        env[f"tile_{r}x{v}_{tag}"] = numba.njit(inline="always", **_JIT)(env[f"tile_{r}x{v}_{tag}"])
-    return numba.njit(**_JIT)(env[f"drive_{tag}"])
+        env[f"{prefix}_{r}x{v}_{tag}"] = numba.njit(inline="always", **_JIT)(env[f"{prefix}_{r}x{v}_{tag}"])
+    return numba.njit(**_JIT)(env[f"{driver}_{tag}"])
+
+
+@functools.cache
+def _compiled_pair():
+    """The compiled fused pair driver: 4 x 24 (31 of 32 AVX-512 registers), else 1 x 16."""
+    from . import _simd
+
+    R, NV = (4, 3) if _simd.has_avx512() else (1, 2)
+    shapes = sorted({(R, NV), (R, 1), (1, NV), (1, 1)})
+    return _build(_pair_kernel_source, _pair_driver_source(R, NV), shapes, "pair", "drive_pair")
+
+
+@functools.cache
+def _compiled():
+    """The compiled driver for this host's register tile (numba's disk cache keeps it)."""
+    from . import _simd
+
+    R, NV = (6, 3) if _simd.has_avx512() else (2, 2)
+    shapes = sorted({(R, NV), (R, 1), (1, NV), (1, 1)})
+    return _build(_kernel_source, _driver_source(R, NV), shapes, "tile", "drive")
 
 
 def pad_columns(V: np.ndarray) -> np.ndarray:
@@ -155,3 +218,34 @@ def thin_matmul(A: np.ndarray, V: np.ndarray, *, transpose: bool = False, padded
     sr, sk = (1, q) if transpose else (q, 1)
     _compiled()(A.reshape(-1), Vp.reshape(-1), P.reshape(-1), rows, inner, sr, sk, bp)
     return P if padded else P[:, :b]
+
+
+def pair_matmul(A: np.ndarray, VJ: np.ndarray, VI: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(A @ VJ, A.T @ VI)`` in one pass over ``A`` (the two products of a tile and its mirror).
+
+    ``A`` (p, q) C-contiguous float64; ``VJ`` (q, bp) and ``VI`` (p, bp) padded blocks
+    (:func:`pad_columns`).  Each entry is the same FMA chain as :func:`thin_matmul` computes
+    (``k``, resp. ``i``, in increasing order), so the results are bitwise those of
+    ``thin_matmul(A, VJ, padded=True)`` and ``thin_matmul(A, VI, transpose=True, padded=True)``;
+    one pass streams ``A`` once, where the transposed product alone reads it column strip by
+    column strip.
+
+    Examples
+    --------
+    >>> A = np.array([[1.0, 2.0], [3.0, 4.0]])
+    >>> PA, PB = pair_matmul(A, pad_columns(np.eye(2)), pad_columns(np.eye(2)))
+    >>> PA[:, :2].tolist(), PB[:, :2].tolist()
+    ([[1.0, 2.0], [3.0, 4.0]], [[1.0, 3.0], [2.0, 4.0]])
+    """
+    if A.dtype != np.float64 or not A.flags.c_contiguous or A.ndim != 2:
+        raise ValueError(f"A must be a C-contiguous 2-D float64 array; got {A.dtype}, shape {A.shape}")
+    p, q = A.shape
+    for name, Vx, rows in (("VJ", VJ, q), ("VI", VI, p)):
+        if (Vx.dtype != np.float64 or not Vx.flags.c_contiguous or Vx.ndim != 2 or Vx.shape[0] != rows
+                or Vx.shape[1] % LANES or Vx.shape[1] != VJ.shape[1]):
+            raise ValueError(f"{name} must be a padded float64 block of {rows} rows; got shape {Vx.shape}")
+    bp = VJ.shape[1]
+    PA = np.empty((p, bp))
+    PB = np.zeros((q, bp))
+    _compiled_pair()(A.reshape(-1), VJ.reshape(-1), VI.reshape(-1), PA.reshape(-1), PB.reshape(-1), p, q, bp)
+    return PA, PB

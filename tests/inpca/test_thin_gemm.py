@@ -59,3 +59,20 @@ def test_bad_operands_are_refused():
         thin_matmul(A, np.ones((4, 2)))
     with pytest.raises(ValueError, match="must have 4 rows"):
         thin_matmul(A, np.ones((3, 2)), transpose=True)
+
+
+@settings(max_examples=20, deadline=None)
+@given(p=st.integers(1, 30), q=st.integers(1, 30), b=st.integers(1, 30), seed=st.integers(0, 2**16))
+def test_property_pair_matmul_is_bitwise_the_two_thin_products(p, q, b, seed):
+    """One pass over A gives (A VJ, A^T VI) bit for bit as the two separate kernels (the same FMA
+    chains), which agree with numpy to rounding (tested above)."""
+    from linsim.inpca._thin_gemm import pair_matmul
+
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((p, q))
+    VJ, VI = pad_columns(rng.standard_normal((q, b))), pad_columns(rng.standard_normal((p, b)))
+    PA, PB = pair_matmul(A, VJ, VI)
+    np.testing.assert_array_equal(PA, thin_matmul(A, VJ, padded=True))
+    np.testing.assert_array_equal(PB, thin_matmul(A, VI, transpose=True, padded=True))
+    bound = p * np.finfo(float).eps * (np.abs(A).T @ np.abs(VI[:, :b]))
+    assert np.all(np.abs(PB[:, :b] - A.T @ VI[:, :b]) <= bound + 1e-300)
