@@ -22,8 +22,9 @@ Usage: python benchmarks/bench_exact_path.py [--quick] [--M 600] [--n 1000] [--C
        [--scale 100] [--rounds 3] [--workers W] [--skip-numpy] [--json]
   --quick       M = 120, n = 300 (a smoke test of the script; the target is not judged)
   --skip-numpy  leave out the numpy path (about 20-60 s at the default size)
-  --callback-threads T  run the driver's logprobs callback (torch gather + logsumexp) inside
-                linsim.parallel.thread_limit(T) (what-if for the driver; default: as it is)
+  --callback-threads T  run the driver's logprobs callback (torch gather + logsumexp) of the
+                numpy path inside linsim.parallel.thread_limit(T) (the numba path already calls
+                it with one thread; default: the numpy path as it shipped)
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def main(argv=None):
 
             def timed_logprobs(*la):
                 t0 = time.perf_counter()
-                if args.callback_threads is None:
+                if args.callback_threads is None or fn is _exact.redo_exact:
                     out = logprobs(*la)
                 else:
                     with thread_limit(args.callback_threads):

@@ -69,9 +69,11 @@ every pair of M = 600, n = 1000, C = 10 flagged (logits 100 N(0, 1), ~45 nats a 
 kernel and its preparation take 0.09-0.10 s of one thread's CPU for all 179 700 pairs, against
 0.065-0.08 s for the whole normal fused path on moderate data of the same shape.  Through
 :func:`linsim.inpca.bhattacharyya` the bad case took 0.65 s (0.54 s CPU), of which 0.30 s
-was the driver's own ``logprobs`` callback (a torch gather and ``logsumexp`` per sample chunk;
-0.19 s with one torch thread); the numpy path took 162 s there (120 s in the same callback,
-called per batch of pairs), 250 times as long, and the two agreed to 2.8e-14 in distance.
+was the driver's own ``logprobs`` callback (a torch gather and ``logsumexp`` per sample chunk)
+with two torch threads; with the callback run on one thread (as :func:`redo_exact` now does)
+the call took 0.37-0.41 s, 0.07 s of it in the callback and 0.15 s in this path.  The numpy
+path took 162 s there (120 s in the same callback, called per batch of pairs), 250 times as
+long, and the two agreed to 2.8e-14 in distance.
 """
 
 from __future__ import annotations
@@ -517,10 +519,11 @@ def _sums(La, Lb, ia, ib, workers, sblock, shape=None, repeats=True):
     args = (Xa, La, Yp, Lb, rows, panel, gpair)
     if nt == 1:
         kernel(*args, 0, ng, sblock, sums, first)
-    else:
-        with concurrent.futures.ThreadPoolExecutor(nt) as pool:
+    else:  # nt - 1 helper threads and this one (the kernel releases the GIL)
+        with concurrent.futures.ThreadPoolExecutor(nt - 1) as pool:
             jobs = [pool.submit(kernel, *args, bounds[t], bounds[t + 1], sblock, sums, first)
-                    for t in range(nt) if bounds[t] < bounds[t + 1]]
+                    for t in range(nt - 1) if bounds[t] < bounds[t + 1]]
+            kernel(*args, bounds[nt - 1], ng, sblock, sums, first)
             for job in jobs:
                 job.result()
     return sums, first
@@ -539,8 +542,14 @@ def _compact(*idx):
 
 
 def _fetch(logprobs, which, models, s0, s1):
+    """The callback's log-probabilities, checked, float64; called with one thread (torch's
+    intra-op threads on a gather of this size cost far more than they save on a loaded
+    machine: 0.47 s instead of 0.02 s for the callback's ``logsumexp`` in the bad case)."""
+    from linsim.parallel import thread_limit
+
     name = f"logprobs({which}, ...)"
-    L = np.asarray(logprobs(which, models, s0, s1))
+    with thread_limit(1):
+        L = np.asarray(logprobs(which, models, s0, s1))
     want = (len(models), s1 - s0)
     if L.ndim != 3 or L.shape[:2] != want:
         raise ValueError(f"{name} must return shape (models, samples, classes) = ({want[0]}, {want[1]}, C); "
@@ -563,7 +572,9 @@ def redo_exact(fa, fb, s0, s1, logprobs, sym, out, disjoint, batch=4096, *, work
     logprobs : callable ``(which, models, s0, s1) -> array (len(models), s1 - s0, C)``
         Normalized log-probabilities (float64, or float32: used in float64) of the given models
         of ensemble ``which`` (0: rows, 1: columns); called with sorted, distinct models, each
-        model once per tile of the ``(a, b)`` plane.
+        model once per tile of the ``(a, b)`` plane, inside
+        :func:`linsim.parallel.thread_limit` ``(1)`` (the caller's thread settings are restored
+        after each call).
     sym : bool
         Self case: the column models are models of ensemble 0 as well.
     out : ndarray (Ma, Mb) float64
