@@ -249,6 +249,25 @@ def test_redo_exact_matches_the_numpy_redo(sym, dtype):
     assert_close(out[ia, ib] - start[ia, ib], lse_sums(L, R, ia, ib), tol)
 
 
+def test_redo_exact_runs_the_callback_on_one_thread_and_restores_the_callers_setting():
+    import torch
+
+    A = log_softmax(100 * np.random.default_rng(13).standard_normal((6, 10, 3)))
+    seen = []
+
+    def logprobs(which, models, s0, s1):
+        seen.append(torch.get_num_threads())
+        return A[models, s0:s1]
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        redo_exact(np.array([0, 1]), np.array([2, 3]), 0, 10, logprobs, True, np.zeros((6, 6)), {})
+        assert seen == [1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_reference_is_the_fused_numpy_formula_bit_for_bit():
     """redo_exact_reference sums exactly what _fused.exact_pair_logbc gives per sample."""
     rng = np.random.default_rng(8)
