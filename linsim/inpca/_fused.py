@@ -20,27 +20,31 @@ How (a GEMM-style micro-kernel, one output *register tile* at a time)
   (24 ``zmm`` registers of the 32); elsewhere 3 x 8 (each vector is two ``ymm`` registers).
 * **Exact renormalization.** Every ``group`` samples (counted from the chunk start) the tile
   is checked in registers, without branching on the data: every entry below :data:`FLUSH`
-  (``2**-100``) is multiplied by :data:`RESCALE` (``2**1000``) and ``-1000`` is added to its
+  (``2**-24``) is multiplied by :data:`RESCALE` (``2**1000``) and ``-1000`` is added to its
   exponent count ``acc`` (both exact: a power of two, and small integers in float64), so ``Q``
-  stays in ``[2**-100, 2**900)`` at the checks and ``Q 2**acc`` is always the exact running
+  stays in ``[2**-24, 2**976)`` after a check and ``Q 2**acc`` is always the exact running
   product of the rounded coefficients.  Each entry takes one logarithm at the very end: the
   product is split canonically as ``m 2**E`` (``frexp``, ``m`` in ``[1/2, 1)``) and gives
   ``log m + E log 2``, the same numbers however often and whenever the entry was rescaled
   (scaling by a power of two is exact, so the mantissas of the running product do not depend
-  on it).  An entry below :data:`TINY` (``2**-1000``, still a normal number) at a check is
-  *flagged* (its value is discarded; the tile takes the scalar rule :func:`_helpers`'
-  ``flush_tile``, the same rule entry by entry) and recomputed by the caller exactly in the log
-  domain, ``sum_i logsumexp_c((log p + log q)/2)`` (:func:`exact_pair_logbc`); disjoint support
-  gives ``-inf`` there, hence distance ``+inf``.  Coefficients are at most 1 (to rounding), so
-  ``Q`` only decreases between checks; while ``Q >= 2**-1000`` at a check, every intermediate
-  product was a normal float64 number: no precision lost.  Between two checks an entry may
-  thus lose 900 bits (16 samples with coefficients of about ``2**-56``, 39 nats, on average)
-  before it takes the exact path, which is far slower (a log-sum-exp per pair and sample).
-  Confident outputs that disagree on every sample (logits 30 x N(0, 1), mean distance ~13 nats)
-  stay on the fast path: the former rule (``frexp`` of the entries below ``2**-500``, a 500-bit
-  margin) sent 176 of their 79 800 pairs at M = 400, n = 1000 there (0.27 s instead of 0.05 s).
-  The check costs the same whether or not entries are rescaled (a compare and two blends per
-  vector, and the exponent counts, in L1), so the margin is not traded against speed.
+  on it).  An entry below :data:`TINY` (``2**-1020``, a normal number 4x the smallest one) at
+  a check is *flagged* (its value is discarded; the tile takes the scalar rule of
+  ``_helpers()``' ``flush_tile``, the same rule entry by entry) and recomputed by the caller
+  exactly in the log domain, ``sum_i logsumexp_c((log p + log q)/2)``
+  (:func:`exact_pair_logbc`); disjoint support gives ``-inf`` there, hence distance ``+inf``.
+  Coefficients are at most 1 (to a few ulps), so ``Q`` only decreases between checks; while
+  ``Q >= 2**-1020`` at a check, every intermediate product was a normal float64 number: no
+  precision lost.  Between two checks an entry may thus lose 996 bits (16 samples with
+  coefficients of about ``2**-62``, 43 nats, on average) before it takes the exact path, which
+  is far slower.  Confident outputs that disagree on every sample stay on the fast path (pairs
+  sent there at n = 1000, C = 10, against the former rule: ``frexp`` of the entries below
+  ``2**-500``, flag below ``2**-1000``, a 500-bit margin): logits 30 x N(0, 1), M = 400 (median
+  distance 13.5 nats): 0 of 79 800 pairs (formerly 39: 0.27 s instead of 0.05 s); 40 x N(0, 1),
+  M = 300 (18 nats): 0 of 44 850 (formerly 22 996); 60 x N(0, 1) (27 nats): 122 (formerly
+  44 732).  A check costs
+  the same whether or not entries are rescaled (a compare, a masked multiply and the exponent
+  counts, about 5% of the kernel's time at ``group = 16``), so the margin is not traded against
+  speed; ``group = 32`` would halve that 5% but flags pairs from ~18 nats a sample on.
 * **Cache blocking.** A task is a block of row panels against a block of column panels
   (default 96 x 256 models); inside it, sample blocks are outermost, then column panels
   (one column panel of a sample block, ``SBLOCK * C * W`` float64, stays in L1/L2 while the
@@ -98,11 +102,11 @@ __all__ = [
 ]
 
 #: running products below this at a check are multiplied by RESCALE (exact) and the exponent counted
-FLUSH = 2.0 ** -100
+FLUSH = 2.0 ** -24
 #: ``log 2``: a tile state's ``acc`` counts binary exponents; its log-sum is ``log Q + acc log 2``
 LN2 = math.log(2.0)
 #: entries whose product fell below this are recomputed exactly in the log domain
-TINY = 2.0 ** -1000
+TINY = 2.0 ** -1020
 #: an entry below FLUSH at a check is multiplied by ``RESCALE = 2**RESCALE_EXP`` (exact)
 RESCALE_EXP = 1000
 RESCALE = 2.0 ** RESCALE_EXP
@@ -642,7 +646,7 @@ def fused_impl(tp, tq, *, prepare, logprobs, out, tile=None, group=None, workers
         # E an exact integer) so the result does not depend on when the entry was flushed
         m, e = np.frexp(Qs)
         acc += e
-        L = np.log(m, out=Qs)  # vectorized (numpy); Q >= 2**-1000 or flagged
+        L = np.log(m, out=Qs)  # vectorized (numpy); m in [1/2, 1) or flagged
         L += np.multiply(acc, LN2, out=acc)
         if finish(L, flag, R, W, na, nb, out, a0, b0, Ma, Mb):
             f = flag.reshape(na, nb, R, W).transpose(0, 2, 1, 3).reshape(na * R, nb * W)

@@ -101,8 +101,8 @@ def test_microkernel_flushes_only_the_entries_below_the_threshold():
     total = acc * np.log(2.0) + np.log(Qs)  # acc counts the binary exponents split off
     assert total[0] == pytest.approx(-40 * n * np.log(2.0), rel=1e-15)
     # checks after 16, 32, 48, 64 samples: 2**-640 -> 2**360, 2**-280 -> 2**720, 2**80 (above
-    # FLUSH = 2**-100: kept), 2**-560 -> 2**440; Q 2**acc = 2**-2560 exactly
-    assert _fused.FLUSH == 2.0 ** -100 and _fused.RESCALE == 2.0 ** 1000
+    # FLUSH = 2**-24: kept), 2**-560 -> 2**440; Q 2**acc = 2**-2560 exactly
+    assert _fused.FLUSH == 2.0 ** -24 and _fused.RESCALE == 2.0 ** 1000
     assert acc[0] == -3000 and Qs[0] == 2.0 ** 440
     assert not acc[1:].any() and np.all(Qs[1:] == 1.0)
     assert not flag.any()
@@ -191,7 +191,7 @@ def test_matches_plain_float64_and_reference_self_and_rectangular(tile_shape):
 )
 def test_property_matches_reference(M, Mb, n, C, scale, shape, tile, group, f32, seed):
     """Any shape (M not a multiple of the tile), C = 2..32, logits up to 300 (coefficients far
-    below 2**-100: many rescalings, some entries redone exactly), float32 inputs used as the
+    below 2**-24: many rescalings, some entries redone exactly), float32 inputs used as the
     float64 numbers they hold."""
     rng = np.random.default_rng(seed)
     A = log_softmax(scale * rng.standard_normal((M, n, C)))
@@ -345,7 +345,7 @@ def test_flush_timing_does_not_change_a_single_bit():
 
 def test_confident_disagreeing_outputs_stay_on_the_fast_path(monkeypatch):
     """Coefficients around 2**-19 a sample (mean distance ~13 nats) are far from underflow: the
-    900-bit margin between checks (FLUSH 2**-100, TINY 2**-1000) keeps such pairs off the slow
+    996-bit margin between checks (FLUSH 2**-24, TINY 2**-1020) keeps such pairs off the slow
     exact path (a 400-bit margin, TINY 2**-900 with frexp below 2**-500, sent 4 of these 276
     pairs there)."""
     A = log_softmax(30 * np.random.default_rng(13).standard_normal((24, 256, 10)))
