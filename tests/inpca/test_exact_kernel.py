@@ -384,7 +384,8 @@ def test_bad_input_is_named():
         redo_exact(np.array([0, 1, 0]), np.array([2, 3, 2]), 0, 5, logprobs, True, np.zeros((4, 4)), {})
     with pytest.raises(IndexError, match=r"fb\[0\] = -1 is negative"):
         redo_exact(np.array([0]), np.array([-1]), 0, 5, logprobs, True, np.zeros((4, 4)), {})
-    with pytest.raises(ValueError, match=r"logprobs\(0, \.\.\.\) must return shape \(models, samples, classes\) = \(2, 5, C\)"):
+    shape_msg = r"logprobs\(0, \.\.\.\) must return shape \(models, samples, classes\) = \(2, 5, C\)"
+    with pytest.raises(ValueError, match=shape_msg):
         redo_exact(np.array([0]), np.array([1]), 0, 5, lambda w, m, a, b: L[:1], True, np.zeros((4, 4)), {})
     with pytest.raises(ValueError, match="batch must be a positive integer"):
         redo_exact(np.array([0]), np.array([1]), 0, 5, logprobs, True, np.zeros((4, 4)), {}, batch=0)
