@@ -9,8 +9,7 @@ the finite field GF(2^m) on the others (each coordinate a permutation of the cen
 coefficients, the Bartlett factor of the initialisation block's Wishart matrix), and
 :func:`feature_spectra` evaluates the small-logit spectrum at every node from the exact reduction
 of §4.5 (the feature Gram matrix). The same arguments give the same numbers on every machine.
-(:func:`gaussian_nodes`, the previous rule with a fixed pseudo-random padding, is kept only for
-the finite-logit correction of §6.2.)
+The finite-logit correction of §6.2 takes its nodes from the same rule (:func:`normal_nodes`).
 """
 
 from __future__ import annotations
@@ -180,32 +179,6 @@ def normal_nodes(dim: int, log2_nodes: int) -> np.ndarray:
     return ndtri(uniform_nodes(dim, log2_nodes))
 
 
-#: Constant of the older rule :func:`gaussian_nodes`: the seed of its Latin-hypercube padding.
-_PADDING_SEED = 20261201
-
-
-def gaussian_nodes(dim: int, log2_nodes: int) -> np.ndarray:
-    """The previous Latin-supercube rule for N(0, I_dim), (N, dim): used only by the finite-logit
-    correction (derivations.md §6.2), whose measurements were made with it.
-
-    Same Sobol' block as :func:`uniform_nodes`; the other coordinates are permutations of the
-    centred grid drawn once from the constant :data:`_PADDING_SEED` (a fixed pseudo-random
-    design). The expected small-logit curve uses the seedless :func:`normal_nodes` rule instead.
-    """
-    dim, m = int(dim), int(log2_nodes)
-    n = 2**m
-    lead = min(dim, 2 * m, SOBOL_DIMS)
-    k = np.zeros((n, dim), dtype=np.int64)
-    if lead:
-        k[:, :lead] = sobol_net(lead, m)
-        shift = np.floor(n * ((np.arange(1, lead + 1) * _GOLDEN) % 1.0)).astype(np.int64)
-        k[:, :lead] ^= shift[None, :]
-    if dim > lead:
-        rng = np.random.Generator(np.random.PCG64(_PADDING_SEED))
-        k[:, lead:] = rng.permuted(np.broadcast_to(np.arange(n)[:, None], (n, dim - lead)), axis=0)
-    return ndtri((k + 0.5) / n)
-
-
 @functools.lru_cache(maxsize=2)  # a root search reuses one rule; H is up to ~16 MB (C=5, R=64)
 def feature_variables(n_feat: int, R: int, log2_nodes: int) -> tuple[np.ndarray, np.ndarray]:
     """Reduced variables of the law at the nodes: ``|g|`` (N, n_feat) and ``H`` (N, n_feat, r).
@@ -310,13 +283,6 @@ def feature_spectra(Phi: np.ndarray, q: int, a: float, s0: float, R: int, log2_n
             N = Y @ Y.transpose(0, 2, 1)
         out.append(np.linalg.eigvalsh(N)[:, ::-1])
     return np.clip(np.concatenate(out), 0.0, None)
-
-
-def rule_average(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean over the nodes and the error estimate ``|Q_N - Q_{N/2}|`` (first half of the net)."""
-    full = values.mean(axis=0)
-    half = values[: values.shape[0] // 2].mean(axis=0)
-    return full, np.abs(full - half)
 
 
 #: Sub-rules of the batch-means error estimate (:func:`batch_average`).

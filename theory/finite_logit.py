@@ -90,7 +90,12 @@ def segment_rule(n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _segment_distance(Z: np.ndarray, rows: slice, n_nodes: int) -> np.ndarray:
-    """``½ Σ_j w_j [K''(s_j) + K''(-s_j)]`` for the pairs (rows, all), mean over samples."""
+    """``½ Σ_j w_j [K''(s_j) + K''(-s_j)]`` for the pairs (rows, all), mean over samples.
+
+    The pair-by-pair reference: a softmax at every node of every pair, valid for any logits.
+    :func:`_segment_distance_product` is the fast form of the same sum (used when the logits'
+    class ranges allow it); the two are tested against each other.
+    """
     za, zb = Z[rows, None], Z[None]
     m, delta = 0.5 * (za + zb), za - zb
     if n_nodes == 0:  # the midpoint rule: Fisher metric at m, weight 1/8
@@ -103,20 +108,83 @@ def _segment_distance(Z: np.ndarray, rows: slice, n_nodes: int) -> np.ndarray:
     return out.mean(axis=-1)
 
 
+#: Largest class range ``max_c z - min_c z`` of any point (one sample) for which
+#: :func:`_segment_distance_product` is used: its unnormalised pair weights are then at least
+#: ``exp(-RANGE_LIMIT)``, far from underflow (``exp(-708)``). Beyond it the reference is used.
+RANGE_LIMIT = 600.0
+
+
+def _segment_distance_product(Z: np.ndarray, n_nodes: int, block: int) -> np.ndarray:
+    """The segment (``n_nodes`` >= 1) or midpoint (0) distance matrix (M, M) by matrix products.
+
+    At node ``t`` the pair's softmax weights factor over the two points,
+    ``exp(m + tδ) = exp((½+t) z_a) ∘ exp((½-t) z_b)``, so with ``A = exp((½+t)z)``,
+    ``B = exp((½-t)z)`` (each row scaled by its own maximum, which cancels) and the centred
+    logits ``y`` (``δ = y_a - y_b``) every moment ``Σ_c w_c δ_c^k`` of a pair is a sum of
+    products ``(A yᵖ)(B y^q)ᵀ`` over classes: one (block, C) x (C, M) product per sample instead
+    of a softmax per pair and sample. ``K''_{ab}(-t) = K''_{ba}(t)``, so the ``-t`` half is the
+    transpose. Same sum as :func:`_segment_distance` up to rounding; ``block`` rows at a time.
+    """
+    M, n, C = Z.shape
+    Zs = np.ascontiguousarray(np.transpose(Z, (1, 0, 2)))  # (n, M, C): one product per sample
+    y = Zs - Zs.mean(axis=1, keepdims=True)
+    y -= y.mean(axis=2, keepdims=True)  # δ is unchanged; moments stay of the size of δ
+    y2 = y * y
+    if n_nodes == 0:
+        nodes, weights = np.zeros(1), np.full(1, 0.125)
+    else:
+        nodes, weights = segment_rule(n_nodes)
+    out = np.zeros((M, M))
+    V = np.empty((M, M))
+    for t, w in zip(nodes, weights):
+        P = (0.5 + t) * Zs
+        A = np.exp(P - P.max(axis=2, keepdims=True))
+        Q = (0.5 - t) * Zs
+        B = np.exp(Q - Q.max(axis=2, keepdims=True))
+        Bt = B.transpose(0, 2, 1)
+        Byt = (B * y).transpose(0, 2, 1)
+        By2t = (B * y2).transpose(0, 2, 1)
+        for s in range(0, M, block):
+            a, ya = A[:, s:s + block], y[:, s:s + block]
+            ay = a * ya
+            s0 = a @ Bt
+            s1 = (ay @ Bt - a @ Byt) / s0
+            s2 = ((ay * ya) @ Bt - 2.0 * (ay @ Byt) + a @ By2t) / s0
+            V[s:s + block] = (s2 - s1 * s1).mean(axis=0)  # K''_{ab}(t), mean over samples
+        out += (0.5 * w) * (V + V.T)
+    return out
+
+
+def _pair_distances(Z: np.ndarray, n_nodes: int, block: int) -> np.ndarray:
+    """Segment/midpoint distances (M, M): the product form when the class ranges allow it."""
+    rng = float(np.max(Z.max(axis=-1) - Z.min(axis=-1)))
+    if rng <= RANGE_LIMIT:
+        return _segment_distance_product(Z, n_nodes, block)
+    M = Z.shape[0]
+    D = np.empty((M, M))
+    for s in range(0, M, block):
+        D[s:s + block] = _segment_distance(Z, slice(s, s + block), n_nodes)
+    return D
+
+
 def _fixed_metric(p):
-    def dist(Z, rows, n_nodes):
-        delta = Z[rows, None] - Z[None]
-        return _score_variance(p(Z), delta).mean(axis=-1) / 8.0
+    def dist(Z, n_nodes, block):
+        M = Z.shape[0]
+        D = np.empty((M, M))
+        for s in range(0, M, block):
+            delta = Z[s:s + block, None] - Z[None]
+            D[s:s + block] = _score_variance(p(Z), delta).mean(axis=-1) / 8.0
+        return D
     return dist
 
 
-#: Registry of metrics: name -> function ``(logits (M, n, C), row slice, n_nodes) -> distances``
-#: of those rows to all points (mean over samples).
+#: Registry of metrics: name -> function ``(logits (M, n, C), n_nodes, block) -> distances (M, M)``
+#: (mean over samples; ``block`` rows at a time where pairs are formed explicitly).
 FISHER_METRICS: dict[str, Callable] = {
     "uniform": _fixed_metric(lambda Z: np.full((1, 1, 1, Z.shape[-1]), 1.0 / Z.shape[-1])),
     "centroid": _fixed_metric(lambda Z: _softmax(Z.mean(axis=0))[None, None]),
-    "midpoint": lambda Z, rows, n_nodes: _segment_distance(Z, rows, 0),
-    "segment": _segment_distance,
+    "midpoint": lambda Z, n_nodes, block: _pair_distances(Z, 0, block),
+    "segment": _pair_distances,
 }
 
 
@@ -252,11 +320,8 @@ def finite_logit_spectrum(logits, *, metric: str = "segment", n_nodes: int = 2,
         raise ValueError(f"block must be a positive integer, got {block!r}")
     # the estimate: the next coarser segment rule for 'segment', the default segment rule otherwise
     ref_metric, ref_nodes = ("segment", nodes - 1) if metric == "segment" else ("segment", 2)
-    Dm, Dr = np.empty((M, M)), np.empty((M, M))
-    for s in range(0, M, int(block)):
-        rows = slice(s, s + int(block))
-        Dm[rows] = FISHER_METRICS[metric](Z, rows, nodes)
-        Dr[rows] = _segment_distance(Z, rows, ref_nodes)
+    Dm = FISHER_METRICS[metric](Z, nodes, int(block))
+    Dr = _pair_distances(Z, ref_nodes, int(block))
     J = np.eye(M) - 1.0 / M
     W = -0.5 * J @ (0.5 * (Dm + Dm.T)) @ J
     E = -0.5 * J @ (0.5 * ((Dr - Dm) + (Dr - Dm).T)) @ J
@@ -313,43 +378,68 @@ def _exact_inputs(eigenvalues: np.ndarray, z: np.ndarray) -> np.ndarray:
     return np.sqrt(z.shape[0]) * U * np.sqrt(eigenvalues)[None, :]
 
 
-def _expected_correction(lam, C, rho, s0, R, F, n_components, n_samples, log2_nodes=4, n_nodes=2):
+#: Nodes of the finite-logit correction (derivations.md §6.2): the first ``CORRECTION_NODES``
+#: nodes of the 256-node seedless rule of §4.5 (:func:`theory._cubature.normal_nodes` at
+#: ``log2_nodes = 8``) over the joint Gaussian coordinates of one ensemble draw.
+CORRECTION_NODES = 64
+
+#: ``log2`` of the rule the correction's nodes are taken from.
+_RULE_LOG2 = 8
+
+
+def _single_blas_thread():
+    """Context with one BLAS thread (restored on exit): the correction's matrices are tiny
+    (M x M with M = R K), and on a shared machine extra BLAS threads cost 3-10x (§6.2)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - installed with scikit-learn
+        import contextlib
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _expected_correction(lam, C, rho, s0, R, F, n_components, n_samples, n_nodes=CORRECTION_NODES,
+                         segment_nodes=2):
     """``E[χ_fin - χ_quad]`` over the Gaussian law of teacher, init and inputs (derivations.md §6.2).
 
-    Each node of the cubature of :mod:`theory._cubature` is one ensemble draw: teacher, R
-    initializations (in the eigenbasis) and an exact-spectrum input set of ``n_samples`` rows
-    (:func:`_exact_inputs`). Its logits give the segment-rule spectrum and, from the same
-    points, the small-logit spectrum (exact quadratic theory, since ``XᵀX/n = Λ``). Returns
-    ``(delta, delta_err, rule_err, negative_share, negative_share_err)``: the mean difference of
-    the curves (n_components,), its cubature error estimate ``|Q_N - Q_{N/2}|``, the mean
-    half-width of the segment rule's own χ interval (:meth:`FiniteLogitSpectrum.chi_interval`),
-    and the mean negative share with its cubature error estimate.
+    Each node is one ensemble draw: teacher, R initializations (in the eigenbasis) and an
+    exact-spectrum input set of ``n_samples`` rows (:func:`_exact_inputs`), read from the first
+    ``n_nodes`` nodes of the seedless 256-node rule :func:`theory._cubature.normal_nodes` (weights
+    on the leading coordinates, inputs after). Its logits give the segment-rule spectrum and, from
+    the same points, the small-logit spectrum (exact quadratic theory, since ``XᵀX/n = Λ``).
+    Returns ``(delta, delta_err, rule_err, negative_share, negative_share_err)``: the mean
+    difference of the curves (n_components,), its batch-means standard error over 8 blocks of
+    consecutive nodes (:func:`theory._cubature.batch_average`), the mean half-width of the segment
+    rule's own χ interval (:meth:`FiniteLogitSpectrum.chi_interval`), and the mean negative share
+    with its batch-means standard error.
     """
-    from ._cubature import gaussian_nodes, rule_average, stress_rows
+    from ._cubature import batch_average, normal_nodes, stress_rows
     from .quadratic import embedding_points, gram_spectrum
     d = lam.size
     n = int(n_samples)
     if n < d:
         raise ValueError(f"n_samples={n} must be >= the number of modes d={d} (exact-spectrum inputs)")
+    if not 8 <= n_nodes <= 2**_RULE_LOG2 or n_nodes % 8:
+        raise ValueError(f"n_nodes must be a multiple of 8 in 8..{2**_RULE_LOG2}, got {n_nodes}")
     n_w = d * C * (R + 1)
-    Z = gaussian_nodes(n_w + n * d, log2_nodes)  # weights on the best coordinates, inputs after
-    deltas, widths, negs = [], [], []
-    for z in Z:
-        w = z[:n_w].reshape(d, C, R + 1)
-        Wt = rho * w[:, :, 0].T  # (C, d)
-        W0 = s0 * np.transpose(w[:, :, 1:], (2, 1, 0))  # (R, C, d)
-        X = _exact_inputs(lam, z[n_w:].reshape(n, d))
-        Wk = Wt[None, None] + (W0 - Wt[None])[:, None] * F[None, :, None, :]  # (R, K, C, d)
-        fit = finite_logit_spectrum(np.einsum("rkcd,nd->rknc", Wk, X), n_nodes=n_nodes)
-        quad = gram_spectrum(embedding_points(lam, Wt, W0, F))
-        fin = stress_rows(fit.eigenvalues[None], n_components)[0]
-        lo, hi = fit.chi_interval()
-        m = min(n_components, lo.size)
-        half = np.zeros(n_components)
-        half[:m] = 0.5 * (hi[:m] - lo[:m])
-        deltas.append(fin - stress_rows(quad[None], n_components)[0])
-        widths.append(half)
-        negs.append(fit.negative_share)
-    delta, delta_err = rule_average(np.array(deltas))
-    neg, neg_err = rule_average(np.array(negs)[:, None])
-    return delta, delta_err, np.mean(widths, axis=0), float(neg[0]), float(neg_err[0])
+    Z = normal_nodes(n_w + n * d, _RULE_LOG2)[:n_nodes]  # weights on the best coordinates
+    rows = []
+    with _single_blas_thread():
+        for z in Z:
+            w = z[:n_w].reshape(d, C, R + 1)
+            Wt = rho * w[:, :, 0].T  # (C, d)
+            W0 = s0 * np.transpose(w[:, :, 1:], (2, 1, 0))  # (R, C, d)
+            X = _exact_inputs(lam, z[n_w:].reshape(n, d))
+            Wk = Wt[None, None] + (W0 - Wt[None])[:, None] * F[None, :, None, :]  # (R, K, C, d)
+            fit = finite_logit_spectrum(np.einsum("rkcd,nd->rknc", Wk, X), n_nodes=segment_nodes)
+            quad = gram_spectrum(embedding_points(lam, Wt, W0, F))
+            fin = stress_rows(fit.eigenvalues[None], n_components)[0]
+            lo, hi = fit.chi_interval()
+            m = min(n_components, lo.size)
+            half = np.zeros(n_components)
+            half[:m] = 0.5 * (hi[:m] - lo[:m])
+            rows.append(np.concatenate([fin - stress_rows(quad[None], n_components)[0], half,
+                                        [fit.negative_share]]))
+    mean, err = batch_average(np.array(rows))
+    k = n_components
+    return mean[:k], err[:k], mean[k:2 * k], float(mean[-1]), float(err[-1])

@@ -454,24 +454,6 @@ def test_normal_nodes_are_a_cubature_rule_for_the_normal_law():
     assert np.abs(x[:128, :16].mean(0)).max() < 0.03  # measured 0.012 (MC level 0.09)
 
 
-def test_gaussian_nodes_are_a_cubature_rule_for_the_normal_law():
-    """The older rule (kept for the finite-logit correction). Low moments of N(0, I) (independent oracle: 0, 1, 0, 3) are integrated by the 256 nodes."""
-    from scipy.special import ndtri
-    from theory._cubature import gaussian_nodes
-    x = gaussian_nodes(60, 8)
-    assert x.shape == (256, 60) and np.array_equal(x, gaussian_nodes(60, 8)) and np.all(np.isfinite(x))
-    # every coordinate is the stratified grid ndtri((k + 1/2)/N), k = 0..N-1, in some order
-    grid = ndtri((np.arange(256) + 0.5) / 256)
-    assert np.allclose(np.sort(x, axis=0), grid[:, None], atol=1e-12)
-    assert np.abs(x.mean(0)).max() < 1e-12 and np.abs((x**2).mean(0) - 1).max() < 0.02
-    corr = np.corrcoef(x.T) - np.eye(60)
-    assert np.abs(corr[:16, :16]).max() < 0.15  # the Sobol' block: measured 0.10 (MC level ~0.28)
-    assert np.abs(corr).max() < 0.35 and np.abs(corr).mean() < 0.06  # no degenerate pairs
-    assert np.ptp(x, axis=1).min() > 0.5  # no node with (nearly) equal coordinates
-    # the first half is itself a rule of the same kind (used by the error estimate)
-    assert np.abs(x[:128, :16].mean(0)).max() < 0.03  # measured 0.012 (MC level 0.09)
-
-
 @settings(max_examples=12, deadline=None)
 @given(c=hst.floats(0.05, 2.5), C=hst.integers(2, 5), R=hst.integers(1, 12), ratio=hst.floats(0.0, 5.0),
        T=hst.sampled_from([10, 100, 1000]))
