@@ -64,16 +64,16 @@ its pairwise sum over samples ``ceil(log2 n) u sum_i |log BC_i|``.  The tests ch
 and both against 50-digit ``mpmath`` values; this path is the more accurate of the two (its
 exponentials have exact arguments ``l / 2``; the numpy path's ``(la + lb) / 2 - m`` is rounded).
 
-Speed (2-core AMD EPYC, AVX-512, a loaded machine; ``benchmarks/bench_exact_path.py``): with
+Speed (2-core AMD EPYC, AVX-512, load average ~6; ``benchmarks/bench_exact_path.py``): with
 every pair of M = 600, n = 1000, C = 10 flagged (logits 100 N(0, 1), ~45 nats a sample), the
 kernel and its preparation take 0.09-0.10 s of one thread's CPU for all 179 700 pairs, against
-0.065-0.08 s for the whole normal fused path on moderate data of the same shape.  Through
-:func:`linsim.inpca.bhattacharyya` the bad case took 0.65 s (0.54 s CPU), of which 0.30 s
-was the driver's own ``logprobs`` callback (a torch gather and ``logsumexp`` per sample chunk)
-with two torch threads; with the callback run on one thread (as :func:`redo_exact` now does)
-the call took 0.37-0.41 s, 0.07 s of it in the callback and 0.15 s in this path.  The numpy
-path took 162 s there (120 s in the same callback, called per batch of pairs), 250 times as
-long, and the two agreed to 2.8e-14 in distance.
+0.065-0.08 s for the whole normal fused path on moderate data of the same shape.  The bad case
+through :func:`linsim.inpca.bhattacharyya` (the fused pass, the driver's ``logprobs`` callback
+and this path) took 4.1-4.4 times the normal path's CPU time in three benchmark runs
+(4.3-5.8 times its wall time); the callback, a torch gather and ``logsumexp`` per sample chunk,
+took 0.09 s of it on one thread, and 0.3-0.8 s with torch's two threads before
+:func:`redo_exact` limited it.  The numpy path took 162 s there (120 s in the same callback,
+called per batch of pairs), 250 times as long; the two agreed to 2.8e-14 in distance.
 """
 
 from __future__ import annotations
