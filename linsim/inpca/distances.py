@@ -29,8 +29,11 @@ Kernels of :func:`bhattacharyya` (a registry, :data:`BHATTACHARYYA_KERNELS`)
 (:mod:`linsim.inpca._fused`): the square-root probabilities are packed into panels, and a tile of
 6 x 16 running products (3 x 8 without AVX-512) stays in vector registers across the samples
 while each sample's coefficients are accumulated class by class in registers (fused
-multiply-adds) and multiplied in; the same flush and exact-redo rules as below.  Tasks of 96 x
-256 models are shared out among single-threaded workers.  ``"gemm"`` (any device, any ``C``; the CUDA path):
+multiply-adds) and multiplied in; every 16 samples the products below ``2**-24`` are rescaled
+exactly by ``2**1000`` in registers (the exponents counted), so each pair takes one logarithm at
+the end, and a pair whose product fell below ``2**-1020`` between two checks is recomputed
+exactly in the log domain (as below).  Tasks of 192 x 256 models are shared out among
+single-threaded workers.  ``"gemm"`` (any device, any ``C``; the CUDA path):
 batched matrix products through torch, described next.  Both agree to rounding (~1e-16) and
 each is deterministic whatever the worker count.  :func:`bhattacharyya_reference` is the slow
 plain oracle beside them.
@@ -232,7 +235,7 @@ def bhattacharyya(logp, logq=None, *, out=None, kernel="auto", device=None, tile
         Where to compute; default CUDA if available, else CPU.  The result is always on the
         host.
     tile : int, optional
-        Models per side of the output tiles: of the kernel (default 96 x 256 fused, 64 x 512
+        Models per side of the output tiles: of the kernel (default 192 x 256 fused, 64 x 512
         gemm on CPU, 2048 on CUDA) or, with a zarr ``out``, of the store (default 1024).
     group : int, optional
         Samples between checks of the running product (fused, default 16) or per batched
