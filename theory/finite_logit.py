@@ -141,16 +141,20 @@ def _segment_distance_product(Z: np.ndarray, n_nodes: int, block: int) -> np.nda
         A = np.exp(P - P.max(axis=2, keepdims=True))
         Q = (0.5 - t) * Zs
         B = np.exp(Q - Q.max(axis=2, keepdims=True))
-        Bt = B.transpose(0, 2, 1)
-        Byt = (B * y).transpose(0, 2, 1)
-        By2t = (B * y2).transpose(0, 2, 1)
+        # left factors [A y², A y, A] (n, M, 3C); right factors, summed over classes with them:
+        # Σ w δ² = [Ay², Ay, A]·[B; -2By; By²], Σ w δ = [Ay, A]·[B; -By], Σ w = A·B
+        left = np.concatenate([A * y2, A * y, A], axis=2)
+        By = B * y
+        r2 = np.concatenate([B, -2.0 * By, By * y], axis=2).transpose(0, 2, 1)  # (n, 3C, M)
+        r1 = np.concatenate([B, -By], axis=2).transpose(0, 2, 1)
+        r0 = B.transpose(0, 2, 1)
         for s in range(0, M, block):
-            a, ya = A[:, s:s + block], y[:, s:s + block]
-            ay = a * ya
-            s0 = a @ Bt
-            s1 = (ay @ Bt - a @ Byt) / s0
-            s2 = ((ay * ya) @ Bt - 2.0 * (ay @ Byt) + a @ By2t) / s0
-            V[s:s + block] = (s2 - s1 * s1).mean(axis=0)  # K''_{ab}(t), mean over samples
+            lb = left[:, s:s + block]
+            s0 = lb[:, :, 2 * C:] @ r0
+            s1 = (lb[:, :, C:] @ r1) / s0
+            s2 = (lb @ r2) / s0
+            s2 -= s1 * s1
+            V[s:s + block] = s2.mean(axis=0)  # K''_{ab}(t), mean over samples
         out += (0.5 * w) * (V + V.T)
     return out
 
