@@ -28,6 +28,9 @@ which makes the estimate conservative; for the others: ``'segment'`` with 2 node
 rank-k error is 1-Lipschitz in the Frobenius norm). Estimates, not bounds.
 
 Cost: like an exact distance matrix, ``O(M² n C)`` per node for M points, n samples, C classes.
+The segment and midpoint rules use a product form (the pair's softmax weights factor over the two
+points, so the class sums become matrix products per sample; derivations.md §6.1), with the
+pair-by-pair softmax kept as the reference and used for class ranges beyond :data:`RANGE_LIMIT`.
 This module explains *why* the spectrum departs from the quadratic theory, from the softmax
 geometry alone; it is not a faster way to compute distances.
 """
@@ -290,8 +293,8 @@ def finite_logit_spectrum(logits, *, metric: str = "segment", n_nodes: int = 2,
     n_nodes : int >= 1
         Node pairs of the ``'segment'`` Gauss rule (ignored by the other metrics).
     block : int, optional
-        Rows of the pair matrix computed at once (memory ``block·M·n·C`` floats); default keeps
-        that below about 32 MB.
+        Rows of the pair matrix computed at once (memory at most ``block·M·n·C`` floats, about
+        ``3 block·M·n`` in the product form); default keeps that below about 32 MB.
 
     Returns
     -------
