@@ -293,8 +293,8 @@ def finite_logit_spectrum(logits, *, metric: str = "segment", n_nodes: int = 2,
     n_nodes : int >= 1
         Node pairs of the ``'segment'`` Gauss rule (ignored by the other metrics).
     block : int, optional
-        Rows of the pair matrix computed at once (memory at most ``block·M·n·C`` floats, about
-        ``3 block·M·n`` in the product form); default keeps that below about 32 MB.
+        Rows of the pair matrix computed at once (memory about ``block·M·n·C`` floats pair by
+        pair, ``4 block·M·n`` in the product form); default keeps both below about 32 MB.
 
     Returns
     -------
@@ -322,7 +322,7 @@ def finite_logit_spectrum(logits, *, metric: str = "segment", n_nodes: int = 2,
     Z = _as_logits(logits)
     M, n, C = Z.shape
     if block is None:
-        block = max(1, int(4e6 // max(M * n * C, 1)))
+        block = max(1, int(4e6 // max(M * n * max(C, 4), 1)))  # both forms below ~32 MB
     elif isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1:
         raise ValueError(f"block must be a positive integer, got {block!r}")
     # the estimate: the next coarser segment rule for 'segment', the default segment rule otherwise
