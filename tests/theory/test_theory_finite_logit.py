@@ -263,3 +263,53 @@ def test_finite_logit_curve_validation(kw, match):
     with pytest.raises(ValueError, match=match):
         theory.expected_explained_stress(np.exp(-np.arange(FD * 1.0)), FC, 0.1, 0.1, 1.0, FSTEPS, FR,
                                          method="analytic", **kw)
+
+
+def test_finite_logit_curve_draws_no_random_numbers(monkeypatch):
+    """The correction's nodes come from the seedless rule: every numpy generator fails during the
+    call (the removed 16-node rule seeded a PCG64 for its padding and fails here)."""
+    import theory._cubature as cub
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the finite-logit correction asked for a random generator")
+
+    for name in ("default_rng", "Generator", "PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64",
+                 "SeedSequence", "RandomState"):
+        monkeypatch.setattr(np.random, name, refuse)
+    cub.feature_variables.cache_clear()
+    lam = np.exp(-0.5 * np.arange(4.0))
+    a = theory.expected_explained_stress(lam, 3, 0.7, 0.7, 1.0, [0, 1, 4], 2, method="analytic",
+                                         logits="finite", n_samples=8, n_components=4)
+    b = theory.expected_explained_stress(lam, 3, 0.7, 0.7, 1.0, [0, 1, 4], 2, method="analytic",
+                                         logits="finite", n_samples=8, n_components=4)
+    assert np.array_equal(a.chi, b.chi) and np.array_equal(a.stderr, b.stderr)
+    assert a.negative_share > 0 and np.all(np.isfinite(a.chi))
+
+
+def test_correction_nodes_are_a_prefix_of_the_256_node_rule():
+    """The correction reads its draws from the first CORRECTION_NODES nodes of normal_nodes(., 8):
+    rebuilding the node-0 draw by hand (teacher, inits, exact-spectrum inputs from those numbers)
+    and the node average of its per-node curves reproduces the correction exactly."""
+    from theory import finite_logit as fl
+    from theory._cubature import normal_nodes, stress_rows
+    lam = np.exp(-0.5 * np.arange(3.0))
+    C, R, n = 2, 2, 6
+    F = (1 - lam[None, :]) ** np.array([0, 1, 3])[:, None]
+    delta, err, width, neg, neg_err = fl._expected_correction(lam, C, 0.8, 0.8, R, F, 4, n)
+    d, n_w = lam.size, lam.size * C * (R + 1)
+    Z = normal_nodes(n_w + n * d, 8)[:fl.CORRECTION_NODES]
+    vals, negs = [], []
+    for z in Z:
+        w = z[:n_w].reshape(d, C, R + 1)
+        Wt, W0 = 0.8 * w[:, :, 0].T, 0.8 * np.transpose(w[:, :, 1:], (2, 1, 0))
+        X = fl._exact_inputs(lam, z[n_w:].reshape(n, d))
+        assert np.allclose(X.T @ X / n, np.diag(lam), atol=1e-12)  # exact spectrum
+        fit = finite_logit_spectrum(gd_logits(Wt, W0, 1.0, [0, 1, 3], X))
+        quad = theory.quadratic_spectrum(lam, Wt, W0, 1.0, [0, 1, 3])
+        vals.append(stress_rows(fit.eigenvalues[None], 4)[0] - stress_rows(quad[None], 4)[0])
+        negs.append(fit.negative_share)
+    assert np.allclose(delta, np.mean(vals, axis=0), rtol=0, atol=1e-12)
+    assert neg == pytest.approx(np.mean(negs), rel=1e-10)
+    # batch-means standard error over 8 blocks of consecutive nodes
+    blocks = np.array(vals).reshape(8, -1, 4).mean(axis=1)
+    assert np.allclose(err, blocks.std(axis=0, ddof=1) / np.sqrt(8), rtol=1e-10, atol=1e-15)
