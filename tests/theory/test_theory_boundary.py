@@ -321,3 +321,14 @@ def test_critical_ratio_few_checkpoints_against_independent_draws(C, c, R, n_dra
     ref = _first_crossing(_mc_chi3_common(lam, C, R, st, n_draws, 21), [1.7, 2.0, 2.4, 2.9, 3.4], 4)
     got = theory.critical_ratio(lam, C, 1.0, st, R)
     assert abs(got / ref - 1) < tol, (got, ref)
+
+
+@settings(max_examples=60, deadline=None)
+@given(b=st_.floats(1e-6, 1e6), shape=st_.floats(0.05, 1e4), scale=st_.floats(1e-6, 1e6))
+def test_inverse_sqrt_mean_obeys_jensen_bounds(b, shape, scale):
+    """x^{-1/2} is convex and decreasing: (b + E V)^{-1/2} <= E[(b+V)^{-1/2}] <= b^{-1/2}."""
+    from theory.asymptotics import _inverse_sqrt_mean
+
+    got = _inverse_sqrt_mean(b, shape, scale)
+    lo, hi = (b + shape * scale) ** -0.5, b**-0.5
+    assert lo * (1 - 1e-9) <= got <= hi * (1 + 1e-9), (got, lo, hi)
