@@ -357,3 +357,17 @@ def test_confident_disagreeing_outputs_stay_on_the_fast_path(monkeypatch):
     assert sum(redone) == 0
     np.testing.assert_allclose(D, bhattacharyya_reference(A), rtol=1e-13, atol=1e-13)
 
+
+
+def test_rescaling_threshold_does_not_change_a_single_bit(monkeypatch):
+    """Rescaling multiplies by an exact power of two and the end splits the product canonically
+    (frexp), so when (and how often) entries are rescaled leaves every unflagged entry's bits
+    unchanged: FLUSH = 2**-24, 2**-100 and 2**-500 give the same matrix (fails if the final
+    logarithm were taken of the running value without the canonical split)."""
+    rng = np.random.default_rng(14)
+    A = log_softmax(4 * rng.standard_normal((37, 300, 5)))  # ~1-2 nats a sample: rescaled often
+    ref = bhattacharyya(A, kernel="fused", workers=1)
+    for e in (-100, -500):
+        monkeypatch.setattr(_fused, "FLUSH", 2.0 ** e)
+        np.testing.assert_array_equal(bhattacharyya(A, kernel="fused", workers=1), ref, err_msg=f"FLUSH=2**{e}")
+    np.testing.assert_allclose(ref, bhattacharyya_reference(A), rtol=1e-13, atol=1e-13)
