@@ -468,3 +468,22 @@ def test_structured_asymmetries_are_found(tmp_path, where):
             S.block(*S.edges[I], *S.edges[J]), None if I == J else S.block(*S.edges[J], *S.edges[I]), I, J)):
         acc.add(sc)
     assert not acc.bitwise_symmetric and acc.asym[1:] == (u, v)
+
+
+def test_store_written_by_bhattacharyya_default_tiles(tmp_path):
+    """End to end at the default sizes: a store of 3 x 3 chunks of 1024 (edge chunks of 52)
+    written by bhattacharyya(out=...), read raw chunk by chunk, proved bitwise symmetric and then
+    read in its upper triangle; the fit equals the in-memory one."""
+    lp = log_softmax(2 * np.random.default_rng(12).standard_normal((2100, 6, 3)))
+    z = bhattacharyya(lp, out=tmp_path / "D.zarr")
+    D = z[...]
+    S = StoredMatrix(z)
+    assert S.tile == 1024 and len(S.edges) == 3 and S._chunk_file is not None
+    fit = InPCA(n_components=4).fit(S)
+    ref = InPCA(n_components=4, solver="iterative").fit(D)
+    lam1 = abs(ref.eigenvalues_[0])
+    np.testing.assert_allclose(fit.eigenvalues_, ref.eigenvalues_, rtol=0, atol=1e-12 * lam1)
+    np.testing.assert_allclose(np.abs(fit.eigenvectors_.T @ ref.eigenvectors_), np.eye(4), rtol=0, atol=1e-8)
+    assert fit.frobenius_norm_ == pytest.approx(ref.frobenius_norm_, rel=1e-12)
+    # 1 shift tile + 9 tiles in the validating pass, then 6 upper-triangle tiles per pass
+    assert S.reads == 1 + 9 + 6 * (fit.n_iter_ - 1)
