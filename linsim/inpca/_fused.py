@@ -68,11 +68,20 @@ is allowed anywhere), so the results are bitwise independent of all of them.  Ac
 relative error of each ``BC`` is a few ulps, so ``|error of d| <~ 1e-16 * (1 + d)``; measured
 4.4e-16 at M = 2000, n = 1000, C = 10 (``benchmarks/bench_distances.py``).
 
-Speed (2-core AMD EPYC, AVX-512, 6 x 16 tiles, C = 10; flops counted as ``2 C`` per pair and
-sample): 64-96 GF/s per core for the kernel alone, measured as thread CPU time on a loaded
-machine, about 58 GF/s per CPU-second for the whole call at M = 2000, n = 1000 (packing and
-the final logarithms included); for scale, a quiet DGEMM there gives about 65 GF/s per core
-with the AVX2 OpenBLAS kernels this environment selects and 113 with its AVX-512 kernels.
+Speed (2-core AMD EPYC, AVX-512, 6 x 16 tiles, C = 10, M = 2000, n = 1000; flops counted as
+``2 C`` per pair and sample; thread CPU time of one worker, so that the shared machine's load
+does not enter): the whole call takes about 0.60 CPU-s (0.71 before the in-register rescaling,
+the larger task blocks and the one-pass mirror), of which the kernel 0.46 s (87 GF/s; 22 ns
+per tile and sample, against 16.4 ns for its 132 vector operations at the measured 8 vector
+FMAs per ns, and 18-19 ns when one task's panels are reused from cache), the preparation
+(exponentials, norms, packing) 0.085 s and the rest (final logarithms, mirror, states) 0.04 s.
+Tried and not kept (interleaved A/B, same run): one 48-wide panel layout shared by rows and
+columns (one packing pass instead of two; kernel 0.50 -> 0.72 s, the per-sample stride spans a
+whole panel), sample blocks of 16-64 (3-10% slower: each register-tile visit's start and end
+cost more than the L1 reuse they buy), a class loop unrolled for C = 10 (no change), check
+groups of 32 (half of the check's ~5%, but flags from ~18 nats a sample), column-major task
+order and chunks of 32-64 samples (no change), a class-major packing loop (slower).
+"""
 """
 
 from __future__ import annotations
