@@ -82,7 +82,6 @@ cost more than the L1 reuse they buy), a class loop unrolled for C = 10 (no chan
 groups of 32 (half of the check's ~5%, but flags from ~18 nats a sample), column-major task
 order and chunks of 32-64 samples (no change), a class-major packing loop (slower).
 """
-"""
 
 from __future__ import annotations
 
