@@ -116,22 +116,43 @@ def _segment_distance(Z: np.ndarray, rows: slice, n_nodes: int) -> np.ndarray:
 #: ``exp(-RANGE_LIMIT)``, far from underflow (``exp(-708)``). Beyond it the reference is used.
 RANGE_LIMIT = 600.0
 
+#: The product form gives ``Var δ`` as ``E δ² - (E δ)²``; a pair whose mean ``E δ²`` exceeds its
+#: variance by more than this factor (a confident pair: the weights sit on one class) loses up to
+#: ``CANCELLATION_LIMIT`` ulps there and is recomputed pair by pair (:func:`_pair_curvature`).
+CANCELLATION_LIMIT = 1e4
+
+
+def _pair_curvature(Z: np.ndarray, ia: np.ndarray, ib: np.ndarray, t: float, chunk: int) -> np.ndarray:
+    """``K''_{ab}(t)`` (mean over samples) for the listed pairs, by the pairwise softmax."""
+    out = np.empty(ia.size)
+    for s in range(0, ia.size, chunk):
+        za, zb = Z[ia[s:s + chunk]], Z[ib[s:s + chunk]]
+        delta = za - zb
+        out[s:s + chunk] = _score_variance(_softmax(0.5 * (za + zb) + t * delta), delta).mean(axis=-1)
+    return out
+
 
 def _segment_distance_product(Z: np.ndarray, n_nodes: int, block: int) -> np.ndarray:
     """The segment (``n_nodes`` >= 1) or midpoint (0) distance matrix (M, M) by matrix products.
 
     At node ``t`` the pair's softmax weights factor over the two points,
     ``exp(m + tδ) = exp((½+t) z_a) ∘ exp((½-t) z_b)``, so with ``A = exp((½+t)z)``,
-    ``B = exp((½-t)z)`` (each row scaled by its own maximum, which cancels) and the centred
-    logits ``y`` (``δ = y_a - y_b``) every moment ``Σ_c w_c δ_c^k`` of a pair is a sum of
-    products ``(A yᵖ)(B y^q)ᵀ`` over classes: one (block, C) x (C, M) product per sample instead
-    of a softmax per pair and sample. ``K''_{ab}(-t) = K''_{ba}(t)``, so the ``-t`` half is the
-    transpose. Same sum as :func:`_segment_distance` up to rounding; ``block`` rows at a time.
+    ``B = exp((½-t)z)`` (each row scaled by its own maximum, which cancels) and shifted logits
+    ``y`` (``δ = y_a - y_b``) every moment ``Σ_c w_c δ_c^k`` of a pair is a sum of products
+    ``(A yᵖ)(B y^q)ᵀ`` over classes: three products per sample instead of a softmax per pair and
+    sample. ``K''_{ab}(-t) = K''_{ba}(t)``, so the ``-t`` half is the transpose. ``y`` is each
+    point's logits minus the ensemble mean, minus their value at the class the ensemble mean
+    favours (a per-sample shift common to all points, so δ moves by a per-pair constant, which
+    the variance ignores): where the weights concentrate on that class the moments are small and
+    do not cancel. Pairs that still cancel (``E δ² > CANCELLATION_LIMIT · Var δ``, weights on
+    another class) are recomputed pair by pair. Same sum as :func:`_segment_distance` up to
+    rounding (tested elementwise); ``block`` rows at a time.
     """
     M, n, C = Z.shape
     Zs = np.ascontiguousarray(np.transpose(Z, (1, 0, 2)))  # (n, M, C): one product per sample
     y = Zs - Zs.mean(axis=1, keepdims=True)
-    y -= y.mean(axis=2, keepdims=True)  # δ is unchanged; moments stay of the size of δ
+    top = np.argmax(Zs.mean(axis=1), axis=1)  # (n,) the centroid's favoured class
+    y -= np.take_along_axis(y, top[:, None, None], axis=2)
     y2 = y * y
     if n_nodes == 0:
         nodes, weights = np.zeros(1), np.full(1, 0.125)
@@ -156,8 +177,15 @@ def _segment_distance_product(Z: np.ndarray, n_nodes: int, block: int) -> np.nda
             s0 = lb[:, :, 2 * C:] @ r0
             s1 = (lb[:, :, C:] @ r1) / s0
             s2 = (lb @ r2) / s0
+            second = s2.mean(axis=0)
             s2 -= s1 * s1
-            V[s:s + block] = s2.mean(axis=0)  # K''_{ab}(t), mean over samples
+            v = s2.mean(axis=0)  # K''_{ab}(t), mean over samples
+            bad = second > CANCELLATION_LIMIT * np.abs(v)
+            if np.any(bad):
+                ia, ib = np.nonzero(bad)
+                v[ia, ib] = _pair_curvature(Z, ia + s, ib, t, max(1, block * M))
+            V[s:s + block] = v
+        np.fill_diagonal(V, 0.0)  # δ = 0: exactly zero (the expanded moments leave rounding)
         out += (0.5 * w) * (V + V.T)
     return out
 
