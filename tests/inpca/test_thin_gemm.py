@@ -76,3 +76,27 @@ def test_property_pair_matmul_is_bitwise_the_two_thin_products(p, q, b, seed):
     np.testing.assert_array_equal(PB, thin_matmul(A, VI, transpose=True, padded=True))
     bound = p * np.finfo(float).eps * (np.abs(A).T @ np.abs(VI[:, :b]))
     assert np.all(np.abs(PB[:, :b] - A.T @ VI[:, :b]) <= bound + 1e-300)
+
+
+def test_other_register_tiles_give_the_same_bits():
+    """The shapes compiled on hosts without AVX-512 (2 x 16 tiles, 1 x 16 pair strips) and others
+    compute the same FMA chains: bitwise the default kernels' results (so the fallback is tested
+    here too)."""
+    from linsim.inpca import _thin_gemm as g
+
+    rng = np.random.default_rng(2)
+    A = rng.standard_normal((29, 37))
+    VJ, VI = pad_columns(rng.standard_normal((37, 21))), pad_columns(rng.standard_normal((29, 21)))
+    PA, PB = g.pair_matmul(A, VJ, VI)
+    for R, NV in ((2, 2), (3, 1)):
+        shapes = sorted({(R, NV), (R, 1), (1, NV), (1, 1)})
+        drive = g._build(g._kernel_source, g._driver_source(R, NV), shapes, "tile", "drive")
+        P = np.empty((29, 24))
+        drive(A.ravel(), VJ.ravel(), P.ravel(), 29, 37, 37, 1, 24)
+        np.testing.assert_array_equal(P, PA)
+        pair = g._build(g._pair_kernel_source, g._pair_driver_source(R - 1 or 1, NV), sorted(
+            {(R - 1 or 1, NV), (R - 1 or 1, 1), (1, NV), (1, 1)}), "pair", "drive_pair")
+        QA, QB = np.empty((29, 24)), np.zeros((37, 24))
+        pair(A.ravel(), VJ.ravel(), VI.ravel(), QA.ravel(), QB.ravel(), 29, 37, 24)
+        np.testing.assert_array_equal(QA, PA)
+        np.testing.assert_array_equal(QB, PB)
