@@ -2,8 +2,9 @@
 
 The fused kernel (:mod:`linsim.inpca._fused`) keeps running products of the per-sample
 coefficients ``BC_i = sum_c sqrt(p_ic q_ic)`` and sends a pair to an exact recomputation when
-its product fell below ``2**-1000`` at a check (confident outputs that disagree on every
-sample, about 40 nats a sample or more, or one sample whose coefficient underflows).
+its product fell below the flag threshold (``_fused.TINY``) at a check: confident outputs that
+disagree on every sample (about 40 nats a sample or more), or one sample whose coefficient
+underflows.
 :func:`redo_exact` is that recomputation: ``sum_i log BC_i`` of the flagged pairs over a range
 of samples, with the arguments and the bookkeeping of the fused driver's ``_redo_exact`` (it
 replaces it as is).  :func:`redo_exact_reference` is the plain numpy version beside it (a
@@ -50,7 +51,8 @@ Agreement with the log-sum-exp (numpy) path: to rounding, not bitwise
 ----------------------------------------------------------------------
 The numpy path takes an exponential per pair, sample *and class* and a logarithm per pair and
 sample: at M = 600, n = 1000, C = 10 with every pair flagged that is 1.8e9 exponentials
-(~18 s), and no arrangement of the same operations comes near the fused kernel's 0.05-0.1 s.
+(tens of seconds), and no arrangement of the same operations comes near the fused kernel's
+0.05-0.1 s.
 The same operations would not even give the same bits: numpy's SIMD ``exp``/``log`` differ
 from the C library's (which numba calls) in the last place for about 5% of the arguments on
 an AVX-512 host.  So this path computes the same quantity with ``C`` multiply-adds per pair
