@@ -16,8 +16,9 @@ How (a GEMM-style micro-kernel, one output *register tile* at a time)
   coefficients are accumulated class by class in another ``R * V`` registers (one broadcast of
   ``x_ac`` per row, ``V`` vector loads of ``y_.c`` per class, ``R * V`` fused multiply-adds)
   and multiplied into ``Q``.  Coefficients never touch memory; ``Q`` goes to memory once per
-  sample block (``SBLOCK`` samples) and when an entry of the tile is flagged (below).  On an AVX-512 host the tile is 6 x 16
-  (24 ``zmm`` registers of the 32); elsewhere 3 x 8 (each vector is two ``ymm`` registers).
+  sample block (``SBLOCK`` samples) and when an entry of the tile is flagged (below).  On an
+  AVX-512 host the tile is 6 x 16 (24 ``zmm`` registers of the 32); elsewhere 3 x 8 (each
+  vector is two ``ymm`` registers).
 * **Exact renormalization.** Every ``group`` samples (counted from the chunk start) the tile
   is checked in registers, without branching on the data: every entry below :data:`FLUSH`
   (``2**-24``) is multiplied by :data:`RESCALE` (``2**1000``) and ``-1000`` is added to its
@@ -41,10 +42,10 @@ How (a GEMM-style micro-kernel, one output *register tile* at a time)
   ``2**-500``, flag below ``2**-1000``, a 500-bit margin): logits 30 x N(0, 1), M = 400 (median
   distance 13.5 nats): 0 of 79 800 pairs (formerly 39: 0.27 s instead of 0.05 s); 40 x N(0, 1),
   M = 300 (18 nats): 0 of 44 850 (formerly 22 996); 60 x N(0, 1) (27 nats): 122 (formerly
-  44 732).  A check costs
-  the same whether or not entries are rescaled (a compare, a masked multiply and the exponent
-  counts, about 5% of the kernel's time at ``group = 16``), so the margin is not traded against
-  speed; ``group = 32`` would halve that 5% but flags pairs from ~18 nats a sample on.
+  44 732).  A check costs the same whether or not entries are rescaled (a compare, a masked
+  multiply and the exponent counts, about 5% of the kernel's time at ``group = 16``), so the
+  margin is not traded against speed; ``group = 32`` would halve that 5% but flags pairs from
+  ~18 nats a sample on.
 * **Cache blocking.** A task is a block of row panels against a block of column panels
   (default 192 x 256 models: 2-4% faster than 96 x 256, each column panel serving twice the
   row panels); inside it, sample blocks are outermost, then column panels
@@ -215,7 +216,8 @@ def microkernel_source(R: int, V: int) -> str:
     add(f"{ind}    else:")
     for r, v in tile:
         o = f"qoff + {r * W + 8 * v}"
-        add(f"{ind}        vstore(acc, {o}, vadd(vload(acc, {o}), vsel_below(q{r}_{v}, flush, {-float(RESCALE_EXP)!r})))")
+        count = f"vsel_below(q{r}_{v}, flush, {-float(RESCALE_EXP)!r})"
+        add(f"{ind}        vstore(acc, {o}, vadd(vload(acc, {o}), {count}))")
         add(f"{ind}        q{r}_{v} = vmul_below(q{r}_{v}, flush, {RESCALE!r})")
     for r, v in tile:
         add(f"{ind}vstore(Qs, qoff + {r * W + 8 * v}, q{r}_{v})")
