@@ -438,11 +438,11 @@ def expected_explained_stress(eigenvalues, n_classes, teacher_scale, init_scale,
         ``'small'`` (default): the small-logit theory, scale free (only ρ/σ0 matters).
         ``'finite'``: adds the finite-logit correction ``E[χ_fin - χ_small]`` of
         derivations.md §6.2 (the segment-averaged softmax Fisher metric of
-        :func:`theory.finite_logit_spectrum`, averaged over 16 cubature nodes of the law of
-        teacher, initializations and inputs); the absolute scales of ``eigenvalues``, ρ and σ0
+        :func:`theory.finite_logit_spectrum`, averaged over the first 64 nodes of the seedless
+        256-node rule of §4.5 over the law of teacher, initializations and inputs); the absolute scales of ``eigenvalues``, ρ and σ0
         then matter (logits are ``W x``). Squared loss only (at finite logits cross-entropy
-        dynamics are not linear). Cost: 16 finite-logit spectra (about a second each at
-        R K = 88 points, n = 60).
+        dynamics are not linear). Cost: 64 finite-logit spectra (0.04-0.07 s each at
+        R K = 88 points, n = 60; 3-4.5 s a call).
     n_samples : int >= d, optional
         Required with ``logits='finite'`` (and refused otherwise): the number n of training
         inputs, modelled as exact-spectrum data ``X = sqrt(n) U Λ^{1/2}`` with ``U`` a Haar
