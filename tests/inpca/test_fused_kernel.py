@@ -237,6 +237,7 @@ def test_bitwise_across_tile_shapes_task_blocks_chunks_and_workers(tile_shape, m
     ref_cross = bhattacharyya(A, B, kernel="fused", workers=1)
     variants = [dict(shape=s) for s in SHAPES] + [dict(tile=t) for t in (1, 13, 64, 500)]
     variants += [dict(workers=w) for w in (2, 3)] + [dict(min_chunk=1, panel_bytes=40_000)]  # chunks of one sample block
+    variants += [dict(workers=2, min_chunk=1, panel_bytes=40_000)]  # next chunk prepared during the current one
     for v in variants:
         tile_shape(v.get("shape", (6, 2)))
         monkeypatch.setattr(_fused, "PANEL_BYTES", v.get("panel_bytes", 16 << 20))  # several sample chunks
@@ -371,3 +372,22 @@ def test_rescaling_threshold_does_not_change_a_single_bit(monkeypatch):
         monkeypatch.setattr(_fused, "FLUSH", 2.0 ** e)
         np.testing.assert_array_equal(bhattacharyya(A, kernel="fused", workers=1), ref, err_msg=f"FLUSH=2**{e}")
     np.testing.assert_allclose(ref, bhattacharyya_reference(A), rtol=1e-13, atol=1e-13)
+
+
+def test_bad_row_in_a_later_chunk_prepared_ahead_is_located_and_leaves_no_threads(monkeypatch):
+    """With threads, a chunk's panels are prepared while the previous chunk runs; an
+    unnormalized row there still raises the located error, and the call leaves no threads."""
+    import threading
+
+    monkeypatch.setattr(_fused, "PANEL_BYTES", 30_000)
+    monkeypatch.setattr(_fused, "MIN_CHUNK", 1)
+    monkeypatch.setattr(_fused, "SBLOCK", 16)
+    rng = np.random.default_rng(15)
+    A = log_softmax(rng.standard_normal((40, 160, 6)))
+    ref = bhattacharyya(A, kernel="fused", workers=1)
+    np.testing.assert_array_equal(bhattacharyya(A, kernel="fused", workers=2), ref)
+    A[17, 141] += 0.01  # sample 141: a late chunk, prepared ahead by a worker thread
+    before = threading.active_count()
+    with pytest.raises(ValueError, match=r"logp: probabilities do not sum to 1 at model 17, sample 141"):
+        bhattacharyya(A, kernel="fused", workers=2)
+    assert threading.active_count() == before
