@@ -29,6 +29,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import math
+import mmap
 import os
 import threading
 import warnings
@@ -202,7 +203,8 @@ class StoredMatrix:
     Passes over ``D`` go by square tiles of edge ``tile``: by default the multiple of the zarr
     chunk edge nearest below :data:`TILE` (1024), so that every tile is read as whole chunks
     (chunks larger than 2048, or rectangular chunks whose least common multiple is, are read
-    unaligned: correct, but a chunk is then decoded once per tile that touches it), and
+    unaligned: correct, but a compressed chunk is then decoded once per tile that touches it; an
+    uncompressed local one is memory-mapped and only the part needed is read), and
     :data:`TILE` for a memory map.  ``reads`` counts block reads and ``max_block_elems`` the
     largest block read (so a test can check that the whole matrix was never requested).
 
@@ -295,11 +297,16 @@ class StoredMatrix:
                     if self._chunk_file(ci, cj, dst):
                         continue
                 else:
-                    if buf is None:
-                        buf = np.empty((cr, cc), dtype=dtype)
-                    if self._chunk_file(ci, cj, buf):
-                        dst[...] = buf[a0 - ci * cr:a1 - ci * cr, b0 - cj * cc:b1 - cj * cc]
-                        continue
+                    part = (a0 - ci * cr, a1 - ci * cr, b0 - cj * cc, b1 - cj * cc)
+                    if 2 * (a1 - a0) * (b1 - b0) <= cr * cc:  # a small part: mapped, not read whole
+                        if self._chunk_file(ci, cj, dst, part):
+                            continue
+                    else:
+                        if buf is None:
+                            buf = np.empty((cr, cc), dtype=dtype)
+                        if self._chunk_file(ci, cj, buf):
+                            dst[...] = buf[part[0]:part[1], part[2]:part[3]]
+                            continue
                 dst[...] = self.arr[a0:a1, b0:b1]  # no chunk file (fill value): through zarr
         return out
 
@@ -346,9 +353,12 @@ def _raw_chunk_files(arr):
     zarr v3 format fixes what such a file holds when the only codec is ``bytes``: the whole
     chunk (edge chunks padded to the full chunk shape) as C-order raw values of the stated
     endianness.  So for a 2-D array on a ``LocalStore``, with a regular chunk grid, that one
-    codec, no storage transformers and a numeric dtype, this returns ``read(ci, cj, dst) ->
-    bool`` that fills ``dst`` (a C-contiguous array of the chunk's full shape, or the exact
-    interior part of a float64 block) from the file of chunk ``(ci, cj)``, and False when that
+    codec, no storage transformers and a numeric dtype, this returns ``read(ci, cj, dst,
+    part=None) -> bool`` that fills ``dst`` (a C-contiguous array of the chunk's full shape, or
+    the exact interior part of a float64 block) from the file of chunk ``(ci, cj)`` -- with
+    ``part = (r0, r1, c0, c1)`` only ``chunk[r0:r1, c0:c1]``, into a ``dst`` of that shape,
+    through a memory map of the file, so that a small part of a large chunk (row-chunked stores,
+    edge chunks) costs its own pages and no chunk-sized buffer -- and False when that
     file does not exist (a chunk never written: the caller reads it through zarr, which
     supplies the fill value).  Anything else -- compression, sharding, zarr v2, another store --
     returns None and is read through zarr.
@@ -372,18 +382,33 @@ def _raw_chunk_files(arr):
     except AttributeError:  # another zarr version's layout of these attributes: use zarr itself
         return None
     nbytes = math.prod(chunk_shape) * dtype.itemsize
+    file_dtype = dtype.newbyteorder("<")
 
-    def read(ci, cj, dst):
+    def damaged(path, got):
+        return ValueError(f"zarr chunk file {path} holds {got} bytes where a chunk of shape {chunk_shape} "
+                          f"{dtype} has {nbytes}: the store is damaged or was written by another writer")
+
+    def read(ci, cj, dst, part=None):
         path = os.path.join(root, *encode((ci, cj)).split("/"))
         try:
             with open(path, "rb", buffering=0) as f:
+                if part is not None:  # only rows part[0]:part[1], columns part[2]:part[3] of the chunk
+                    got = os.fstat(f.fileno()).st_size
+                    if got != nbytes:
+                        raise damaged(path, got)
+                    with mmap.mmap(f.fileno(), nbytes, access=mmap.ACCESS_READ) as mm:
+                        src = np.frombuffer(mm, dtype=file_dtype).reshape(chunk_shape)
+                        try:
+                            dst[...] = src[part[0]:part[1], part[2]:part[3]]
+                        finally:
+                            del src  # no exported buffer may outlive the mapping
+                    return True
                 view = memoryview(dst).cast("B")
                 got = f.readinto(view) if view.nbytes == nbytes else 0
         except FileNotFoundError:
             return False
         if got != nbytes:
-            raise ValueError(f"zarr chunk file {path} holds {got} bytes where a chunk of shape {chunk_shape} "
-                             f"{dtype} has {nbytes}: the store is damaged or was written by another writer")
+            raise damaged(path, got)
         return True
 
     return read

@@ -487,3 +487,31 @@ def test_store_written_by_bhattacharyya_default_tiles(tmp_path):
     assert fit.frobenius_norm_ == pytest.approx(ref.frobenius_norm_, rel=1e-12)
     # 1 shift tile + 9 tiles in the validating pass, then 6 upper-triangle tiles per pass
     assert S.reads == 1 + 9 + 6 * (fit.n_iter_ - 1)
+
+
+def test_raw_reads_of_part_of_a_chunk_touch_only_that_part(tmp_path):
+    """A block that needs a small part of a large raw chunk (row-chunked stores, edge chunks) is
+    read without a chunk-sized buffer: a (1, 4096)-chunked store has 32 KiB chunks, and a 1 x 8
+    block must not allocate one (the whole-chunk read did); the values are the array's."""
+    import tracemalloc
+
+    rng = np.random.default_rng(13)
+    A = rng.standard_normal((6, 4096))
+    z = _raw_zarr(tmp_path / "rows.zarr", A, (1, 4096))
+    S = StoredMatrix(z, tile=8)
+    assert S._chunk_file is not None
+    S.block(0, 1, 0, 8)  # warm up (imports, first-call allocations)
+    tracemalloc.start()
+    try:
+        for r0, c0 in ((0, 0), (3, 100), (5, 4088)):
+            got = S.block(r0, r0 + 1, c0, c0 + 8)
+            np.testing.assert_array_equal(got, A[r0:r0 + 1, c0:c0 + 8])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4096 * 8 // 4, peak
+    np.testing.assert_array_equal(S.block(1, 4, 10, 30), A[1:4, 10:30])  # several chunks
+    chunk = tmp_path / "rows.zarr" / "c" / "2" / "0"
+    chunk.write_bytes(chunk.read_bytes()[:-8])
+    with pytest.raises(ValueError, match="damaged"):
+        StoredMatrix(zarr.open_array(str(tmp_path / "rows.zarr"), mode="r"), tile=8).block(2, 3, 0, 8)
