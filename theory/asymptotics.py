@@ -617,7 +617,7 @@ def _ribbon_cell(p, chi, k_star, method, n_checkpoints, lr_lambda1, n_draws, see
             raise ValueError(f"k_star={k_star} must be < number of points {R * steps.size}")
         curve = expected_explained_stress(lam, C, p["ratio"], 1.0, lr, steps, R, n_draws=n_draws,
                                           seed=seed, method=method)
-        return bool(curve.chi[int(k_star) - 1] >= chi) if curve.chi.size >= int(k_star) else False
+        return bool(curve.chi[int(k_star) - 1] >= chi)  # the curve has all R K values
     raise ValueError(f"method must be 'critical', 'analytic' or 'monte-carlo', got {method!r}")
 
 

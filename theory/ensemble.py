@@ -433,7 +433,8 @@ def expected_explained_stress(eigenvalues, n_classes, teacher_scale, init_scale,
     Parameters are those of :func:`expected_spectrum`, plus:
 
     n_components : int, optional
-        Length of the returned curve (default: all ``R*K`` values, fewer for Monte Carlo).
+        Length of the returned curve (default: all ``R*K`` values); ``χ_k = 1`` (standard
+        error 0) beyond the rank of the spectra, whatever the method.
     logits : {'small', 'finite'}
         ``'small'`` (default): the small-logit theory, scale free (only ρ/σ0 matters).
         ``'finite'``: adds the finite-logit correction ``E[χ_fin - χ_small]`` of
@@ -516,6 +517,12 @@ def expected_explained_stress(eigenvalues, n_classes, teacher_scale, init_scale,
         chi = explained_stress(ev)
         se = np.zeros_like(chi)
         n, nodes = 0, 0
+    # beyond the rank of the spectra nothing is left to explain: χ_k = 1 exactly (zero error), so
+    # the curve is padded to the requested length (default R K) instead of ending at the rank
+    length = R * F.shape[0] if m is None else m
+    if chi.size < length:
+        chi = np.concatenate([chi, np.ones(length - chi.size)])
+        se = np.concatenate([se, np.zeros(length - se.size)])
     diag = expected_logit_diagnostics(lam, C, rho, s0, lr, steps, dynamics=dynamics, loss=loss)
     neg, neg_err = 0.0, 0.0
     if logits == "finite":

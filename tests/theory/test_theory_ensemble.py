@@ -117,3 +117,29 @@ def test_bad_input(kw, match):
     args.update(kw)
     with pytest.raises(ValueError, match=match):
         theory.expected_spectrum(**args)
+
+
+def test_curve_has_the_requested_length_past_the_rank_of_the_spectrum():
+    """With d = 2 modes and C = 2 classes the Monte-Carlo draws have 2 nonzero eigenvalues among
+    R K = 12 points: χ_k = 1 exactly for k >= 2 (nothing left to explain), so a curve of any
+    requested length has ones there (zero error), like the analytic curve; the curve is never
+    silently shorter than n_components."""
+    lam = np.array([1.0, 0.5])
+    args = (lam, 2, 1.0, 1.0, 1.0, [0, 1, 10], 4)
+    mc = theory.expected_explained_stress(*args, n_draws=16, n_components=5)
+    an = theory.expected_explained_stress(*args, method="analytic", n_components=5)
+    for cur in (mc, an):
+        assert cur.chi.shape == cur.stderr.shape == (5,)
+        assert np.all(cur.chi[1:] == 1.0) and np.all(cur.stderr[1:] == 0.0) and cur.chi[0] < 0.9
+    assert theory.expected_explained_stress(*args, n_draws=16).chi.shape == (12,)  # all R K values
+    assert theory.expected_explained_stress(*args, n_draws=16, n_components=20).chi.shape == (20,)
+
+
+def test_monte_carlo_phase_map_past_the_rank_is_a_ribbon():
+    """d = 2, C = 2: at most 2 nonzero eigenvalues, so χ_3 = 1 >= 0.9 by definition at every
+    ratio; the Monte-Carlo map must say ribbon (it said no ribbon: its curve had 2 values)."""
+    fixed = dict(d=2, n_classes=2, n_runs=4, T=100)
+    for method in ("monte-carlo", "analytic"):
+        got = theory.phase_map({"c": [0.5], "ratio": [0.1, 10.0]}, fixed, method=method, n_draws=8,
+                               n_checkpoints=4)
+        assert got.tolist() == [[True, True]], method
