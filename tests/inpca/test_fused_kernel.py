@@ -156,6 +156,13 @@ def test_pack_panels_and_prepare_panels_agree():
     assert _fused.prepare_panels(B, 2, 7, (6,), 1e-3) is not None
     B[3, 3, 1] = np.nan
     assert _fused.prepare_panels(B, 0, 7, (6,), np.inf) is None
+    # working memory from a Scratch pool: any block width it allows, or fresh memory when it is
+    # too small for one panel's worth; the same panels either way
+    for size in (1, 5 * 4 * 48, 10 ** 6):
+        sc = _fused.Scratch(size, 2)
+        got = _fused.prepare_panels(A, 2, 7, (6, 16), 1e-8, scratch=sc, width=6)
+        np.testing.assert_array_equal(got[0], XR)
+        np.testing.assert_array_equal(got[1], XW)
 
 
 # ----------------------------------------------------------------------------- exactness
