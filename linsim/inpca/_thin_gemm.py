@@ -1,8 +1,10 @@
 """Products of a tile with a thin block of vectors, ``A V`` and ``A^T V``, with a register tile.
 
 The stored InPCA fit multiplies 1024 x 1024 tiles of ``D`` by blocks of ``b ~ 20`` vectors.
-OpenBLAS (its Haswell kernels, which this environment selects) reaches only ~19-25 GF/s per
-core on that shape: it packs the whole tile for a few columns.  This kernel streams the tile
+OpenBLAS (its Haswell kernels, which this environment selects) reaches 43-48 GF/s on one
+core on that shape in a quiet moment (0.88-0.97 ms for 1024 x 1024 by 20; 19-25 GF/s, 1.2-5 ms,
+when first measured on the loaded machine): it packs the whole tile for a few columns.  This
+kernel (0.39-0.40 ms in the same quiet runs, 105 GF/s) streams the tile
 once instead: an ``R x 8V`` block of the product stays in registers (:mod:`linsim.inpca._simd`
 8-lane vectors) while ``k`` runs over the tile's inner dimension; each step broadcasts ``R``
 entries of the tile and loads ``V`` vectors of ``V`` (``R = 6``, ``V = 3``: 18 of the 32
