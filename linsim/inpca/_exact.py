@@ -6,12 +6,10 @@ its product fell below the flag threshold (``_fused.TINY``) at a check: confiden
 disagree on every sample (about 40 nats a sample or more), or one sample whose coefficient
 underflows.
 :func:`redo_exact` is that recomputation: ``sum_i log BC_i`` of the flagged pairs over a range
-of samples, with the arguments and the bookkeeping of the fused driver's ``_redo_exact``, so
-that it can replace it as is.  **Not wired in yet:** the fused driver
-(:mod:`linsim.inpca._fused`) still calls its own numpy ``_redo_exact``; the tests and
-``benchmarks/bench_exact_path.py`` patch this function in (measured at M = 120, n = 300, C = 10,
-logits 100 N(0, 1), one thread: ``bhattacharyya`` 3.6 s as wired, 0.036 s with this path,
-equal to 1.4e-14).  :func:`redo_exact_reference` is the plain numpy version beside it (a
+of samples, with the arguments and the bookkeeping of the fused driver's ``_redo_exact``, and the
+fused driver's ``_redo_exact`` delegates to it (before, that was a numpy log-sum-exp: at
+M = 120, n = 300, C = 10, logits 100 N(0, 1), one thread, ``bhattacharyya`` took 3.6 s with it
+and 0.036 s with this path, equal to 1.4e-14).  :func:`redo_exact_reference` is the plain numpy version beside it (a
 log-sum-exp per pair, sample and class), kept as the slow reference; :func:`exact_logbc_sums`
 is the kernel on plain arrays.
 
@@ -74,7 +72,7 @@ Speed (2-core AMD EPYC, AVX-512, load average ~6; ``benchmarks/bench_exact_path.
 every pair of M = 600, n = 1000, C = 10 flagged (logits 100 N(0, 1), ~45 nats a sample), the
 kernel and its preparation take 0.09-0.10 s of one thread's CPU for all 179 700 pairs, against
 0.065-0.08 s for the whole normal fused path on moderate data of the same shape.  The bad case
-through :func:`linsim.inpca.bhattacharyya` with this path patched in (the fused pass, the
+through :func:`linsim.inpca.bhattacharyya` (the fused pass, the
 driver's ``logprobs`` callback and this path) took 4.1-4.4 times the normal path's CPU time in three benchmark runs
 (4.3-5.8 times its wall time); the callback, a torch gather and ``logsumexp`` per sample chunk,
 took 0.09 s of it on one thread, and 0.3-0.8 s with torch's two threads before
@@ -649,13 +647,14 @@ def redo_exact(fa, fb, s0, s1, logprobs, sym, out, disjoint, batch=4096, *, work
                 disjoint[pair] = i
 
 
-def redo_exact_reference(fa, fb, s0, s1, logprobs, sym, out, disjoint, batch=4096):
+def redo_exact_reference(fa, fb, s0, s1, logprobs, sym, out, disjoint, batch=4096, *, workers=None):
     """Slow numpy reference of :func:`redo_exact`: a log-sum-exp per pair, sample and class.
 
     ``out[a, b] += sum_i logsumexp_c((la_ic + lb_ic) / 2)``, max-shifted, numpy's pairwise sum
     over the samples, pairs in batches of ``batch`` (each batch holds ``2 batch (s1 - s0) C``
     float64); the same arguments and effect as :func:`redo_exact`, which agrees with it to
-    rounding (bound in the module docstring).
+    rounding (bound in the module docstring).  ``workers`` is accepted for the drop-in
+    signature and ignored (numpy runs in the calling thread).
 
     Examples
     --------

@@ -32,12 +32,13 @@ How (a GEMM-style micro-kernel, one output *register tile* at a time)
   a check is *flagged* (its value is discarded; the tile takes the scalar rule of
   ``_helpers()``' ``flush_tile``, the same rule entry by entry) and recomputed by the caller
   exactly in the log domain, ``sum_i logsumexp_c((log p + log q)/2)``
-  (:func:`exact_pair_logbc`); disjoint support gives ``-inf`` there, hence distance ``+inf``.
+  (:func:`linsim.inpca._exact.redo_exact`, compiled; :func:`exact_pair_logbc` is the numpy
+  oracle); disjoint support gives ``-inf`` there, hence distance ``+inf``.
   Coefficients are at most 1 (to a few ulps), so ``Q`` only decreases between checks; while
   ``Q >= 2**-1020`` at a check, every intermediate product was a normal float64 number: no
   precision lost.  Between two checks an entry may thus lose 996 bits (16 samples with
-  coefficients of about ``2**-62``, 43 nats, on average) before it takes the exact path, which
-  is far slower.  Confident outputs that disagree on every sample stay on the fast path (pairs
+  coefficients of about ``2**-62``, 43 nats, on average) before it takes the exact path (about
+  4x the normal path's time when every pair is flagged, ``benchmarks/bench_exact_path.py``).  Confident outputs that disagree on every sample stay on the fast path (pairs
   sent there at n = 1000, C = 10, against the former rule: ``frexp`` of the entries below
   ``2**-500``, flag below ``2**-1000``, a 500-bit margin): logits 30 x N(0, 1), M = 400 (median
   distance 13.5 nats): 0 of 79 800 pairs (formerly 39: 0.27 s instead of 0.05 s); 40 x N(0, 1),
@@ -712,7 +713,8 @@ def fused_impl(tp, tq, *, prepare, logprobs, out, tile=None, group=None, workers
                     keep = fa < fb
                     fa, fb = fa[keep], fb[keep]
                 for r0 in range(0 if persist else s0, s1, s_chunk):
-                    _redo_exact(fa, fb, r0, min(s1, r0 + s_chunk), logprobs, sym, out, disjoint)
+                    _redo_exact(fa, fb, r0, min(s1, r0 + s_chunk), logprobs, sym, out, disjoint,
+                                workers=workers)
             del Xp, Yp, cur
             if ci + 1 < len(chunks):
                 cur = nxt.result() if nxt is not None else panels(*chunks[ci + 1], bufsets[0], pool)
@@ -725,17 +727,14 @@ def fused_impl(tp, tq, *, prepare, logprobs, out, tile=None, group=None, workers
     return len(disjoint), (first[0][0], first[0][1], first[1])
 
 
-def _redo_exact(fa, fb, s0, s1, logprobs, sym, out, disjoint, batch=4096):
-    """Exact log-domain sums for flagged pairs over samples ``s0:s1`` (added to ``out``)."""
-    for k0 in range(0, len(fa), batch):
-        a, b = fa[k0:k0 + batch], fb[k0:k0 + batch]
-        La = logprobs(0, a, s0, s1)
-        Lb = logprobs(0 if sym else 1, b, s0, s1)
-        lbc = exact_pair_logbc(La, Lb)  # (k, s)
-        out[a, b] += lbc.sum(axis=1)
-        bad = np.isneginf(lbc)
-        for j in np.flatnonzero(bad.any(axis=1)):
-            key = (int(a[j]), int(b[j]))
-            i = int(np.argmax(bad[j])) + s0
-            if key not in disjoint or i < disjoint[key]:
-                disjoint[key] = i
+def _redo_exact(fa, fb, s0, s1, logprobs, sym, out, disjoint, batch=4096, workers=None):
+    """Exact log-domain sums for flagged pairs over samples ``s0:s1`` (added to ``out``).
+
+    Delegates to the compiled exact path :func:`linsim.inpca._exact.redo_exact` (register-tiled
+    coefficient products with exact power-of-two rescaling, a log-sum-exp only for samples whose
+    coefficient underflows); :func:`linsim.inpca._exact.redo_exact_reference` is the numpy
+    log-sum-exp this function used to be, kept there as the slow reference.
+    """
+    from ._exact import redo_exact
+
+    redo_exact(fa, fb, s0, s1, logprobs, sym, out, disjoint, batch, workers=workers)

@@ -398,3 +398,25 @@ def test_kernel_source_is_a_register_tile():
     src = _exact.kernel_source(2, 3)
     assert src.count("vfma(") == 6 and src.count("vbcast(") == 4 and src.count("vload(Yp") == 6
     assert "def pairs_2x3(" in src
+
+
+def test_the_fused_driver_sends_flagged_pairs_through_the_compiled_path(monkeypatch):
+    """Unpatched ``bhattacharyya`` uses :func:`redo_exact` for flagged pairs (not the numpy
+    reference): a spy on the compiled function sees every flagged pair, and the numpy
+    reference is never called."""
+    A = log_softmax(300 * np.random.default_rng(11).standard_normal((12, 64, 10)))
+    seen = []
+    real = _exact.redo_exact
+
+    def spy(fa, *a, **k):
+        seen.append(len(fa))
+        return real(fa, *a, **k)
+
+    def forbidden(*a, **k):
+        raise AssertionError("the numpy reference was called by the driver")
+
+    monkeypatch.setattr(_exact, "redo_exact", spy)
+    monkeypatch.setattr(_exact, "redo_exact_reference", forbidden)
+    D = bhattacharyya(A, kernel="fused", workers=1)
+    assert sum(seen) >= 66  # all 12 * 11 / 2 pairs are flagged at ~130 nats a sample
+    np.testing.assert_allclose(D, bhattacharyya_reference(A), rtol=1e-14, atol=1e-13)
