@@ -131,20 +131,24 @@ def test_inpca_fit_from_zarr_and_memmap_equals_in_memory(logp, tmp_path):
     np.save(tmp_path / "D.npy", D)
     mm = np.load(tmp_path / "D.npy", mmap_mode="r")
     S = StoredMatrix(z, tile=16)  # 5 x 5 tiles of 16
+    # bounds: M eps (1.6e-14) for sums and eigenvalues; measured at most 8.4e-16 |lambda_1|
+    # (eigenvalues), 4.4e-16 (||W||_F), 3.3e-16 (means, diag W), 7.5e-15 (embedding), 2.5e-15
+    # |lambda_1| (ARPACK) -- a rounding-level bug (a dropped shift, a lost tile) exceeds them
+    bound = 70 * np.finfo(float).eps
     for src in (z, mm, str(tmp_path / "D.zarr"), S):
         fit = InPCA(n_components=6).fit(src)
         assert fit.solver_ == "iterative"
         lam1 = abs(ref.eigenvalues_[0])
-        np.testing.assert_allclose(fit.eigenvalues_, ref.eigenvalues_, rtol=0, atol=1e-12 * lam1)
-        np.testing.assert_allclose(fit.embedding_, ref.embedding_, rtol=0, atol=1e-9)
-        assert fit.frobenius_norm_ == pytest.approx(ref.frobenius_norm_, rel=1e-12)
-        np.testing.assert_allclose(fit.column_means_, ref.column_means_, rtol=0, atol=1e-14)
-        np.testing.assert_allclose(fit.diagonal_, ref.diagonal_, rtol=0, atol=1e-13)
-        np.testing.assert_allclose(fit.explained_stress_, ref.explained_stress_, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(fit.eigenvalues_, ref.eigenvalues_, rtol=0, atol=bound * lam1)
+        np.testing.assert_allclose(fit.embedding_, ref.embedding_, rtol=0, atol=1e-13)
+        assert fit.frobenius_norm_ == pytest.approx(ref.frobenius_norm_, rel=bound)
+        np.testing.assert_allclose(fit.column_means_, ref.column_means_, rtol=0, atol=2e-15)
+        np.testing.assert_allclose(fit.diagonal_, ref.diagonal_, rtol=0, atol=2e-15)
+        np.testing.assert_allclose(fit.explained_stress_, ref.explained_stress_, rtol=0, atol=bound)
     assert S.max_block_elems <= 16 * 16  # never more than one tile at once
     arp = InPCA(n_components=6, solver="arpack").fit(S)  # one pass per matrix-vector product
-    np.testing.assert_allclose(arp.eigenvalues_, ref.eigenvalues_, rtol=0, atol=1e-10 * lam1)
-    assert arp.frobenius_norm_ == pytest.approx(ref.frobenius_norm_, rel=1e-12)
+    np.testing.assert_allclose(arp.eigenvalues_, ref.eigenvalues_, rtol=0, atol=bound * lam1)
+    assert arp.frobenius_norm_ == pytest.approx(ref.frobenius_norm_, rel=bound)
     with pytest.raises(ValueError, match="dense solver needs D in memory"):
         InPCA(n_components=6, solver="dense").fit(z)
 
@@ -221,7 +225,7 @@ def test_stored_block_reads_chunk_columns_exactly(tmp_path):
 # ----------------------------------------------------------------------------- stored passes: oracles
 
 from linsim.inpca import double_center  # noqa: E402
-from linsim.inpca._eigensolvers import CenteredOperator, _StoredMatmul  # noqa: E402
+from linsim.inpca._eigensolvers import _StoredMatmul  # noqa: E402
 from linsim.inpca._matrix_stats import StoredStats, stored_stats  # noqa: E402
 
 
@@ -283,11 +287,16 @@ def test_property_stored_fit_equals_in_memory_and_eigh(tmp_path_factory, M, tile
     lam = np.linalg.eigvalsh(double_center(D))
     lam = lam[np.argsort(-np.abs(lam), kind="stable")][:k]
     scale = abs(lam[0])
-    np.testing.assert_allclose(fit.eigenvalues_, lam, rtol=0, atol=1e-10 * scale)
-    np.testing.assert_allclose(fit.eigenvalues_, ref.eigenvalues_, rtol=0, atol=1e-10 * scale)
-    assert fit.frobenius_norm_ == pytest.approx(ref.frobenius_norm_, rel=1e-12)
-    np.testing.assert_allclose(fit.diagonal_, ref.diagonal_, rtol=0, atol=1e-12 * scale)
-    np.testing.assert_allclose(fit.column_means_, ref.column_means_, rtol=1e-13, atol=0)
+    # over 150 random cases of this law the worst errors were 0.85 M eps |lambda_1| (vs eigh),
+    # 1.2 M eps |lambda_1| (vs the in-memory fit), 0.33 M eps (||W||_F, means) and 0.30 M eps
+    # |lambda_1| (diag W): sums are held to 4 M eps, eigenvalues (iterative: a run may stop one
+    # iteration apart) to 1e-12 |lambda_1|
+    bound = 4 * M * np.finfo(float).eps
+    np.testing.assert_allclose(fit.eigenvalues_, lam, rtol=0, atol=1e-12 * scale)
+    np.testing.assert_allclose(fit.eigenvalues_, ref.eigenvalues_, rtol=0, atol=1e-12 * scale)
+    assert fit.frobenius_norm_ == pytest.approx(ref.frobenius_norm_, rel=bound)
+    np.testing.assert_allclose(fit.diagonal_, ref.diagonal_, rtol=0, atol=bound * scale)
+    np.testing.assert_allclose(fit.column_means_, ref.column_means_, rtol=bound, atol=0)
 
 
 def test_first_pass_proves_symmetry_then_reads_the_upper_triangle_only(tmp_path):
@@ -482,9 +491,10 @@ def test_store_written_by_bhattacharyya_default_tiles(tmp_path):
     fit = InPCA(n_components=4).fit(S)
     ref = InPCA(n_components=4, solver="iterative").fit(D)
     lam1 = abs(ref.eigenvalues_[0])
-    np.testing.assert_allclose(fit.eigenvalues_, ref.eigenvalues_, rtol=0, atol=1e-12 * lam1)
-    np.testing.assert_allclose(np.abs(fit.eigenvectors_.T @ ref.eigenvectors_), np.eye(4), rtol=0, atol=1e-8)
-    assert fit.frobenius_norm_ == pytest.approx(ref.frobenius_norm_, rel=1e-12)
+    # measured: eigenvalues 1e-15 |lambda_1|, eigenvectors 1.9e-14 (gaps of 2%), ||W||_F 1e-15
+    np.testing.assert_allclose(fit.eigenvalues_, ref.eigenvalues_, rtol=0, atol=1e-14 * lam1)
+    np.testing.assert_allclose(np.abs(fit.eigenvectors_.T @ ref.eigenvectors_), np.eye(4), rtol=0, atol=1e-12)
+    assert fit.frobenius_norm_ == pytest.approx(ref.frobenius_norm_, rel=1e-14)
     # 1 shift tile + 9 tiles in the validating pass, then 6 upper-triangle tiles per pass
     assert S.reads == 1 + 9 + 6 * (fit.n_iter_ - 1)
 
