@@ -417,6 +417,9 @@ def _raw_chunk_files(arr):
 def as_stored_matrix(D, name: str = "D"):
     """A :class:`StoredMatrix` for memory maps, zarr arrays and zarr paths; ``None`` otherwise.
 
+    A path names a zarr array, or the group that :func:`linsim.inpca.bhattacharyya` writes at
+    ``out=path`` (its ``distance`` array, refused with the count while tiles are missing).
+
     Examples
     --------
     >>> import numpy as np
@@ -428,13 +431,37 @@ def as_stored_matrix(D, name: str = "D"):
     if isinstance(D, np.memmap):
         return StoredMatrix(D, name)
     if isinstance(D, (str, os.PathLike)):
-        import zarr
-
-        return StoredMatrix(zarr.open_array(str(D), mode="r"), name)
+        return StoredMatrix(_open_zarr_distances(str(D)), name)
     mod = type(D).__module__ or ""
     if mod.startswith("zarr"):
         return StoredMatrix(D, name)
     return None
+
+
+def _open_zarr_distances(path: str):
+    """The zarr array at ``path``, or the ``distance`` array of the group that
+    :func:`linsim.inpca.bhattacharyya` writes at ``out=path`` (refused while its ``tile_done``
+    mask says tiles are missing)."""
+    import zarr
+
+    node = zarr.open(path, mode="r")
+    if not isinstance(node, zarr.Group):
+        return node
+    if "distance" not in node:
+        raise ValueError(f"{path} is a zarr group with no 'distance' array (it holds {sorted(node.keys())}); "
+                         "pass the path of the distance array itself")
+    arr = node["distance"]
+    if "tile_done" in node:
+        done = np.asarray(node["tile_done"][...]) != 0
+        if node.attrs.get("symmetric", False):
+            need = np.triu(np.ones(done.shape, dtype=bool))
+        else:
+            need = np.ones(done.shape, dtype=bool)
+        if not done[need].all():
+            raise ValueError(f"the distance store {path} is incomplete: {int(done[need].sum())} of "
+                             f"{int(need.sum())} tiles written; rerun bhattacharyya(..., out={path!r}) to "
+                             "finish it (finished tiles are kept)")
+    return arr
 
 
 def equidistant_message(M: int) -> str:

@@ -238,7 +238,9 @@ class InPCA(BaseEstimator):
         ----------
         D : array (M, M), torch tensor, numpy.memmap, zarr.Array or path of a zarr array
             Distances (e.g. :func:`linsim.inpca.bhattacharyya`).  Memory maps and zarr arrays
-            are read in tile pairs, never whole (see the module docstring).
+            are read in tile pairs, never whole (see the module docstring).  A path may also be
+            the store ``bhattacharyya(..., out=path)`` wrote (its ``distance`` array; refused
+            while tiles are missing).
         y : ignored
             Present for scikit-learn API compatibility.
 

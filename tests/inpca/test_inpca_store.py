@@ -525,3 +525,26 @@ def test_raw_reads_of_part_of_a_chunk_touch_only_that_part(tmp_path):
     chunk.write_bytes(chunk.read_bytes()[:-8])
     with pytest.raises(ValueError, match="damaged"):
         StoredMatrix(zarr.open_array(str(tmp_path / "rows.zarr"), mode="r"), tile=8).block(2, 3, 0, 8)
+
+
+def test_fit_from_the_path_bhattacharyya_wrote(logp, tmp_path):
+    """The path given to bhattacharyya(out=PATH) is a group (distances + tile mask): fit(PATH)
+    reads its distance array; an unfinished store is refused by name with its tile count; a
+    group without distances names what it holds."""
+    z = bhattacharyya(logp, out=tmp_path / "d.zarr", tile=16)
+    ref = InPCA(n_components=3).fit(z)
+    fit = InPCA(n_components=3).fit(tmp_path / "d.zarr")
+    np.testing.assert_array_equal(fit.eigenvalues_, ref.eigenvalues_)
+
+    def stop(done, total):
+        if done == 4:
+            raise Stop
+
+    with pytest.raises(Stop):
+        bhattacharyya(logp, out=tmp_path / "part.zarr", tile=16, on_tile=stop)
+    with pytest.raises(ValueError, match=r"incomplete: 4 of 15 tiles"):
+        InPCA(n_components=3).fit(str(tmp_path / "part.zarr"))
+    g = zarr.open_group(str(tmp_path / "other.zarr"), mode="w")
+    g.create_array("x", shape=(3, 3), dtype="f8")
+    with pytest.raises(ValueError, match=r"no 'distance' array.*\['x'\]"):
+        InPCA(n_components=2).fit(str(tmp_path / "other.zarr"))
