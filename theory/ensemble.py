@@ -442,8 +442,8 @@ def expected_explained_stress(eigenvalues, n_classes, teacher_scale, init_scale,
         :func:`theory.finite_logit_spectrum`, averaged over the first 64 nodes of the seedless
         256-node rule of §4.5 over the law of teacher, initializations and inputs); the absolute scales of ``eigenvalues``, ρ and σ0
         then matter (logits are ``W x``). Squared loss only (at finite logits cross-entropy
-        dynamics are not linear). Cost: 64 finite-logit spectra (0.04-0.07 s each at
-        R K = 88 points, n = 60; 3-4.5 s a call).
+        dynamics are not linear). Cost: 64 finite-logit spectra (R K = 88 points, n = 60:
+        1.35-1.7 s a call at C = 2 and 5 on a quiet 2-core machine, 3-4.5 s with load 6-8).
     n_samples : int >= d, optional
         Required with ``logits='finite'`` (and refused otherwise): the number n of training
         inputs, modelled as exact-spectrum data ``X = sqrt(n) U Λ^{1/2}`` with ``U`` a Haar
