@@ -434,7 +434,7 @@ def as_stored_matrix(D, name: str = "D"):
         return StoredMatrix(_open_zarr_distances(str(D)), name)
     mod = type(D).__module__ or ""
     if mod.startswith("zarr"):
-        return StoredMatrix(D, name)
+        return StoredMatrix(_zarr_distances(D, getattr(D, "path", "") or repr(D)), name)
     return None
 
 
@@ -444,7 +444,13 @@ def _open_zarr_distances(path: str):
     mask says tiles are missing)."""
     import zarr
 
-    node = zarr.open(path, mode="r")
+    return _zarr_distances(zarr.open(path, mode="r"), path)
+
+
+def _zarr_distances(node, path: str):
+    """``node`` itself if it is a zarr array; the checked ``distance`` array of a group."""
+    import zarr
+
     if not isinstance(node, zarr.Group):
         return node
     if "distance" not in node:

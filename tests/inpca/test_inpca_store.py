@@ -535,6 +535,8 @@ def test_fit_from_the_path_bhattacharyya_wrote(logp, tmp_path):
     ref = InPCA(n_components=3).fit(z)
     fit = InPCA(n_components=3).fit(tmp_path / "d.zarr")
     np.testing.assert_array_equal(fit.eigenvalues_, ref.eigenvalues_)
+    fit = InPCA(n_components=3).fit(zarr.open_group(str(tmp_path / "d.zarr"), mode="r"))  # the open group
+    np.testing.assert_array_equal(fit.eigenvalues_, ref.eigenvalues_)
 
     def stop(done, total):
         if done == 4:
