@@ -50,12 +50,25 @@ except ImportError:  # pragma: no cover
 
 
 def blas_threads_limited(n):
-    """Context limiting the BLAS threads to ``n`` (restoring the caller's setting); ``None``: as is."""
+    """Context limiting the BLAS threads to ``n`` (restoring the caller's setting); ``None``: as is.
+
+    Examples
+    --------
+    >>> with blas_threads_limited(None):
+    ...     pass
+    """
     return contextlib.nullcontext() if n is None else _threadpool_limits(n)
 
 
 def fix_signs(V):
-    """Deterministic eigenvector signs: the entry of largest ``|v|`` of each column is positive."""
+    """Deterministic eigenvector signs: the entry of largest ``|v|`` of each column is positive.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fix_signs(np.array([[0.6, 0.1], [-0.8, 0.0]])).tolist()
+    [[-0.6, 0.1], [0.8, 0.0]]
+    """
     idx = np.argmax(np.abs(V), axis=0)
     sgn = np.sign(V[idx, np.arange(V.shape[1])])
     sgn[sgn == 0] = 1.0
@@ -63,6 +76,15 @@ def fix_signs(V):
 
 
 def sort_by_magnitude(lam, V):
+    """Eigenpairs ``lam`` (k,), ``V`` (M, k) sorted by ``|lam|`` descending (stable for ties).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> lam, V = sort_by_magnitude(np.array([1.0, -3.0, 2.0]), np.eye(3))
+    >>> lam.tolist(), V[0].tolist()
+    ([-3.0, 2.0, 1.0], [0.0, 0.0, 1.0])
+    """
     order = np.argsort(-np.abs(lam), kind="stable")
     return lam[order], V[:, order]
 
@@ -186,7 +208,16 @@ class CenteredOperator:
 
     For a stored ``D`` the first product also validates ``D`` (relative tolerance
     ``check_tol``) and leaves its :class:`~linsim.inpca._matrix_stats.MatrixStats` in
-    :attr:`stats`.
+    :attr:`stats`.  ``V`` is (M,) or (M, b); the result has its shape.  :meth:`close` shuts the
+    product's thread pool down.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> op = CenteredOperator(np.array([[0.0, 4.0], [4.0, 0.0]]), stored=False)
+    >>> op(np.array([1.0, -1.0])).tolist()        # W = [[1, -1], [-1, 1]]: eigenvalue 2
+    [2.0, -2.0]
+    >>> op.close()
     """
 
     def __init__(self, D, stored: bool, check_tol: float = DIST_TOL):

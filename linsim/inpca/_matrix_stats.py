@@ -50,6 +50,13 @@ COINCIDE_ATOL = 1e-12
 
 
 def coincide_message(M: int, scale: float) -> str:
+    """The error message for a ``D`` (M, M) of coinciding models (``max|D| = scale`` nats).
+
+    Examples
+    --------
+    >>> coincide_message(3, 0.0)
+    'all 3 models coincide: D is zero, nothing to embed'
+    """
     if scale == 0.0:
         return f"all {M} models coincide: D is zero, nothing to embed"
     return (f"all {M} models coincide: D is zero up to float64 rounding (max |D| = {scale:.3g} <= "
@@ -58,7 +65,18 @@ def coincide_message(M: int, scale: float) -> str:
 
 @dataclass(frozen=True)
 class MatrixStats:
-    """What one pass over ``D`` (M, M) gives: row means, column means, ``||W||_F^2``, ``diag W``."""
+    """What one pass over ``D`` (M, M) gives: row means, column means, ``||W||_F^2``, ``diag W``.
+
+    ``row_means``, ``column_means`` and ``diagonal`` are float64 (M,) (nats per sample, like
+    ``D``); ``W = -1/2 J D J``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> st = MatrixStats(np.ones(2), np.ones(2), 1.0, np.full(2, 0.5))
+    >>> st.grand_mean
+    1.0
+    """
 
     row_means: np.ndarray
     column_means: np.ndarray
@@ -704,6 +722,13 @@ def in_memory_stats(D, tol: float):
     memory; anything else -- another type or dtype, a bad shape, a failed condition -- goes through
     :func:`~linsim.inpca.checks.check_distance_matrix`, which raises the located error (after the
     coincide check above).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> D, st = in_memory_stats(np.array([[0.0, 4.0], [4.0, 0.0]]), tol=1e-9)
+    >>> st.row_means.tolist(), st.frobenius_sq, st.diagonal.tolist()   # points -1, +1
+    ([2.0, 2.0], 4.0, [1.0, 1.0])
     """
     fast = (isinstance(D, np.ndarray) and D.dtype == np.float64 and D.ndim == 2 and D.size > 0
             and D.shape[0] == D.shape[1] and (D.flags.c_contiguous or D.flags.f_contiguous))
