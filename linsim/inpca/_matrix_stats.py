@@ -39,6 +39,7 @@ import numba
 import numpy as np
 import torch
 
+from ..parallel import thread_limit
 from .checks import check_distance_matrix
 
 __all__ = ["COINCIDE_ATOL", "TILE", "MatrixStats", "StoredMatrix", "StoredStats", "as_stored_matrix",
@@ -730,6 +731,14 @@ def in_memory_stats(D, tol: float):
     >>> st.row_means.tolist(), st.frobenius_sq, st.diagonal.tolist()   # points -1, +1
     ([2.0, 2.0], 4.0, [1.0, 1.0])
     """
+    # one torch thread: the pass is ~1000 small tile operations, memory-bound; with two threads
+    # on a loaded 2-core machine each of them waits for the busy core (M = 20000: 0.9-1.2 s
+    # quiet with two threads, 1.3 s with one; 10-20 s with two at load 5-6, 2.9 s with one)
+    with thread_limit(1):
+        return _in_memory_stats(D, tol)
+
+
+def _in_memory_stats(D, tol: float):
     fast = (isinstance(D, np.ndarray) and D.dtype == np.float64 and D.ndim == 2 and D.size > 0
             and D.shape[0] == D.shape[1] and (D.flags.c_contiguous or D.flags.f_contiguous))
     r = c = None
