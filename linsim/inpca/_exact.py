@@ -665,19 +665,14 @@ def redo_exact_reference(fa, fb, s0, s1, logprobs, sym, out, disjoint, batch=409
     >>> bool(np.isclose(out[1, 2], np.log(np.sqrt(0.18) + np.sqrt(0.08))))
     True
     """
+    from ._fused import exact_pair_logbc  # the one numpy log-sum-exp (lazy: _fused imports this module)
+
     fa, fb = np.asarray(fa), np.asarray(fb)
     for k0 in range(0, len(fa), batch):
         a, b = fa[k0:k0 + batch], fb[k0:k0 + batch]
         La = np.asarray(logprobs(0, a, s0, s1), dtype=np.float64)
         Lb = np.asarray(logprobs(0 if sym else 1, b, s0, s1), dtype=np.float64)
-        H = 0.5 * (La + Lb)  # (k, s, C)
-        with np.errstate(invalid="ignore"):
-            m = H.max(axis=-1, keepdims=True)
-        finite = np.isfinite(m)
-        shift = np.where(finite, m, 0.0)
-        with np.errstate(divide="ignore"):
-            lbc = np.log(np.exp(H - shift).sum(axis=-1)) + shift[..., 0]
-        lbc = np.where(finite[..., 0], lbc, -np.inf)  # (k, s)
+        lbc = exact_pair_logbc(La, Lb)  # (k, s)
         out[a, b] += lbc.sum(axis=1)
         bad = np.isneginf(lbc)
         for j in np.flatnonzero(bad.any(axis=1)):
