@@ -28,6 +28,7 @@ import time
 import numpy as np
 
 import theory
+from theory.asymptotics import _first_upward_crossing
 from theory.ensemble import mode_profiles
 
 __all__ = ["tuning_cells", "CommonDraws", "mc_crossing", "main"]
@@ -93,26 +94,7 @@ def mc_crossing(draws: CommonDraws) -> float:
     def f(r):
         return float(draws.chi(r).mean())
 
-    lo, f_lo = 0.0, f(0.0)
-    if f_lo >= CHI:
-        return 0.0
-    for r in _GRID[1:]:
-        f_hi = f(r)
-        if f_hi >= CHI:
-            hi = r
-            break
-        lo, f_lo = r, f_hi
-    else:
-        return float("inf")
-    for _ in range(7):
-        mid = 0.5 * hi if lo == 0.0 else float(np.sqrt(lo * hi))
-        f_mid = f(mid)
-        if f_mid >= CHI:
-            hi, f_hi = mid, f_mid
-        else:
-            lo, f_lo = mid, f_mid
-    w = (CHI - f_lo) / (f_hi - f_lo) if f_hi > f_lo else 1.0
-    return float(hi * w) if lo == 0.0 else float(np.exp(np.log(lo) + w * np.log(hi / lo)))
+    return _first_upward_crossing(f, CHI, f(0.0), grid=_GRID, n_bisect=7)
 
 
 def _within(pred, ref):

@@ -332,28 +332,61 @@ def _curve_root(lam, C, lr, steps, R, chi, k_star, dynamics, loss):
                                         method="analytic", n_components=k_star)
         return cur, float(cur.chi[k_star - 1])
 
-    cur, f_lo = f(0.0)
+    cur, f_zero = f(0.0)
     if getattr(cur, "n_nodes", 0) == 0:
         return None
-    if f_lo >= chi:
+    return _first_upward_crossing(lambda r: f(r)[1], chi, f_zero)
+
+
+def _first_upward_crossing(f, level, f_zero, grid=_ROOT_GRID, n_bisect=_ROOT_BISECT):
+    """First ratio ``r`` at which the increasing-in-places scalar curve ``f(r)`` reaches ``level``.
+
+    Scans ``grid`` (``grid[0] = 0``, where the value ``f_zero`` is given) upward, bisects the
+    first bracket ``n_bisect`` times on a log scale (linearly when its lower end is 0), then
+    interpolates log-linearly. The rule of :func:`critical_ratio`'s few-classes branch, shared
+    with the tuning harness (``benchmarks/tune_boundary.py``) so both locate crossings alike.
+
+    Parameters
+    ----------
+    f : callable ``float -> float``
+    level : float
+    f_zero : float
+        ``f(0)``.
+    grid : sequence of float, increasing, ``grid[0] == 0``
+    n_bisect : int
+
+    Returns
+    -------
+    float
+        ``0.0`` if ``f_zero >= level``; ``inf`` if no grid point reaches it.
+
+    Examples
+    --------
+    >>> r = _first_upward_crossing(lambda r: r, 0.5, 0.0)   # a linear curve crosses at 0.5
+    >>> bool(abs(r - 0.5) < 0.5 * 2 ** -7)   # to the final bracket's width (factor 1.97 / 2**7)
+    True
+    >>> _first_upward_crossing(lambda r: 0.0, 0.5, 0.0)
+    inf
+    """
+    if f_zero >= level:
         return 0.0
-    lo = 0.0
-    for r in _ROOT_GRID[1:]:
-        f_hi = f(r)[1]
-        if f_hi >= chi:
+    lo, f_lo = 0.0, f_zero
+    for r in grid[1:]:
+        f_hi = f(r)
+        if f_hi >= level:
             hi = r
             break
         lo, f_lo = r, f_hi
     else:
         return float("inf")
-    for _ in range(_ROOT_BISECT):
+    for _ in range(n_bisect):
         mid = 0.5 * hi if lo == 0.0 else float(np.sqrt(lo * hi))
-        f_mid = f(mid)[1]
-        if f_mid >= chi:
+        f_mid = f(mid)
+        if f_mid >= level:
             hi, f_hi = mid, f_mid
         else:
             lo, f_lo = mid, f_mid
-    w = (chi - f_lo) / (f_hi - f_lo) if f_hi > f_lo else 1.0
+    w = (level - f_lo) / (f_hi - f_lo) if f_hi > f_lo else 1.0
     if lo == 0.0:
         return float(hi * w)
     return float(np.exp(np.log(lo) + w * np.log(hi / lo)))
