@@ -276,16 +276,91 @@ def _cubature_spectra(lam, C, rho, s0, R, F) -> np.ndarray:
     return feature_spectra(Phi, C - 1, R * rho**2 + s0**2, s0, R, CUBATURE_LOG2_NODES)
 
 
-_METHODS = ("analytic", "monte-carlo", "mean-field")
+@dataclass(frozen=True)
+class _Law:
+    """The checked arguments of one expectation (what every method receives)."""
+
+    lam: np.ndarray
+    C: int
+    rho: float
+    s0: float
+    R: int
+    F: np.ndarray
+    lr: float | None
+    steps: np.ndarray
+    dynamics: str
+    loss: str
+    n_draws: int
+    seed: object
 
 
-def _method(method):
+def _analytic_spectrum_of(law: _Law) -> np.ndarray:
+    RK = law.R * law.F.shape[0]
+    if _uses_cubature(law.C):
+        ev = _cubature_spectra(law.lam, law.C, law.rho, law.s0, law.R, law.F).mean(axis=0)
+        return np.pad(ev, (0, max(RK - ev.size, 0)))[:RK]
+    return _cloud_regime_spectrum(law.lam, law.C, law.rho, law.s0, law.R, law.F)
+
+
+def _mean_field_spectrum_of(law: _Law) -> np.ndarray:
+    tb, ib = mean_field_blocks(law.lam, law.C, law.rho, law.s0, law.lr, law.steps, law.R,
+                               dynamics=law.dynamics, loss=law.loss)
+    ev = np.concatenate([np.linalg.eigvalsh(tb), np.repeat(np.linalg.eigvalsh(ib), law.R - 1)])
+    return ev[np.argsort(-np.abs(ev), kind="stable")]
+
+
+def _monte_carlo_spectrum_of(law: _Law) -> np.ndarray:
+    return _draw_spectra(law.lam, law.C, law.rho, law.s0, law.R, law.F, law.n_draws, law.seed).mean(axis=0)
+
+
+def _curve_of_expected_spectrum(spectrum_of):
+    """A curve method from a spectrum method: χ of the expected spectrum, no error estimate."""
+    def curve(law: _Law):
+        chi = explained_stress(spectrum_of(law))
+        return chi, np.zeros_like(chi), 0, 0
+    return curve
+
+
+def _monte_carlo_curve(law: _Law):
+    spectra = _draw_spectra(law.lam, law.C, law.rho, law.s0, law.R, law.F, law.n_draws, law.seed)
+    curves = np.array([explained_stress(sp) for sp in spectra])
+    se = curves.std(axis=0, ddof=1) / np.sqrt(curves.shape[0])
+    return curves.mean(axis=0), se, curves.shape[0], 0
+
+
+def _analytic_curve(law: _Law):
+    if not _uses_cubature(law.C):
+        return _curve_of_expected_spectrum(_analytic_spectrum_of)(law)
+    from ._cubature import batch_average, stress_rows
+    spectra = _cubature_spectra(law.lam, law.C, law.rho, law.s0, law.R, law.F)
+    chi, se = batch_average(stress_rows(spectra, law.R * law.F.shape[0]))
+    return chi, se, 0, spectra.shape[0]
+
+
+@dataclass(frozen=True)
+class _Method:
+    """One expectation method: its expected spectrum and its expected explained-stress curve
+    ``(chi, stderr, n_draws, n_nodes)``."""
+
+    spectrum: object
+    curve: object
+
+
+#: The expectation methods (derivations.md §4), by name.
+_METHODS = {
+    "analytic": _Method(_analytic_spectrum_of, _analytic_curve),
+    "monte-carlo": _Method(_monte_carlo_spectrum_of, _monte_carlo_curve),
+    "mean-field": _Method(_mean_field_spectrum_of, _curve_of_expected_spectrum(_mean_field_spectrum_of)),
+}
+
+
+def _method(method) -> _Method:
     if method == "quadrature":
         raise ValueError("method='quadrature' was a Monte-Carlo average, not a quadrature; it is now "
                          "called method='monte-carlo'")
     if method not in _METHODS:
-        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
-    return method
+        raise ValueError(f"method must be one of {tuple(_METHODS)}, got {method!r}")
+    return _METHODS[method]
 
 
 def expected_spectrum(eigenvalues, n_classes, teacher_scale, init_scale, lr, steps, n_runs, *,
@@ -339,17 +414,8 @@ def expected_spectrum(eigenvalues, n_classes, teacher_scale, init_scale, lr, ste
     """
     lam, C, rho, s0, R, F = _setup(eigenvalues, n_classes, teacher_scale, init_scale, lr, steps,
                                    n_runs, dynamics, loss)
-    method = _method(method)
-    if method == "analytic":
-        if _uses_cubature(C):
-            ev = _cubature_spectra(lam, C, rho, s0, R, F).mean(axis=0)
-            return np.pad(ev, (0, max(R * F.shape[0] - ev.size, 0)))[: R * F.shape[0]]
-        return _cloud_regime_spectrum(lam, C, rho, s0, R, F)
-    if method == "mean-field":
-        tb, ib = mean_field_blocks(lam, C, rho, s0, lr, steps, R, dynamics=dynamics, loss=loss)
-        ev = np.concatenate([np.linalg.eigvalsh(tb), np.repeat(np.linalg.eigvalsh(ib), R - 1)])
-        return ev[np.argsort(-np.abs(ev), kind="stable")]
-    return _draw_spectra(lam, C, rho, s0, R, F, n_draws, seed).mean(axis=0)
+    law = _Law(lam, C, rho, s0, R, F, lr, steps, dynamics, loss, n_draws, seed)
+    return _method(method).spectrum(law)
 
 
 @dataclass(frozen=True)
@@ -488,7 +554,7 @@ def expected_explained_stress(eigenvalues, n_classes, teacher_scale, init_scale,
     lam, C, rho, s0, R, F = _setup(eigenvalues, n_classes, teacher_scale, init_scale, lr, steps,
                                    n_runs, dynamics, loss)
     m = None if n_components is None else integer(n_components, "n_components", minimum=1)
-    method = _method(method)
+    impl = _method(method)
     if logits not in _LOGITS:
         raise ValueError(f"logits must be one of {_LOGITS}, got {logits!r}")
     if logits == "finite" and loss != "squared":
@@ -500,23 +566,8 @@ def expected_explained_stress(eigenvalues, n_classes, teacher_scale, init_scale,
         n_samples = integer(n_samples, "n_samples", minimum=lam.size)
     elif n_samples is not None:
         raise ValueError("n_samples is used only with logits='finite'")
-    if method == "monte-carlo":
-        spectra = _draw_spectra(lam, C, rho, s0, R, F, n_draws, seed)
-        curves = np.array([explained_stress(s) for s in spectra])
-        chi = curves.mean(axis=0)
-        se = curves.std(axis=0, ddof=1) / np.sqrt(curves.shape[0])
-        n, nodes = curves.shape[0], 0
-    elif method == "analytic" and _uses_cubature(C):
-        from ._cubature import batch_average, stress_rows
-        spectra = _cubature_spectra(lam, C, rho, s0, R, F)
-        chi, se = batch_average(stress_rows(spectra, R * F.shape[0]))
-        n, nodes = 0, spectra.shape[0]
-    else:
-        ev = expected_spectrum(lam, C, rho, s0, lr, steps, R, dynamics=dynamics, loss=loss,
-                               method=method)
-        chi = explained_stress(ev)
-        se = np.zeros_like(chi)
-        n, nodes = 0, 0
+    law = _Law(lam, C, rho, s0, R, F, lr, steps, dynamics, loss, n_draws, seed)
+    chi, se, n, nodes = impl.curve(law)
     # beyond the rank of the spectra nothing is left to explain: χ_k = 1 exactly (zero error), so
     # the curve is padded to the requested length (default R K) instead of ending at the rank
     length = R * F.shape[0] if m is None else m
@@ -526,7 +577,6 @@ def expected_explained_stress(eigenvalues, n_classes, teacher_scale, init_scale,
     diag = expected_logit_diagnostics(lam, C, rho, s0, lr, steps, dynamics=dynamics, loss=loss)
     neg, neg_err = 0.0, 0.0
     if logits == "finite":
-        from ._cubature import stress_rows
         from .finite_logit import _expected_correction
         delta, d_err, width, neg, neg_err = _expected_correction(lam, C, rho, s0, R, F, chi.size,
                                                                  n_samples)

@@ -156,3 +156,22 @@ def test_complex_weights_are_refused_not_truncated():
         theory.quadratic_spectrum(LAM[:2], np.ones((2, 2)) * 1j, np.ones((1, 2, 2)), 1.0, [0, 1])
     with pytest.raises(ValueError, match="eigenvalues must be real"):
         theory.k_chi(np.array([1.0 + 1e-3j]))
+
+
+@pytest.mark.parametrize("method", ["analytic", "monte-carlo", "mean-field"])
+def test_every_expectation_method_honours_one_contract(method):
+    """Each registered method gives a spectrum sorted by |μ| of at most R K values and a curve of
+    the requested length with the method's name, non-negative errors and χ in [0, 1]; an
+    unknown name lists the registered ones."""
+    ev = theory.expected_spectrum(**ARGS, method=method, n_draws=4)
+    assert ev.ndim == 1 and 0 < ev.size <= 3 * 3
+    assert np.all(np.diff(np.abs(ev)) <= 1e-15 * np.abs(ev[0]))
+    cur = theory.expected_explained_stress(**ARGS, method=method, n_draws=4, n_components=5)
+    assert cur.method == method and cur.chi.shape == (5,) and cur.stderr.shape == (5,)
+    assert np.all(cur.stderr >= 0) and np.all((cur.chi >= 0) & (cur.chi <= 1 + 1e-12))
+    assert (cur.n_draws > 0) == (method == "monte-carlo")
+
+
+def test_unknown_expectation_method_names_the_registered_ones():
+    with pytest.raises(ValueError, match="'analytic', 'monte-carlo', 'mean-field'"):
+        theory.expected_explained_stress(**ARGS, method="exact")
