@@ -510,6 +510,8 @@ def expected_explained_stress(eigenvalues, n_classes, teacher_scale, init_scale,
         then matter (logits are ``W x``). Squared loss only (at finite logits cross-entropy
         dynamics are not linear). Cost: 64 finite-logit spectra (R K = 88 points, n = 60:
         1.35-1.7 s a call at C = 2 and 5 on a quiet 2-core machine, 3-4.5 s with load 6-8).
+        Where the corrected value would leave [0, 1], it is set to the nearer end and the
+        amount moved is added to ``stderr``.
     n_samples : int >= d, optional
         Required with ``logits='finite'`` (and refused otherwise): the number n of training
         inputs, modelled as exact-spectrum data ``X = sqrt(n) U Λ^{1/2}`` with ``U`` a Haar
@@ -580,8 +582,9 @@ def expected_explained_stress(eigenvalues, n_classes, teacher_scale, init_scale,
         from .finite_logit import _expected_correction
         delta, d_err, width, neg, neg_err = _expected_correction(lam, C, rho, s0, R, F, chi.size,
                                                                  n_samples)
-        chi = np.clip(chi + delta, 0.0, 1.0)
-        se = se + d_err + width
+        raw = chi + delta
+        chi = np.clip(raw, 0.0, 1.0)  # χ lies in [0, 1] by definition; a correction that overshoots
+        se = se + d_err + width + np.abs(raw - chi)  # says so in the error, not silently
     return StressCurve(chi=chi[:m], stderr=se[:m], method=method, n_draws=n, n_nodes=nodes,
                        logits=logits, negative_share=neg, negative_share_err=neg_err,
                        logit_rms=diag.logit_rms, in_regime=diag.in_regime)

@@ -343,3 +343,21 @@ def test_correction_nodes_are_a_prefix_of_the_256_node_rule():
     # batch-means standard error over 8 blocks of consecutive nodes
     blocks = np.array(vals).reshape(8, -1, 4).mean(axis=1)
     assert np.allclose(err, blocks.std(axis=0, ddof=1) / np.sqrt(8), rtol=1e-10, atol=1e-15)
+
+
+def test_an_overshooting_correction_is_kept_in_range_and_reported_in_the_error(monkeypatch):
+    """χ ∈ [0, 1]: a correction that would push it out is cut at 1 and the cut goes into stderr
+    (not silently); a stub correction of +0.5 makes the overshoot certain."""
+    import theory.finite_logit as fl
+
+    def stub(lam, C, rho, s0, R, F, m, n_samples):
+        return np.full(m, 0.5), np.zeros(m), np.zeros(m), 0.0, 0.0
+
+    monkeypatch.setattr(fl, "_expected_correction", stub)
+    args = (np.exp(-np.arange(FD * 1.0)), FC, 0.1, 0.1, 1.0, FSTEPS, FR)
+    small = theory.expected_explained_stress(*args, method="analytic")
+    fin = theory.expected_explained_stress(*args, method="analytic", logits="finite", n_samples=FD)
+    raw = small.chi + 0.5
+    assert np.all(fin.chi <= 1.0) and np.any(raw > 1.0)
+    np.testing.assert_allclose(fin.chi, np.minimum(raw, 1.0), atol=1e-15)
+    np.testing.assert_allclose(fin.stderr, small.stderr + np.maximum(raw - 1.0, 0.0), atol=1e-15)
