@@ -30,12 +30,12 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 
 import numpy as np
+
+import _child
 
 WORKERS1_TARGET = 1.2
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
@@ -153,11 +153,7 @@ def run_child(task: str, workdir: str, env_threads_1: bool = False, **opts) -> d
     env.pop("DASK_SCHEDULER_ADDRESS", None)
     if env_threads_1:
         env.update({v: "1" for v in THREAD_VARS})
-    cmd = [sys.executable, os.path.abspath(__file__), "--_child", task, workdir, json.dumps(opts)]
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if out.returncode != 0:
-        raise RuntimeError(f"child {task} {opts} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return _child.run_child(__file__, task, workdir, json.dumps(opts), env=env)
 
 
 # ----------------------------------------------------------------------------- driver

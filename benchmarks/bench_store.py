@@ -28,12 +28,12 @@ import json
 import os
 import resource
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 
 import numpy as np
+
+import _child
 
 RSS_TARGET_MIB = 1536.0
 RATIO_TARGET = 2.0
@@ -138,11 +138,7 @@ def fit_step(workdir: str, M: int, judge) -> None:
 
 
 def run_child(task: str, workdir: str, arg: str = "0") -> dict:
-    cmd = [sys.executable, os.path.abspath(__file__), "--_child", task, workdir, arg]
-    out = subprocess.run(cmd, capture_output=True, text=True)
-    if out.returncode != 0:
-        raise RuntimeError(f"child {task} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return _child.run_child(__file__, task, workdir, arg)
 
 
 def main(argv=None):
