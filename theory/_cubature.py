@@ -146,8 +146,9 @@ def uniform_nodes(dim: int, log2_nodes: int) -> np.ndarray:
     (:func:`sobol_net`), digitally
     shifted by a fixed Weyl-sequence vector (no node with all coordinates equal); the others are
     :func:`inversive_coordinates`. Every coordinate is a permutation of the centred grid
-    ``(k + ½)/N`` (no node on a cube face). The most important variables go first. The first half
-    of the nodes is itself a rule (a net in the leading block), which the error estimates use.
+    ``(k + ½)/N`` (no node on a cube face). The most important variables go first. Consecutive
+    blocks of ``2**j`` nodes are themselves nets in the leading block (the batch-means error of
+    :func:`batch_average` uses 8 of them).
 
     Examples
     --------
@@ -223,12 +224,17 @@ def feature_variables(n_feat: int, R: int, log2_nodes: int) -> tuple[np.ndarray,
 
 
 def stress_rows(ev: np.ndarray, n_components: int) -> np.ndarray:
-    """χ_k (k = 1..n_components) of each row of non-negative eigenvalues ``ev`` (any order)."""
+    """χ_k (k = 1..n_components) of each row of non-negative eigenvalues ``ev`` (any order).
+
+    Row by row the definition of :func:`theory.stress.explained_stress` (the unexplained part
+    as a tail sum, no cancellation), vectorised, and ``1`` for an all-zero row (no mode kept).
+    """
     ev = -np.sort(-np.abs(ev), axis=-1)
     sq = ev**2
     tot = sq.sum(axis=-1, keepdims=True)
-    tail = tot - np.cumsum(sq, axis=-1)
-    chi = 1.0 - np.sqrt(np.clip(tail, 0.0, None) / np.where(tot > 0, tot, 1.0))
+    tail = np.cumsum(sq[..., ::-1], axis=-1)[..., ::-1]  # tail[k] = sum_{i >= k} sq[i]
+    tail = np.concatenate([tail[..., 1:], np.zeros_like(tot)], axis=-1)
+    chi = 1.0 - np.sqrt(tail / np.where(tot > 0, tot, 1.0))
     m = min(n_components, chi.shape[-1])
     out = np.ones(chi.shape[:-1] + (n_components,))
     out[..., :m] = chi[..., :m]

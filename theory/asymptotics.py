@@ -478,16 +478,14 @@ def critical_ratio(eigenvalues, n_classes, lr, steps, n_runs, *, chi=0.9, k_star
     k_star = integer(k_star, "k_star", minimum=1)
     if k_star >= R * K:
         raise ValueError(f"k_star must be in [1, number of points - 1 = {R * K - 1}], got {k_star}")
+    key = (lam.tobytes(), C, None if lr is None else float(lr),
+           np.ascontiguousarray(steps, dtype=float).tobytes(), R, chi, k_star, dynamics, loss)
     if (C <= CURVE_ROOT_MAX_CLASSES and R <= CURVE_ROOT_MAX_RUNS
             and min(R * K, (C - 1) * lam.size) <= CURVE_ROOT_MAX_SIZE):
-        st = np.ascontiguousarray(steps, dtype=float)
-        root = _curve_root_cached(lam.tobytes(), C, None if lr is None else float(lr), st.tobytes(), R,
-                                  chi, k_star, dynamics, loss)
+        root = _curve_root_cached(*key)
         if root is not None:
             return root
-    st = np.ascontiguousarray(steps, dtype=float)
-    return _balance_root_cached(lam.tobytes(), C, None if lr is None else float(lr), st.tobytes(), R, chi,
-                                k_star, dynamics, loss)
+    return _balance_root_cached(*key)
 
 
 #: From this many classes on the energy balance carries the fluctuation factor of ``E[Tot^{-1/2}]``

@@ -261,7 +261,8 @@ def _init_cloud_spectrum(lam, C, s0, R, F) -> np.ndarray:
 CUBATURE_MAX_DOF = 4
 
 
-#: Nodes of that rule: ``2**CUBATURE_LOG2_NODES`` (the first half gives the error estimate).
+#: Nodes of that rule: ``2**CUBATURE_LOG2_NODES`` (split into 8 blocks for the batch-means error,
+#: :func:`theory._cubature.batch_average`).
 CUBATURE_LOG2_NODES = 8
 
 

@@ -206,9 +206,10 @@ def _fixed_metric(p):
     def dist(Z, n_nodes, block):
         M = Z.shape[0]
         D = np.empty((M, M))
+        P = p(Z)  # the fixed point's probabilities: one evaluation for every row block
         for s in range(0, M, block):
             delta = Z[s:s + block, None] - Z[None]
-            D[s:s + block] = _score_variance(p(Z), delta).mean(axis=-1) / 8.0
+            D[s:s + block] = _score_variance(P, delta).mean(axis=-1) / 8.0
         return D
     return dist
 
@@ -433,13 +434,12 @@ def _single_blas_thread():
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def _expected_correction(lam, C, rho, s0, R, F, n_components, n_samples, n_nodes=CORRECTION_NODES,
-                         segment_nodes=2):
+def _expected_correction(lam, C, rho, s0, R, F, n_components, n_samples):
     """``E[χ_fin - χ_quad]`` over the Gaussian law of teacher, init and inputs (derivations.md §6.2).
 
     Each node is one ensemble draw: teacher, R initializations (in the eigenbasis) and an
     exact-spectrum input set of ``n_samples`` rows (:func:`_exact_inputs`), read from the first
-    ``n_nodes`` nodes of the seedless 256-node rule :func:`theory._cubature.normal_nodes` (weights
+    ``CORRECTION_NODES`` nodes of the seedless 256-node rule :func:`theory._cubature.normal_nodes` (weights
     on the leading coordinates, inputs after). Its logits give the segment-rule spectrum and, from
     the same points, the small-logit spectrum (exact quadratic theory, since ``XᵀX/n = Λ``).
     Returns ``(delta, delta_err, rule_err, negative_share, negative_share_err)``: the mean
@@ -454,10 +454,8 @@ def _expected_correction(lam, C, rho, s0, R, F, n_components, n_samples, n_nodes
     n = int(n_samples)
     if n < d:
         raise ValueError(f"n_samples={n} must be >= the number of modes d={d} (exact-spectrum inputs)")
-    if not 8 <= n_nodes <= 2**_RULE_LOG2 or n_nodes % 8:
-        raise ValueError(f"n_nodes must be a multiple of 8 in 8..{2**_RULE_LOG2}, got {n_nodes}")
     n_w = d * C * (R + 1)
-    Z = normal_nodes(n_w + n * d, _RULE_LOG2)[:n_nodes]  # weights on the best coordinates
+    Z = normal_nodes(n_w + n * d, _RULE_LOG2)[:CORRECTION_NODES]  # weights on the best coordinates
     rows = []
     with _single_blas_thread():
         for z in Z:
@@ -466,7 +464,7 @@ def _expected_correction(lam, C, rho, s0, R, F, n_components, n_samples, n_nodes
             W0 = s0 * np.transpose(w[:, :, 1:], (2, 1, 0))  # (R, C, d)
             X = _exact_inputs(lam, z[n_w:].reshape(n, d))
             Wk = Wt[None, None] + (W0 - Wt[None])[:, None] * F[None, :, None, :]  # (R, K, C, d)
-            fit = finite_logit_spectrum(np.einsum("rkcd,nd->rknc", Wk, X), n_nodes=segment_nodes)
+            fit = finite_logit_spectrum(np.einsum("rkcd,nd->rknc", Wk, X))
             quad = gram_spectrum(embedding_points(lam, Wt, W0, F))
             fin = stress_rows(fit.eigenvalues[None], n_components)[0]
             lo, hi = fit.chi_interval()

@@ -161,7 +161,6 @@ def test_confident_pairs_on_another_class_are_recomputed():
     the centroid does not favour, the weights sit on one class, ``E δ² - (E δ)²`` cancels to
     ~e^-30 of its terms, and only the pairwise recompute keeps the entry (without it: relative
     errors of order 1e-3 and worse)."""
-    from theory import finite_logit as fl
     g = np.random.default_rng(11)
     Z = np.zeros((6, 4, 3))
     Z[:3, :, 0] = 30.0
