@@ -398,6 +398,21 @@ class Engine(abc.ABC):
         """Release every resource; the engine can be opened again."""
         self._opened = 0
 
+    @property
+    def is_open(self) -> bool:
+        """Whether :meth:`open` was called since the last :meth:`close` (a caller that finds
+        the engine closed and opens it should close it again).
+
+        Examples
+        --------
+        >>> eng = get_engine("serial")
+        >>> eng.is_open, eng.open().is_open
+        (False, True)
+        >>> eng.close(); eng.is_open
+        False
+        """
+        return self._opened > 0
+
     def __enter__(self) -> "Engine":
         return self.open()
 

@@ -482,7 +482,7 @@ def run_grid(entries: Sequence[GridEntry], out_dir: str | Path, *, progress: boo
         if eng is not None:
             # close what this call opens: its own engine, or the caller's when the caller had
             # not opened it (its workers would outlive the call); a caller's open engine stays open
-            close_after = own_engine or not eng._opened
+            close_after = own_engine or not eng.is_open
             eng.open()  # an unreachable scheduler is named before anything is trained
         return _run_grid_locked(entries, out, paths, summary, t0, verify=verify, say=say, source=source,
                                 group_runs=group_runs, progress=progress, command=command,

@@ -165,7 +165,6 @@ class _StoredMatmul:
         self.pool = concurrent.futures.ThreadPoolExecutor(self.n_threads)
         self.stats = None
         self.symmetric = False
-        self.passes = 0
 
     def __call__(self, V):
         S, e = self.S, self.S.edges
@@ -193,7 +192,6 @@ class _StoredMatmul:
                 Y[j0:j1] += PB
             if sc is not None:
                 acc.add(sc)
-        self.passes += 1
         if validate:
             self.stats = acc.finish(self.check_tol)  # raises on a bad D
             self.symmetric = acc.bitwise_symmetric

@@ -84,7 +84,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
-import hashlib
 import math
 
 import numpy as np
@@ -269,17 +268,12 @@ def _kernel(R: int, V: int):
 
     from . import _simd
 
-    try:
-        with open(_simd.__file__, "rb") as fh:
-            simd_src = fh.read()
-    except OSError:  # pragma: no cover - e.g. a zipped install
-        simd_src = b""
     src = _HELPERS + "\n\n" + kernel_source(R, V)
-    tag = hashlib.sha1(src.encode() + simd_src).hexdigest()[:12]
+    tag = _simd.source_tag(src)
     src = src.replace("_TAG", f"_{tag}").replace(f"def pairs_{R}x{V}(", f"def pairs_{R}x{V}_{tag}(")
     env = {"__name__": __name__, "np": np, "math": math, "min": min, "LOW": LOW, "UP": UP,
            "LANES": _simd.LANES, "vload": _simd.vload, "vstore": _simd.vstore, "vbcast": _simd.vbcast,
-           "vmul": _simd.vmul, "vfma": _simd.vfma, "vanylt": _simd.vanylt, "vadd": _simd.vadd,
+           "vmul": _simd.vmul, "vfma": _simd.vfma, "vadd": _simd.vadd,
            "vmul_below": _simd.vmul_below, "vsel_below": _simd.vsel_below, "vltmask": _simd.vltmask,
            "FLOOR": FLOOR}
     # compiled under this file's name so that numba's disk cache is keyed (and invalidated) by it
@@ -292,9 +286,7 @@ def _kernel(R: int, V: int):
 
 def _threads(workers, work):
     if workers is not None:
-        if not (isinstance(workers, (int, np.integer)) and not isinstance(workers, bool) and workers >= 1):
-            raise ValueError(f"workers must be a positive integer; got {workers!r}")
-        return int(workers)
+        return _positive_int(workers, "workers")
     if work < _THREADED_MIN_WORK:
         return 1
     import torch

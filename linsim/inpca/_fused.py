@@ -93,7 +93,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
-import hashlib
 import math
 import queue
 
@@ -340,12 +339,7 @@ def tile_kernel(R: int, V: int, cache: bool = True):
     # numba's disk cache is invalidated by this file's time stamp only: the function's name
     # carries a digest of its source and of the SIMD intrinsics, so that a change to either
     # compiles afresh instead of loading a stale kernel
-    try:
-        with open(_simd.__file__, "rb") as fh:
-            simd_src = fh.read()
-    except OSError:  # pragma: no cover - e.g. a zipped install
-        simd_src = b""
-    name = f"block_{R}x{V}_{hashlib.sha1(src.encode() + simd_src).hexdigest()[:12]}"
+    name = f"block_{R}x{V}_{_simd.source_tag(src)}"
     src = src.replace(f"def block_{R}x{V}(", f"def {name}(", 1)
     env = {"__name__": __name__, "min": min, "_flush_tile": flush_tile, "vload": _simd.vload,
            "vstore": _simd.vstore, "vbcast": _simd.vbcast, "vmul": _simd.vmul, "vfma": _simd.vfma,

@@ -17,9 +17,8 @@ The operations are numba intrinsics, usable only inside ``@numba.njit`` code:
   multiply-add on every target, never contracted differently, so results are bitwise
   reproducible);
 * ``vadd(a, b)`` -- lane-wise sum, rounded once;
-* ``vanylt(v, x)`` -- whether some lane of ``v`` is ``< x`` (ordered: NaN lanes are not);
-  ``vltmask(v, x)`` -- the same as a ``uint8`` bit mask (bit ``k`` for lane ``k``), so that the
-  masks of several vectors are OR-ed and tested with one branch;
+* ``vltmask(v, x)`` -- which lanes of ``v`` are ``< x`` (ordered: NaN lanes are not), as a
+  ``uint8`` bit mask (bit ``k`` for lane ``k``), so that the masks of several vectors are OR-ed and tested with one branch;
 * ``vmul_below(v, t, f)`` -- lanes of ``v`` below ``t`` multiplied by ``f``, the others kept;
   ``vsel_below(v, t, a)`` -- ``a`` in the lanes of ``v`` below ``t``, ``0`` in the others
   (both branch-free: a compare and a blend).
@@ -46,6 +45,7 @@ Examples
 from __future__ import annotations
 
 import functools
+import hashlib
 
 from llvmlite import ir
 from numba import types
@@ -53,7 +53,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
 
 __all__ = [
-    "LANES", "F64Vec", "f64v", "has_avx512", "vadd", "vanylt", "vbcast", "vfma", "vload", "vltmask", "vmul",
+    "LANES", "F64Vec", "f64v", "has_avx512", "source_tag", "vadd", "vbcast", "vfma", "vload", "vltmask", "vmul",
     "vmul_below", "vsel_below", "vsplat", "vstore",
 ]
 
@@ -225,16 +225,29 @@ def vltmask(typingctx, v, x):
     return types.uint8(f64v, x), codegen
 
 
-@intrinsic
-def vanylt(typingctx, v, x):
-    """True when some lane of ``v`` is ``< x``."""
+@functools.cache
+def _own_source() -> bytes:
+    try:
+        with open(__file__, "rb") as fh:
+            return fh.read()
+    except OSError:  # pragma: no cover - e.g. a zipped install
+        return b""
 
-    def codegen(context, builder, sig, args):
-        s = _splat(builder, context.cast(builder, args[1], sig.args[1], types.float64))
-        bits = builder.bitcast(builder.fcmp_ordered("<", args[0], s), ir.IntType(LANES))
-        return builder.icmp_unsigned("!=", bits, ir.Constant(ir.IntType(LANES), 0))
 
-    return types.boolean(f64v, x), codegen
+def source_tag(src: str) -> str:
+    """12 hex digits of a digest of a generated kernel's source ``src`` and of this module.
+
+    numba's disk cache is invalidated only by the time stamp of the file a kernel is compiled
+    under; a kernel whose name carries this tag compiles afresh when either its generated source
+    or the intrinsics here change, instead of loading a stale kernel.
+
+    Examples
+    --------
+    >>> t = source_tag("def k(): pass")
+    >>> len(t), t == source_tag("def k(): pass"), t == source_tag("def k(): return")
+    (12, True, False)
+    """
+    return hashlib.sha1(src.encode() + _own_source()).hexdigest()[:12]
 
 
 @functools.cache

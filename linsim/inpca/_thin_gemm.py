@@ -26,7 +26,6 @@ Examples
 from __future__ import annotations
 
 import functools
-import hashlib
 
 import numpy as np
 
@@ -131,15 +130,10 @@ def _build(kernel_src, driver_src, shapes, prefix, driver):
     from . import _simd
 
     kernels = "".join(kernel_src(r, v) for r, v in shapes)
-    try:
-        with open(_simd.__file__, "rb") as fh:
-            simd_src = fh.read()
-    except OSError:  # pragma: no cover - e.g. a zipped install
-        simd_src = b""
     src = kernels + driver_src
     # numba's disk cache is keyed by this file's time stamp: the names carry a digest of the
     # generated source and of the intrinsics, so that a change to either compiles afresh
-    tag = hashlib.sha1(src.encode() + simd_src).hexdigest()[:12]
+    tag = _simd.source_tag(src)
     env = {"__name__": __name__, "vload": _simd.vload, "vstore": _simd.vstore, "vbcast": _simd.vbcast,
            "vsplat": _simd.vsplat, "vfma": _simd.vfma}
     for r, v in shapes:

@@ -611,18 +611,6 @@ def _choose_kernel(kernel, dev, C):
     return kernel
 
 
-def _mirror_upper(out: np.ndarray, block: int = 1024) -> None:
-    """Copy the strict upper triangle of a square ``out`` onto its lower triangle, in place."""
-    M = out.shape[0]
-    for a0 in range(0, M, block):
-        a1 = min(M, a0 + block)
-        sq = out[a0:a1, a0:a1]
-        iu = np.triu_indices(a1 - a0, 1)
-        sq[iu[1], iu[0]] = sq[iu]
-        if a1 < M:
-            out[a1:, a0:a1] = out[a0:a1, a1:].T
-
-
 def _distances(tp, tq, *, device=None, tile=None, group=None, norm_tol=None, on_disjoint="track", check=True,
                workers=None, kernel="auto", out=None):
     """Distances of in-memory tensors into ``out`` (or a new array): ``(out, count, first)``.
@@ -644,18 +632,13 @@ def _distances(tp, tq, *, device=None, tile=None, group=None, norm_tol=None, on_
     count, first = BHATTACHARYYA_KERNELS[name](tp, tq, out, device=dev, tile=tile, group=group,
                                                norm_tol=norm_tol, check=check, workers=workers,
                                                track=on_disjoint != "ignore")
-    if sym and out.flags.c_contiguous:  # one blocked, threaded pass (bitwise the same as below)
+    if sym:  # scale, mirror the upper triangle, zero the diagonal: one blocked pass
         from ._mirror import mirror_scale
 
-        mirror_scale(out, -1.0 / n)
-        return out, count, first
-    if sym:
-        _mirror_upper(out)
-    out *= -1.0 / n
-    if sym:
-        np.fill_diagonal(out, 0.0)
+        mirror_scale(out, -1.0 / n)  # out is C-contiguous: made here, or checked by bhattacharyya
+    else:
+        out *= -1.0 / n
     return out, count, first
-
 
 
 def _bhattacharyya_impl(tp, tq, *, on_disjoint="warn", **kw):

@@ -439,7 +439,7 @@ def tiled_bhattacharyya(logp, logq, out, *, store_tile=None, progress=False, on_
     close_after = own
     try:
         if eng is not None and todo:
-            close_after = own or not eng._opened
+            close_after = own or not eng.is_open
             eng.open()  # an unreachable scheduler is named here, before any tile is computed
         for done_now, ((I, J), res) in enumerate(_computed_tiles(task, todo, eng), start=1):
             target.write(I, J, res.block, sym)
