@@ -5,13 +5,9 @@ Seeds ``SEED_OFFSET + ...`` (``SEED_OFFSET = 900_000``) are used by no test and 
 
 from __future__ import annotations
 
-import dataclasses
-
-import numpy as np
-
 from linsim.embed import embed
 from linsim.ensemble import EnsembleConfig, simulate
-from linsim.sweep.summary import TRIVIAL_RIBBON_RATIO as TRIVIAL_RATIO  # the one trivial-rule constant
+from linsim.sweep.summary import TRIVIAL_RIBBON_RATIO as TRIVIAL_RATIO  # noqa: F401 (re-exported: the one trivial-rule constant)
 
 SEED_OFFSET = 900_000
 CHI, K_STAR = 0.9, 3
@@ -30,9 +26,3 @@ def _base(c, C, R, T, seed) -> EnsembleConfig:
 
 def _chi3(cfg: EnsembleConfig) -> float:
     return float(embed(simulate(cfg), n_components=K_STAR).model.explained_stress_[K_STAR - 1])
-
-
-def _sim_chi3(base: EnsembleConfig, ratio: float, seeds) -> float:
-    vals = [_chi3(dataclasses.replace(base, teacher_scale=ratio * base.init_scale, seed=int(s)))
-            for s in seeds]
-    return float(np.mean(vals))

@@ -19,5 +19,5 @@ def run_child(script: str, *args: str, env: dict | None = None) -> dict:
     cmd = [sys.executable, os.path.abspath(script), "--_child", *args]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if out.returncode != 0:
-        raise RuntimeError(f"child {' '.join(args[:1])} {' '.join(args[2:])} failed:\n{out.stderr[-3000:]}")
+        raise RuntimeError(f"child {args[0]} {' '.join(args[2:])} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])

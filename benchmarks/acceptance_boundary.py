@@ -111,17 +111,11 @@ def first_crossing(ratios, chi3) -> float:
 
 def _per_seed(base, ratio, seeds) -> np.ndarray:
     # one BLAS / torch thread: many small problems on a shared machine (the caller's settings restored)
-    import torch
-    from threadpoolctl import threadpool_limits
+    from linsim.parallel import thread_limit
 
-    n_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with threadpool_limits(1):
-            return np.array([_chi3(dataclasses.replace(base, teacher_scale=ratio * base.init_scale,
-                                                       seed=int(s))) for s in seeds])
-    finally:
-        torch.set_num_threads(n_threads)
+    with thread_limit(1):
+        return np.array([_chi3(dataclasses.replace(base, teacher_scale=ratio * base.init_scale,
+                                                   seed=int(s))) for s in seeds])
 
 
 def locate_crossing(base, seeds, cache=None):

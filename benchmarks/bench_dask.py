@@ -36,10 +36,9 @@ import time
 import numpy as np
 
 import _child
+from linsim.parallel import THREAD_VARIABLES
 
 WORKERS1_TARGET = 1.2
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
-               "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 GRID = """
 dataset = "digits"
@@ -152,7 +151,7 @@ def run_child(task: str, workdir: str, env_threads_1: bool = False, **opts) -> d
     env = dict(os.environ)
     env.pop("DASK_SCHEDULER_ADDRESS", None)
     if env_threads_1:
-        env.update({v: "1" for v in THREAD_VARS})
+        env.update(dict.fromkeys(THREAD_VARIABLES, "1"))
     return _child.run_child(__file__, task, workdir, json.dumps(opts), env=env)
 
 

@@ -38,7 +38,7 @@ CHI, K_STAR, DIM, N_CHECKPOINTS = 0.9, 3, 30, 10
 _GRID = (0.0,) + tuple(float(x) for x in np.geomspace(0.02, 1000.0, 17))
 
 
-def tuning_cells(groups="ABC"):
+def tuning_cells():
     """``[(group, C, c, R, T), ...]`` in a fixed order (the cell index seeds its draws)."""
     cells = []
     spec = {"A": ((2, 3), (0.8, 1.2, 1.6, 2.0), (4, 8, 16, 64), (10, 1000)),
@@ -47,7 +47,7 @@ def tuning_cells(groups="ABC"):
     for g in "ABC":
         Cs, cs, Rs, Ts = spec[g]
         cells += [(g, C, c, R, T) for C in Cs for c in cs for R in Rs for T in Ts]
-    return [cell for cell in cells if cell[0] in groups]
+    return cells
 
 
 def _profiles(C, c, T):

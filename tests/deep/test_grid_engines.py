@@ -232,9 +232,10 @@ def test_a_callers_engine_is_left_as_it_was_found(entries, in_process, tmp_path,
     # not opened by the caller: run_grid opens it and closes it again (worker processes would
     # outlive the call otherwise), and gives back its thread setting
     eng = RecordingEngine()
+    eng.threads_per_worker = 2  # not the value run_grid sets, so a missing restore shows
     run_grid(entries[:1], tmp_path / "a", progress=False, log=None, num_threads=1, engine=eng)
     assert_same_arrays(in_process, tmp_path / "a", entries[:1])
-    assert not eng.live and eng.threads_per_worker == 1
+    assert not eng.live and eng.threads_per_worker == 2
     with RecordingEngine() as eng:  # opened by the caller: left open
         run_grid(entries[1:2], tmp_path / "b", progress=False, log=None, num_threads=1, engine=eng)
         assert eng.live
