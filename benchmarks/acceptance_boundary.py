@@ -38,8 +38,11 @@ Design (why this grid; derivations.md §7.3 "Acceptance design" says the same):
 Seeds: acceptance runs use ``SEED_OFFSET + 100_000 + 10_000 * cell + i`` (locator,
 ``i < 5000``) and ``... + 5000 + i`` (evaluation); ``--tuning`` draws other cells
 (``rng_seed=2``) with ``TUNING_OFFSET = 700_000``, the only seeds used to look at
-``critical_ratio``'s errors.  Run standalone:
-``python benchmarks/acceptance_boundary.py [--cells N] [--seeds S] [--tuning] [--quick]``.
+``critical_ratio``'s errors.  ``--second-set`` draws a second out-of-sample set
+(``rng_seed=3``, ``SECOND_OFFSET = 3_000_000``), simulated before the formula it scores was
+frozen: once a set has been used to score a formula, a revised formula needs a set it has not
+seen.  Run standalone:
+``python benchmarks/acceptance_boundary.py [--cells N] [--seeds S] [--tuning | --second-set] [--quick]``.
 """
 
 from __future__ import annotations
@@ -58,9 +61,11 @@ from _acceptance_common import (CHI, INF_GRID, K_STAR, SCAN_FACTORS, SEED_OFFSET
                                 ZERO_GRID, _base, _chi3)
 
 __all__ = ["ScanRow", "ScanSim", "boundary_scans", "simulate_scan", "score", "summarize", "report",
-           "locate_crossing", "bootstrap_crossings", "first_crossing", "CELL_AXES", "TUNING_OFFSET"]
+           "locate_crossing", "bootstrap_crossings", "first_crossing", "CELL_AXES", "TUNING_OFFSET",
+           "SECOND_OFFSET"]
 
 TUNING_OFFSET = 700_000
+SECOND_OFFSET = 3_000_000   # the second out-of-sample set (seeds 3_100_000+, disjoint from all others)
 LOCATE_GRID = tuple(float(x) for x in np.geomspace(0.02, 100.0, 9))   # factor 2.9 apart
 N_BISECT = 5
 N_BOOT = 400
@@ -403,6 +408,8 @@ def main(argv=None) -> int:
     ap.add_argument("--cells", type=int, default=24)
     ap.add_argument("--seeds", type=int, default=8, help="seeds per point at R >= 32, x 32 // R below")
     ap.add_argument("--tuning", action="store_true", help="tuning cells and seeds (not the acceptance ones)")
+    ap.add_argument("--second-set", action="store_true",
+                    help="the second out-of-sample set (other cells, seeds 3_100_000+)")
     ap.add_argument("--store", default=None, help="folder for the scans' simulations (resumes from it)")
     ap.add_argument("--simulate-only", action="store_true", help="simulate (and store) only, no theory")
     ap.add_argument("--refine", action="store_true",
@@ -411,7 +418,10 @@ def main(argv=None) -> int:
     if args.cells < 1 or args.seeds < 1:
         ap.error("--cells and --seeds must be >= 1")
     n_cells, n_seeds = (2, 1) if args.quick else (args.cells, args.seeds)
-    kw = dict(rng_seed=2, seed_offset=TUNING_OFFSET) if args.tuning else {}
+    if args.tuning and args.second_set:
+        ap.error("--tuning and --second-set name different seed sets: pass one")
+    kw = (dict(rng_seed=2, seed_offset=TUNING_OFFSET) if args.tuning
+          else dict(rng_seed=3, seed_offset=SECOND_OFFSET) if args.second_set else {})
     rows = boundary_scans(n_cells, n_seeds, store=args.store, simulate_only=args.simulate_only,
                           refine=args.refine, **kw)
     if args.simulate_only:
