@@ -600,7 +600,7 @@ sys.exit(main(["ribbon", {", ".join(repr(a) for a in TINY)}, "--no-figure", "--o
     assert [p.name for p in tmp_path.iterdir()] == [], "a temporary or partial file was left behind"
 
 
-def test_phase_prints_and_stores_theory_closed_form_and_trivial_rule_on_the_same_cells(tmp_path, capsys):
+def test_phase_prints_and_stores_theory_analytic_and_trivial_rule_on_the_same_cells(tmp_path, capsys):
     """The printed comparison, the JSON and phase.nc's attributes agree with fractions recomputed here
     from the stored per-cell verdicts (trivial rule from the ρ/σ₀ coordinate itself)."""
     import re
@@ -611,18 +611,18 @@ def test_phase_prints_and_stores_theory_closed_form_and_trivial_rule_on_the_same
                  "--no-figure")
     assert main(args) == 0
     text = capsys.readouterr().out
-    m = re.search(r"on the same (\d+) cells: theory \(expected spectrum\) ([\d.]+)%, closed-form boundary "
+    m = re.search(r"on the same (\d+) cells: theory \(expected spectrum\) ([\d.]+)%, analytic boundary "
                   r"\(theory.critical_ratio\) ([\d.]+)%, trivial rule \"ribbon iff ρ/σ₀ >= 1.5\" ([\d.]+)%", text)
     assert m, text
     ds = read_netcdf(tmp_path / "out" / "phase.nc")
     sim = ds["sim_is_ribbon"].values.astype(bool)
     ok = (ds["status"].values == "ok") & np.isfinite(ds["theory_k_chi"].values)
     ratio = ds["scale_ratio"].values[None, :] * np.ones(sim.shape)
-    crit = ds["closed_form_critical_ratio"].values[:, None] * np.ones(sim.shape)
+    crit = ds["analytic_critical_ratio"].values[:, None] * np.ones(sim.shape)
     n = int(ok.sum())
     expected = {
         "theory": np.mean(ds["theory_is_ribbon"].values.astype(bool)[ok] == sim[ok]),
-        "closed_form": np.mean((ratio >= crit)[ok] == sim[ok]),
+        "analytic": np.mean((ratio >= crit)[ok] == sim[ok]),
         "trivial": np.mean((ratio >= 1.5)[ok] == sim[ok]),
     }
     assert int(m.group(1)) == n == ds.attrs["agreement_cells"] == 8
@@ -631,7 +631,7 @@ def test_phase_prints_and_stores_theory_closed_form_and_trivial_rule_on_the_same
         assert ds.attrs[f"agreement_{key}"] == pytest.approx(value, abs=1e-12)
     assert "trivial" in ds.attrs["agreement_note"] and ds.attrs["trivial_ribbon_ratio"] == 1.5
     assert ds["boundary_critical_ratio"].dims == ("boundary_slope",) and ds["boundary_slope"].size == 3
-    # the figure drawn from this file carries the closed-form curve and the trivial rule's line
+    # the figure drawn from this file carries the analytic boundary curve and the trivial rule's line
     from linsim.plotting import phase_figure
 
     ax = phase_figure(ds).axes[0]
@@ -642,7 +642,7 @@ def test_phase_prints_and_stores_theory_closed_form_and_trivial_rule_on_the_same
     inside = np.isfinite(crit) & (crit > 0)
     np.testing.assert_allclose(shown[inside], crit[inside])
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert any(t.startswith("closed-form boundary") for t in labels) and "trivial rule ρ/σ₀ = 1.5" in labels
+    assert any(t.startswith("analytic boundary") for t in labels) and "trivial rule ρ/σ₀ = 1.5" in labels
     # the JSON summary carries the same numbers
     assert main(args + ["--json"]) == 0
     comp = json.loads(capsys.readouterr().out)["comparison"]
@@ -652,7 +652,7 @@ def test_phase_prints_and_stores_theory_closed_form_and_trivial_rule_on_the_same
 
 
 def test_phase_without_a_fine_map_still_compares_the_rules(tmp_path, capsys):
-    """--theory-resolution 0 draws no fine map, but the closed-form verdicts and the rule
+    """--theory-resolution 0 draws no fine map, but the analytic-boundary verdicts and the rule
     comparison do not need one: they are computed per cell and stored all the same."""
     from linsim.storage import read_netcdf
 
@@ -664,4 +664,4 @@ def test_phase_without_a_fine_map_still_compares_the_rules(tmp_path, capsys):
     sim = ds["sim_is_ribbon"].values.astype(bool)
     ratio = ds["scale_ratio"].values[None, :] * np.ones(sim.shape)
     assert ds.attrs["agreement_trivial"] == pytest.approx(np.mean((ratio >= 1.5) == sim), abs=1e-12)
-    assert ds["closed_form_critical_ratio"].dims == ("slope",)
+    assert ds["analytic_critical_ratio"].dims == ("slope",)

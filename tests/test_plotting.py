@@ -364,8 +364,8 @@ def test_two_values_a_decade_apart_are_on_a_log_axis():
     assert ax.get_ylim()[0] > 0
 
 
-def test_phase_map_draws_the_closed_form_boundary_and_the_trivial_rule():
-    # a hand-made closed-form curve: 0 at c = 0 (drawn on the lower edge), 2 and 3 inside, inf at
+def test_phase_map_draws_the_analytic_boundary_and_the_trivial_rule():
+    # a hand-made analytic boundary curve: 0 at c = 0 (drawn on the lower edge), 2 and 3 inside, inf at
     # c = 2 (a gap); the trivial rule is a horizontal line at ρ/σ₀ = 1.5
     ds = _sweep(C3, R3, K_SIM, K_TH)
     bc = np.array([0.0, 0.5, 1.0, 1.5, 2.0])
@@ -376,7 +376,7 @@ def test_phase_map_draws_the_closed_form_boundary_and_the_trivial_rule():
         d = ds.transpose("scale_ratio", "slope", ...) if flip else ds
         ax = phase_map(d)
         labels = [t.get_text() for t in ax.get_legend().get_texts()]
-        assert "closed-form boundary (theory.critical_ratio)" in labels
+        assert "analytic boundary (theory.critical_ratio)" in labels
         assert "trivial rule ρ/σ₀ = 1.5" in labels
         curve = [ln for ln in ax.lines if ln.get_color() == "magenta"]
         assert len(curve) == 1
@@ -393,8 +393,8 @@ def test_phase_map_draws_the_closed_form_boundary_and_the_trivial_rule():
         np.testing.assert_allclose(np.asarray(pos, float), 1.5)
     # without the variables nothing of the kind is drawn or announced
     labels = [t.get_text() for t in phase_map(_sweep(C3, R3, K_SIM, K_TH)).get_legend().get_texts()]
-    assert not any("closed-form" in t or "trivial" in t for t in labels)
+    assert not any("analytic boundary" in t or "trivial" in t for t in labels)
     # an unreachable boundary everywhere is said so
     none = ds.assign(boundary_critical_ratio=(("boundary_slope",), np.full(5, np.inf)))
     labels = [t.get_text() for t in phase_map(none).get_legend().get_texts()]
-    assert "closed-form boundary: none in this range" in labels
+    assert "analytic boundary: none in this range" in labels

@@ -137,40 +137,40 @@ def test_three_axis_sweep_shapes():
     assert ds["sim_k_chi"].shape == (1, 2, 2) and np.all(ds["status"].values == "ok")
 
 
-def test_closed_form_boundary_per_cell_and_on_the_fine_grid():
-    """Each cell's closed-form verdict is ρ/σ₀ >= theory.critical_ratio of the cell's own spectrum,
+def test_analytic_boundary_per_cell_and_on_the_fine_grid():
+    """Each cell's analytic-boundary verdict is ρ/σ₀ >= theory.critical_ratio of the cell's own spectrum,
     learning rate and checkpoints (taken here from the simulated trajectory, not from the sweep
     code's path); the trivial verdict is ρ/σ₀ >= 1.5."""
     import theory
     from linsim.ensemble import simulate
     from linsim.sweep.summary import TRIVIAL_RIBBON_RATIO
-    from linsim.sweep.theory_map import closed_form_boundary
+    from linsim.sweep.theory_map import analytic_boundary
 
     assert TRIVIAL_RIBBON_RATIO == 1.5
     cs, rs = [0.0, 1.0, 2.0], [0.3, 1.5, 2.5, 30.0]
     spec = PhaseSpec(TINY, {"ratio": rs, "c": cs}, criterion=RibbonCriterion(chi=0.9, k_star=3))
-    b = closed_form_boundary(spec, fine_values=[0.5])
-    assert b["closed_form_is_ribbon"].dims == ("scale_ratio", "slope")
+    b = analytic_boundary(spec, fine_values=[0.5])
+    assert b["analytic_is_ribbon"].dims == ("scale_ratio", "slope")
     for j, c in enumerate(cs):
         traj = simulate(dataclasses.replace(TINY, slope=c))
         crit = theory.critical_ratio(traj.arrays["population_eigenvalues"], TINY.n_classes,
                                      float(traj.params["lr_effective"]), traj.arrays["steps"], TINY.n_runs,
                                      chi=0.9, k_star=3)
-        assert b["closed_form_critical_ratio"].values[j] == pytest.approx(crit, rel=1e-12)
+        assert b["analytic_critical_ratio"].values[j] == pytest.approx(crit, rel=1e-12)
         for i, r in enumerate(rs):
-            assert b["closed_form_is_ribbon"].values[i, j] == float(r >= crit)
+            assert b["analytic_is_ribbon"].values[i, j] == float(r >= crit)
             assert b["trivial_is_ribbon"].values[i, j] == float(r >= 1.5)
     traj = simulate(dataclasses.replace(TINY, slope=0.5))
     fine = theory.critical_ratio(traj.arrays["population_eigenvalues"], TINY.n_classes,
                                  float(traj.params["lr_effective"]), traj.arrays["steps"], TINY.n_runs)
     assert b["boundary_critical_ratio"].values[0] == pytest.approx(fine, rel=1e-12)
     assert b["boundary_slope"].values.tolist() == [0.5]
-    # no ρ/σ₀ axis, or a third axis: no closed-form boundary
-    assert closed_form_boundary(PhaseSpec(TINY, {"c": cs, "T": [10, 100]})) is None
-    assert closed_form_boundary(PhaseSpec(TINY, {"c": cs, "ratio": rs, "R": [2, 3]})) is None
+    # no ρ/σ₀ axis, or a third axis: no analytic boundary
+    assert analytic_boundary(PhaseSpec(TINY, {"c": cs, "T": [10, 100]})) is None
+    assert analytic_boundary(PhaseSpec(TINY, {"c": cs, "ratio": rs, "R": [2, 3]})) is None
 
 
-def test_theory_map_carries_the_closed_form_boundary_only_with_a_ratio_axis():
+def test_theory_map_carries_the_analytic_boundary_only_with_a_ratio_axis():
     from linsim.sweep import theory_map
 
     fine = theory_map(PhaseSpec(TINY, {"c": [0.0, 1.0], "ratio": [0.5, 5.0]}), resolution=3, n_workers=1,
@@ -179,7 +179,7 @@ def test_theory_map_carries_the_closed_form_boundary_only_with_a_ratio_axis():
     np.testing.assert_allclose(fine["boundary_slope"].values, fine["fine_slope"].values)
     assert fine.attrs["trivial_ribbon_ratio"] == 1.5 and fine.attrs["fine_map_draws"] == 2
     other = theory_map(PhaseSpec(TINY, {"c": [0.0, 1.0], "T": [10, 100]}), resolution=3, n_workers=1, n_draws=2)
-    assert not any(v.startswith(("boundary_", "closed_form_", "trivial_")) for v in other.variables)
+    assert not any(v.startswith(("boundary_", "analytic_", "trivial_")) for v in other.variables)
 
 
 def test_common_agreement_uses_the_same_cells_by_hand():
@@ -189,20 +189,20 @@ def test_common_agreement_uses_the_same_cells_by_hand():
     ds = xr.Dataset({"status": ("c", ok),
                      "sim_is_ribbon": ("c", [1.0, 0.0, 1.0, 0.0, 1.0]),
                      "theory_is_ribbon": ("c", [1.0, 1.0, np.nan, 0.0, 1.0]),  # cell 2: no theory
-                     "closed_form_is_ribbon": ("c", [1.0, 0.0, 1.0, 1.0, 1.0]),
+                     "analytic_is_ribbon": ("c", [1.0, 0.0, 1.0, 1.0, 1.0]),
                      "trivial_is_ribbon": ("c", [0.0, 0.0, 1.0, 0.0, 1.0])},
                     coords={"c": np.arange(5.0)})
     # compared cells: 0, 1, 3 (2 has no theory, 4 failed)
-    assert common_agreement(ds) == {"cells": 3, "theory": 2 / 3, "closed_form": 2 / 3, "trivial": 2 / 3}
+    assert common_agreement(ds) == {"cells": 3, "theory": 2 / 3, "analytic": 2 / 3, "trivial": 2 / 3}
     assert agreement(ds, "trivial")["cells"] == 4  # alone, the trivial rule is scored on cell 2 too
     with pytest.raises(ValueError, match="prediction must be one of"):
         common_agreement(ds, ("theory", "nope"))
 
 
-def test_closed_form_boundary_refusals_become_nan_with_a_note(monkeypatch):
-    """A configuration the closed form refuses must not fail a finished sweep: NaN verdicts, a note."""
+def test_analytic_boundary_refusals_become_nan_with_a_note(monkeypatch):
+    """A configuration theory.critical_ratio refuses must not fail a finished sweep: NaN verdicts, a note."""
     import theory
-    from linsim.sweep.theory_map import closed_form_boundary
+    from linsim.sweep.theory_map import analytic_boundary
 
     real = theory.critical_ratio
 
@@ -212,9 +212,9 @@ def test_closed_form_boundary_refusals_become_nan_with_a_note(monkeypatch):
         return real(eigenvalues, *args, **kwargs)
 
     monkeypatch.setattr(theory, "critical_ratio", picky)
-    b = closed_form_boundary(PhaseSpec(TINY, {"c": [0.0, 1.0], "ratio": [0.5, 5.0]}))
-    assert np.isfinite(b["closed_form_critical_ratio"].values[0])
-    assert np.isnan(b["closed_form_critical_ratio"].values[1])
-    assert np.isnan(b["closed_form_is_ribbon"].values[1]).all()
-    assert np.isfinite(b["closed_form_is_ribbon"].values[0]).all()
-    assert "slope = 1: refused for the test" in b.attrs["closed_form_problems"]
+    b = analytic_boundary(PhaseSpec(TINY, {"c": [0.0, 1.0], "ratio": [0.5, 5.0]}))
+    assert np.isfinite(b["analytic_critical_ratio"].values[0])
+    assert np.isnan(b["analytic_critical_ratio"].values[1])
+    assert np.isnan(b["analytic_is_ribbon"].values[1]).all()
+    assert np.isfinite(b["analytic_is_ribbon"].values[0]).all()
+    assert "slope = 1: refused for the test" in b.attrs["analytic_problems"]

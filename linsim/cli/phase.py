@@ -4,11 +4,11 @@ InPCA, compute the sloppiness metrics and evaluate the theory beside them.
 Writes ``phase.nc`` (every cell's metrics, theory and status, plus the fine theory map) and
 ``phase.png`` (the phase diagram) into ``--out``, and prints how often theory and simulation
 agree on ribbon / no ribbon.  A sweep over ρ/σ₀ and one other axis (the default) also gets the
-closed-form boundary ``theory.critical_ratio`` (drawn as a curve beside the fine-map contour) and
-a comparison on the same cells: the theory, the closed-form boundary and the trivial rule
+analytic boundary ``theory.critical_ratio`` (drawn as a curve beside the fine-map contour) and
+a comparison on the same cells: the theory, the analytic boundary and the trivial rule
 "ribbon iff ρ/σ₀ >= 1.5" (:data:`linsim.sweep.summary.TRIVIAL_RIBBON_RATIO`) against the
 simulation, stored in ``phase.nc`` as the attributes ``agreement_cells``, ``agreement_theory``,
-``agreement_closed_form`` and ``agreement_trivial``.  Everything (flags, axes, every cell's configuration, the theory
+``agreement_analytic`` and ``agreement_trivial``.  Everything (flags, axes, every cell's configuration, the theory
 map's corners, the output folder) is checked before the first cell is computed.
 """
 
@@ -190,13 +190,13 @@ def _json_safe(obj):
 
 
 def _rule_comparison(ds) -> dict | None:
-    """Theory, closed-form boundary and trivial rule against the simulation on the same cells,
-    or None when the sweep has no closed-form boundary (it needs ρ/σ₀ and one other axis)."""
+    """Theory, analytic boundary and trivial rule against the simulation on the same cells,
+    or None when the sweep has no analytic boundary (it needs ρ/σ₀ and one other axis)."""
     from linsim.sweep.summary import TRIVIAL_RIBBON_RATIO, common_agreement
 
-    if "closed_form_is_ribbon" not in ds or "trivial_is_ribbon" not in ds:
+    if "analytic_is_ribbon" not in ds or "trivial_is_ribbon" not in ds:
         return None
-    res = common_agreement(ds, ("theory", "closed_form", "trivial"))
+    res = common_agreement(ds, ("theory", "analytic", "trivial"))
     res["trivial_ratio"] = float(TRIVIAL_RIBBON_RATIO)
     return res
 
@@ -208,7 +208,7 @@ def _store_comparison(ds, rules: dict, path: Path, command: str) -> None:
     ds.attrs.update({
         "agreement_cells": int(rules["cells"]),
         "agreement_theory": float(rules["theory"]),
-        "agreement_closed_form": float(rules["closed_form"]),
+        "agreement_analytic": float(rules["analytic"]),
         "agreement_trivial": float(rules["trivial"]),
         "agreement_note": "fractions of the same agreement_cells cells where each rule's ribbon verdict "
                           "equals sim_is_ribbon; trivial rule: ribbon iff rho/sigma0 >= "
@@ -331,11 +331,11 @@ def run(args) -> int:
             print(f"    {where}: k {rec['sim_k_chi']:g} vs {rec['predicted_k_chi']:g}, chi "
                   f"{rec['sim_stress_k']:.3f} vs {rec['predicted_stress_k']:.3f}, logit rms "
                   f"{rec['logit_rms']:.2f}{'' if rec['in_regime'] else ' (outside regime)'}")
-    if "closed_form_problems" in ds.attrs:
-        print(f"  closed-form boundary: {ds.attrs['closed_form_problems']}")
+    if "analytic_problems" in ds.attrs:
+        print(f"  analytic boundary: {ds.attrs['analytic_problems']}")
     if rules is not None:
         print(f"  on the same {rules['cells']} cells: theory (expected spectrum) {rules['theory']:.1%}, "
-              f"closed-form boundary (theory.critical_ratio) {rules['closed_form']:.1%}, trivial rule "
+              f"analytic boundary (theory.critical_ratio) {rules['analytic']:.1%}, trivial rule "
               f"\"ribbon iff ρ/σ₀ >= {rules['trivial_ratio']:g}\" {rules['trivial']:.1%} agree with the "
               f"simulation")
     for note in summary["notes"]:

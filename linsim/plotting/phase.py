@@ -45,8 +45,8 @@ MAX_PANELS = 4
 #: Line styles of the two boundaries and the marker of disagreeing cells.
 THEORY_STYLE = {"colors": "black", "linewidths": 2.4, "linestyles": "solid"}
 SIM_STYLE = {"colors": "gold", "linewidths": 2.0, "linestyles": "dashed"}
-#: The closed-form boundary ``theory.critical_ratio`` (a curve, not a contour) and the trivial rule.
-CLOSED_FORM_STYLE = {"color": "magenta", "lw": 2.0, "ls": "-."}
+#: The analytic boundary ``theory.critical_ratio`` (a curve, not a contour) and the trivial rule.
+ANALYTIC_STYLE = {"color": "magenta", "lw": 2.0, "ls": "-."}
 TRIVIAL_STYLE = {"color": "0.35", "lw": 1.2, "ls": ":"}
 
 
@@ -168,8 +168,8 @@ def _finite_k(k: np.ndarray, k_star: int) -> np.ndarray:
     return np.where(np.isinf(k), k_star + 10.0, k)
 
 
-def _closed_form_curve(ds, ax, grid, handles) -> bool:
-    """Draw the closed-form boundary ``boundary_critical_ratio`` (and the trivial rule's line)
+def _analytic_curve(ds, ax, grid, handles) -> bool:
+    """Draw the analytic boundary ``boundary_critical_ratio`` (and the trivial rule's line)
     when the map's axes are its axis and ρ/σ₀; return whether a curve was drawn."""
     from matplotlib.lines import Line2D
 
@@ -187,10 +187,10 @@ def _closed_form_curve(ds, ax, grid, handles) -> bool:
     shown = np.where(np.isfinite(shown), shown, np.nan)  # inf: no ratio gives one -> a gap
     xs, ys = (v, shown) if grid.y == "scale_ratio" else (shown, v)
     drawn = bool(np.isfinite(shown).any())
-    ax.plot(xs, ys, **CLOSED_FORM_STYLE)
-    handles.append(Line2D([], [], **CLOSED_FORM_STYLE,
-                          label="closed-form boundary (theory.critical_ratio)" if drawn
-                          else "closed-form boundary: none in this range"))
+    ax.plot(xs, ys, **ANALYTIC_STYLE)
+    handles.append(Line2D([], [], **ANALYTIC_STYLE,
+                          label="analytic boundary (theory.critical_ratio)" if drawn
+                          else "analytic boundary: none in this range"))
     triv = ds.attrs.get("trivial_ribbon_ratio")
     if triv is not None:
         line = ax.axhline if grid.y == "scale_ratio" else ax.axvline
@@ -229,7 +229,7 @@ def phase_map(ds, metric: str = "stress_k", *, ax=None, index: dict | None = Non
         Drawn: the heat map (for ``stress_k`` on a red-blue scale centred on ``χ``, so blue
         cells are ribbons); the theory's boundary, the ``k_χ = k* + ½`` contour (black,
         solid; from the fine map ``fine_k_chi`` when present, else from ``theory_k_chi``);
-        the closed-form boundary ``boundary_critical_ratio`` (magenta, dash-dot; where the
+        the analytic boundary ``boundary_critical_ratio`` (magenta, dash-dot; where the
         dataset has it: ρ/σ₀ against one other axis) with the trivial rule's line ρ/σ₀ =
         ``trivial_ribbon_ratio`` (grey, dotted);
         the simulation's boundary, the same contour of ``sim_k_chi`` (gold, dashed); cells
@@ -317,7 +317,7 @@ def phase_map(ds, metric: str = "stress_k", *, ax=None, index: dict | None = Non
     handles.append(Line2D([], [], color="black", lw=2.4,
                           label=f"theory boundary ({theory_src})" if theory_drawn
                           else f"theory boundary: none in this range ({theory_src})"))
-    _closed_form_curve(ds, ax, grid, handles)
+    _analytic_curve(ds, ax, grid, handles)
     sk = grid.values("sim_k_chi")
     sim_drawn = False
     if sk is not None and xv.size > 1 and yv.size > 1:

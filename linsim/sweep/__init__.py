@@ -28,7 +28,7 @@ from linsim.sweep.cells import N_STRESS, CellResult, logit_scale, run_cell, theo
 from linsim.sweep.dataset import PREFIXES, assemble, cells_folder, save_dataset, variable_attrs
 from linsim.sweep.runner import SweepFailedError, SweepInterrupted, run_phase
 from linsim.sweep.summary import PREDICTIONS, TRIVIAL_RIBBON_RATIO, agreement, common_agreement
-from linsim.sweep.theory_map import FINE_MAP_DRAWS, closed_form_boundary, theory_map
+from linsim.sweep.theory_map import FINE_MAP_DRAWS, analytic_boundary, theory_map
 
 
 def __getattr__(name):
@@ -41,7 +41,7 @@ def __getattr__(name):
 __all__ = [
     "ALIASES", "AXIS_INFO", "AxisInfo", "CellResult", "FINE_MAP_DRAWS", "N_STRESS", "PREDICTIONS", "PREFIXES",
     "PhaseSpec", "REGIME_LOGIT_RMS", "SweepFailedError", "SweepInterrupted", "TRIVIAL_RIBBON_RATIO",
-    "TheoryShadowedError", "Unit", "agreement", "closed_form_boundary", "common_agreement", "assemble", "axis_info", "canonical_axis", "cells_folder",
+    "TheoryShadowedError", "Unit", "agreement", "analytic_boundary", "common_agreement", "assemble", "axis_info", "canonical_axis", "cells_folder",
     "fine_axis", "import_theory", "is_integer_axis", "is_log_axis", "logit_scale", "run_cell", "run_phase",
     "save_dataset", "theory_map", "theory_spectra", "variable_attrs", "with_values",
 ]

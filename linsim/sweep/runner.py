@@ -190,10 +190,10 @@ def run_phase(spec: PhaseSpec, n_workers: int | None = None, progress: bool = Tr
 
                     fine = theory_map(spec, theory_resolution, engine=eng, progress=progress)
                     ds = ds.merge(fine, combine_attrs="drop_conflicts")
-                else:  # no fine map: the closed-form verdicts per cell still belong to the sweep
-                    from linsim.sweep.theory_map import closed_form_boundary
+                else:  # no fine map: the analytic-boundary verdicts per cell still belong to the sweep
+                    from linsim.sweep.theory_map import analytic_boundary
 
-                    bounds = closed_form_boundary(spec)  # None unless rho/sigma0 and one more axis
+                    bounds = analytic_boundary(spec)  # None unless rho/sigma0 and one more axis
                     if bounds is not None:
                         ds = ds.merge(bounds, combine_attrs="drop_conflicts")
                         ds.attrs.update(bounds.attrs)

@@ -17,7 +17,7 @@ TRIVIAL_RIBBON_RATIO = 1.5
 PREDICTIONS = {
     "theory": "expected spectrum",
     "draw": "same-draw small-logit spectrum",
-    "closed_form": "closed-form boundary theory.critical_ratio",
+    "analytic": "analytic boundary theory.critical_ratio",
     "trivial": f"trivial rule ρ/σ₀ >= {TRIVIAL_RIBBON_RATIO:g}",
 }
 
@@ -43,9 +43,9 @@ def agreement(ds, prediction: str = "theory") -> dict[str, Any]:
     Parameters
     ----------
     ds : xarray.Dataset from :func:`linsim.sweep.run_phase`
-    prediction : {"theory", "draw", "closed_form", "trivial"}
+    prediction : {"theory", "draw", "analytic", "trivial"}
         Compare the simulation with the expected spectrum, the same-draw prediction, the
-        closed-form boundary (``closed_form_is_ribbon``) or the trivial rule
+        analytic boundary (``analytic_is_ribbon``) or the trivial rule
         (``trivial_is_ribbon``, :data:`TRIVIAL_RIBBON_RATIO`); cells without the variable
         count as having no prediction.
 
@@ -69,7 +69,7 @@ def agreement(ds, prediction: str = "theory") -> dict[str, Any]:
     >>> agreement(ds, "foo")
     Traceback (most recent call last):
     ...
-    ValueError: prediction must be one of ['closed_form', 'draw', 'theory', 'trivial']; got 'foo'
+    ValueError: prediction must be one of ['analytic', 'draw', 'theory', 'trivial']; got 'foo'
     """
     if prediction not in PREDICTIONS:
         raise ValueError(f"prediction must be one of {sorted(PREDICTIONS)}; got {prediction!r}")
@@ -114,7 +114,7 @@ def agreement(ds, prediction: str = "theory") -> dict[str, Any]:
     }
 
 
-def common_agreement(ds, predictions=("theory", "closed_form", "trivial")) -> dict[str, Any]:
+def common_agreement(ds, predictions=("theory", "analytic", "trivial")) -> dict[str, Any]:
     """Agreement of several predictions with the simulation on the SAME cells.
 
     A cell counts when it succeeded and the simulation and every listed prediction have a

@@ -8,7 +8,7 @@ from linsim.ensemble import EnsembleConfig  # noqa: F401  (used by the docstring
 from linsim._theory_check import import_theory
 from linsim.sweep.axes import PhaseSpec, axis_info, with_values
 
-__all__ = ["FINE_MAP_DRAWS", "closed_form_boundary", "theory_map"]
+__all__ = ["FINE_MAP_DRAWS", "analytic_boundary", "theory_map"]
 
 #: Gaussian draws per fine-map point (the per-cell ``theory_*`` values use the default 64).
 FINE_MAP_DRAWS = 16
@@ -30,13 +30,17 @@ def _theory_row(item) -> tuple[np.ndarray, np.ndarray]:
     return kc, sk
 
 
-def closed_form_boundary(spec: PhaseSpec, fine_values=None):
-    """The closed-form phase boundary ``theory.critical_ratio`` of a sweep over ρ/σ₀ and one more axis.
+def analytic_boundary(spec: PhaseSpec, fine_values=None):
+    """The analytic phase boundary ``theory.critical_ratio`` of a sweep over ρ/σ₀ and one more axis.
 
     For every value of the other axis (the cell values, and ``fine_values`` when given) the
     critical ratio of that configuration is computed (:func:`linsim.theory_inputs.theory_inputs`
     supplies the simulator's spectrum, learning rate and checkpoints); a cell is a ribbon by this
-    rule iff its ``ρ/σ₀ >= critical ratio`` (``0``: every ratio; ``inf``: none).  The trivial
+    rule iff its ``ρ/σ₀ >= critical ratio`` (``0``: every ratio; ``inf``: none).  The critical
+    ratio is ``theory.critical_ratio`` with its default ``method="auto"``: for C <= 5 (and
+    R <= 64, small enough Grams) the first root of the seedless analytic curve
+    ``theory.expected_explained_stress(method="analytic")``, beyond that the closed-form energy
+    balance -- so the boundary is called "analytic", not "closed form".  The trivial
     rule ``ρ/σ₀ >= TRIVIAL_RIBBON_RATIO`` is stored beside it for comparison.
 
     Parameters
@@ -50,17 +54,17 @@ def closed_form_boundary(spec: PhaseSpec, fine_values=None):
     -------
     xarray.Dataset or None
         None when the sweep has no such pair of axes or no theory.  Otherwise
-        ``closed_form_critical_ratio`` (on the other axis, cell values),
-        ``closed_form_is_ribbon`` and ``trivial_is_ribbon`` (per cell, 1.0/0.0), and with
+        ``analytic_critical_ratio`` (on the other axis, cell values),
+        ``analytic_is_ribbon`` and ``trivial_is_ribbon`` (per cell, 1.0/0.0), and with
         ``fine_values`` ``boundary_critical_ratio`` on dim ``boundary_<axis>``.  A value the
-        closed form refuses gets NaN (no verdict) and the attribute ``closed_form_problems``
+        theory refuses gets NaN (no verdict) and the attribute ``analytic_problems``
         names the first such value and why.
 
     Examples
     --------
     >>> base = EnsembleConfig(dim=6, n_samples=12, n_runs=2, n_checkpoints=3, steps=20, init_scale=0.01)
-    >>> b = closed_form_boundary(PhaseSpec(base, {"c": [0.0, 1.0], "ratio": [0.5, 10.0]}))
-    >>> b["closed_form_is_ribbon"].dims, b.attrs["trivial_ribbon_ratio"]
+    >>> b = analytic_boundary(PhaseSpec(base, {"c": [0.0, 1.0], "ratio": [0.5, 10.0]}))
+    >>> b["analytic_is_ribbon"].dims, b.attrs["trivial_ribbon_ratio"]
     (('slope', 'scale_ratio'), 1.5)
     """
     import xarray as xr
@@ -76,7 +80,7 @@ def closed_form_boundary(spec: PhaseSpec, fine_values=None):
     problems: list[str] = []
 
     def crit(v):
-        """The critical ratio at ``other = v``; NaN (no verdict) where the closed form refuses the
+        """The critical ratio at ``other = v``; NaN (no verdict) where the theory refuses the
         configuration -- after every cell has been computed the sweep must not fail for it."""
         from linsim.theory_inputs import theory_inputs
 
@@ -99,11 +103,11 @@ def closed_form_boundary(spec: PhaseSpec, fine_values=None):
     info = axis_info(other)
     rule = f"ribbon iff ρ/σ₀ >= {TRIVIAL_RIBBON_RATIO:g}"
     data = {
-        "closed_form_critical_ratio": ((other,), cr, {
-            "long_name": "closed-form critical ratio ρ/σ₀ (theory.critical_ratio; 0: every ratio is a "
+        "analytic_critical_ratio": ((other,), cr, {
+            "long_name": "analytic critical ratio ρ/σ₀ (theory.critical_ratio; 0: every ratio is a "
                          "ribbon, inf: none)", "units": "1"}),
-        "closed_form_is_ribbon": (tuple(names), grid, {
-            "long_name": "closed-form boundary verdict: ρ/σ₀ >= critical ratio (1 ribbon, 0 not, NaN none)",
+        "analytic_is_ribbon": (tuple(names), grid, {
+            "long_name": "analytic boundary verdict: ρ/σ₀ >= critical ratio (1 ribbon, 0 not, NaN none)",
             "units": "1"}),
         "trivial_is_ribbon": (tuple(names), triv, {
             "long_name": f"trivial rule verdict: {rule} (1 ribbon, 0 not)", "units": "1"}),
@@ -113,13 +117,13 @@ def closed_form_boundary(spec: PhaseSpec, fine_values=None):
         fv = np.asarray(fine_values, float)
         bdim = f"boundary_{other}"
         data["boundary_critical_ratio"] = ((bdim,), np.array([crit(v) for v in fv]), {
-            "long_name": "closed-form critical ratio ρ/σ₀ on a fine grid (the drawn boundary curve)",
+            "long_name": "analytic critical ratio ρ/σ₀ on a fine grid (the drawn boundary curve)",
             "units": "1"})
-        coords[bdim] = (bdim, fv, {"long_name": f"{info.long_name} (closed-form boundary grid)",
+        coords[bdim] = (bdim, fv, {"long_name": f"{info.long_name} (analytic boundary grid)",
                                    "units": info.units, "symbol": info.symbol})
-    attrs = {"trivial_ribbon_ratio": float(TRIVIAL_RIBBON_RATIO), "closed_form_boundary_axis": other}
+    attrs = {"trivial_ribbon_ratio": float(TRIVIAL_RIBBON_RATIO), "analytic_boundary_axis": other}
     if problems:
-        attrs["closed_form_problems"] = f"{len(problems)} values without a closed form; the first: {problems[0]}"
+        attrs["analytic_problems"] = f"{len(problems)} values without an analytic boundary; the first: {problems[0]}"
     return xr.Dataset(data, coords=coords, attrs=attrs)
 
 
@@ -148,7 +152,7 @@ def theory_map(spec: PhaseSpec, resolution: int = 24, n_workers: int | None = No
     -------
     xarray.Dataset
         ``fine_k_chi`` and ``fine_stress_k`` on dims ``fine_<axis>``; for a sweep over ρ/σ₀ and
-        one other axis also the closed-form boundary of :func:`closed_form_boundary` (evaluated
+        one other axis also the analytic boundary of :func:`analytic_boundary` (evaluated
         on the cell values and on the fine grid of the other axis).
 
     Examples
@@ -195,7 +199,7 @@ def theory_map(spec: PhaseSpec, resolution: int = 24, n_workers: int | None = No
     )
     other = [n for n in names[:2] if n != "scale_ratio"]
     if len(spec.axes) == 2 and "scale_ratio" in names and other:
-        bounds = closed_form_boundary(spec, fine_values=fine[other[0]])
+        bounds = analytic_boundary(spec, fine_values=fine[other[0]])
         if bounds is not None:
             out = out.merge(bounds)
             out.attrs.update(bounds.attrs)  # merge keeps only the first dataset's attributes
