@@ -306,18 +306,16 @@ def _inverse_sqrt_mean(b, shape, scale) -> float:
     return float((1.0 + 0.375 * s2 / (b + m) ** 2) / np.sqrt(b + m))
 
 
-#: Up to this many classes (every C at which ``expected_explained_stress(method='analytic')``
-#: integrates the exact law with its deterministic rule) ``method='auto'`` takes the boundary
-#: as the first root of that curve: the energy balance's deterministic shares miss the per-draw
-#: mixing of teacher and initialization directions there (derivations.md §7.3; on the C = 4, 5
-#: tuning cells the balance scored 18/24 and 21/24, the root 24/24 and 24/24).
-CURVE_ROOT_MAX_CLASSES = 5
-#: ... and up to this many runs (the rule's dimension grows with R; beyond it the energy balance,
-#: whose large-R saturation regime applies there).
+#: ``method='auto'`` takes the boundary as the first root of the exact-law expected curve
+#: (``expected_explained_stress(method='analytic')`` where it integrates the exact law with its
+#: deterministic rule) up to this many runs ...
 CURVE_ROOT_MAX_RUNS = 64
-#: ... and while the feature Gram is small, ``min(R K, (C-1) d) <= CURVE_ROOT_MAX_SIZE`` (its
-#: cost grows steeply: 1.2 s at size 60, 2.1 s at 120, 20 s at 400 for a flat spectrum, R = 64).
-CURVE_ROOT_MAX_SIZE = 128
+#: ... and while the Gram of one node is small, ``min(R K, (C-1) d) <= CURVE_ROOT_MAX_SIZE`` (a root
+#: takes about 24 curves; at size 176, C = 10 or 50, R = 16: 2-4 s a call). Elsewhere the energy
+#: balance. On the tuning cells (derivations.md §7.3) the root beat the balance at every class
+#: count: C = 4, 5: 24/24 and 24/24 within 15% against 18/24 and 21/24 (the balance runs +19 to
+#: +42% at R = 4); C = 10, R <= 16: worst 3.5% against 14%; C = 2, 3: 63/64 against 43/64.
+CURVE_ROOT_MAX_SIZE = 192
 _ROOT_GRID = (0.0,) + tuple(float(x) for x in np.geomspace(0.02, 1000.0, 17))  # factor 1.97
 _ROOT_BISECT = 7
 
@@ -327,17 +325,23 @@ def _curve_root(lam, C, lr, steps, R, chi, k_star, dynamics, loss):
 
     Scans ``_ROOT_GRID`` from ρ = 0 up, bisects the first bracket (log scale, ``_ROOT_BISECT``
     steps, then log-linear interpolation): ``0.0`` if ρ = 0 is a ribbon, ``inf`` if no grid ratio
-    is. Returns None when the analytic curve is not an exact-law rule (``n_nodes == 0``).
+    is. Returns None when the analytic curve is not an exact-law rule (``n_nodes == 0``) at any
+    ratio the search evaluates.
     """
+    class _NotExactLaw(Exception):
+        pass
+
     def f(r):
         cur = expected_explained_stress(lam, C, r, 1.0, lr, steps, R, dynamics=dynamics, loss=loss,
                                         method="analytic", n_components=k_star)
-        return cur, float(cur.chi[k_star - 1])
+        if cur.n_nodes == 0:  # the rule's size depends on the modes kept at this ratio
+            raise _NotExactLaw
+        return float(cur.chi[k_star - 1])
 
-    cur, f_zero = f(0.0)
-    if getattr(cur, "n_nodes", 0) == 0:
+    try:
+        return _first_upward_crossing(f, chi, f(0.0))
+    except _NotExactLaw:
         return None
-    return _first_upward_crossing(lambda r: f(r)[1], chi, f_zero)
 
 
 def _first_upward_crossing(f, level, f_zero, grid=_ROOT_GRID, n_bisect=_ROOT_BISECT):
@@ -410,20 +414,19 @@ def critical_ratio(eigenvalues, n_classes, lr, steps, n_runs, *, chi=0.9, k_star
     (derivations.md §7.3):
 
     * ``"curve-root"`` -- the first upward root in ρ/σ0 of ``E[χ_{k*}] = χ`` on the exact-law
-      expected curve (:func:`theory.expected_explained_stress`, ``method='analytic'``, which for
-      ``C <= 5`` integrates the Gaussian law with a fixed deterministic cubature rule); ``0.0``
-      when ρ = 0 is already a ribbon, ``inf`` when no ratio up to 1000 is. Each mode supplies only
-      C-1 = 1-4 random directions there, so deterministic energy shares miss both the Jensen gap
-      of ``E[χ]`` and the per-draw sharing of one direction by teacher and initialization energy
-      (the balance below was off by -100% to +450% next to the init-ribbon branch at C <= 3, and
-      +19 to +42% at C = 5, R = 4). A ``ValueError`` where that curve is not an exact-law rule
-      (C > 5).
+      expected curve (:func:`theory.expected_explained_stress`, ``method='analytic'``, which
+      integrates the Gaussian law with a fixed deterministic cubature rule wherever that rule is
+      affordable); ``0.0`` when ρ = 0 is already a ribbon, ``inf`` when no ratio up to 1000 is.
+      Each mode supplies only C-1 random directions, so deterministic energy shares miss both the
+      Jensen gap of ``E[χ]`` and the per-draw sharing of one direction by teacher and
+      initialization energy (the balance below was off by -100% to +450% next to the init-ribbon
+      branch at C <= 3, and +19 to +42% at C = 5, R = 4). A ``ValueError`` where that curve is not
+      an exact-law rule (``theory.ensemble.CUBATURE_MAX_SIZE`` / ``CUBATURE_MAX_VARIABLES``).
     * ``"balance"`` -- the closed-form energy balance below, at every C (its asymptotic regimes
       are the explicit formulas of derivations.md §7.3).
     * ``"auto"`` (default) -- the curve root where it is exact-law and affordable
-      (``C <= CURVE_ROOT_MAX_CLASSES = 5``, ``R <= CURVE_ROOT_MAX_RUNS = 64`` and
-      ``min(R K, (C-1) d) <= CURVE_ROOT_MAX_SIZE = 128``, K checkpoints, d modes; 0.05-2 s a call),
-      the balance otherwise.
+      (``R <= CURVE_ROOT_MAX_RUNS = 64`` and ``min(R K, (C-1) d) <= CURVE_ROOT_MAX_SIZE = 192``,
+      K checkpoints, d modes; 0.05-4 s a call, cached), the balance otherwise.
 
     **The energy balance** has three branches:
 
@@ -479,7 +482,7 @@ def critical_ratio(eigenvalues, n_classes, lr, steps, n_runs, *, chi=0.9, k_star
     ------
     ValueError
         For an unknown ``method``, or ``method="curve-root"`` where the analytic curve is not an
-        exact-law rule (C > 5).
+        exact-law rule (its rule would be too large).
 
     Examples
     --------
@@ -510,8 +513,7 @@ def critical_ratio(eigenvalues, n_classes, lr, steps, n_runs, *, chi=0.9, k_star
 
 def _boundary_auto(key, K) -> float:
     lam, C, R = np.frombuffer(key[0], dtype=float), key[1], key[4]
-    if (C <= CURVE_ROOT_MAX_CLASSES and R <= CURVE_ROOT_MAX_RUNS
-            and min(R * K, (C - 1) * lam.size) <= CURVE_ROOT_MAX_SIZE):
+    if R <= CURVE_ROOT_MAX_RUNS and min(R * K, (C - 1) * lam.size) <= CURVE_ROOT_MAX_SIZE:
         root = _curve_root_cached(*key)
         if root is not None:
             return root
@@ -521,8 +523,9 @@ def _boundary_auto(key, K) -> float:
 def _boundary_curve_root(key, K) -> float:
     root = _curve_root_cached(*key)
     if root is None:
-        raise ValueError(f"method='curve-root' needs an exact-law analytic curve, which exists for "
-                         f"n_classes <= {CURVE_ROOT_MAX_CLASSES}; got n_classes={key[1]} (use "
+        raise ValueError(f"method='curve-root' needs an exact-law analytic curve; at n_classes={key[1]}, "
+                         f"n_runs={key[4]} and {np.frombuffer(key[0]).size} modes its cubature rule "
+                         f"exceeds theory.ensemble.CUBATURE_MAX_SIZE or CUBATURE_MAX_VARIABLES (use "
                          f"method='balance' or 'auto')")
     return root
 

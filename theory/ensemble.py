@@ -9,11 +9,12 @@ Model (derivations.md §4): teacher ``W*`` and initial weights ``W0_r`` (r = 1..
   structured: ``E[G] = (C-1) (ρ² 1_R 1_Rᵀ + σ0² I_R) ⊗ S`` with ``S = Φ Φᵀ`` (K, K). Centering splits it
   into ``(C-1)(Rρ² + σ0²) J_K S J_K`` (once) and ``(C-1) σ0² S`` (R-1 times). Exact as C-1 → ∞.
 * :func:`expected_frobenius_sq`: the exact ``E ||J G J||_F²`` (a Gaussian fourth moment), in closed form.
-* ``method='analytic'``: deterministic. For C <= 5 the exact small-logit expectation evaluated
-  with a fixed, seedless 256-node quasi-Monte-Carlo rule (Sobol' net plus explicit inversive
+* ``method='analytic'``: deterministic. Wherever the rule is affordable (``CUBATURE_MAX_SIZE``,
+  ``CUBATURE_MAX_VARIABLES``: every C at d = 30 and R <= 32) the exact small-logit expectation
+  evaluated with a fixed, seedless 256-node quasi-Monte-Carlo rule (Sobol' net plus explicit inversive
   coordinates over GF(2^8)) on the exactly reduced law (half-normal teacher coefficients, the
   Bartlett factor of the initialisation Wishart matrix, a feature Gram matrix per node;
-  :mod:`theory._cubature`, §4.5), with a batch-means error estimate; for C > 5 the
+  :mod:`theory._cubature`, §4.5), with a batch-means error estimate; beyond those sizes the
   dof-accounting spectrum of §4.4.
 * ``method='monte-carlo'`` (default): the expectation of the sorted spectrum itself. Eigenvalues of a
   random Gram matrix are not the eigenvalues of its expectation when the number of independent
@@ -256,9 +257,14 @@ def _init_cloud_spectrum(lam, C, s0, R, F) -> np.ndarray:
     return _cloud_regime_spectrum(lam, C, 0.0, s0, R, F)
 
 
-#: ``method='analytic'`` integrates the exact law (derivations.md §4.5) when each mode supplies at
-#: most this many degrees of freedom (C - 1); above it the dof accounting of §4.4 is used.
-CUBATURE_MAX_DOF = 4
+#: ``method='analytic'`` integrates the exact law (derivations.md §4.5) at every class count while
+#: the rule is affordable: the Gram whose spectrum is taken at each node, ``min(R K, (C-1) d')``
+#: (``d'`` modes kept), is at most ``CUBATURE_MAX_SIZE`` ...
+CUBATURE_MAX_SIZE = 400
+#: ... and the rule's Bartlett variables, ``(C-1) d' min(R-1, (C-1) d')``, at most this many (they are
+#: held for all nodes at once: 60000 are 123 MB). Beyond either the dof accounting of §4.4 is used.
+#: (Measured against Monte Carlo at C = 10, 36 cells: rule worst 0.0092, accounting 0.078.)
+CUBATURE_MAX_VARIABLES = 60_000
 
 
 #: Nodes of that rule: ``2**CUBATURE_LOG2_NODES`` (split into 8 blocks for the batch-means error,
@@ -266,8 +272,12 @@ CUBATURE_MAX_DOF = 4
 CUBATURE_LOG2_NODES = 8
 
 
-def _uses_cubature(C: int) -> bool:
-    return C - 1 <= CUBATURE_MAX_DOF
+def _uses_cubature(lam, C, rho, s0, R, F) -> bool:
+    """Whether ``method='analytic'`` integrates the exact law for these arguments (sizes above)."""
+    from ._cubature import kept_modes
+    n_feat = (C - 1) * kept_modes(mode_profiles(lam, C, F), R * rho**2 + s0**2, s0, R).size
+    return (min(R * F.shape[0], n_feat) <= CUBATURE_MAX_SIZE
+            and n_feat * min(R - 1, n_feat) <= CUBATURE_MAX_VARIABLES)
 
 
 def _cubature_spectra(lam, C, rho, s0, R, F) -> np.ndarray:
@@ -297,7 +307,7 @@ class _Law:
 
 def _analytic_spectrum_of(law: _Law) -> np.ndarray:
     RK = law.R * law.F.shape[0]
-    if _uses_cubature(law.C):
+    if _uses_cubature(law.lam, law.C, law.rho, law.s0, law.R, law.F):
         ev = _cubature_spectra(law.lam, law.C, law.rho, law.s0, law.R, law.F).mean(axis=0)
         return np.pad(ev, (0, max(RK - ev.size, 0)))[:RK]
     return _cloud_regime_spectrum(law.lam, law.C, law.rho, law.s0, law.R, law.F)
@@ -330,7 +340,7 @@ def _monte_carlo_curve(law: _Law):
 
 
 def _analytic_curve(law: _Law):
-    if not _uses_cubature(law.C):
+    if not _uses_cubature(law.lam, law.C, law.rho, law.s0, law.R, law.F):
         return _curve_of_expected_spectrum(_analytic_spectrum_of)(law)
     from ._cubature import batch_average, stress_rows
     spectra = _cubature_spectra(law.lam, law.C, law.rho, law.s0, law.R, law.F)
@@ -385,10 +395,11 @@ def expected_spectrum(eigenvalues, n_classes, teacher_scale, init_scale, lr, ste
     method : {'monte-carlo', 'analytic', 'mean-field'}
         ``'monte-carlo'``: mean over ``n_draws`` seeded Gaussian draws of the sorted small-logit
         spectrum (``E[μ_i]``; contains all finite-R and finite-C effects, up to sampling error).
-        ``'analytic'``: deterministic (no random numbers, no seed). For C <= 5 the mean over
-        the 256 nodes of the fixed seedless cubature rule of derivations.md §4.5 of the sorted
-        exact small-logit spectrum (``E[μ_i]`` of the exact law up to the rule's error); for C > 5
-        the finite-R, finite-C approximation of §4.4: mean-field eigen-directions taken in
+        ``'analytic'``: deterministic (no random numbers, no seed). Where the rule is affordable
+        (``CUBATURE_MAX_SIZE``, ``CUBATURE_MAX_VARIABLES``) the mean over the 256 nodes of the
+        fixed seedless cubature rule of derivations.md §4.5 of the sorted exact small-logit
+        spectrum (``E[μ_i]`` of the exact law up to the rule's error); beyond, the finite-R,
+        finite-C approximation of §4.4: mean-field eigen-directions taken in
         decreasing order, each using up degrees of freedom of the C-1 contrast rows of every
         mode; the R-1-fold initialization levels are spread by the Marchenko-Pastur law of
         their effective number of degrees of freedom.
@@ -430,7 +441,7 @@ class StressCurve:
     stderr : (m,) float64 array
         Error estimate of each ``chi`` value: the Monte-Carlo standard error
         (``std/sqrt(n_draws)`` over draws), the cubature's batch-means standard error (sd of
-        the means of 8 blocks of 32 nodes over sqrt(8); ``method='analytic'``, C <= 5; twice it
+        the means of 8 blocks of 32 nodes over sqrt(8); ``method='analytic'`` with its rule; twice it
         covered 99% of the measured deviations, 71-89% of those resolved by the reference, three
         times it 94-97%; §4.5), zeros for the other deterministic curves; with
         ``logits='finite'`` the correction's estimate is added (derivations.md §6.2).
@@ -520,15 +531,18 @@ def expected_explained_stress(eigenvalues, n_classes, teacher_scale, init_scale,
 
     ``method='monte-carlo'`` averages the per-draw curves (what an average over simulated seeds
     measures) and reports the standard error of that average. ``method='analytic'`` is
-    deterministic: for ``C - 1 <= 4`` it is the exact small-logit ``E[χ_k]`` evaluated with a
+    deterministic: wherever the rule is affordable (the Gram of a node, ``min(R K, (C-1) d')``,
+    at most ``CUBATURE_MAX_SIZE = 400``, and its variables at most ``CUBATURE_MAX_VARIABLES``;
+    at d = 30 every C for R <= 32) it is the exact small-logit ``E[χ_k]`` evaluated with a
     fixed, seedless 256-node quasi-Monte-Carlo rule on the exactly reduced law (derivations.md
     §4.5), with the rule's batch-means standard error as ``stderr``; measured against
     16000-draw Monte Carlo on 72 cells at C = 2, 3 (d = 30, R in {4, 16, 64}, c in
     {0.1, 0.5, 1, 2}, ρ/σ0 in {0.1, 1, 3}): median 0.0021, worst 0.0077 over k <= 10 (the §4.4
     dof accounting it replaces: median 0.05, worst 0.23); at C = 4, 5 (4000 draws, s.e. up to
-    0.0026): median 0.0016, worst 0.0092. Cost: 256 small eigenproblems, 0.01-0.5 s. For C > 5
-    it is the curve of the
-    deterministic dof-accounting spectrum of §4.4 (median 0.017 at C = 10; ``stderr`` zeros).
+    0.0026): median 0.0016, worst 0.0092; at C = 10 (36 cells, 1000 draws): median 0.0017,
+    worst 0.0092 (the dof accounting: 0.019, 0.078). Cost: 256 small eigenproblems, 0.01-1 s
+    (11 s at C = 50, R = 64, where the accounting takes over). Beyond those sizes it is the curve
+    of the deterministic dof-accounting spectrum of §4.4 (``stderr`` zeros).
     ``'mean-field'`` is the curve of the mean-field spectrum (normalised by its own sum of
     squares).
 

@@ -348,11 +348,20 @@ def test_critical_ratio_methods_are_checked():
     st = theory.checkpoint_steps(100, 6)
     with pytest.raises(ValueError, match="method must be one of"):
         theory.critical_ratio(lam, 5, 1.0, st, 4, method="closed-form")
-    with pytest.raises(ValueError, match="n_classes <= 5"):
-        theory.critical_ratio(lam, 10, 1.0, st, 4, method="curve-root")
-    # beyond the curve root's range 'auto' is the balance
-    assert theory.critical_ratio(lam, 10, 1.0, st, 4) == theory.critical_ratio(lam, 10, 1.0, st, 4,
-                                                                               method="balance")
+    from theory import ensemble
+    from theory.asymptotics import CURVE_ROOT_MAX_RUNS, _curve_root_cached
+    with pytest.MonkeyPatch.context() as mp:   # a rule too large for the cubature: no exact-law curve
+        mp.setattr(ensemble, "CUBATURE_MAX_SIZE", 0)
+        with pytest.raises(ValueError, match="exceeds theory.ensemble.CUBATURE_MAX_SIZE"):
+            theory.critical_ratio(lam, 7, 1.0, st, 4, method="curve-root")
+        # ... where 'auto' falls back to the balance
+        assert theory.critical_ratio(lam, 7, 1.0, st, 4) == theory.critical_ratio(lam, 7, 1.0, st, 4,
+                                                                                  method="balance")
+    _curve_root_cached.cache_clear()   # no answer computed under the patch may be reused
+    # beyond the curve root's run range 'auto' is the balance too
+    many = CURVE_ROOT_MAX_RUNS + 1
+    assert theory.critical_ratio(lam, 6, 1.0, st, many) == theory.critical_ratio(lam, 6, 1.0, st, many,
+                                                                                 method="balance")
 
 
 @settings(max_examples=60, deadline=None)
