@@ -218,3 +218,15 @@ def test_analytic_boundary_refusals_become_nan_with_a_note(monkeypatch):
     assert np.isnan(b["analytic_is_ribbon"].values[1]).all()
     assert np.isfinite(b["analytic_is_ribbon"].values[0]).all()
     assert "slope = 1: refused for the test" in b.attrs["analytic_problems"]
+
+
+def test_analytic_boundary_is_the_same_on_every_engine():
+    """The critical ratios are engine tasks: two worker processes give the serial values exactly."""
+    from linsim.parallel import get_engine
+    from linsim.sweep.theory_map import analytic_boundary
+
+    spec = PhaseSpec(TINY, {"c": [0.0, 0.7, 1.4], "ratio": [0.5, 5.0]})
+    serial = analytic_boundary(spec, fine_values=[0.3, 1.1])
+    procs = analytic_boundary(spec, fine_values=[0.3, 1.1], engine=get_engine("process", 2))
+    for name in ("analytic_critical_ratio", "boundary_critical_ratio", "analytic_is_ribbon"):
+        np.testing.assert_array_equal(procs[name].values, serial[name].values)

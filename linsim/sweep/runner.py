@@ -193,7 +193,8 @@ def run_phase(spec: PhaseSpec, n_workers: int | None = None, progress: bool = Tr
                 else:  # no fine map: the analytic-boundary verdicts per cell still belong to the sweep
                     from linsim.sweep.theory_map import analytic_boundary
 
-                    bounds = analytic_boundary(spec)  # None unless rho/sigma0 and one more axis
+                    # None unless rho/sigma0 and one more axis
+                    bounds = analytic_boundary(spec, engine=eng, progress=progress)
                     if bounds is not None:
                         ds = ds.merge(bounds, combine_attrs="drop_conflicts")
                         ds.attrs.update(bounds.attrs)

@@ -30,7 +30,24 @@ def _theory_row(item) -> tuple[np.ndarray, np.ndarray]:
     return kc, sk
 
 
-def analytic_boundary(spec: PhaseSpec, fine_values=None):
+def _critical_ratio_task(item):
+    """``(critical ratio, None)`` of one configuration, or ``(nan, why)`` where the theory refuses
+    it (after every cell has been computed the sweep must not fail for it). Engine task of
+    :func:`analytic_boundary`."""
+    from linsim.theory_inputs import theory_inputs
+
+    base, other, v, chi, k_star = item
+    theory = import_theory()
+    try:
+        inp = theory_inputs(with_values(base, {other: float(v)}))
+        return float(theory.critical_ratio(inp.eigenvalues, inp.n_classes, inp.theory_lr, inp.steps,
+                                           inp.n_runs, chi=chi, k_star=k_star,
+                                           dynamics=inp.dynamics, loss=inp.loss)), None
+    except (ValueError, FloatingPointError) as exc:
+        return float("nan"), f"{other} = {float(v):g}: {exc}"
+
+
+def analytic_boundary(spec: PhaseSpec, fine_values=None, *, engine=None, progress: bool = False):
     """The analytic phase boundary ``theory.critical_ratio`` of a sweep over ρ/σ₀ and one more axis.
 
     For every value of the other axis (the cell values, and ``fine_values`` when given) the
@@ -49,6 +66,11 @@ def analytic_boundary(spec: PhaseSpec, fine_values=None):
         Exactly two axes, one of them ``scale_ratio``; a model with a theory hook.
     fine_values : (N,) array, optional
         Extra values of the other axis for a smooth curve (e.g. the fine theory map's).
+    engine : str or linsim.parallel.Engine, optional
+        Where the critical ratios are computed (one task per value; 0.05-4 s each), as for
+        :func:`theory_map`; the serial engine by default. The values do not depend on it.
+    progress : bool
+        Show a progress bar over the values.
 
     Returns
     -------
@@ -77,25 +99,23 @@ def analytic_boundary(spec: PhaseSpec, fine_values=None):
     other = names[0] if names[1] == "scale_ratio" else names[1]
     crit_chi, crit_k = spec.criterion.chi, spec.criterion.k_star
 
-    problems: list[str] = []
-
-    def crit(v):
-        """The critical ratio at ``other = v``; NaN (no verdict) where the theory refuses the
-        configuration -- after every cell has been computed the sweep must not fail for it."""
-        from linsim.theory_inputs import theory_inputs
-
-        theory = import_theory()
-        try:
-            inp = theory_inputs(with_values(spec.base, {other: float(v)}))
-            return float(theory.critical_ratio(inp.eigenvalues, inp.n_classes, inp.theory_lr, inp.steps,
-                                               inp.n_runs, chi=crit_chi, k_star=crit_k,
-                                               dynamics=inp.dynamics, loss=inp.loss))
-        except (ValueError, FloatingPointError) as exc:
-            problems.append(f"{other} = {float(v):g}: {exc}")
-            return float("nan")
-
     ov, rv = np.asarray(spec.axes[other], float), np.asarray(spec.axes["scale_ratio"], float)
-    cr = np.array([crit(v) for v in ov])
+    fv = None if fine_values is None else np.asarray(fine_values, float)
+    values = ov if fv is None else np.concatenate([ov, fv])
+    results: list = [None] * values.size
+    from tqdm.auto import tqdm
+
+    from linsim.parallel import get_engine
+
+    items = [(spec.base, other, float(v), crit_chi, crit_k) for v in values]
+    with tqdm(total=len(items), desc="analytic boundary", disable=not progress, unit="value") as bar:
+        for i, res in get_engine("serial" if engine is None else engine).map_unordered(
+                _critical_ratio_task, items):
+            results[i] = res
+            bar.update()
+    problems = [why for _, why in results if why is not None]
+    crs = np.array([r for r, _ in results], dtype=float)
+    cr = crs[:ov.size]
     grid = np.where(np.isnan(cr)[:, None], np.nan, (rv[None, :] >= cr[:, None]).astype(np.float64))
     triv = np.broadcast_to(rv[None, :] >= TRIVIAL_RIBBON_RATIO, grid.shape).astype(np.float64)
     if names[0] == "scale_ratio":
@@ -113,10 +133,9 @@ def analytic_boundary(spec: PhaseSpec, fine_values=None):
             "long_name": f"trivial rule verdict: {rule} (1 ribbon, 0 not)", "units": "1"}),
     }
     coords = {}
-    if fine_values is not None:
-        fv = np.asarray(fine_values, float)
+    if fv is not None:
         bdim = f"boundary_{other}"
-        data["boundary_critical_ratio"] = ((bdim,), np.array([crit(v) for v in fv]), {
+        data["boundary_critical_ratio"] = ((bdim,), crs[ov.size:], {
             "long_name": "analytic critical ratio ρ/σ₀ on a fine grid (the drawn boundary curve)",
             "units": "1"})
         coords[bdim] = (bdim, fv, {"long_name": f"{info.long_name} (analytic boundary grid)",
@@ -199,7 +218,7 @@ def theory_map(spec: PhaseSpec, resolution: int = 24, n_workers: int | None = No
     )
     other = [n for n in names[:2] if n != "scale_ratio"]
     if len(spec.axes) == 2 and "scale_ratio" in names and other:
-        bounds = analytic_boundary(spec, fine_values=fine[other[0]])
+        bounds = analytic_boundary(spec, fine_values=fine[other[0]], engine=eng, progress=progress)
         if bounds is not None:
             out = out.merge(bounds)
             out.attrs.update(bounds.attrs)  # merge keeps only the first dataset's attributes
