@@ -56,6 +56,7 @@ import numpy as np
 
 import theory
 from linsim.theory_inputs import theory_inputs
+from theory.asymptotics import BOUNDARY_METHODS
 
 from _acceptance_common import (CHI, INF_GRID, K_STAR, SCAN_FACTORS, SEED_OFFSET, TRIVIAL_RATIO,
                                 ZERO_GRID, _base, _chi3)
@@ -293,12 +294,13 @@ def _load(path, C, R, c, T, first_seed):
                    grid=ds["grid_ratio"].values, eval_chi3=ds["eval_chi3"].values)
 
 
-def score(scan: ScanSim, pred=None) -> ScanRow:
-    """Score ``theory.critical_ratio`` (or the given ``pred``) and the trivial rule on a scan."""
+def score(scan: ScanSim, pred=None, method: str = "auto") -> ScanRow:
+    """Score ``theory.critical_ratio(..., method=method)`` (or the given ``pred``) and the trivial
+    rule on a scan."""
     if pred is None:
         inp = theory_inputs(_base(scan.c, scan.C, scan.R, scan.T, 0))
         pred = theory.critical_ratio(inp.eigenvalues, scan.C, inp.lr, inp.steps, scan.R, chi=CHI,
-                                     k_star=K_STAR)
+                                     k_star=K_STAR, method=method)
     grid, ev, band, sim = scan.grid, scan.eval_chi3, scan.band, scan.crossing
     S = ev.shape[1]
     chi3 = ev.mean(axis=1)
@@ -314,14 +316,15 @@ def score(scan: ScanSim, pred=None) -> ScanRow:
 
 def boundary_scans(n_cells: int, n_seeds: int, rng_seed: int = 1, *, seed_offset: int = SEED_OFFSET,
                    cells=None, store=None, simulate_only: bool = False, refine: bool = False,
-                   verbose: bool = True):
+                   method: str = "auto", verbose: bool = True):
     """Run ``n_cells`` scans (cells drawn with ``rng_seed``, or the given (C, R, c, T) list).
 
     ``n_seeds`` seeds per point at R >= 32, ``n_seeds * (32 // R)`` below.  With ``store`` (a
     folder) each scan's simulation is written there (``scan_NNN.nc``, atomic) and reused on the
     next call (resume).  ``simulate_only``: print the simulated crossings only, no theory.
     ``refine``: stored scans with R > 16 made before the doubling covered them get it now
-    (:func:`refine_scan`), so every R follows the same rule.
+    (:func:`refine_scan`), so every R follows the same rule.  ``method``: the rule of
+    ``theory.critical_ratio`` that is scored (``"balance"``: the closed form at every C).
     Returns the list of :class:`ScanRow` (empty with ``simulate_only``).
     """
     from pathlib import Path
@@ -352,7 +355,7 @@ def boundary_scans(n_cells: int, n_seeds: int, rng_seed: int = 1, *, seed_offset
             if verbose:
                 print(head, flush=True)
             continue
-        row = score(scan)
+        row = score(scan, method=method)
         rows.append(row)
         if verbose:
             print(f"{head}  predicted {row.predicted:7.3f} "
@@ -407,8 +410,11 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="smoke test: 2 scans, 1 seed per point")
     ap.add_argument("--cells", type=int, default=24)
     ap.add_argument("--seeds", type=int, default=8, help="seeds per point at R >= 32, x 32 // R below")
-    ap.add_argument("--tuning", action="store_true", help="tuning cells and seeds (not the acceptance ones)")
-    ap.add_argument("--second-set", action="store_true",
+    which = ap.add_mutually_exclusive_group()
+    which.add_argument("--tuning", action="store_true", help="tuning cells and seeds (not the acceptance ones)")
+    ap.add_argument("--method", default="auto", choices=BOUNDARY_METHODS,
+                    help="the critical_ratio rule to score (default auto; balance: the closed form)")
+    which.add_argument("--second-set", action="store_true",
                     help="the second out-of-sample set (other cells, seeds 3_100_000+)")
     ap.add_argument("--store", default=None, help="folder for the scans' simulations (resumes from it)")
     ap.add_argument("--simulate-only", action="store_true", help="simulate (and store) only, no theory")
@@ -418,12 +424,10 @@ def main(argv=None) -> int:
     if args.cells < 1 or args.seeds < 1:
         ap.error("--cells and --seeds must be >= 1")
     n_cells, n_seeds = (2, 1) if args.quick else (args.cells, args.seeds)
-    if args.tuning and args.second_set:
-        ap.error("--tuning and --second-set name different seed sets: pass one")
     kw = (dict(rng_seed=2, seed_offset=TUNING_OFFSET) if args.tuning
           else dict(rng_seed=3, seed_offset=SECOND_OFFSET) if args.second_set else {})
     rows = boundary_scans(n_cells, n_seeds, store=args.store, simulate_only=args.simulate_only,
-                          refine=args.refine, **kw)
+                          refine=args.refine, method=args.method, **kw)
     if args.simulate_only:
         return 0
     return 0 if report(rows) else 1

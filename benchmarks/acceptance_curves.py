@@ -69,7 +69,8 @@ def noise_floor(cells, n_small: int = 20, n_big: int = 200, n_draws: int = 4000,
     """Diagnosis (item 1 of the curve work): how much of a deviation from the n_small-seed mean is
     sampling noise of that mean, and how much is model error.
 
-    The big simulated mean uses seeds ``SEED_OFFSET + 1_000_000 + 1000 i + s`` (used only here);
+    The big simulated mean uses seeds ``SEED_OFFSET + 1_000_000 + 1000 i + s`` for ``n_big <= 1000``
+    and ``SEED_OFFSET + 4_000_000 + 10_000 i + s`` above (``n_big <= 10000``; both used only here);
     the small one the acceptance seeds of :func:`curve_check`. Prints per cell the small mean's
     s.e., |small - big|, the Monte-Carlo model (n_draws draws, small-logit) and the analytic
     curve against the big mean, each next to the big mean's s.e. at the same k.
@@ -79,7 +80,9 @@ def noise_floor(cells, n_small: int = 20, n_big: int = 200, n_draws: int = 4000,
     for i, (c, C, R, ratio) in enumerate(cells):
         base = _curve_base(c, C, R, ratio)
         small = _sim_curves(base, SEED_OFFSET + 500 + 100 * i + np.arange(n_small))
-        big = _sim_curves(base, SEED_OFFSET + 1_000_000 + 1000 * i + np.arange(n_big))
+        first = (SEED_OFFSET + 1_000_000 + 1000 * i if n_big <= 1000
+                 else SEED_OFFSET + 4_000_000 + 10_000 * i)
+        big = _sim_curves(base, first + np.arange(n_big))
         m_s, m_b = small.mean(axis=0), big.mean(axis=0)
         se_s = small.std(axis=0, ddof=1) / np.sqrt(n_small)
         se_b = big.std(axis=0, ddof=1) / np.sqrt(n_big)
@@ -195,12 +198,15 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=main.__doc__)
     ap.add_argument("--noise-floor", action="store_true", help="run the noise-floor diagnosis")
     ap.add_argument("--quick", action="store_true", help="smoke test: 20 big seeds, 200 draws, 1 cell")
+    ap.add_argument("--big", type=int, default=200, help="seeds of the big reference mean (<= 10000)")
     args = ap.parse_args(argv)
     if not args.noise_floor:
         ap.error("nothing to do: pass --noise-floor (the acceptance sections run from theory_acceptance.py)")
     cells = CURVE_CELLS[:1] if args.quick else CURVE_CELLS
     print("noise floor of the expected-curve check (seed-mean s.e. vs model error)")
-    noise_floor(cells, quick=args.quick)
+    if not 2 <= args.big <= 10_000:
+        ap.error(f"--big must be in [2, 10000], got {args.big}")
+    noise_floor(cells, n_big=args.big, quick=args.quick)
     return 0
 
 

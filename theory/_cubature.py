@@ -180,7 +180,7 @@ def normal_nodes(dim: int, log2_nodes: int) -> np.ndarray:
     return ndtri(uniform_nodes(dim, log2_nodes))
 
 
-@functools.lru_cache(maxsize=2)  # a root search reuses one rule; H is up to ~16 MB (C=5, R=64)
+@functools.lru_cache(maxsize=2)  # a root search reuses one rule; H is up to 61 MB (CUBATURE_MAX_VARIABLES)
 def feature_variables(n_feat: int, R: int, log2_nodes: int) -> tuple[np.ndarray, np.ndarray]:
     """Reduced variables of the law at the nodes: ``|g|`` (N, n_feat) and ``H`` (N, n_feat, r).
 

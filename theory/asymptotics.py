@@ -310,12 +310,14 @@ def _inverse_sqrt_mean(b, shape, scale) -> float:
 #: (``expected_explained_stress(method='analytic')`` where it integrates the exact law with its
 #: deterministic rule) up to this many runs ...
 CURVE_ROOT_MAX_RUNS = 64
-#: ... and while the Gram of one node is small, ``min(R K, (C-1) d) <= CURVE_ROOT_MAX_SIZE`` (a root
-#: takes about 24 curves; at size 176, C = 10 or 50, R = 16: 2-4 s a call). Elsewhere the energy
-#: balance. On the tuning cells (derivations.md §7.3) the root beat the balance at every class
+#: ... while the Gram of one node is small, ``min(R K, (C-1) d) <= CURVE_ROOT_MAX_SIZE`` ...
+#: ... and the features few, ``(C-1) d <= CURVE_ROOT_MAX_FEATURES`` (a root takes about 16-24
+#: curves: 0.05-4 s a call at C <= 10, d = 30; C = 50, R = 16 took 12 s, for a gain over the
+#: balance of about 1%). Elsewhere the energy balance. On the tuning cells (derivations.md §7.3) the root beat the balance at every class
 #: count: C = 4, 5: 24/24 and 24/24 within 15% against 18/24 and 21/24 (the balance runs +19 to
 #: +42% at R = 4); C = 10, R <= 16: worst 3.5% against 14%; C = 2, 3: 63/64 against 43/64.
 CURVE_ROOT_MAX_SIZE = 192
+CURVE_ROOT_MAX_FEATURES = 400
 _ROOT_GRID = (0.0,) + tuple(float(x) for x in np.geomspace(0.02, 1000.0, 17))  # factor 1.97
 _ROOT_BISECT = 7
 
@@ -349,7 +351,7 @@ def _first_upward_crossing(f, level, f_zero, grid=_ROOT_GRID, n_bisect=_ROOT_BIS
 
     Scans ``grid`` (``grid[0] = 0``, where the value ``f_zero`` is given) upward, bisects the
     first bracket ``n_bisect`` times on a log scale (linearly when its lower end is 0), then
-    interpolates log-linearly. The rule of :func:`critical_ratio`'s few-classes branch, shared
+    interpolates log-linearly. The rule of :func:`critical_ratio`'s curve root, shared
     with the tuning harness (``benchmarks/tune_boundary.py``) so both locate crossings alike.
 
     Parameters
@@ -398,8 +400,19 @@ def _first_upward_crossing(f, level, f_zero, grid=_ROOT_GRID, n_bisect=_ROOT_BIS
     return float(np.exp(np.log(lo) + w * np.log(hi / lo)))
 
 
+def _rule_signature() -> tuple:
+    """The module settings that decide whether and how the analytic curve is an exact-law rule
+    (part of the curve root's cache key: a root cached under other settings must not be reused)."""
+    from . import ensemble
+    return ensemble.CUBATURE_MAX_SIZE, ensemble.CUBATURE_MAX_VARIABLES, ensemble.CUBATURE_LOG2_NODES
+
+
+def _curve_root_of(key):
+    return _curve_root_cached(*key, _rule_signature())
+
+
 @functools.lru_cache(maxsize=4096)
-def _curve_root_cached(lam_bytes, C, lr, steps_bytes, R, chi, k_star, dynamics, loss):
+def _curve_root_cached(lam_bytes, C, lr, steps_bytes, R, chi, k_star, dynamics, loss, rule):
     # phase maps ask for the same boundary at every ratio of a row: compute it once
     lam = np.frombuffer(lam_bytes, dtype=float)
     steps = np.frombuffer(steps_bytes, dtype=float)
@@ -424,9 +437,11 @@ def critical_ratio(eigenvalues, n_classes, lr, steps, n_runs, *, chi=0.9, k_star
       an exact-law rule (``theory.ensemble.CUBATURE_MAX_SIZE`` / ``CUBATURE_MAX_VARIABLES``).
     * ``"balance"`` -- the closed-form energy balance below, at every C (its asymptotic regimes
       are the explicit formulas of derivations.md §7.3).
-    * ``"auto"`` (default) -- the curve root where it is exact-law and affordable
-      (``R <= CURVE_ROOT_MAX_RUNS = 64`` and ``min(R K, (C-1) d) <= CURVE_ROOT_MAX_SIZE = 192``,
-      K checkpoints, d modes; 0.05-4 s a call, cached), the balance otherwise.
+    * ``"auto"`` (default) -- the curve root where it is affordable (``R <= CURVE_ROOT_MAX_RUNS
+      = 64``, ``min(R K, (C-1) d) <= CURVE_ROOT_MAX_SIZE = 192`` and ``(C-1) d <=
+      CURVE_ROOT_MAX_FEATURES = 400``, K checkpoints, d modes; 0.05-4 s a call, cached) and the
+      curve is an exact-law rule at every ratio the search evaluates (the rule's size depends on
+      the modes kept, which change with ρ); the balance otherwise.
 
     **The energy balance** has three branches:
 
@@ -504,8 +519,8 @@ def critical_ratio(eigenvalues, n_classes, lr, steps, n_runs, *, chi=0.9, k_star
     k_star = integer(k_star, "k_star", minimum=1)
     if k_star >= R * K:
         raise ValueError(f"k_star must be in [1, number of points - 1 = {R * K - 1}], got {k_star}")
-    if method not in _BOUNDARY_METHODS:
-        raise ValueError(f"method must be one of {tuple(_BOUNDARY_METHODS)}, got {method!r}")
+    if not isinstance(method, str) or method not in _BOUNDARY_METHODS:
+        raise ValueError(f"method must be one of {BOUNDARY_METHODS}, got {method!r}")
     key = (lam.tobytes(), C, None if lr is None else float(lr),
            np.ascontiguousarray(steps, dtype=float).tobytes(), R, chi, k_star, dynamics, loss)
     return _BOUNDARY_METHODS[method](key, K)
@@ -513,15 +528,16 @@ def critical_ratio(eigenvalues, n_classes, lr, steps, n_runs, *, chi=0.9, k_star
 
 def _boundary_auto(key, K) -> float:
     lam, C, R = np.frombuffer(key[0], dtype=float), key[1], key[4]
-    if R <= CURVE_ROOT_MAX_RUNS and min(R * K, (C - 1) * lam.size) <= CURVE_ROOT_MAX_SIZE:
-        root = _curve_root_cached(*key)
+    if (R <= CURVE_ROOT_MAX_RUNS and min(R * K, (C - 1) * lam.size) <= CURVE_ROOT_MAX_SIZE
+            and (C - 1) * lam.size <= CURVE_ROOT_MAX_FEATURES):
+        root = _curve_root_of(key)
         if root is not None:
             return root
     return _balance_root_cached(*key)
 
 
 def _boundary_curve_root(key, K) -> float:
-    root = _curve_root_cached(*key)
+    root = _curve_root_of(key)
     if root is None:
         raise ValueError(f"method='curve-root' needs an exact-law analytic curve; at n_classes={key[1]}, "
                          f"n_runs={key[4]} and {np.frombuffer(key[0]).size} modes its cubature rule "
@@ -536,12 +552,14 @@ _BOUNDARY_METHODS = {
     "curve-root": _boundary_curve_root,
     "balance": lambda key, K: _balance_root_cached(*key),
 }
+#: The names of ``critical_ratio``'s rules.
+BOUNDARY_METHODS = tuple(_BOUNDARY_METHODS)
 
 
 #: From this many classes on the energy balance carries the fluctuation factor of ``E[Tot^{-1/2}]``
-#: and the teacher's absorption of initialization energy (derivations.md §7.3); below it (only
-#: reached for R > CURVE_ROOT_MAX_RUNS or large feature Grams) the plain balance, whose
-#: large-R saturation was checked there.
+#: and the teacher's absorption of initialization energy (derivations.md §7.3); below it (reached
+#: with ``method='balance'``, or under 'auto' for R > CURVE_ROOT_MAX_RUNS or large Grams) the plain
+#: balance, whose large-R saturation was checked there.
 FLUCTUATION_MIN_CLASSES = 4
 #: Ratios ρ/σ0 at which the balance's ribbon condition is first evaluated (then Brent's method
 #: in the first bracket); up to 1000 like the curve root.
@@ -660,7 +678,8 @@ def phase_map(axes, fixed, *, chi=0.9, k_star=3, method="critical", n_checkpoint
         ``n_checkpoints`` log-spaced steps in [1, T] (:func:`theory.checkpoint_steps`, the
         simulator's schedule).
     method : {'critical', 'analytic', 'monte-carlo'}
-        ``'critical'``: the closed-form boundary ``ρ/σ0 >= critical_ratio`` (finite C and R);
+        ``'critical'``: the analytic boundary ``ρ/σ0 >= critical_ratio`` (``method='auto'``,
+        finite C and R);
         ``'analytic'`` / ``'monte-carlo'``: ``k_χ`` of the expected explained-stress curve (:func:`expected_explained_stress`).
 
     Returns

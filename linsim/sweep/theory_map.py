@@ -54,10 +54,11 @@ def analytic_boundary(spec: PhaseSpec, fine_values=None, *, engine=None, progres
     critical ratio of that configuration is computed (:func:`linsim.theory_inputs.theory_inputs`
     supplies the simulator's spectrum, learning rate and checkpoints); a cell is a ribbon by this
     rule iff its ``ρ/σ₀ >= critical ratio`` (``0``: every ratio; ``inf``: none).  The critical
-    ratio is ``theory.critical_ratio`` with its default ``method="auto"``: for C <= 5 (and
-    R <= 64, small enough Grams) the first root of the seedless analytic curve
-    ``theory.expected_explained_stress(method="analytic")``, beyond that the closed-form energy
-    balance -- so the boundary is called "analytic", not "closed form".  The trivial
+    ratio is ``theory.critical_ratio`` with its default ``method="auto"``: at any C, while
+    R <= 64, ``min(R K, (C-1) d) <= 192`` and ``(C-1) d <= 400``, the first root of the seedless
+    analytic curve ``theory.expected_explained_stress(method="analytic")``, beyond that the
+    closed-form energy balance -- so the boundary is called "analytic", not "closed form" (the
+    attribute ``analytic_boundary_rule`` records the call).  The trivial
     rule ``ρ/σ₀ >= TRIVIAL_RIBBON_RATIO`` is stored beside it for comparison.
 
     Parameters
@@ -140,7 +141,9 @@ def analytic_boundary(spec: PhaseSpec, fine_values=None, *, engine=None, progres
             "units": "1"})
         coords[bdim] = (bdim, fv, {"long_name": f"{info.long_name} (analytic boundary grid)",
                                    "units": info.units, "symbol": info.symbol})
-    attrs = {"trivial_ribbon_ratio": float(TRIVIAL_RIBBON_RATIO), "analytic_boundary_axis": other}
+    attrs = {"trivial_ribbon_ratio": float(TRIVIAL_RIBBON_RATIO), "analytic_boundary_axis": other,
+             "analytic_boundary_rule": f'theory.critical_ratio(method="auto", chi={crit_chi:g}, '
+                                       f'k_star={crit_k})'}
     if problems:
         attrs["analytic_problems"] = f"{len(problems)} values without an analytic boundary; the first: {problems[0]}"
     return xr.Dataset(data, coords=coords, attrs=attrs)

@@ -153,10 +153,13 @@ def test_critical_ratio_against_exact_softmax():
         return float(np.mean(vals))
 
     ref = _first_crossing(chi3, [1.6, 3.2], 2)
+    # measured: the curve root (method='auto') -1.85%, the fluctuation-corrected balance +4.09%
+    # (the plain balance: -0.25%; R = 4 is where the corrected balance runs high, derivations
+    # §7.3; the 12-seed reference itself spreads by ~3%); tolerances 2x
     got = theory.critical_ratio(lam, C, 1.0, st, R)
-    # measured +4.1% (the plain balance: -0.25%; R = 4 is where the fluctuation-corrected balance
-    # runs high, derivations §7.3; the 12-seed reference itself spreads by ~3%); tolerance 2x
-    assert abs(got / ref - 1) < 0.082, (got, ref)
+    assert abs(got / ref - 1) < 0.037, (got, ref)
+    balance = theory.critical_ratio(lam, C, 1.0, st, R, method="balance")
+    assert abs(balance / ref - 1) < 0.082, (balance, ref)
 
 
 # ---- the acceptance benchmark's locator, on per-seed functions with known crossings ----------
@@ -232,12 +235,20 @@ def test_scores_use_the_same_points_for_theory_and_trivial_rule(boundary_module)
        T=st_.sampled_from([10, 300, 10**5]), scale=st_.floats(1e-3, 1e3))
 def test_critical_ratio_depends_on_eta_lambda_only(c, C, R, T, scale):
     """Invariance: scaling λ by s and η by 1/s leaves every GD factor (1 - ηλ)^t and, since χ
-    is scale-free, the boundary unchanged."""
+    is scale-free, the boundary unchanged (the closed-form balance here; the curve root below)."""
     lam = _lam(c, 16)
     steps = theory.checkpoint_steps(T, 8)
-    a = theory.critical_ratio(lam, C, 1.0, steps, R)
-    b = theory.critical_ratio(scale * lam, C, 1.0 / scale, steps, R)
+    a = theory.critical_ratio(lam, C, 1.0, steps, R, method="balance")
+    b = theory.critical_ratio(scale * lam, C, 1.0 / scale, steps, R, method="balance")
     assert b == pytest.approx(a, rel=1e-7) or (a == b)
+
+
+@pytest.mark.parametrize("c, C, R, scale", [(0.4, 5, 4, 1e-3), (1.5, 8, 8, 250.0)])
+def test_curve_root_depends_on_eta_lambda_only(c, C, R, scale):
+    lam = _lam(c, 16)
+    steps = theory.checkpoint_steps(300, 8)
+    a = theory.critical_ratio(lam, C, 1.0, steps, R, method="curve-root")
+    assert theory.critical_ratio(scale * lam, C, 1.0 / scale, steps, R) == pytest.approx(a, rel=1e-7)
 
 
 def test_critical_ratio_scale_invariance_few_classes():
@@ -343,27 +354,70 @@ def test_critical_ratio_curve_root_at_four_and_five_classes(C, c, T, grid, tol):
     assert abs(balance / ref - 1) > 2 * abs(got / ref - 1)
 
 
-def test_critical_ratio_methods_are_checked():
+@pytest.fixture
+def fresh_boundary_caches():
+    """Empty the boundary caches before and after: a value cached under patched module settings
+    must neither be found by the test nor leak out of it."""
+    from theory.asymptotics import _balance_root_cached, _curve_root_cached
+    _curve_root_cached.cache_clear()
+    _balance_root_cached.cache_clear()
+    yield
+    _curve_root_cached.cache_clear()
+    _balance_root_cached.cache_clear()
+
+
+def test_critical_ratio_methods_are_checked(fresh_boundary_caches):
+    from theory import ensemble
+    from theory.asymptotics import BOUNDARY_METHODS, CURVE_ROOT_MAX_RUNS
     lam = _lam(0.5)
     st = theory.checkpoint_steps(100, 6)
-    with pytest.raises(ValueError, match="method must be one of"):
-        theory.critical_ratio(lam, 5, 1.0, st, 4, method="closed-form")
-    from theory import ensemble
-    from theory.asymptotics import CURVE_ROOT_MAX_RUNS, _curve_root_cached
+    assert BOUNDARY_METHODS == ("auto", "curve-root", "balance")
+    for bad in ("closed-form", ["auto"]):
+        with pytest.raises(ValueError, match="method must be one of"):
+            theory.critical_ratio(lam, 5, 1.0, st, 4, method=bad)
+    root = theory.critical_ratio(lam, 7, 1.0, st, 4)  # cached before the patch: must not be reused
+    assert root == theory.critical_ratio(lam, 7, 1.0, st, 4, method="curve-root")
     with pytest.MonkeyPatch.context() as mp:   # a rule too large for the cubature: no exact-law curve
         mp.setattr(ensemble, "CUBATURE_MAX_SIZE", 0)
         with pytest.raises(ValueError, match="exceeds theory.ensemble.CUBATURE_MAX_SIZE"):
             theory.critical_ratio(lam, 7, 1.0, st, 4, method="curve-root")
         # ... where 'auto' falls back to the balance
-        assert theory.critical_ratio(lam, 7, 1.0, st, 4) == theory.critical_ratio(lam, 7, 1.0, st, 4,
-                                                                                  method="balance")
-    _curve_root_cached.cache_clear()   # no answer computed under the patch may be reused
+        balance = theory.critical_ratio(lam, 7, 1.0, st, 4, method="balance")
+        assert balance != root
+        assert theory.critical_ratio(lam, 7, 1.0, st, 4) == balance
+    assert theory.critical_ratio(lam, 7, 1.0, st, 4) == root   # and back after it
     # beyond the curve root's run range 'auto' is the balance too
     many = CURVE_ROOT_MAX_RUNS + 1
     assert theory.critical_ratio(lam, 6, 1.0, st, many) == theory.critical_ratio(lam, 6, 1.0, st, many,
                                                                                  method="balance")
 
 
+def test_auto_takes_the_balance_just_beyond_the_size_caps(monkeypatch):
+    """d = 30, K = 11: C = 8, R = 18 gives min(RK, (C-1)d) = 198 > CURVE_ROOT_MAX_SIZE; C = 15,
+    R = 4 gives (C-1)d = 420 > CURVE_ROOT_MAX_FEATURES. Neither may search a curve root."""
+    from theory import asymptotics
+    calls = []
+    monkeypatch.setattr(asymptotics, "_curve_root_of", lambda key: calls.append(key))
+    lam = _lam(1.0, 30)
+    st = theory.checkpoint_steps(1000, 10)
+    for C, R in ((8, 18), (15, 4)):
+        assert theory.critical_ratio(lam, C, 1.0, st, R) == theory.critical_ratio(lam, C, 1.0, st, R,
+                                                                                  method="balance")
+    assert calls == []
+    theory.critical_ratio(lam, 8, 1.0, st, 17)   # 187 <= 192 and 210 <= 400: a root search
+    assert len(calls) == 1
+
+
+def test_cubature_size_caps_at_thirty_modes():
+    """With all 30 modes kept and 11 checkpoints the variables cap (n_f min(R-1, n_f) <= 30000)
+    admits C = 33 at R = 32 and refuses C = 34; the size cap (min(RK, n_f) <= 400) admits C = 14
+    at R = 64 and refuses C = 15."""
+    from theory.ensemble import _uses_cubature
+    lam = np.exp(-0.05 * np.arange(30))
+    st = theory.checkpoint_steps(1000, 10)
+    F = (1 - lam / lam[0])[None, :] ** st[:, None].astype(float)
+    assert _uses_cubature(lam, 33, 1.0, 1.0, 32, F) and not _uses_cubature(lam, 34, 1.0, 1.0, 32, F)
+    assert _uses_cubature(lam, 14, 1.0, 1.0, 64, F) and not _uses_cubature(lam, 15, 1.0, 1.0, 64, F)
 @settings(max_examples=60, deadline=None)
 @given(b=st_.floats(1e-6, 1e6), shape=st_.floats(0.05, 1e4), scale=st_.floats(1e-6, 1e6))
 def test_inverse_sqrt_mean_obeys_jensen_bounds(b, shape, scale):
