@@ -519,11 +519,11 @@ def expected_explained_stress(eigenvalues, n_classes, teacher_scale, init_scale,
         ``'small'`` (default): the small-logit theory, scale free (only ρ/σ0 matters).
         ``'finite'``: adds the finite-logit correction ``E[χ_fin - χ_small]`` of
         derivations.md §6.2 (the segment-averaged softmax Fisher metric of
-        :func:`theory.finite_logit_spectrum`, averaged over the first 64 nodes of the seedless
-        256-node rule of §4.5 over the law of teacher, initializations and inputs); the absolute scales of ``eigenvalues``, ρ and σ0
-        then matter (logits are ``W x``). Squared loss only (at finite logits cross-entropy
-        dynamics are not linear). Cost: 64 finite-logit spectra (R K = 88 points, n = 60:
-        1.35-1.7 s a call at C = 2 and 5 on a quiet 2-core machine, 3-4.5 s with load 6-8).
+        :func:`theory.finite_logit_spectrum`, averaged over the 256 nodes of the seedless
+        rule of §4.5 over the law of teacher, initializations and inputs); the absolute scales
+        of ``eigenvalues``, ρ and σ0 then matter (logits are ``W x``). Squared loss only (at
+        finite logits cross-entropy dynamics are not linear). Cost: 256 finite-logit spectra
+        (R K = 88 points, n = 60: 5.0-5.8 s a call at C = 2 and 5 on a quiet 2-core machine).
         Where the corrected value would leave [0, 1], it is set to the nearer end and the
         amount moved is added to ``stderr``.
     n_samples : int >= d, optional

@@ -417,7 +417,7 @@ def _exact_inputs(eigenvalues: np.ndarray, z: np.ndarray) -> np.ndarray:
 #: Nodes of the finite-logit correction (derivations.md §6.2): the first ``CORRECTION_NODES``
 #: nodes of the 256-node seedless rule of §4.5 (:func:`theory._cubature.normal_nodes` at
 #: ``log2_nodes = 8``) over the joint Gaussian coordinates of one ensemble draw.
-CORRECTION_NODES = 64
+CORRECTION_NODES = 256
 
 #: ``log2`` of the rule the correction's nodes are taken from.
 _RULE_LOG2 = 8
