@@ -312,7 +312,7 @@ def _inverse_sqrt_mean(b, shape, scale) -> float:
 CURVE_ROOT_MAX_RUNS = 64
 #: ... while the Gram of one node is small, ``min(R K, (C-1) d) <= CURVE_ROOT_MAX_SIZE`` ...
 #: ... and the features few, ``(C-1) d <= CURVE_ROOT_MAX_FEATURES`` (a root takes about 16-24
-#: curves: 0.05-4 s a call at C <= 10, d = 30; C = 50, R = 16 took 12 s, for a gain over the
+#: curves: 0.05-5 s a call at C <= 10, d = 30; C = 50, R = 16 took 12 s, for a gain over the
 #: balance of about 1%). Elsewhere the energy balance. On the tuning cells (derivations.md §7.3) the root beat the balance at every class
 #: count: C = 4, 5: 24/24 and 24/24 within 15% against 18/24 and 21/24 (the balance runs +19 to
 #: +42% at R = 4); C = 10, R <= 16: worst 3.5% against 14%; C = 2, 3: 63/64 against 43/64.
@@ -439,7 +439,7 @@ def critical_ratio(eigenvalues, n_classes, lr, steps, n_runs, *, chi=0.9, k_star
       are the explicit formulas of derivations.md §7.3).
     * ``"auto"`` (default) -- the curve root where it is affordable (``R <= CURVE_ROOT_MAX_RUNS
       = 64``, ``min(R K, (C-1) d) <= CURVE_ROOT_MAX_SIZE = 192`` and ``(C-1) d <=
-      CURVE_ROOT_MAX_FEATURES = 400``, K checkpoints, d modes; 0.05-4 s a call, cached) and the
+      CURVE_ROOT_MAX_FEATURES = 400``, K checkpoints, d modes; 0.05-5 s a call, cached) and the
       curve is an exact-law rule at every ratio the search evaluates (the rule's size depends on
       the modes kept, which change with ρ); the balance otherwise.
 
@@ -491,7 +491,9 @@ def critical_ratio(eigenvalues, n_classes, lr, steps, n_runs, *, chi=0.9, k_star
 
     Returns
     -------
-    float: ρ/σ0 at the crossing, ``0.0`` or ``inf``.
+    float: ρ/σ0 at the crossing, ``0.0`` or ``inf``. No uncertainty is attached: the curve
+    root inherits the rule's error of about 0.002 in χ (about 1% in the ratio away from the
+    init-ribbon branch, more next to it, derivations.md §7.3).
 
     Raises
     ------

@@ -409,9 +409,11 @@ def expected_spectrum(eigenvalues, n_classes, teacher_scale, init_scale, lr, ste
         overstates the dimension of the initialization cloud when (C-1)·(active modes) is not
         >> R·K).
     n_draws : int >= 2
-        Number of Monte-Carlo draws.
+        Number of Monte-Carlo draws (``method='monte-carlo'`` only; the deterministic methods
+        ignore it).
     seed : int or sequence of int
-        Seed of ``numpy.random.SeedSequence`` (same seed, same numbers).
+        Seed of ``numpy.random.SeedSequence`` (same seed, same numbers; ``method='monte-carlo'``
+        only, ignored otherwise).
 
     Returns
     -------
@@ -544,7 +546,7 @@ def expected_explained_stress(eigenvalues, n_classes, teacher_scale, init_scale,
     dof accounting it replaces: median 0.05, worst 0.23); at C = 4, 5 (4000 draws, s.e. up to
     0.0026): median 0.0016, worst 0.0092; at C = 10 (36 cells, 1000 draws): median 0.0017,
     worst 0.0092 (the dof accounting: 0.019, 0.078). Cost: 256 small eigenproblems, 0.01-1 s at
-    C <= 10, up to about 3 s at the caps. Beyond those sizes it is the curve
+    C <= 10, up to about 5 s at the caps. Beyond those sizes it is the curve
     of the deterministic dof-accounting spectrum of §4.4 (``stderr`` zeros).
     ``'mean-field'`` is the curve of the mean-field spectrum (normalised by its own sum of
     squares).

@@ -68,7 +68,7 @@ def analytic_boundary(spec: PhaseSpec, fine_values=None, *, engine=None, progres
     fine_values : (N,) array, optional
         Extra values of the other axis for a smooth curve (e.g. the fine theory map's).
     engine : str or linsim.parallel.Engine, optional
-        Where the critical ratios are computed (one task per value; 0.05-4 s each), as for
+        Where the critical ratios are computed (one task per value; 0.05-5 s each), as for
         :func:`theory_map`; the serial engine by default. The values do not depend on it.
     progress : bool
         Show a progress bar over the values.
