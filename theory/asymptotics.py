@@ -200,7 +200,8 @@ def k_chi_init(eigenvalues, n_classes, lr, steps, n_runs, *, chi=0.9, dynamics="
     the deterministic ρ = 0 spectrum of §4.4. *Measured* against 60-200 independent draws on 48
     cells (d = 30, T = 10³, c in {0.1, 0.5, 1, 2}, C in {2, 3, 5, 10}, R in {4, 16, 64}): equal to
     the ``k_χ`` of the draws' mean curve in all 48 (k from 2 to 62; the §4.4 spectrum used before:
-    25/48, ratio 0.5-1.25) and within 1 of the draws' median ``k_χ``.
+    25/48, ratio 0.5-1.25) and within 1 of the draws' median ``k_χ``. Cost: one cubature curve
+    (0.01-5 s, not cached).
 
     Examples
     --------
@@ -210,9 +211,17 @@ def k_chi_init(eigenvalues, n_classes, lr, steps, n_runs, *, chi=0.9, dynamics="
     """
     chi = _chi(chi)
     lam, C, _, _, R, F = _setup(eigenvalues, n_classes, 0.0, 1.0, lr, steps, n_runs, dynamics, loss)
+    Phi = mode_profiles(lam, C, F)
+    if not np.any(Phi - Phi[:1] if R == 1 else Phi):  # one run spreads only along its checkpoints
+        raise ValueError("the initialization cloud has no spread (a single run whose checkpoints all "
+                         "give the same point, or every mode profile zero): k_chi is undefined")
     cur = expected_explained_stress(lam, C, 0.0, 1.0, lr, steps, R, dynamics=dynamics, loss=loss,
                                     method="analytic")
-    return float(np.argmax(cur.chi >= chi) + 1)  # the curve ends at 1, so some k reaches χ
+    hit = np.flatnonzero(cur.chi >= chi)
+    if hit.size == 0:  # cannot happen for a curve that ends at 1; say so rather than guess
+        raise ValueError(f"the expected curve never reaches chi={chi} (its largest value is "
+                         f"{float(cur.chi.max()):.6g})")
+    return float(hit[0] + 1)
 
 
 def energy_terms(eigenvalues, n_classes, lr, steps, n_runs, *, dynamics="gd", loss="squared"):

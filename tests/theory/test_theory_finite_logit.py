@@ -252,7 +252,7 @@ def test_expected_curve_at_rms_logit_1_against_exact_simulation():
     # measured (600 seeds; all 256 nodes of the seedless rule): |finite - sim mean| 0.0082 (sim
     # s.e. <= 0.0052; the small-logit rule's own deviation at this cell plus the reference's
     # noise: with 64 nodes it was 0.0035 by a partial cancellation); correction vs the paired
-    # effect 0.0021 (64 nodes: 0.0056), 0.0003 over k = 4..10 (64 nodes: 0.0013; the effect itself
+    # effect 0.0021 (64 nodes: 0.0056), 0.0003 over k = 4..10 (64 nodes: 0.0012; the effect itself
     # is up to 0.0045, 0.0035 over k >= 4); negative share 1.64e-4 +- 1.0e-5 vs simulated
     # 2.31e-4 +- 2.7e-5 (an 8192-draw Monte Carlo of the same law: 1.98e-4 +- 4e-6: the share is
     # carried by few draws and the batch-means error understates it). The per-draw paired
