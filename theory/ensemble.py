@@ -306,6 +306,23 @@ class _Law:
     n_draws: int
     seed: object
 
+    def __post_init__(self):
+        # checked for every method, so that a bad value is not silently ignored by the
+        # deterministic ones (which do not use it)
+        integer(self.n_draws, "n_draws", minimum=2)
+        _check_seed(self.seed)
+
+
+def _check_seed(seed) -> None:
+    """A ``numpy.random.SeedSequence`` entropy: a non-negative integer or a non-empty sequence of
+    them (checked without building a generator)."""
+    items = list(seed) if isinstance(seed, (list, tuple, np.ndarray)) else [seed]
+    ok = bool(items) and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 0
+                             for v in items)
+    if not ok:
+        raise ValueError(f"seed must be a non-negative integer or a non-empty sequence of them "
+                         f"(numpy.random.SeedSequence entropy), got {seed!r}")
+
 
 def _analytic_spectrum_of(law: _Law) -> np.ndarray:
     RK = law.R * law.F.shape[0]
@@ -409,11 +426,11 @@ def expected_spectrum(eigenvalues, n_classes, teacher_scale, init_scale, lr, ste
         overstates the dimension of the initialization cloud when (C-1)·(active modes) is not
         >> R·K).
     n_draws : int >= 2
-        Number of Monte-Carlo draws (``method='monte-carlo'`` only; the deterministic methods
-        ignore it).
-    seed : int or sequence of int
-        Seed of ``numpy.random.SeedSequence`` (same seed, same numbers; ``method='monte-carlo'``
-        only, ignored otherwise).
+        Number of Monte-Carlo draws (used by ``method='monte-carlo'`` only; checked for every
+        method).
+    seed : int >= 0 or sequence of int >= 0
+        Seed of ``numpy.random.SeedSequence`` (same seed, same numbers; used by
+        ``method='monte-carlo'`` only; checked for every method).
 
     Returns
     -------

@@ -480,3 +480,21 @@ def test_analytic_curve_properties(c, C, R, ratio, T):
     assert cur.chi[-1] == pytest.approx(1.0) and np.all(cur.stderr >= 0)
     big = theory.expected_explained_stress(lam, C, 7 * ratio, 7.0, 1.0, steps, R, method="analytic")
     assert np.allclose(big.chi, cur.chi, atol=1e-10)
+
+
+@pytest.mark.parametrize("method", ["analytic", "mean-field", "monte-carlo"])
+@pytest.mark.parametrize("kw, match", [(dict(n_draws=1), "n_draws"), (dict(n_draws="x"), "n_draws"),
+                                       (dict(seed=-1), "seed"), (dict(seed="x"), "seed"),
+                                       (dict(seed=[]), "seed"), (dict(seed=True), "seed")])
+def test_bad_draws_or_seed_are_refused_by_every_method(method, kw, match):
+    """Not silently ignored by the deterministic methods, which do not use them."""
+    args = (np.exp(-np.arange(4.0)), 3, 0.1, 0.1, 1.0, [0, 2, 8], 2)
+    with pytest.raises((ValueError, TypeError), match=match):
+        theory.expected_explained_stress(*args, method=method, **kw)
+
+
+def test_seed_sequences_are_accepted():
+    args = (np.exp(-np.arange(4.0)), 3, 0.1, 0.1, 1.0, [0, 2, 8], 2)
+    a = theory.expected_explained_stress(*args, n_draws=4, seed=[900, 2])
+    b = theory.expected_explained_stress(*args, n_draws=4, seed=np.array([900, 2], dtype=np.uint32))
+    assert np.array_equal(a.chi, b.chi)
