@@ -324,7 +324,7 @@ def boundary_scans(n_cells: int, n_seeds: int, rng_seed: int = 1, *, seed_offset
     next call (resume).  ``simulate_only``: print the simulated crossings only, no theory.
     ``refine``: stored scans with R > 16 made before the doubling covered them get it now
     (:func:`refine_scan`), so every R follows the same rule.  ``method``: the rule of
-    ``theory.critical_ratio`` that is scored (``"balance"``: the closed form at every C).
+    ``theory.critical_ratio`` that is scored (``"balance"``: the explicit balance at every C).
     Returns the list of :class:`ScanRow` (empty with ``simulate_only``).
     """
     from pathlib import Path
@@ -413,7 +413,7 @@ def main(argv=None) -> int:
     which = ap.add_mutually_exclusive_group()
     which.add_argument("--tuning", action="store_true", help="tuning cells and seeds (not the acceptance ones)")
     ap.add_argument("--method", default="auto", choices=BOUNDARY_METHODS,
-                    help="the critical_ratio rule to score (default auto; balance: the closed form)")
+                    help="the critical_ratio rule to score (default auto; balance: the explicit balance)")
     which.add_argument("--second-set", action="store_true",
                     help="the second out-of-sample set (other cells, seeds 3_100_000+)")
     ap.add_argument("--store", default=None, help="folder for the scans' simulations (resumes from it)")

@@ -33,8 +33,9 @@ SLOPES, RUNS, RATIOS = (0.1, 0.5, 1.0, 2.0), (4, 16, 64), (0.1, 1.0, 3.0)
 SEED_BASE = 700_000
 
 
-def reference(c, C, R, ratio, n_draws, seed, batch=100):
-    """Mean and standard error of χ_k (k <= 10) over independent numpy draws of the points."""
+def draw_curves(c, C, R, ratio, n_draws, seed, batch=100):
+    """``(λ, curves)``: the whole explained-stress curve (n_draws, p) of each of ``n_draws``
+    independent numpy draws of the points (d = 30, ``STEPS``, σ0 = 1, ρ/σ0 = ``ratio``)."""
     lam = np.exp(-c * np.arange(30.0))
     phi = (1.0 - lam)[None, :] ** STEPS[:, None].astype(float) * np.sqrt(lam) / np.sqrt(8.0 * C)
     K, d = phi.shape
@@ -49,8 +50,14 @@ def reference(c, C, R, ratio, n_draws, seed, batch=100):
         ev = np.clip(np.linalg.eigvalsh(G)[:, ::-1], 0.0, None)
         sq = ev**2
         chi = 1.0 - np.sqrt(np.clip(1.0 - np.cumsum(sq, axis=1) / sq.sum(axis=1, keepdims=True), 0, None))
-        out.append(chi[:, :10])
-    cur = np.concatenate(out)
+        out.append(chi)
+    return lam, np.concatenate(out)
+
+
+def reference(c, C, R, ratio, n_draws, seed, batch=100):
+    """Mean and standard error of χ_k (k <= 10) over independent numpy draws of the points."""
+    lam, cur = draw_curves(c, C, R, ratio, n_draws, seed, batch)
+    cur = cur[:, :10]
     return lam, cur.mean(axis=0), cur.std(axis=0, ddof=1) / np.sqrt(n_draws)
 
 

@@ -3,8 +3,9 @@
 For every cell (d = 30, λ_k = exp(-c k), ηλ₁ = 1, step 0 plus 10 log-spaced checkpoints to
 T = 10³, c in {0.1, 0.5, 1, 2}, C in {2, 3, 5, 10}, R in {4, 16, 64}) the reference is the k_χ
 (χ = 0.9) of the mean explained-stress curve of ``n`` independent numpy draws of the initialized
-points (200 draws, 60 at R = 64; seeds 790000 + cell), built here directly from Gaussian weights
-in the class-contrast basis (not with the ``theory`` sampler). Printed per cell: the reference,
+points (200 draws, 60 at R = 64; seeds 790000 + cell), built directly from Gaussian weights in
+the class-contrast basis by ``bench_analytic_curve.draw_curves`` (not with the ``theory``
+sampler). Printed per cell: the reference,
 the draws' median k_χ, ``k_chi_init`` and the k_χ of the deterministic ρ = 0 spectrum of
 derivations §4.4 (what ``k_chi_init`` returned before session 5); then the counts.
 
@@ -20,29 +21,11 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 import theory
+from bench_analytic_curve import STEPS, draw_curves
 from theory.asymptotics import _init_cloud_spectrum, _setup
 
 SEED_BASE = 790_000
-CHI, DIM = 0.9, 30
-STEPS = theory.checkpoint_steps(1000, 10)
-
-
-def draw_curves(lam, C, R, n_draws, seed):
-    """(n_draws, p) explained-stress curves of independent ρ = 0 draws (σ0 = 1, ηλ₁ = 1)."""
-    factors = (1.0 - lam / lam[0])[None, :] ** STEPS[:, None].astype(float)
-    phi = factors * np.sqrt(lam)[None, :] / np.sqrt(8.0 * C)   # mode profiles (K, d)
-    K, d = phi.shape
-    g = np.random.default_rng(np.random.SeedSequence(seed))
-    out = []
-    for _ in range(n_draws):
-        E = g.standard_normal((R, C - 1, d))
-        Y = (E[:, None] * phi[None, :, None, :]).reshape(R * K, -1)
-        Y -= Y.mean(axis=0)
-        G = Y.T @ Y if Y.shape[1] < Y.shape[0] else Y @ Y.T
-        sq = np.clip(np.linalg.eigvalsh(G), 0.0, None)[::-1] ** 2
-        out.append(1.0 - np.sqrt(np.clip(1.0 - np.cumsum(sq) / sq.sum(), 0.0, None)))
-    n = min(c.size for c in out)
-    return np.array([c[:n] for c in out])
+CHI = 0.9
 
 
 def main(argv=None) -> int:
@@ -55,9 +38,8 @@ def main(argv=None) -> int:
     rows = []
     with threadpool_limits(1):
         for i, (c, C, R) in enumerate(cells):
-            lam = np.exp(-c * np.arange(float(DIM)))
             n = 20 if args.quick else (200 if R < 64 else 60)
-            cur = draw_curves(lam, C, R, n, SEED_BASE + i)
+            lam, cur = draw_curves(c, C, R, 0.0, n, SEED_BASE + i)
             ref = int(np.argmax(cur.mean(axis=0) >= CHI)) + 1
             median = float(np.median(np.argmax(cur >= CHI, axis=1) + 1))
             new = theory.k_chi_init(lam, C, 1.0, STEPS, R, chi=CHI)

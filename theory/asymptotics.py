@@ -329,9 +329,10 @@ CURVE_ROOT_MAX_RUNS = 64
 #: ... while the Gram of one node is small, ``min(R K, (C-1) d) <= CURVE_ROOT_MAX_SIZE`` ...
 #: ... and the features few, ``(C-1) d <= CURVE_ROOT_MAX_FEATURES`` (a root takes about 16-24
 #: curves: 0.05-5 s a call at C <= 10, d = 30; C = 50, R = 16 took 12 s, for a gain over the
-#: balance of about 1%). Elsewhere the energy balance. On the tuning cells (derivations.md §7.3) the root beat the balance at every class
-#: count: C = 4, 5: 24/24 and 24/24 within 15% against 18/24 and 21/24 (the balance runs +19 to
-#: +42% at R = 4); C = 10, R <= 16: worst 3.5% against 14%; C = 2, 3: 63/64 against 43/64.
+#: balance of about 1%). Elsewhere the energy balance. On the tuning cells (derivations.md §7.3)
+#: the root matched or beat the balance at every class count, within 15%: C = 4, 48/48 against
+#: 35/48 (the balance runs +15 to +42% at R = 4); C = 5, 10, 48/48 against 45/48; C = 2, 3,
+#: 63/64 against 43/64.
 CURVE_ROOT_MAX_SIZE = 192
 CURVE_ROOT_MAX_FEATURES = 400
 _ROOT_GRID = (0.0,) + tuple(float(x) for x in np.geomspace(0.02, 1000.0, 17))  # factor 1.97
@@ -451,8 +452,9 @@ def critical_ratio(eigenvalues, n_classes, lr, steps, n_runs, *, chi=0.9, k_star
       initialization energy (the balance below was off by -100% to +450% next to the init-ribbon
       branch at C <= 3, and +19 to +42% at C = 5, R = 4). A ``ValueError`` where that curve is not
       an exact-law rule (``theory.ensemble.CUBATURE_MAX_SIZE`` / ``CUBATURE_MAX_VARIABLES``).
-    * ``"balance"`` -- the closed-form energy balance below, at every C (its asymptotic regimes
-      are the explicit formulas of derivations.md §7.3).
+    * ``"balance"`` -- the explicit energy balance below (a scalar equation in ρ/σ0 solved by a
+      one-dimensional root search), at every C (its asymptotic regimes are the explicit formulas
+      of derivations.md §7.3).
     * ``"auto"`` (default) -- the curve root where it is affordable (``R <= CURVE_ROOT_MAX_RUNS
       = 64``, ``min(R K, (C-1) d) <= CURVE_ROOT_MAX_SIZE = 192`` and ``(C-1) d <=
       CURVE_ROOT_MAX_FEATURES = 400``, K checkpoints, d modes; 0.05-5 s a call, cached) and the
@@ -525,7 +527,7 @@ def critical_ratio(eigenvalues, n_classes, lr, steps, n_runs, *, chi=0.9, k_star
     >>> bool(0.5 < r < 5)
     True
 
-    The closed-form balance of the same cell, and the curve root it is checked against:
+    The explicit balance of the same cell, and the curve root it is checked against:
 
     >>> b = critical_ratio(lam, 5, 1.0, [0, 1, 3, 10, 30, 100], 8, method="balance")
     >>> r == critical_ratio(lam, 5, 1.0, [0, 1, 3, 10, 30, 100], 8, method="curve-root"), bool(0.5 < b < 5)
