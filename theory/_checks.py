@@ -118,6 +118,22 @@ def steps_array(steps, name: str = "steps") -> np.ndarray:
     return arr.astype(np.int64)
 
 
+def distinct_checkpoints(checkpoints, name: str = "steps") -> None:
+    """Refuse a checkpoint schedule that lists a step (or time) twice.
+
+    A repeated checkpoint is a repeated point of the embedding: it would be weighted twice in
+    the explained stress, while a simulated trajectory (whose schedule drops rounding
+    duplicates) has it once, so theory and simulation would disagree without a word.
+    """
+    arr = np.asarray(checkpoints, dtype=np.float64).ravel()
+    order = np.argsort(arr, kind="stable")
+    same = np.flatnonzero(arr[order][1:] == arr[order][:-1])
+    if same.size:
+        i, j = sorted((int(order[same[0]]), int(order[same[0] + 1])))
+        raise ValueError(f"{name}[{j}] = {arr[j]:g} repeats {name}[{i}]: a checkpoint schedule must list "
+                         f"each checkpoint once (a repeated one is a repeated point of the embedding)")
+
+
 def times_array(times, name: str = "times") -> np.ndarray:
     """Gradient-flow times: 1-D, finite, >= 0."""
     arr = as_float_array(times, name, ndim=1)

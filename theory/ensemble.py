@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._checks import integer, nonnegative, spectrum_array
+from ._checks import distinct_checkpoints, integer, nonnegative, spectrum_array
 from .quadratic import effective_rates, gram_spectrum, residual_factors
 from .stress import explained_stress
 
@@ -57,6 +57,7 @@ def _setup(eigenvalues, n_classes, teacher_scale, init_scale, lr, steps, n_runs,
     R = integer(n_runs, "n_runs", minimum=1)
     rates = effective_rates(lam, C, loss)
     F = residual_factors(rates, steps, lr=lr if dynamics == "gd" else None, dynamics=dynamics)
+    distinct_checkpoints(steps, "steps")
     if R * F.shape[0] < 2:
         raise ValueError("need at least 2 points (n_runs * len(steps) >= 2)")
     return lam, C, rho, s0, R, F

@@ -98,6 +98,7 @@ def test_residual_factors_is_not_the_solvers_mode_factors():
     (dict(n_classes=2.7), "n_classes"), (dict(n_classes=1), "n_classes"), (dict(n_classes=True), "n_classes"),
     (dict(n_runs=2.5), "n_runs"), (dict(n_runs=0), "n_runs"), (dict(teacher_scale=np.nan), "teacher_scale"),
     (dict(init_scale="a"), "init_scale"), (dict(steps=[0, 1.5]), "integers"),
+    (dict(steps=[0, 4, 1, 4]), r"steps\[3\] = 4 repeats steps\[1\]"),
 ])
 def test_expectations_refuse_bad_input(func, kw, match):
     with pytest.raises(ValueError, match=match):
@@ -135,6 +136,8 @@ def test_monte_carlo_stderr_is_the_seed_to_seed_spread():
     (lambda: theory.active_modes(True, 10, 1.0), "c "),
     (lambda: theory.mode_profiles([1.0, 2.0], 3, [[1.0]]), "factors"),
     (lambda: theory.expected_logit_diagnostics([1.0], 2.5, 0.1, 0.1, 1.0, [0]), "n_classes"),
+    (lambda: theory.critical_ratio(LAM, 3, 1.0, [0, 2, 2], 4, chi=0.9, k_star=3), r"steps\[2\] = 2 repeats"),
+    (lambda: theory.k_chi_init(LAM, 3, 1.0, [0, 8, 8], 4), r"steps\[2\] = 8 repeats"),
     (lambda: theory.phase_map({"c": [0.5], "T": [10.5]}, dict(d=5, n_classes=3, n_runs=4, ratio=1)), "T"),
 ])
 def test_other_public_functions_refuse_bad_input(call, match):
