@@ -22,14 +22,15 @@ whose pass count lies inside that range cannot be told apart from an exact one b
 count far below it points at model error, and ``z_big`` shows where.
 
 Seeds: the 20 seeds of (cell i, ratio j) are ``offset + 10_000 i + 1000 j + s``, the reference
-seeds ``offset + 500_000 + 10_000 i + 1000 j + s`` (``s < 1000``); ``GRID_OFFSET = 8_000_000``
-for the acceptance run on the first boundary set's cells (``rng_seed = 1``, the cells the
-issue's boundary target was measured on), ``TUNING_GRID_OFFSET = 6_000_000`` with the tuning
-cells (``rng_seed = 2``).  Both offsets are used nowhere else.  With ``--store DIR`` every cell's
+seeds ``offset + 500_000 + 10_000 i + 1000 j + s`` (``s < 1000``).  ``--set first`` (default): the
+first boundary set's cells (``rng_seed = 1``, the cells the issue's boundary target was first
+measured on) with ``GRID_OFFSET = 8_000_000``; ``--set second``: the second set's cells
+(``rng_seed = 3``) with ``SECOND_GRID_OFFSET = 9_000_000``; ``--set tuning``: the tuning cells
+(``rng_seed = 2``) with ``TUNING_GRID_OFFSET = 6_000_000``.  The offsets are used nowhere else.  With ``--store DIR`` every cell's
 simulated curves are written there as they finish (``curves_NNN.nc``, atomic) and reused on the
 next call, so an interrupted run resumes; the theory is recomputed at scoring time.
 
-Run: ``python benchmarks/acceptance_curve_grid.py [--cells N] [--big N] [--tuning] [--store DIR]
+Run: ``python benchmarks/acceptance_curve_grid.py [--cells N] [--big N] [--set NAME] [--store DIR]
 [--workers N] [--simulate-only] [--quick]``.
 """
 
@@ -51,12 +52,15 @@ from _acceptance_common import _base
 from acceptance_boundary import _draw_cells
 from acceptance_curves import CURVE_TARGET, _curve_args, _sim_curves
 
-__all__ = ["GRID_RATIOS", "GRID_OFFSET", "TUNING_GRID_OFFSET", "GridRow", "simulate_cell", "score_cell",
+__all__ = ["GRID_RATIOS", "GRID_OFFSET", "SECOND_GRID_OFFSET", "TUNING_GRID_OFFSET", "CELL_SETS", "GridRow", "simulate_cell", "score_cell",
            "exact_pass_probability", "summarize", "main"]
 
 GRID_RATIOS = (0.1, 1.0, 10.0)
 GRID_OFFSET = 8_000_000
+SECOND_GRID_OFFSET = 9_000_000
 TUNING_GRID_OFFSET = 6_000_000
+#: ``--set``: the boundary cells (``_draw_cells`` rng seed) and the seed offset of each grid
+CELL_SETS = {"first": (1, GRID_OFFSET), "second": (3, SECOND_GRID_OFFSET), "tuning": (2, TUNING_GRID_OFFSET)}
 N_SMALL = 20
 N_BOOT = 4000
 N_K = 10
@@ -256,8 +260,9 @@ def report(rows, n_big, rng) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cells", type=int, default=64, help="cells of the boundary set (default: all 64)")
-    ap.add_argument("--big", type=int, default=200, help="reference seeds per (cell, ratio), <= 1000")
-    ap.add_argument("--tuning", action="store_true", help="the tuning cells and seeds (not the acceptance ones)")
+    ap.add_argument("--big", type=int, default=100, help="reference seeds per (cell, ratio), <= 1000 (default 100)")
+    ap.add_argument("--set", default="first", choices=tuple(CELL_SETS),
+                    help="which boundary cells and seeds: first (default), second, tuning")
     ap.add_argument("--store", default=None, help="folder for the simulated curves (resumes from it)")
     ap.add_argument("--workers", type=int, default=1, help="simulation processes (default 1)")
     ap.add_argument("--simulate-only", action="store_true",
@@ -267,10 +272,10 @@ def main(argv=None) -> int:
     if args.cells < 1 or args.workers < 1 or not 2 <= args.big <= 1000:
         ap.error("--cells and --workers must be >= 1 and --big in [2, 1000]")
     n_cells, n_big = (2, 20) if args.quick else (args.cells, args.big)
-    rng_seed, offset = (2, TUNING_GRID_OFFSET) if args.tuning else (1, GRID_OFFSET)
+    rng_seed, offset = CELL_SETS[args.set]
     cells = _draw_cells(n_cells, rng_seed)
     print(f"expected explained-stress curve (k = 1..{N_K}) on {n_cells} boundary-scan cells x rho/sigma0 in "
-          f"{GRID_RATIOS} ({'tuning' if args.tuning else 'acceptance'} seeds from {offset})", flush=True)
+          f"{GRID_RATIOS} ({args.set} set, seeds from {offset})", flush=True)
     rows = run(cells, n_big=n_big, offset=offset, store=args.store, n_workers=args.workers,
                simulate_only=args.simulate_only)
     if args.simulate_only:
