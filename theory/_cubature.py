@@ -106,8 +106,10 @@ def _field_tables(m: int) -> tuple[np.ndarray, np.ndarray]:
     return exp, log
 
 
-def inversive_coordinates(n_coords: int, log2_nodes: int, offset: int = 0) -> np.ndarray:
-    """Grid indices (N, n_coords), N = 2**log2_nodes, of the explicit inversive coordinates.
+def inversive_coordinates(n_coords: int, log2_nodes: int, offset: int = 0, start: int = 0,
+                          stop: int | None = None) -> np.ndarray:
+    """Grid indices (N, n_coords), N = 2**log2_nodes, of the explicit inversive coordinates
+    (rows ``start:stop`` only when given: the same numbers, computed for those nodes alone).
 
     Coordinate ``j`` (counted from ``offset``) of node ``i`` is the field element
     ``a_j · (i ⊕ c_j)^{-1} ⊕ b_j`` of GF(2^m) read as an integer in ``0..N-1`` (bits = polynomial
@@ -128,7 +130,7 @@ def inversive_coordinates(n_coords: int, log2_nodes: int, offset: int = 0) -> np
     m, n_coords = int(log2_nodes), int(n_coords)
     n = 2**m
     exp, log = _field_tables(m)
-    i = np.arange(n)
+    i = np.arange(n)[start:stop]
     j = int(offset) + np.arange(n_coords)
     y = i[:, None] ^ (j % n)[None, :]  # (N, n_coords)
     inv = np.where(y > 0, exp[(-log[y]) % (n - 1)], 0) if n > 2 else y
@@ -139,8 +141,10 @@ def inversive_coordinates(n_coords: int, log2_nodes: int, offset: int = 0) -> np
     return inv ^ b[None, :]
 
 
-def uniform_nodes(dim: int, log2_nodes: int) -> np.ndarray:
-    """``N = 2**log2_nodes`` equal-weight nodes of a rule for the uniform law on ``(0, 1)^dim``.
+def uniform_nodes(dim: int, log2_nodes: int, start: int = 0, stop: int | None = None) -> np.ndarray:
+    """``N = 2**log2_nodes`` equal-weight nodes of a rule for the uniform law on ``(0, 1)^dim``
+    (rows ``start:stop`` only when given, without building the others: large rules are
+    evaluated a block of nodes at a time).
 
     The first ``min(dim, 2·log2_nodes, 16)`` coordinates are the unscrambled Sobol' net
     (:func:`sobol_net`), digitally
@@ -155,16 +159,19 @@ def uniform_nodes(dim: int, log2_nodes: int) -> np.ndarray:
     >>> u = uniform_nodes(40, 4)
     >>> u.shape, bool(np.allclose(np.sort(u, axis=0)[:, 39], (np.arange(16) + 0.5) / 16))
     ((16, 40), True)
+    >>> bool(np.array_equal(uniform_nodes(40, 4, 4, 9), u[4:9]))
+    True
     """
     dim, m = int(dim), int(log2_nodes)
     n = 2**m
+    rows = range(n)[start:stop]
     lead = min(dim, 2 * m, SOBOL_DIMS)
-    k = np.zeros((n, dim), dtype=np.int64)
+    k = np.zeros((len(rows), dim), dtype=np.int64)
     if lead:
         shift = np.floor(n * ((np.arange(1, lead + 1) * _GOLDEN) % 1.0)).astype(np.int64)
-        k[:, :lead] = sobol_net(lead, m) ^ shift[None, :]
+        k[:, :lead] = sobol_net(lead, m)[rows.start:rows.stop] ^ shift[None, :]
     if dim > lead:
-        k[:, lead:] = inversive_coordinates(dim - lead, m, offset=lead)
+        k[:, lead:] = inversive_coordinates(dim - lead, m, offset=lead, start=rows.start, stop=rows.stop)
     return (k + 0.5) / n
 
 
@@ -180,9 +187,26 @@ def normal_nodes(dim: int, log2_nodes: int) -> np.ndarray:
     return ndtri(uniform_nodes(dim, log2_nodes))
 
 
-@functools.lru_cache(maxsize=2)  # a root search reuses one rule; H is up to 61 MB (CUBATURE_MAX_VARIABLES)
-def feature_variables(n_feat: int, R: int, log2_nodes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Reduced variables of the law at the nodes: ``|g|`` (N, n_feat) and ``H`` (N, n_feat, r).
+#: Rules with at most this many Bartlett variables per node are built once for all nodes and
+#: cached (a root search asks for the same rule many times; 30000 variables are 61 MB); larger
+#: ones are built a block of nodes at a time and not kept, so memory stays bounded.
+CACHED_MAX_VARIABLES = 30_000
+#: Working memory (bytes) of one block of nodes in :func:`feature_spectra` (variables and Grams).
+BLOCK_BYTES = 64 * 2**20
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_variables(n_feat: int, R: int, log2_nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    g, H = feature_variables(n_feat, R, log2_nodes)
+    g.flags.writeable = False
+    H.flags.writeable = False
+    return g, H
+
+
+def feature_variables(n_feat: int, R: int, log2_nodes: int, start: int = 0,
+                      stop: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Reduced variables of the law at the nodes: ``|g|`` (N, n_feat) and ``H`` (N, n_feat, r)
+    (nodes ``start:stop`` only when given).
 
     Exact reductions (derivations.md §4.5): the spectrum depends on the teacher coefficients only
     through ``|g_f|`` (half-normal), and on the initialisation block only through ``H Hᵀ``, a
@@ -190,8 +214,7 @@ def feature_variables(n_feat: int, R: int, log2_nodes: int) -> tuple[np.ndarray,
     Bartlett factor ``U`` ((R-1) x n_feat, ``U_ll ~ χ_{R-1-l}``, ``U_lf ~ N(0, 1)`` for ``l < f``,
     0 below the diagonal); ``H = Uᵀ`` is returned without its zero columns, ``r = min(R-1, n_feat)``
     (so many runs cost no more than ``n_feat`` of them). Variables are laid out feature by feature
-    (``|g_f|``, then column ``f`` of ``U``), so the leading features get the net. The arrays are
-    cached and read-only (a root search asks for the same rule many times).
+    (``|g_f|``, then column ``f`` of ``U``), so the leading features get the net.
 
     Examples
     --------
@@ -200,26 +223,26 @@ def feature_variables(n_feat: int, R: int, log2_nodes: int) -> tuple[np.ndarray,
     ((16, 3), (16, 3, 2), True, True)
     >>> feature_variables(3, 50, 4)[1].shape
     (16, 3, 3)
+    >>> bool(np.array_equal(feature_variables(3, 3, 4, 2, 5)[1], H[2:5]))
+    True
     """
     n_feat, R, m = int(n_feat), int(R), int(log2_nodes)
     r1 = R - 1
     f = np.arange(n_feat)
     n_col = np.minimum(f + 1, r1)  # entries of column f of U (diagonal included when f < r1)
-    start = np.concatenate([[0], np.cumsum(1 + n_col)])[:-1]
-    u = uniform_nodes(int(np.sum(1 + n_col)), m)
-    g = ndtri(0.5 + 0.5 * u[:, start])
+    first = np.concatenate([[0], np.cumsum(1 + n_col)])[:-1]  # the |g_f| variable of each feature
+    u = uniform_nodes(int(np.sum(1 + n_col)), m, start, stop)
+    g = ndtri(0.5 + 0.5 * u[:, first])
     H = np.zeros((u.shape[0], n_feat, min(r1, n_feat)))
     if r1:
         rows = np.concatenate([np.arange(c) for c in n_col])  # l = 0..n_col-1 for each column
         cols = np.repeat(f, n_col)
-        pos = np.repeat(start + 1, n_col) + rows
+        pos = np.repeat(first + 1, n_col) + rows
         diag = rows == cols  # U_ff (f < R-1): chi with R-1-f dof
         vals = ndtri(u[:, pos[~diag]])
         H[:, cols[~diag], rows[~diag]] = vals
         dof = (r1 - cols[diag]).astype(float)
         H[:, cols[diag], rows[diag]] = np.sqrt(2.0 * gammaincinv(0.5 * dof[None, :], u[:, pos[diag]]))
-    g.flags.writeable = False
-    H.flags.writeable = False
     return g, H
 
 
@@ -252,43 +275,75 @@ def kept_modes(Phi: np.ndarray, a: float, s0: float, R: int) -> np.ndarray:
 
 
 def feature_spectra(Phi: np.ndarray, q: int, a: float, s0: float, R: int, log2_nodes: int,
-                    chunk: int = 64) -> np.ndarray:
+                    block_bytes: int | None = None) -> np.ndarray:
     """Small-logit spectra at every cubature node, (N, p) sorted descending.
 
     Exact reduction (§4.5): in the rotated run basis (run mean, R-1 orthonormal contrasts) feature
     ``f = (j, k)`` is the column ``[sqrt(a) g_f ψ_k ; σ0 h_f ⊗ φ_k]``, so the nonzero spectrum is
-    that of the feature Gram ``N = a (g gᵀ) ∘ S_c + σ0² (H Hᵀ) ∘ S`` (or of the point Gram when
-    that is smaller), with ``|g|`` and ``H`` from :func:`feature_variables`. Features are taken
-    mode by mode in decreasing energy, contrast rows within a mode.
+    that of the feature Gram ``N = a (g gᵀ) ∘ S_c + σ0² (H Hᵀ) ∘ S`` or, when that is smaller, of
+    the point Gram, with ``|g|`` and ``H`` from :func:`feature_variables`. Features are taken
+    mode by mode in decreasing energy, contrast rows within a mode. The point Gram is summed mode
+    by mode (:func:`_point_gram`), never through the points themselves. Nodes are processed in
+    blocks of at most ``block_bytes`` (default ``BLOCK_BYTES``) of working memory; rules with more
+    than ``CACHED_MAX_VARIABLES`` variables are built block by block and not cached.
     """
     keep = kept_modes(Phi, a, s0, R)
     dd = keep.size
     K = Phi.shape[0]
+    n_nodes = 2 ** int(log2_nodes)
     if dd == 0:
-        return np.zeros((2 ** int(log2_nodes), 1))
+        return np.zeros((n_nodes, 1))
     P = Phi[:, keep]
     Ps = P - P.mean(axis=0, keepdims=True)
     n_feat = dd * q
+    r = min(R - 1, n_feat)
     modes = np.repeat(np.arange(dd), q)
-    G, HH = feature_variables(n_feat, R, log2_nodes)
     use_features = n_feat <= R * K
+    size = n_feat if use_features else K * (1 + r)
     if use_features:
         Sc = (Ps.T @ Ps)[np.ix_(modes, modes)]
         S = (P.T @ P)[np.ix_(modes, modes)]
+    per_node = 8 * (n_feat * (1 + r) + 3 * size * size)
+    block = int(max(1, min(n_nodes, (BLOCK_BYTES if block_bytes is None else block_bytes) // per_node)))
+    cached = n_feat * r <= CACHED_MAX_VARIABLES
+    if cached:
+        G, HH = _cached_variables(n_feat, R, int(log2_nodes))
     out = []
-    for s in range(0, G.shape[0], chunk):
-        g, H = G[s:s + chunk], HH[s:s + chunk]
+    for s in range(0, n_nodes, block):
+        if cached:
+            g, H = G[s:s + block], HH[s:s + block]
+        else:
+            g, H = feature_variables(n_feat, R, int(log2_nodes), s, s + block)
         if use_features:
             N = a * g[:, :, None] * g[:, None, :] * Sc
-            if R > 1:
+            if r:
                 N = N + s0**2 * (H @ H.transpose(0, 2, 1)) * S
-        else:  # points (K + (R-1) K) x features: the smaller Gram
-            top = np.sqrt(a) * g[:, None, :] * Ps[:, modes][None]
-            low = s0 * H.transpose(0, 2, 1)[:, :, None, :] * P[:, modes][None, None]
-            Y = np.concatenate([top, low.reshape(g.shape[0], H.shape[2] * K, n_feat)], axis=1)
-            N = Y @ Y.transpose(0, 2, 1)
+        else:
+            N = _point_gram(g, H, P, Ps, q, a, s0)
         out.append(np.linalg.eigvalsh(N)[:, ::-1])
     return np.clip(np.concatenate(out), 0.0, None)
+
+
+def _point_gram(g, H, P, Ps, q, a, s0) -> np.ndarray:
+    """The point Gram (B, K(1+r), K(1+r)) of the features ``g`` (B, dd q), ``H`` (B, dd q, r).
+
+    Points are the K run-mean rows ``sqrt(a) g_f Ps[t, m_f]`` and the r K contrast rows
+    ``s0 H[f, l] P[t, m_f]`` (index ``l K + t``), features ``f = m q + j`` mode by mode. Summing
+    within each mode first, the blocks are ``a Ps diag(Σ_j g²) Psᵀ``, ``sqrt(a) s0 Σ_m Ps[:, m]
+    (Σ_j g H)[m, l] P[:, m]ᵀ`` and ``s0² Σ_m (H_mᵀ H_m)[l, l'] P[:, m] P[:, m]ᵀ``: ``dd r² K²``
+    operations a node instead of the ``(K(1+r))² dd q`` of forming the points' products.
+    """
+    B, n_feat, r = H.shape
+    dd, K = P.shape[1], P.shape[0]
+    gm = g.reshape(B, dd, q)
+    Hm = H.reshape(B, dd, q, r)
+    top = a * np.einsum("tm,bm,sm->bts", Ps, np.sum(gm**2, axis=2), Ps)
+    A = np.einsum("bmj,bmjl->bml", gm, Hm)
+    cross = np.sqrt(a) * s0 * np.einsum("tm,bml,sm->btls", Ps, A, P).reshape(B, K, r * K)
+    W = np.einsum("bmjl,bmjk->bmlk", Hm, Hm)
+    low = s0**2 * np.einsum("bmlk,tm,sm->bltks", W, P, P, optimize=True).reshape(B, r * K, r * K)
+    return np.concatenate([np.concatenate([top, cross], axis=2),
+                           np.concatenate([cross.transpose(0, 2, 1), low], axis=2)], axis=1)
 
 
 #: Sub-rules of the batch-means error estimate (:func:`batch_average`).

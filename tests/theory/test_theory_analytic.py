@@ -73,6 +73,39 @@ def test_analytic_curve_against_independent_draws(c, C, rho, measured, accountin
     assert np.abs(an.chi - ref).max() < 2 * measured
 
 
+def test_analytic_curve_where_the_rule_was_too_large(monkeypatch):
+    """C = 50, R = 64, 10 modes: 490 x 63 = 30870 Bartlett variables, beyond the former cap of
+    30000 (which gave the dof accounting) and inside the current one. Against 400 independent
+    draws (s.e. <= 0.0007): the rule measured 0.0027, the accounting 0.011."""
+    from theory import ensemble
+    lam, st = np.exp(-0.3 * np.arange(10)), np.array([0, 1, 4, 16, 64, 256])
+    ref = _draw_curves(lam, 50, 0.3, 1.0, 1.0, st, 64, 400, 5).mean(0)[:10]
+    an = theory.expected_explained_stress(lam, 50, 0.3, 1.0, 1.0, st, 64, method="analytic",
+                                          n_components=10)
+    assert an.n_nodes == 256
+    assert np.abs(an.chi - ref).max() < 2 * 0.0027
+    monkeypatch.setattr(ensemble, "CUBATURE_MAX_VARIABLES", 30_000)
+    acc = theory.expected_explained_stress(lam, 50, 0.3, 1.0, 1.0, st, 64, method="analytic",
+                                           n_components=10)
+    assert acc.n_nodes == 0 and np.abs(acc.chi - ref).max() > 2 * 0.0027
+
+
+@pytest.mark.parametrize("R", [9, 3])   # feature Gram (18 <= 36 points), point Gram (18 > 12)
+def test_large_rules_are_evaluated_in_blocks_with_the_same_numbers(R, monkeypatch):
+    """Blocks of nodes (any size) and the uncached block-by-block variables give the spectra of
+    the whole rule at once: the same numbers, only the memory differs."""
+    import theory._cubature as cub
+    lam, C = LAM30(0.7)[:6], 4
+    st = np.array([0, 1, 3, 9])
+    Phi = _profiles(lam, C, 1.0, st)
+    whole = cub.feature_spectra(Phi, C - 1, 0.5, 0.8, R, 6, block_bytes=2**40)
+    assert np.allclose(cub.feature_spectra(Phi, C - 1, 0.5, 0.8, R, 6, block_bytes=1), whole,
+                       rtol=1e-13, atol=1e-15)
+    monkeypatch.setattr(cub, "CACHED_MAX_VARIABLES", 0)
+    assert np.allclose(cub.feature_spectra(Phi, C - 1, 0.5, 0.8, R, 6, block_bytes=5000), whole,
+                       rtol=1e-13, atol=1e-15)
+
+
 def _exact_reference(lam, C, ratio, R, steps, n_draws, seed):
     cur = _draw_curves(lam, C, ratio, 1.0, 1.0, steps, R, n_draws, seed)[:, :10]
     return cur.mean(0), cur.std(0) / np.sqrt(n_draws)
@@ -193,7 +226,7 @@ def test_analytic_curve_draws_no_random_numbers(no_numpy_rng):
     """
     import theory._cubature as cub
 
-    cub.feature_variables.cache_clear()
+    cub._cached_variables.cache_clear()
     lam = LAM30(0.5)
     st = theory.checkpoint_steps(100, 5)
     for C, R in ((2, 3), (5, 70)):  # 70 runs: thousands of padding coordinates
@@ -325,7 +358,9 @@ def test_k_chi_init_counts_time_directions(c, C, R, k_draws):
 def test_k_chi_init_refuses_a_cloud_without_spread():
     lam = np.exp(-0.5 * np.arange(6.0))
     with pytest.raises(ValueError, match="no spread"):
-        theory.k_chi_init(lam, 3, 1.0, [5, 5], 1)   # one run, two identical checkpoints
+        theory.k_chi_init(np.ones(3), 3, 1.0, [1, 2], 1)   # one run, lr λ = 1: both checkpoints at W*
+    with pytest.raises(ValueError, match="repeats"):
+        theory.k_chi_init(lam, 3, 1.0, [5, 5], 1)   # a checkpoint listed twice is refused first
     assert theory.k_chi_init(lam, 3, 1.0, [0, 5], 1) >= 1   # one run that moves is fine
 
 

@@ -409,15 +409,19 @@ def test_auto_takes_the_balance_just_beyond_the_size_caps(monkeypatch):
 
 
 def test_cubature_size_caps_at_thirty_modes():
-    """With all 30 modes kept and 11 checkpoints the variables cap (n_f min(R-1, n_f) <= 30000)
-    admits C = 33 at R = 32 and refuses C = 34; the size cap (min(RK, n_f) <= 400) admits C = 14
-    at R = 64 and refuses C = 15."""
+    """With all 30 modes kept and 11 checkpoints the variables cap (n_f min(R-1, n_f) <= 100000)
+    admits C = 53 at R = 64 (so all of issue 9's range, C <= 50) and refuses C = 54, admits
+    C = 108 at R = 32 and refuses C = 109; the size cap (min(RK, n_f) <= 768) admits C = 26 at
+    R = 128 (n_f = 750) and refuses C = 27 (780)."""
     from theory.ensemble import _uses_cubature
     lam = np.exp(-0.05 * np.arange(30))
     st = theory.checkpoint_steps(1000, 10)
     F = (1 - lam / lam[0])[None, :] ** st[:, None].astype(float)
-    assert _uses_cubature(lam, 33, 1.0, 1.0, 32, F) and not _uses_cubature(lam, 34, 1.0, 1.0, 32, F)
-    assert _uses_cubature(lam, 14, 1.0, 1.0, 64, F) and not _uses_cubature(lam, 15, 1.0, 1.0, 64, F)
+    assert _uses_cubature(lam, 53, 1.0, 1.0, 64, F) and not _uses_cubature(lam, 54, 1.0, 1.0, 64, F)
+    assert _uses_cubature(lam, 108, 1.0, 1.0, 32, F) and not _uses_cubature(lam, 109, 1.0, 1.0, 32, F)
+    assert _uses_cubature(lam, 26, 1.0, 1.0, 128, F) and not _uses_cubature(lam, 27, 1.0, 1.0, 128, F)
+
+
 @settings(max_examples=60, deadline=None)
 @given(b=st_.floats(1e-6, 1e6), shape=st_.floats(0.05, 1e4), scale=st_.floats(1e-6, 1e6))
 def test_inverse_sqrt_mean_obeys_jensen_bounds(b, shape, scale):

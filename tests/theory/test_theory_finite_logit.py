@@ -307,7 +307,7 @@ def test_finite_logit_curve_draws_no_random_numbers(no_numpy_rng):
     call (the removed 16-node rule seeded a PCG64 for its padding and fails here)."""
     import theory._cubature as cub
 
-    cub.feature_variables.cache_clear()
+    cub._cached_variables.cache_clear()
     lam = np.exp(-0.5 * np.arange(4.0))
     a = theory.expected_explained_stress(lam, 3, 0.7, 0.7, 1.0, [0, 1, 4], 2, method="analytic",
                                          logits="finite", n_samples=8, n_components=4)
