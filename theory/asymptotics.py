@@ -201,7 +201,7 @@ def k_chi_init(eigenvalues, n_classes, lr, steps, n_runs, *, chi=0.9, dynamics="
     cells (d = 30, T = 10³, c in {0.1, 0.5, 1, 2}, C in {2, 3, 5, 10}, R in {4, 16, 64}): equal to
     the ``k_χ`` of the draws' mean curve in all 48 (k from 2 to 62; the §4.4 spectrum used before:
     25/48, ratio 0.5-1.25) and within 1 of the draws' median ``k_χ``. Cost: one cubature curve
-    (0.01-5 s, not cached).
+    (0.01-5 s, not cached; 10-25 s at C = 50, R = 64).
 
     Examples
     --------

@@ -10,8 +10,8 @@ Model (derivations.md §4): teacher ``W*`` and initial weights ``W0_r`` (r = 1..
   into ``(C-1)(Rρ² + σ0²) J_K S J_K`` (once) and ``(C-1) σ0² S`` (R-1 times). Exact as C-1 → ∞.
 * :func:`expected_frobenius_sq`: the exact ``E ||J G J||_F²`` (a Gaussian fourth moment), in closed form.
 * ``method='analytic'``: deterministic. Wherever the rule is affordable (``CUBATURE_MAX_SIZE``,
-  ``CUBATURE_MAX_VARIABLES``; e.g. with all 30 modes kept and 11 checkpoints: C <= 67 for
-  R <= 16, C <= 33 at R = 32, C <= 14 at R = 64) the exact small-logit expectation
+  ``CUBATURE_MAX_VARIABLES``; e.g. with all 30 modes kept and 11 checkpoints: C <= 223 for
+  R <= 16, C <= 108 at R = 32, C <= 53 at R = 64, C <= 26 at R = 128) the exact small-logit expectation
   evaluated with a fixed, seedless 256-node quasi-Monte-Carlo rule (Sobol' net plus explicit inversive
   coordinates over GF(2^8)) on the exactly reduced law (half-normal teacher coefficients, the
   Bartlett factor of the initialisation Wishart matrix, a feature Gram matrix per node;
@@ -558,17 +558,21 @@ def expected_explained_stress(eigenvalues, n_classes, teacher_scale, init_scale,
     ``method='monte-carlo'`` averages the per-draw curves (what an average over simulated seeds
     measures) and reports the standard error of that average. ``method='analytic'`` is
     deterministic: wherever the rule is affordable (the Gram of a node, ``min(R K, (C-1) d')``,
-    at most ``CUBATURE_MAX_SIZE = 400``, and its variables at most ``CUBATURE_MAX_VARIABLES =
-    30000``; with all 30 modes of d = 30 kept and 11 checkpoints: C <= 67 for R <= 16, C <= 33 at
-    R = 32, C <= 14 at R = 64) it is the exact small-logit ``E[χ_k]`` evaluated with a
+    at most ``CUBATURE_MAX_SIZE = 768``, and its variables at most ``CUBATURE_MAX_VARIABLES =
+    100000``; with all 30 modes of d = 30 kept and 11 checkpoints: C <= 223 for R <= 16,
+    C <= 108 at R = 32, C <= 53 at R = 64, C <= 26 at R = 128) it is the exact small-logit
+    ``E[χ_k]`` evaluated with a
     fixed, seedless 256-node quasi-Monte-Carlo rule on the exactly reduced law (derivations.md
     §4.5), with the rule's batch-means standard error as ``stderr``; measured against
     16000-draw Monte Carlo on 72 cells at C = 2, 3 (d = 30, R in {4, 16, 64}, c in
     {0.1, 0.5, 1, 2}, ρ/σ0 in {0.1, 1, 3}): median 0.0021, worst 0.0077 over k <= 10 (the §4.4
     dof accounting it replaces: median 0.05, worst 0.23); at C = 4, 5 (4000 draws, s.e. up to
     0.0026): median 0.0016, worst 0.0092; at C = 10 (36 cells, 1000 draws): median 0.0017,
-    worst 0.0092 (the dof accounting: 0.019, 0.078). Cost: 256 small eigenproblems, 0.01-1 s at
-    C <= 10, up to about 5 s at the caps. Beyond those sizes it is the curve
+    worst 0.0092 (the dof accounting: 0.019, 0.078); at C = 50, R = 64 (15 points against
+    100-seed exact softmax means, ``benchmarks/acceptance_curve_grid.py``): within 0.0057 (the
+    dof accounting used there before: 0.010-0.022). Cost: 256 eigenproblems, 0.01-1 s at
+    C <= 10, 10-25 s at C = 50, R = 64 (memory bounded: nodes in blocks of 64 MB). Beyond those
+    sizes it is the curve
     of the deterministic dof-accounting spectrum of §4.4 (``stderr`` zeros).
     ``'mean-field'`` is the curve of the mean-field spectrum (normalised by its own sum of
     squares).
