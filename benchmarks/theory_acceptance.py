@@ -24,6 +24,12 @@ these are out-of-sample numbers.  Inputs of the theory come from :func:`linsim.t
    0.03-0.04 at k = 1: the target is then below the reference's noise; the noise-floor diagnosis
    is ``python benchmarks/acceptance_curves.py --noise-floor``).
 
+2b. **The same target on the boundary scans' own cells** (:mod:`acceptance_curve_grid`, run
+   separately: about 10 min of simulation on 2 cores, then 4 min of theory): the 64 cells of a
+   boundary set at rho/sigma0 in {0.1, 1, 10}, each point scored against 20 seeds and, beside
+   it, the probability that an *exact* theory passes the same test (20 of 100 more seeds,
+   resampled) and the deviation from the 100-seed mean.
+
 3. **Finite-logit correction (same draw).**  ``theory.finite_logit_spectrum`` (softmax Fisher
    metric averaged along the segment between the actual logits) of the simulated logits against
    the exact InPCA of the same ensemble at pooled centred logit rms 0.3, 0.6 and 1.0 (C = 2 and
