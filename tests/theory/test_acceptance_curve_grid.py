@@ -52,10 +52,12 @@ def test_score_cell_counts_a_curve_equal_to_the_reference_mean_as_exact(grid):
 
 def test_summary_compares_with_the_exact_theory_count(grid):
     mk = lambda passed, p: grid.GridRow(C=2, R=4, c=0.5, T=10, ratio=1.0, dev20=0.0, passed=passed,  # noqa: E731
-                                        p_exact=p, dev_big=0.01, z_big=1.0, k_big=1, se20=0.01)
+                                        p_exact=p, dev_big=0.01, z_big=1.0 + 3 * (not passed), k_big=1,
+                                        se20=0.01, p_z3=0.25 * (not passed))
     rows = [mk(True, 1.0)] * 6 + [mk(False, 0.5)] * 4
     s = grid.summarize(rows, np.random.default_rng(0))
     assert s["n"] == 10 and s["passed"] == 6
+    assert s["z_over_3"] == 4 and s["z_over_3_exact"] == pytest.approx(1.0)
     assert s["exact_expected"] == pytest.approx(8.0)
     lo, hi = s["exact_range"]   # 6 sure passes + Binomial(4, 1/2): 5-95% is 7..9 or 6..10
     assert 6 <= lo <= 7 and 9 <= hi <= 10
