@@ -26,3 +26,28 @@ def _base(c, C, R, T, seed) -> EnsembleConfig:
 
 def _chi3(cfg: EnsembleConfig) -> float:
     return float(embed(simulate(cfg), n_components=K_STAR).model.explained_stress_[K_STAR - 1])
+
+
+def write_store(path, data_vars: dict, coords: dict, attrs: dict, title: str) -> None:
+    """Write one unit of a benchmark's simulation as a self-describing netCDF file (atomic, with
+    checksums of ``data_vars``): ``data_vars`` / ``coords`` as for ``xarray.Dataset``."""
+    import xarray as xr
+
+    from linsim.storage import write_netcdf
+
+    write_netcdf(xr.Dataset(data_vars, coords=coords, attrs=attrs), path, title=title,
+                 checksum_vars=list(data_vars))
+
+
+def read_store(path, expected: dict, what: str):
+    """Read a file of :func:`write_store`, refusing one made for another unit: every key of
+    ``expected`` must be an attribute of that value (compared after converting the attribute to
+    the expected value's type). Returns the ``xarray.Dataset``."""
+    from linsim.storage import read_netcdf
+
+    ds = read_netcdf(path)
+    got = {k: type(v)(ds.attrs[k]) if k in ds.attrs else None for k, v in expected.items()}
+    if got != expected:
+        held = ", ".join(f"{k}={ds.attrs.get(k)}" for k in expected)
+        raise ValueError(f"{path} holds another {what} ({held}); use another --store folder")
+    return ds

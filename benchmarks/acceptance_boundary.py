@@ -59,7 +59,7 @@ from linsim.theory_inputs import theory_inputs
 from theory.asymptotics import BOUNDARY_METHODS
 
 from _acceptance_common import (CHI, INF_GRID, K_STAR, SCAN_FACTORS, SEED_OFFSET, TRIVIAL_RATIO,
-                                ZERO_GRID, _base, _chi3)
+                                ZERO_GRID, _base, _chi3, read_store, write_store)
 
 __all__ = ["ScanRow", "ScanSim", "boundary_scans", "simulate_scan", "score", "summarize", "report",
            "locate_crossing", "bootstrap_crossings", "first_crossing", "CELL_AXES", "TUNING_OFFSET",
@@ -261,33 +261,23 @@ def refine_scan(scan: ScanSim, n_seeds: int) -> ScanSim | None:
 
 
 def _save(scan: ScanSim, path):
-    import xarray as xr
-
-    from linsim.storage import write_netcdf
-
-    ds = xr.Dataset(
-        {"locate_chi3": (("locate_ratio", "locator_seed"), scan.locate_chi3,
-                         {"long_name": "chi_3 of each locator seed", "units": "1"}),
-         "eval_chi3": (("grid_ratio", "eval_seed"), scan.eval_chi3,
-                       {"long_name": "chi_3 of each evaluation seed", "units": "1"})},
-        coords={"locate_ratio": ("locate_ratio", scan.locate_ratios, {"long_name": "rho/sigma0"}),
-                "grid_ratio": ("grid_ratio", scan.grid, {"long_name": "rho/sigma0"})},
-        attrs=dict(n_classes=scan.C, n_runs=scan.R, slope=scan.c, steps=scan.T, first_seed=scan.first_seed,
-                   crossing=scan.crossing, band_lo=scan.band[0], band_hi=scan.band[1],
-                   comment="issue-9 boundary scan (benchmarks/acceptance_boundary.py): simulated chi_3 "
-                           "only; locator seeds first_seed + i, evaluation seeds first_seed + 5000 + i"))
-    write_netcdf(ds, path, title="issue-9 boundary scan", checksum_vars=["locate_chi3", "eval_chi3"])
+    write_store(path,
+                {"locate_chi3": (("locate_ratio", "locator_seed"), scan.locate_chi3,
+                                 {"long_name": "chi_3 of each locator seed", "units": "1"}),
+                 "eval_chi3": (("grid_ratio", "eval_seed"), scan.eval_chi3,
+                               {"long_name": "chi_3 of each evaluation seed", "units": "1"})},
+                {"locate_ratio": ("locate_ratio", scan.locate_ratios, {"long_name": "rho/sigma0"}),
+                 "grid_ratio": ("grid_ratio", scan.grid, {"long_name": "rho/sigma0"})},
+                dict(n_classes=scan.C, n_runs=scan.R, slope=scan.c, steps=scan.T, first_seed=scan.first_seed,
+                     crossing=scan.crossing, band_lo=scan.band[0], band_hi=scan.band[1],
+                     comment="issue-9 boundary scan (benchmarks/acceptance_boundary.py): simulated chi_3 "
+                             "only; locator seeds first_seed + i, evaluation seeds first_seed + 5000 + i"),
+                title="issue-9 boundary scan")
 
 
 def _load(path, C, R, c, T, first_seed):
-    from linsim.storage import read_netcdf
-
-    ds = read_netcdf(path)
+    ds = read_store(path, dict(n_classes=C, n_runs=R, slope=c, steps=T, first_seed=first_seed), "scan")
     a = ds.attrs
-    if (int(a["n_classes"]), int(a["n_runs"]), float(a["slope"]), int(a["steps"]),
-            int(a["first_seed"])) != (C, R, c, T, first_seed):
-        raise ValueError(f"{path} holds another scan (C={a['n_classes']}, R={a['n_runs']}, c={a['slope']}, "
-                         f"T={a['steps']}, first seed {a['first_seed']}); use another --store folder")
     return ScanSim(C=C, R=R, c=c, T=T, first_seed=first_seed,
                    locate_ratios=ds["locate_ratio"].values, locate_chi3=ds["locate_chi3"].values,
                    crossing=float(a["crossing"]), band=(float(a["band_lo"]), float(a["band_hi"])),

@@ -24,11 +24,16 @@ whose pass count lies inside that range cannot be told apart from an exact one b
 count far below it points at model error, and ``z_big`` shows where.
 
 Seeds: the 20 seeds of (cell i, ratio j) are ``offset + 10_000 i + 1000 j + s``, the reference
-seeds ``offset + 500_000 + 10_000 i + 1000 j + s`` (``s < 1000``).  ``--set first`` (default): the
-first boundary set's cells (``rng_seed = 1``, the cells the issue's boundary target was first
-measured on) with ``GRID_OFFSET = 8_000_000``; ``--set second``: the second set's cells
-(``rng_seed = 3``) with ``SECOND_GRID_OFFSET = 9_000_000``; ``--set tuning``: the tuning cells
-(``rng_seed = 2``) with ``TUNING_GRID_OFFSET = 6_000_000``.  The offsets are used nowhere else.  With ``--store DIR`` every cell's
+seeds ``offset + REF_SHIFT + 10_000 i + 1000 j + s`` (``REF_SHIFT = 700_000``, ``s < 1000``,
+``i < MAX_CELLS = 64``), so within a set no seed is used twice (:func:`seed_range`).
+``--set first`` (default): the first boundary set's cells (``rng_seed = 1``, the cells the
+issue's boundary target was first measured on) with ``GRID_OFFSET = 8_000_000``; ``--set
+second``: the second set's cells (``rng_seed = 3``) with ``SECOND_GRID_OFFSET = 10_000_000``;
+``--set tuning``: the tuning cells (``rng_seed = 2``) with ``TUNING_GRID_OFFSET = 6_000_000``.
+The three sets' seed ranges are disjoint from each other and from every other seed of the
+benchmarks (tests use seeds below 1000; the other acceptance seeds lie below 5_000_000).
+The scoring's resampling draws from ``SeedSequence([offset, i, j, quantity])``, one stream per
+point and quantity.  With ``--store DIR`` every cell's
 simulated curves are written there as they finish (``curves_NNN.nc``, atomic) and reused on the
 next call, so an interrupted run resumes; the theory is recomputed at scoring time.
 
@@ -40,7 +45,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -50,17 +54,21 @@ import numpy as np
 
 import theory
 
-from _acceptance_common import _base
+from _acceptance_common import _base, read_store, write_store
 from acceptance_boundary import _draw_cells
 from acceptance_curves import CURVE_TARGET, _curve_args, _sim_curves
 
-__all__ = ["GRID_RATIOS", "GRID_OFFSET", "SECOND_GRID_OFFSET", "TUNING_GRID_OFFSET", "CELL_SETS", "GridRow", "simulate_cell", "score_cell",
+__all__ = ["GRID_RATIOS", "GRID_OFFSET", "SECOND_GRID_OFFSET", "TUNING_GRID_OFFSET", "CELL_SETS", "seed_range",
+           "poisson_binomial", "exact_z3_probability", "GridRow", "simulate_cell", "score_cell",
            "exact_pass_probability", "summarize", "main"]
 
 GRID_RATIOS = (0.1, 1.0, 10.0)
 GRID_OFFSET = 8_000_000
-SECOND_GRID_OFFSET = 9_000_000
+SECOND_GRID_OFFSET = 10_000_000
 TUNING_GRID_OFFSET = 6_000_000
+REF_SHIFT = 700_000
+MAX_CELLS = 64
+MAX_BIG = 1000
 #: ``--set``: the boundary cells (``_draw_cells`` rng seed) and the seed offset of each grid
 CELL_SETS = {"first": (1, GRID_OFFSET), "second": (3, SECOND_GRID_OFFSET), "tuning": (2, TUNING_GRID_OFFSET)}
 N_SMALL = 20
@@ -106,9 +114,21 @@ def simulate_cell(item):
     small, big = [], []
     for j, ratio in enumerate(GRID_RATIOS):
         cfg = _cell_config(C, R, c, T, ratio)
-        small.append(_sim_curves(cfg, offset + 10_000 * i + 1000 * j + np.arange(N_SMALL)))
-        big.append(_sim_curves(cfg, offset + 500_000 + 10_000 * i + 1000 * j + np.arange(n_big)))
+        small.append(_sim_curves(cfg, _seeds(offset, i, j, N_SMALL)))
+        big.append(_sim_curves(cfg, _seeds(offset + REF_SHIFT, i, j, n_big)))
     return np.stack(small), np.stack(big)
+
+
+def _seeds(offset, i, j, n):
+    if not (0 <= i < MAX_CELLS and 0 <= j < len(GRID_RATIOS) and 0 < n <= MAX_BIG):
+        raise ValueError(f"cell {i}, ratio {j}, {n} seeds: outside the seed layout "
+                         f"(cells < {MAX_CELLS}, seeds <= {MAX_BIG})")
+    return offset + 10_000 * i + 1000 * j + np.arange(n)
+
+
+def seed_range(offset) -> tuple[int, int]:
+    """The half-open range of every seed a grid with this offset can use (test and reference)."""
+    return offset, offset + REF_SHIFT + 10_000 * MAX_CELLS
 
 
 def _path(store, i) -> Path:
@@ -116,36 +136,26 @@ def _path(store, i) -> Path:
 
 
 def _save(path, cell, small, big, offset):
-    import xarray as xr
-
-    from linsim.storage import write_netcdf
-
     C, R, c, T = cell
-    ds = xr.Dataset(
-        {"small": (("ratio", "small_seed", "k"), small,
-                   {"long_name": "explained stress chi_k of each of the 20 test seeds", "units": "1"}),
-         "big": (("ratio", "big_seed", "k"), big,
-                 {"long_name": "explained stress chi_k of each reference seed", "units": "1"})},
-        coords={"ratio": ("ratio", np.asarray(GRID_RATIOS), {"long_name": "rho/sigma0"}),
-                "k": ("k", np.arange(1, N_K + 1), {"long_name": "number of InPCA components"})},
-        attrs=dict(n_classes=C, n_runs=R, slope=c, steps=T, seed_offset=offset,
-                   comment="issue-9 curve grid (benchmarks/acceptance_curve_grid.py): simulated "
-                           "chi_k only, no theory"))
-    write_netcdf(ds, path, title="issue-9 expected-curve grid cell", checksum_vars=["small", "big"])
+    write_store(path,
+                {"small": (("ratio", "small_seed", "k"), small,
+                           {"long_name": "explained stress chi_k of each of the 20 test seeds", "units": "1"}),
+                 "big": (("ratio", "big_seed", "k"), big,
+                         {"long_name": "explained stress chi_k of each reference seed", "units": "1"})},
+                {"ratio": ("ratio", np.asarray(GRID_RATIOS), {"long_name": "rho/sigma0"}),
+                 "k": ("k", np.arange(1, N_K + 1), {"long_name": "number of InPCA components"})},
+                dict(n_classes=C, n_runs=R, slope=c, steps=T, seed_offset=offset, n_big=big.shape[1],
+                     comment="issue-9 curve grid (benchmarks/acceptance_curve_grid.py): simulated "
+                             "chi_k only, no theory; seeds as in the script's docstring"),
+                title="issue-9 expected-curve grid cell")
 
 
 def _load(path, cell, n_big, offset):
-    from linsim.storage import read_netcdf
-
-    ds = read_netcdf(path)
-    a = ds.attrs
     C, R, c, T = cell
-    if ((int(a["n_classes"]), int(a["n_runs"]), float(a["slope"]), int(a["steps"]), int(a["seed_offset"]))
-            != (C, R, c, T, offset) or ds.sizes["big_seed"] != n_big
-            or not np.array_equal(ds["ratio"].values, np.asarray(GRID_RATIOS))):
-        raise ValueError(f"{path} holds another grid cell (C={a['n_classes']}, R={a['n_runs']}, "
-                         f"c={a['slope']}, T={a['steps']}, offset {a['seed_offset']}, "
-                         f"{ds.sizes['big_seed']} reference seeds); use another --store folder")
+    ds = read_store(path, dict(n_classes=C, n_runs=R, slope=c, steps=T, seed_offset=offset, n_big=n_big),
+                    "grid cell")
+    if not np.array_equal(ds["ratio"].values, np.asarray(GRID_RATIOS)):
+        raise ValueError(f"{path} holds other ratios {ds['ratio'].values}; use another --store folder")
     return ds["small"].values, ds["big"].values
 
 
@@ -158,15 +168,31 @@ def exact_pass_probability(big, n_small, rng, target=CURVE_TARGET, n_boot=N_BOOT
     return float(np.mean(np.abs(boot - big.mean(axis=0)).max(axis=1) < target))
 
 
+def exact_z3_probability(big, rng, n_boot=N_BOOT // 2) -> float:
+    """Probability that an exact theory lies more than 3 standard errors (floored at
+    ``SE_FLOOR``) from the mean of the reference seeds ``big`` (S, K) at some k: the reference's
+    mean resampled (S of S seeds, ``n_boot`` times) around itself."""
+    big = np.asarray(big, dtype=np.float64)
+    mb = big.mean(axis=0)
+    se = np.maximum(big.std(axis=0, ddof=1) / np.sqrt(big.shape[0]), SE_FLOOR)
+    boot = big[rng.integers(0, big.shape[0], size=(n_boot, big.shape[0]))].mean(axis=1)
+    return float(np.mean((np.abs(boot - mb) / se).max(axis=1) > 3.0))
+
+
 def analytic_curve(cfg) -> np.ndarray:
     """``theory.expected_explained_stress(method="analytic")`` chi_k (k = 1..N_K) of a config."""
     return np.asarray(theory.expected_explained_stress(*_curve_args(cfg, cfg.n_runs), method="analytic",
                                                        n_components=N_K).chi)
 
 
-def score_cell(cell, small, big, rng, curve=analytic_curve) -> list[GridRow]:
+def _stream(entropy, j, quantity):
+    return np.random.default_rng(np.random.SeedSequence([*entropy, j, quantity]))
+
+
+def score_cell(cell, small, big, entropy, curve=analytic_curve) -> list[GridRow]:
     """Score ``curve`` (default: the analytic theory) on one cell's stored simulations, one row
-    per grid ratio; ``small`` (ratios, 20, K) and ``big`` (ratios, n_big, K) as simulated."""
+    per grid ratio; ``small`` (ratios, 20, K) and ``big`` (ratios, n_big, K) as simulated. The
+    resampling of ratio j and quantity q draws from ``SeedSequence([*entropy, j, q])``."""
     C, R, c, T = cell
     rows = []
     for j, ratio in enumerate(GRID_RATIOS):
@@ -175,11 +201,10 @@ def score_cell(cell, small, big, rng, curve=analytic_curve) -> list[GridRow]:
         dev20 = float(np.abs(an - s.mean(axis=0)).max())
         mb = b.mean(axis=0)
         se_b = b.std(axis=0, ddof=1) / np.sqrt(b.shape[0])
-        p_exact = exact_pass_probability(b, s.shape[0], rng)
+        p_exact = exact_pass_probability(b, s.shape[0], _stream(entropy, j, 0))
         z = np.abs(an - mb) / np.maximum(se_b, SE_FLOOR)
         k = int(np.argmax(z))
-        boot = b[rng.integers(0, b.shape[0], size=(N_BOOT // 2, b.shape[0]))].mean(axis=1)
-        p_z3 = float(np.mean((np.abs(boot - mb) / np.maximum(se_b, SE_FLOOR)).max(axis=1) > 3.0))
+        p_z3 = exact_z3_probability(b, _stream(entropy, j, 1))
         rows.append(GridRow(C=C, R=R, c=c, T=T, ratio=ratio, dev20=dev20, passed=dev20 < CURVE_TARGET,
                             p_exact=p_exact, dev_big=float(np.abs(an - mb).max()), z_big=float(z[k]),
                             k_big=k + 1, se20=float((s.std(axis=0, ddof=1) / np.sqrt(s.shape[0])).max()),
@@ -187,14 +212,34 @@ def score_cell(cell, small, big, rng, curve=analytic_curve) -> list[GridRow]:
     return rows
 
 
-def summarize(rows, rng) -> dict:
-    """Pass count, an exact theory's expected count and 5-95% range, and the model-error figures."""
+def poisson_binomial(p) -> np.ndarray:
+    """Law of the number of successes of independent trials with probabilities ``p``: (n + 1,).
+
+    Examples
+    --------
+    >>> poisson_binomial([0.5, 0.5]).tolist()
+    [0.25, 0.5, 0.25]
+    """
+    law = np.ones(1)
+    for q in np.asarray(p, dtype=np.float64):
+        law = np.concatenate([law * (1.0 - q), [0.0]]) + np.concatenate([[0.0], law * q])
+    return law
+
+
+def _quantile(law, level) -> int:
+    """Smallest count whose cumulative probability reaches ``level``."""
+    return int(np.searchsorted(np.cumsum(law), level - 1e-12))
+
+
+def summarize(rows) -> dict:
+    """Pass count, an exact theory's expected count and 5-95% range (the exact Poisson-binomial
+    law of independent points), and the model-error figures."""
     p = np.array([r.p_exact for r in rows])
-    draws = (rng.random((20_000, p.size)) < p).sum(axis=1)
+    law = poisson_binomial(p)
     dev_big = np.array([r.dev_big for r in rows])
     z = np.array([r.z_big for r in rows])
     return dict(n=len(rows), passed=int(sum(r.passed for r in rows)), exact_expected=float(p.sum()),
-                exact_range=(int(np.percentile(draws, 5)), int(np.percentile(draws, 95))),
+                exact_range=(_quantile(law, 0.05), _quantile(law, 0.95)),
                 dev_big_median=float(np.median(dev_big)), dev_big_max=float(dev_big.max()),
                 z_over_3=int(np.sum(z > 3.0)), z_max=float(z.max()),
                 z_over_3_exact=float(sum(r.p_z3 for r in rows)))
@@ -208,9 +253,8 @@ def _simulate_all(todo, n_workers):
         return
     from linsim.parallel import get_engine
 
-    # the engine's workers import this module by name: they need the benchmarks folder on their path
-    here = str(Path(__file__).resolve().parent)
-    os.environ["PYTHONPATH"] = os.pathsep.join([here, *filter(None, [os.environ.get("PYTHONPATH")])])
+    # the engine pickles functions by module name (not __main__) and gives its workers this
+    # process's sys.path, which holds the benchmarks folder
     fn = __import__("acceptance_curve_grid").simulate_cell
     with get_engine("process", n_workers) as engine:
         for idx, res in engine.map_unordered(fn, todo):
@@ -240,26 +284,27 @@ def run(cells, *, n_big, offset, store=None, n_workers=1, simulate_only=False, v
             print(f"   simulated cell {i} ({done}/{len(todo)}, {time.perf_counter() - t0:.0f} s)", flush=True)
     if simulate_only:
         return []
-    rng = np.random.default_rng(np.random.SeedSequence([offset, 1]))
     rows = []
     for i, cell in enumerate(cells):
-        for r in score_cell(cell, *data[i], rng):
+        for r in score_cell(cell, *data[i], (offset, i)):
             rows.append(r)
             if verbose:
                 print(f"   C={r.C:<3} R={r.R:<3} c={r.c:<6} T={r.T:<7} rho/sigma0={r.ratio:<5} "
                       f"max|analytic - 20-seed| {r.dev20:.4f} (s.e. <= {r.se20:.4f}) "
                       f"{'PASS' if r.passed else 'FAIL'}; an exact theory passes with p = {r.p_exact:.2f}; "
-                      f"vs {n_big}-seed mean {r.dev_big:.4f} ({r.z_big:.1f} s.e. at k={r.k_big})", flush=True)
+                      f"vs the {n_big}-seed reference mean {r.dev_big:.4f} ({r.z_big:.1f} s.e. at "
+                      f"k={r.k_big})", flush=True)
     return rows
 
 
-def report(rows, n_big, rng) -> dict:
-    s = summarize(rows, rng)
+def report(rows, n_big) -> dict:
+    """Print the summary of :func:`summarize` and return it."""
+    s = summarize(rows)
     lo, hi = s["exact_range"]
     print(f"   within {CURVE_TARGET} of the 20-seed mean: {s['passed']}/{s['n']} (cell, ratio) points; an exact "
           f"theory would pass {s['exact_expected']:.1f} on average (5-95%: {lo}-{hi})  "
           f"{'consistent with an exact theory' if s['passed'] >= lo else 'BELOW an exact theory'}")
-    print(f"   analytic vs the {n_big}-seed mean: median max_k deviation {s['dev_big_median']:.4f}, worst "
+    print(f"   analytic vs the {n_big}-seed reference mean: median max_k deviation {s['dev_big_median']:.4f}, worst "
           f"{s['dev_big_max']:.4f}; {s['z_over_3']}/{s['n']} points beyond 3 s.e. (largest {s['z_max']:.1f}; "
           f"the reference's noise alone would put {s['z_over_3_exact']:.1f} there)")
     return s
@@ -277,8 +322,10 @@ def main(argv=None) -> int:
                     help="simulate (and store) only, no theory: the data can be made before the theory is frozen")
     ap.add_argument("--quick", action="store_true", help="smoke test: 2 cells, 20 reference seeds")
     args = ap.parse_args(argv)
-    if args.cells < 1 or args.workers < 1 or not 2 <= args.big <= 1000:
-        ap.error("--cells and --workers must be >= 1 and --big in [2, 1000]")
+    if not 1 <= args.cells <= MAX_CELLS or args.workers < 1 or not 2 <= args.big <= MAX_BIG:
+        ap.error(f"--cells must be in [1, {MAX_CELLS}], --workers >= 1 and --big in [2, {MAX_BIG}]")
+    if args.simulate_only and args.store is None:
+        ap.error("--simulate-only needs --store (otherwise the simulation would be thrown away)")
     n_cells, n_big = (2, 20) if args.quick else (args.cells, args.big)
     rng_seed, offset = CELL_SETS[args.set]
     cells = _draw_cells(n_cells, rng_seed)
@@ -288,7 +335,7 @@ def main(argv=None) -> int:
                simulate_only=args.simulate_only)
     if args.simulate_only:
         return 0
-    report(rows, n_big, np.random.default_rng(np.random.SeedSequence([offset, 2])))
+    report(rows, n_big)
     return 0
 
 

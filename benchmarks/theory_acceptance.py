@@ -25,7 +25,8 @@ these are out-of-sample numbers.  Inputs of the theory come from :func:`linsim.t
    is ``python benchmarks/acceptance_curves.py --noise-floor``).
 
 2b. **The same target on the boundary scans' own cells** (:mod:`acceptance_curve_grid`, run
-   separately: about 10 min of simulation on 2 cores, then 4 min of theory): the 64 cells of a
+   separately: about 10 min of simulation with ``--workers 2`` on 2 cores (28 min with one
+   worker), then 1-4 min of theory): the 64 cells of a
    boundary set at rho/sigma0 in {0.1, 1, 10}, each point scored against 20 seeds and, beside
    it, the probability that an *exact* theory passes the same test (20 of 100 more seeds,
    resampled) and the deviation from the 100-seed mean.
