@@ -102,7 +102,8 @@ def check_lr(lr: float, rates: np.ndarray, name: str = "lr") -> float:
 
 
 def steps_array(steps, name: str = "steps") -> np.ndarray:
-    """Checkpoint step counts: 1-D non-negative integers up to ``MAX_STEPS`` (no silent wrap-around)."""
+    """Checkpoint step counts: 1-D non-negative integers up to ``MAX_STEPS`` (no silent wrap-around),
+    each listed once (:func:`distinct_checkpoints`)."""
     arr = _real(steps, name)
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"{name} must be a non-empty 1-D array, got shape {arr.shape}")
@@ -115,6 +116,7 @@ def steps_array(steps, name: str = "steps") -> np.ndarray:
     big = np.flatnonzero(np.asarray(arr, dtype=np.float64) > MAX_STEPS)
     if big.size:
         raise ValueError(f"{name}[{big[0]}] = {arr[big[0]]} exceeds the largest supported step count 2**53")
+    distinct_checkpoints(arr, name)
     return arr.astype(np.int64)
 
 
@@ -135,10 +137,11 @@ def distinct_checkpoints(checkpoints, name: str = "steps") -> None:
 
 
 def times_array(times, name: str = "times") -> np.ndarray:
-    """Gradient-flow times: 1-D, finite, >= 0."""
+    """Gradient-flow times: 1-D, finite, >= 0, each listed once (:func:`distinct_checkpoints`)."""
     arr = as_float_array(times, name, ndim=1)
     if arr.size == 0:
         raise ValueError(f"{name} is empty")
     if np.any(arr < 0):
         raise ValueError(f"{name} must be >= 0 (T < 0 is meaningless), min is {arr.min()}")
+    distinct_checkpoints(arr, name)
     return arr

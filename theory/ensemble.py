@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._checks import distinct_checkpoints, integer, nonnegative, spectrum_array
+from ._checks import integer, nonnegative, spectrum_array
 from .quadratic import effective_rates, gram_spectrum, residual_factors
 from .stress import explained_stress
 
@@ -56,8 +56,7 @@ def _setup(eigenvalues, n_classes, teacher_scale, init_scale, lr, steps, n_runs,
         raise ValueError("teacher_scale and init_scale are both 0: every point coincides (no spectrum)")
     R = integer(n_runs, "n_runs", minimum=1)
     rates = effective_rates(lam, C, loss)
-    F = residual_factors(rates, steps, lr=lr if dynamics == "gd" else None, dynamics=dynamics)
-    distinct_checkpoints(steps, "steps")
+    F = residual_factors(rates, steps, lr=lr if dynamics == "gd" else None, dynamics=dynamics)  # refuses repeats
     if R * F.shape[0] < 2:
         raise ValueError("need at least 2 points (n_runs * len(steps) >= 2)")
     return lam, C, rho, s0, R, F
@@ -266,11 +265,12 @@ CUBATURE_MAX_SIZE = 768
 #: ... and the rule's Bartlett variables, ``(C-1) d' min(R-1, (C-1) d')``, at most this many.
 #: Together they cover the whole range of issue 9 (C <= 50, R <= 64, d = 30, 11 checkpoints:
 #: a Gram of 704, 92 610 variables). Memory is bounded by evaluating the nodes in blocks
-#: (``theory._cubature.BLOCK_BYTES``); the cost is the 256 eigenvalue problems, about 10-25 s
-#: at C = 50, R = 64 on one core. Beyond either cap the dof accounting of §4.4 is used. (Measured
-#: against 100-seed simulated means at C = 50, R = 64, 15 points: the rule within 0.0057, the
-#: accounting 0.010-0.022 off; against Monte Carlo at C = 10, 36 cells: rule worst 0.0092,
-#: accounting 0.078.)
+#: (blocks sized to about ``theory._cubature.BLOCK_BYTES``; 0.19 GB peak at C = 50, R = 64);
+#: the cost is the 256 eigenvalue problems, about 10-25 s there on one core. Beyond either cap
+#: the dof accounting of §4.4 is used. (Measured against 100-seed simulated means at C = 50,
+#: R = 64, 15 points of the curve grid: the rule within 0.0057; the accounting, used at 13 of
+#: them under the former caps 400 / 30000, up to 0.022 off, >= 0.010 at 8, up to 15 s.e.;
+#: against Monte Carlo at C = 10, 36 cells: rule worst 0.0092, accounting 0.078.)
 CUBATURE_MAX_VARIABLES = 100_000
 
 
@@ -570,8 +570,9 @@ def expected_explained_stress(eigenvalues, n_classes, teacher_scale, init_scale,
     0.0026): median 0.0016, worst 0.0092; at C = 10 (36 cells, 1000 draws): median 0.0017,
     worst 0.0092 (the dof accounting: 0.019, 0.078); at C = 50, R = 64 (15 points against
     100-seed exact softmax means, ``benchmarks/acceptance_curve_grid.py``): within 0.0057 (the
-    dof accounting used there before: 0.010-0.022). Cost: 256 eigenproblems, 0.01-1 s at
-    C <= 10, 10-25 s at C = 50, R = 64 (memory bounded: nodes in blocks of 64 MB). Beyond those
+    dof accounting used at 13 of them before: up to 0.022). Cost: 256 eigenproblems, 0.01-1 s
+    at C <= 10, 10-25 s at C = 50, R = 64 (memory bounded: nodes in blocks sized to about
+    64 MB, 0.19 GB peak there). Beyond those
     sizes it is the curve
     of the deterministic dof-accounting spectrum of §4.4 (``stderr`` zeros).
     ``'mean-field'`` is the curve of the mean-field spectrum (normalised by its own sum of

@@ -99,11 +99,14 @@ def test_large_rules_are_evaluated_in_blocks_with_the_same_numbers(R, monkeypatc
     st = np.array([0, 1, 3, 9])
     Phi = _profiles(lam, C, 1.0, st)
     whole = cub.feature_spectra(Phi, C - 1, 0.5, 0.8, R, 6, block_bytes=2**40)
-    assert np.allclose(cub.feature_spectra(Phi, C - 1, 0.5, 0.8, R, 6, block_bytes=1), whole,
-                       rtol=1e-13, atol=1e-15)
-    monkeypatch.setattr(cub, "CACHED_MAX_VARIABLES", 0)
-    assert np.allclose(cub.feature_spectra(Phi, C - 1, 0.5, 0.8, R, 6, block_bytes=5000), whole,
-                       rtol=1e-13, atol=1e-15)
+    assert whole.shape[0] == 64
+    for n in (1, 7):   # 7: nine full blocks and a partial last one of 1 node
+        assert np.allclose(cub.feature_spectra(Phi, C - 1, 0.5, 0.8, R, 6, block_nodes=n), whole,
+                           rtol=1e-13, atol=1e-15)
+    monkeypatch.setattr(cub, "CACHED_MAX_VARIABLES", 0)   # variables built block by block
+    for n in (1, 7):
+        assert np.allclose(cub.feature_spectra(Phi, C - 1, 0.5, 0.8, R, 6, block_nodes=n), whole,
+                           rtol=1e-13, atol=1e-15)
 
 
 def _exact_reference(lam, C, ratio, R, steps, n_draws, seed):
@@ -162,7 +165,7 @@ def test_cubature_reduction_is_exact_at_every_node():
     st = np.array([0, 1, 3, 9, 27])
     Phi = _profiles(lam, C, 1.0, st)
     q = C - 1
-    for R in (5, 2):  # feature Gram (16 <= 25 points) and point Gram (16 > 10 points)
+    for R in (5, 3, 2):  # feature Gram (16 <= 25 points), point Gram (16 > 15 and > 10 points; r = 2, 1)
         a = R * rho**2 + s0**2
         keep = kept_modes(Phi, a, s0, R)
         got = feature_spectra(Phi, q, a, s0, R, 3)

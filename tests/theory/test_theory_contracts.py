@@ -138,6 +138,13 @@ def test_monte_carlo_stderr_is_the_seed_to_seed_spread():
     (lambda: theory.expected_logit_diagnostics([1.0], 2.5, 0.1, 0.1, 1.0, [0]), "n_classes"),
     (lambda: theory.critical_ratio(LAM, 3, 1.0, [0, 2, 2], 4, chi=0.9, k_star=3), r"steps\[2\] = 2 repeats"),
     (lambda: theory.k_chi_init(LAM, 3, 1.0, [0, 8, 8], 4), r"steps\[2\] = 8 repeats"),
+    # every function that takes a checkpoint schedule refuses a repeated checkpoint
+    (lambda: theory.quadratic_spectrum(LAM[:2], np.ones((2, 2)), np.ones((1, 2, 2)), 1.0, [0, 5, 5]),
+     r"steps\[2\] = 5 repeats steps\[1\]"),
+    (lambda: theory.quadratic_spectrum_flow(LAM[:2], np.ones((2, 2)), np.ones((1, 2, 2)), [0.5, 0.5]),
+     r"times\[1\] = 0.5 repeats"),
+    (lambda: theory.sgd_typical_explained_stress(np.eye(2), np.ones((2, 2)), np.ones((1, 2, 2)), 0.5,
+                                                 [0, 3, 3], 1), r"steps\[2\] = 3 repeats"),
     (lambda: theory.phase_map({"c": [0.5], "T": [10.5]}, dict(d=5, n_classes=3, n_runs=4, ratio=1)), "T"),
 ])
 def test_other_public_functions_refuse_bad_input(call, match):
