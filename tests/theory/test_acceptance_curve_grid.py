@@ -94,6 +94,11 @@ def test_seed_layout_is_disjoint(grid):
             for seeds in (grid._seeds(0, i, j, grid.N_SMALL), grid._seeds(grid.REF_SHIFT, i, j, grid.MAX_BIG)):
                 assert seen.isdisjoint(seeds.tolist())
                 seen.update(seeds.tolist())
+    for i in range(grid.MAX_CELLS):
+        for j in range(len(grid.GRID_RATIOS)):
+            seeds = grid._recheck_seeds(0, i, j, grid.MAX_BIG)
+            assert seen.isdisjoint(seeds.tolist())
+            seen.update(seeds.tolist())
     assert max(seen) < grid.seed_range(0)[1]
     ranges = sorted(grid.seed_range(off) for _, off in grid.CELL_SETS.values())
     assert all(a[1] <= b[0] for a, b in zip(ranges, ranges[1:]))
