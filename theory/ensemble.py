@@ -268,8 +268,8 @@ CUBATURE_MAX_SIZE = 768
 #: (blocks sized to about ``theory._cubature.BLOCK_BYTES``; 0.19 GB peak at C = 50, R = 64);
 #: the cost is the 256 eigenvalue problems, about 10-25 s there on one core. Beyond either cap
 #: the dof accounting of §4.4 is used. (Measured against 100-seed simulated means at C = 50,
-#: R = 64, 15 points of the curve grid: the rule within 0.0057; the accounting, used at 13 of
-#: them under the former caps 400 / 30000, up to 0.022 off, >= 0.010 at 8, up to 15 s.e.;
+#: R = 64, 15 points of each curve-grid set: the rule within 0.0068 and 0.0036; the accounting,
+#: used at 13 of them under the former caps 400 / 30000 (earlier seeds), up to 0.022 off;
 #: against Monte Carlo at C = 10, 36 cells: rule worst 0.0092, accounting 0.078.)
 CUBATURE_MAX_VARIABLES = 100_000
 
@@ -569,12 +569,11 @@ def expected_explained_stress(eigenvalues, n_classes, teacher_scale, init_scale,
     dof accounting it replaces: median 0.05, worst 0.23); at C = 4, 5 (4000 draws, s.e. up to
     0.0026): median 0.0016, worst 0.0092; at C = 10 (36 cells, 1000 draws): median 0.0017,
     worst 0.0092 (the dof accounting: 0.019, 0.078); at C = 50, R = 64 (15 points against
-    100-seed exact softmax means, ``benchmarks/acceptance_curve_grid.py``): within 0.0057 (the
-    dof accounting used at 13 of them before: up to 0.022). Cost: 256 eigenproblems, 0.01-1 s
-    at C <= 10, 10-25 s at C = 50, R = 64 (memory bounded: nodes in blocks sized to about
-    64 MB, 0.19 GB peak there). Beyond those
-    sizes it is the curve
-    of the deterministic dof-accounting spectrum of §4.4 (``stderr`` zeros).
+    100-seed exact softmax means, ``benchmarks/acceptance_curve_grid.py``): within 0.0068 and
+    0.0036 on its two sets (the dof accounting used at 13 of them before: up to 0.022). Cost:
+    256 eigenproblems, 0.01-1 s at C <= 10, 10-25 s at C = 50, R = 64 (memory bounded: nodes
+    in blocks sized to about 64 MB, 0.19 GB peak there). Beyond those sizes it is the curve of
+    the deterministic dof-accounting spectrum of §4.4 (``stderr`` zeros).
     ``'mean-field'`` is the curve of the mean-field spectrum (normalised by its own sum of
     squares).
 
