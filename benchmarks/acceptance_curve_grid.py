@@ -124,10 +124,14 @@ def simulate_cell(item):
     return np.stack(small), np.stack(big)
 
 
-def _seeds(offset, i, j, n):
+def _check_point(i, j, n):
     if not (0 <= i < MAX_CELLS and 0 <= j < len(GRID_RATIOS) and 0 < n <= MAX_BIG):
         raise ValueError(f"cell {i}, ratio {j}, {n} seeds: outside the seed layout "
                          f"(cells < {MAX_CELLS}, seeds <= {MAX_BIG})")
+
+
+def _seeds(offset, i, j, n):
+    _check_point(i, j, n)
     return offset + 10_000 * i + 1000 * j + np.arange(n)
 
 
@@ -138,8 +142,7 @@ def seed_range(offset) -> tuple[int, int]:
 
 
 def _recheck_seeds(offset, i, j, n):
-    if not (0 <= i < MAX_CELLS and 0 <= j < len(GRID_RATIOS) and 0 < n <= MAX_BIG):
-        raise ValueError(f"cell {i}, ratio {j}, {n} seeds: outside the recheck seed layout")
+    _check_point(i, j, n)
     return offset + RECHECK_SHIFT + MAX_BIG * (len(GRID_RATIOS) * i + j) + np.arange(n)
 
 

@@ -275,7 +275,7 @@ def kept_modes(Phi: np.ndarray, a: float, s0: float, R: int) -> np.ndarray:
 
 
 def feature_spectra(Phi: np.ndarray, q: int, a: float, s0: float, R: int, log2_nodes: int,
-                    block_bytes: int | None = None, block_nodes: int | None = None) -> np.ndarray:
+                    block_nodes: int | None = None) -> np.ndarray:
     """Small-logit spectra at every cubature node, (N, p) sorted descending.
 
     Exact reduction (§4.5): in the rotated run basis (run mean, R-1 orthonormal contrasts) feature
@@ -285,8 +285,8 @@ def feature_spectra(Phi: np.ndarray, q: int, a: float, s0: float, R: int, log2_n
     mode by mode in decreasing energy, contrast rows within a mode. The point Gram is summed mode
     by mode (:func:`_point_gram`), never through the points themselves. Nodes are processed in
     blocks sized from an estimate of their working arrays (variables with their temporaries, the
-    Gram and its products, the contrast block's intermediate) against ``block_bytes`` (default
-    ``BLOCK_BYTES``), or of ``block_nodes`` nodes when given; rules with more than
+    Gram and its products, the contrast block's intermediate) against ``BLOCK_BYTES``, or of
+    ``block_nodes`` nodes when given; rules with more than
     ``CACHED_MAX_VARIABLES`` variables are built block by block and not cached.
     """
     keep = kept_modes(Phi, a, s0, R)
@@ -307,7 +307,7 @@ def feature_spectra(Phi: np.ndarray, q: int, a: float, s0: float, R: int, log2_n
         S = (P.T @ P)[np.ix_(modes, modes)]
     per_node = 8 * (4 * n_feat * (1 + r) + 3 * size * size + (0 if use_features else dd * r * r * K))
     if block_nodes is None:
-        block_nodes = (BLOCK_BYTES if block_bytes is None else block_bytes) // per_node
+        block_nodes = BLOCK_BYTES // per_node
     block = int(max(1, min(n_nodes, block_nodes)))
     cached = n_feat * r <= CACHED_MAX_VARIABLES
     if cached:

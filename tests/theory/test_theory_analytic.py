@@ -98,7 +98,7 @@ def test_large_rules_are_evaluated_in_blocks_with_the_same_numbers(R, monkeypatc
     lam, C = LAM30(0.7)[:6], 4
     st = np.array([0, 1, 3, 9])
     Phi = _profiles(lam, C, 1.0, st)
-    whole = cub.feature_spectra(Phi, C - 1, 0.5, 0.8, R, 6, block_bytes=2**40)
+    whole = cub.feature_spectra(Phi, C - 1, 0.5, 0.8, R, 6, block_nodes=64)   # all nodes at once
     assert whole.shape[0] == 64
     for n in (1, 7):   # 7: nine full blocks and a partial last one of 1 node
         assert np.allclose(cub.feature_spectra(Phi, C - 1, 0.5, 0.8, R, 6, block_nodes=n), whole,
